@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"runtime"
+	"sort"
+	"strings"
+)
+
+// Exit codes follow the Nagios plugin convention in every mode.
+const (
+	exitOK       = 0
+	exitWarning  = 1
+	exitCritical = 2
+	exitUnknown  = 3 // bad usage, unreadable input
+)
+
+// Set by the build (-ldflags -X).
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
+// env is what a command may touch: no globals, so tests call run directly.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+// command is one mode of heapguard, restic-style: it declares its flags on
+// its own FlagSet and runs with what remains.
+type command struct {
+	name    string
+	summary string
+	usage   string // the argument synopsis after the command name
+	help    string // description, examples and EXIT STATUS
+	flags   func(fs *flag.FlagSet) any
+	run     func(ctx context.Context, e env, opts any, args []string) int
+}
+
+var commands = map[string]*command{}
+
+func register(c *command) { commands[c.name] = c }
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := env{stdin: stdin, stdout: stdout, stderr: stderr}
+	if len(args) == 0 {
+		writeHelp(stderr)
+		return exitUnknown
+	}
+	name := args[0]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 {
+			if c, ok := commands[args[1]]; ok {
+				fs, _ := c.flagSet(io.Discard)
+				c.writeUsage(stdout, fs)
+				return exitOK
+			}
+			fmt.Fprintf(stderr, "heapguard: unknown command %q\n", args[1])
+			return exitUnknown
+		}
+		writeHelp(stdout)
+		return exitOK
+	case "version", "-version", "--version":
+		fmt.Fprintf(stdout, "heapguard %s (commit %s, %s, %s/%s)\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return exitOK
+	}
+	c, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(stderr, "heapguard: unknown command %q (see heapguard help)\n", name)
+		return exitUnknown
+	}
+	fs, opts := c.flagSet(stderr)
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			// -h is a request, not a mistake: usage goes to stdout.
+			c.writeUsage(stdout, fs)
+			return exitOK
+		}
+		return exitUnknown
+	}
+	code := c.run(ctx, e, opts, fs.Args())
+	if code == usageError {
+		c.writeUsage(stderr, fs)
+		return exitUnknown
+	}
+	return code
+}
+
+// usageError is returned by a command's run to have its usage printed.
+const usageError = -1
+
+func (c *command) flagSet(out io.Writer) (*flag.FlagSet, any) {
+	fs := flag.NewFlagSet("heapguard "+c.name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	var opts any
+	if c.flags != nil {
+		opts = c.flags(fs)
+	}
+	fs.Usage = func() { c.writeUsage(out, fs) }
+	return fs, opts
+}
+
+func (c *command) writeUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: heapguard %s %s\n\n%s\n", c.name, c.usage, c.summary)
+	var hasFlags bool
+	fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+	if hasFlags {
+		fmt.Fprintf(w, "\nFlags:\n")
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+	}
+	if c.help != "" {
+		fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(c.help))
+	}
+}
+
+func writeHelp(w io.Writer) {
+	fmt.Fprintf(w, "heapguard keeps an ESXi host manageable when a leaking vmkernel heap\nis about to take its management agents down.\n\n")
+	fmt.Fprintf(w, "Usage: heapguard <command> [flags] [arguments]\n\nCommands:\n")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintf(w, "  %-10s %s\n  %-10s %s\n", "help", "show help for heapguard or one command", "version", "print version, commit and Go version")
+	fmt.Fprintf(w, "\nRun 'heapguard <command> -h' for a command's flags.\n")
+	fmt.Fprintf(w, "\nEXIT STATUS (every command, Nagios convention):\n  0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad usage, unreadable input)\n")
+}

@@ -1,0 +1,177 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+)
+
+// DefaultTimeout bounds every command that does not set its own.
+const DefaultTimeout = 30 * time.Second
+
+// maxOutput caps what is kept of a command's stdout and stderr each, so a
+// command that floods cannot exhaust memory.
+const maxOutput = 4 << 20
+
+// Result is what a finished command left behind.
+type Result struct {
+	Argv     []string
+	Stdout   []byte
+	Stderr   []byte
+	ExitCode int // -1 when the command did not exit normally (timeout, signal, not started)
+	Duration time.Duration
+}
+
+// ErrTimeout is wrapped by the error of a command killed because it ran past its timeout.
+var ErrTimeout = errors.New("command timed out")
+
+// CommandError tells which command failed and how.
+type CommandError struct {
+	Argv     []string
+	ExitCode int
+	Stderr   string // first line of stderr, if any
+	Err      error
+}
+
+func (e *CommandError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "run %q", e.Argv)
+	if e.ExitCode >= 0 {
+		fmt.Fprintf(&b, ": exit status %d", e.ExitCode)
+	}
+	if e.Err != nil {
+		fmt.Fprintf(&b, ": %v", e.Err)
+	}
+	if e.Stderr != "" {
+		fmt.Fprintf(&b, ": %s", e.Stderr)
+	}
+	return b.String()
+}
+
+func (e *CommandError) Unwrap() error { return e.Err }
+
+// Runner runs one argument vector. Implementations never go through a shell.
+type Runner interface {
+	Run(ctx context.Context, timeout time.Duration, argv ...string) (Result, error)
+}
+
+// Exec runs commands on this machine. With a Root other than "" or "/", the
+// root's bin folders come first in PATH, so a simulated host's vsish,
+// vim-cmd, … are the ones found, and absolute command paths are resolved
+// under the root.
+type Exec struct {
+	Root string
+	// Env is added to the inherited environment (KEY=VALUE).
+	Env []string
+}
+
+var _ Runner = Exec{}
+
+// Run runs argv with the given timeout (DefaultTimeout when zero or less).
+// A non-zero exit, a timeout or a failure to start is returned as a
+// *CommandError; the Result is filled in as far as it got.
+func (x Exec) Run(ctx context.Context, timeout time.Duration, argv ...string) (Result, error) {
+	res := Result{Argv: argv, ExitCode: -1}
+	if len(argv) == 0 {
+		return res, errors.New("run: empty argument vector")
+	}
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	name := argv[0]
+	if strings.HasPrefix(name, "/") {
+		name = Path(x.Root, name)
+	}
+	cmd := exec.CommandContext(ctx, name, argv[1:]...)
+	cmd.Env = x.environ()
+	cmd.Stdin = nil
+	var stdout, stderr capBuffer
+	stdout.max, stderr.max = maxOutput, maxOutput
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	// A child that forks a grandchild holding our pipes must not keep us
+	// waiting past the timeout.
+	cmd.WaitDelay = 2 * time.Second
+
+	start := time.Now()
+	err := cmd.Run()
+	res.Duration = time.Since(start)
+	res.Stdout, res.Stderr = stdout.Bytes(), stderr.Bytes()
+	if cmd.ProcessState != nil && cmd.ProcessState.Exited() {
+		res.ExitCode = cmd.ProcessState.ExitCode()
+	}
+	if err == nil {
+		return res, nil
+	}
+	cerr := &CommandError{Argv: argv, ExitCode: res.ExitCode, Stderr: firstLine(res.Stderr)}
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		cerr.Err = fmt.Errorf("%w after %s", ErrTimeout, timeout)
+	case ctx.Err() != nil:
+		cerr.Err = ctx.Err()
+	default:
+		var exitErr *exec.ExitError
+		if !errors.As(err, &exitErr) {
+			cerr.Err = err
+		}
+	}
+	return res, cerr
+}
+
+func (x Exec) environ() []string {
+	env := os.Environ()
+	if !IsRealRoot(x.Root) {
+		prefix := strings.Join([]string{
+			Path(x.Root, "/bin"), Path(x.Root, "/sbin"),
+			Path(x.Root, "/usr/bin"), Path(x.Root, "/usr/sbin"),
+		}, ":")
+		replaced := false
+		for i, kv := range env {
+			if strings.HasPrefix(kv, "PATH=") {
+				env[i] = "PATH=" + prefix + ":" + kv[len("PATH="):]
+				replaced = true
+			}
+		}
+		if !replaced {
+			env = append(env, "PATH="+prefix)
+		}
+	}
+	return append(env, x.Env...)
+}
+
+func firstLine(b []byte) string {
+	b = bytes.TrimSpace(b)
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[:i]
+	}
+	if len(b) > 200 {
+		b = b[:200]
+	}
+	return string(b)
+}
+
+// capBuffer keeps the first max bytes written and silently drops the rest,
+// so the child never blocks on a full pipe.
+type capBuffer struct {
+	bytes.Buffer
+	max       int
+	truncated bool
+}
+
+func (c *capBuffer) Write(p []byte) (int, error) {
+	if room := c.max - c.Len(); room < len(p) {
+		c.truncated = true
+		if room > 0 {
+			c.Buffer.Write(p[:room])
+		}
+		return len(p), nil
+	}
+	return c.Buffer.Write(p)
+}
