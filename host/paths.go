@@ -14,5 +14,6 @@ func Path(root, p string) string {
 	if IsRealRoot(root) {
 		return p
 	}
-	return filepath.Join(root, strings.TrimPrefix(p, "/"))
+	// Cleaning as an absolute path first keeps "/../x" inside the root.
+	return filepath.Join(root, strings.TrimPrefix(filepath.Clean("/"+p), "/"))
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -86,9 +87,9 @@ func (x Exec) Run(ctx context.Context, timeout time.Duration, argv ...string) (R
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	name := argv[0]
-	if strings.HasPrefix(name, "/") {
-		name = Path(x.Root, name)
+	name, err := x.lookPath(argv[0])
+	if err != nil {
+		return res, &CommandError{Argv: argv, ExitCode: -1, Err: err}
 	}
 	cmd := exec.CommandContext(ctx, name, argv[1:]...)
 	cmd.Env = x.environ()
@@ -101,7 +102,7 @@ func (x Exec) Run(ctx context.Context, timeout time.Duration, argv ...string) (R
 	cmd.WaitDelay = 2 * time.Second
 
 	start := time.Now()
-	err := cmd.Run()
+	err = cmd.Run()
 	res.Duration = time.Since(start)
 	res.Stdout, res.Stderr = stdout.Bytes(), stderr.Bytes()
 	if cmd.ProcessState != nil && cmd.ProcessState.Exited() {
@@ -125,13 +126,36 @@ func (x Exec) Run(ctx context.Context, timeout time.Duration, argv ...string) (R
 	return res, cerr
 }
 
+// binDirs are the root's command folders, searched before the inherited PATH.
+func (x Exec) binDirs() []string {
+	if IsRealRoot(x.Root) {
+		return nil
+	}
+	return []string{Path(x.Root, "/bin"), Path(x.Root, "/sbin"), Path(x.Root, "/usr/bin"), Path(x.Root, "/usr/sbin")}
+}
+
+// lookPath resolves argv[0]: absolute paths under the root, bare names in
+// the root's bin folders first (exec.Command alone would search only this
+// process's PATH).
+func (x Exec) lookPath(name string) (string, error) {
+	if strings.HasPrefix(name, "/") {
+		return Path(x.Root, name), nil
+	}
+	if !strings.Contains(name, "/") {
+		for _, d := range x.binDirs() {
+			p := filepath.Join(d, name)
+			if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+				return p, nil
+			}
+		}
+	}
+	return exec.LookPath(name)
+}
+
 func (x Exec) environ() []string {
 	env := os.Environ()
-	if !IsRealRoot(x.Root) {
-		prefix := strings.Join([]string{
-			Path(x.Root, "/bin"), Path(x.Root, "/sbin"),
-			Path(x.Root, "/usr/bin"), Path(x.Root, "/usr/sbin"),
-		}, ":")
+	if dirs := x.binDirs(); dirs != nil {
+		prefix := strings.Join(dirs, ":")
 		replaced := false
 		for i, kv := range env {
 			if strings.HasPrefix(kv, "PATH=") {
@@ -158,20 +182,23 @@ func firstLine(b []byte) string {
 }
 
 // capBuffer keeps the first max bytes written and silently drops the rest,
-// so the child never blocks on a full pipe.
+// so the child never blocks on a full pipe. It deliberately has no
+// ReadFrom, which io.Copy would use to bypass the cap.
 type capBuffer struct {
-	bytes.Buffer
+	buf       bytes.Buffer
 	max       int
 	truncated bool
 }
 
 func (c *capBuffer) Write(p []byte) (int, error) {
-	if room := c.max - c.Len(); room < len(p) {
+	if room := c.max - c.buf.Len(); room < len(p) {
 		c.truncated = true
 		if room > 0 {
-			c.Buffer.Write(p[:room])
+			c.buf.Write(p[:room])
 		}
 		return len(p), nil
 	}
-	return c.Buffer.Write(p)
+	return c.buf.Write(p)
 }
+
+func (c *capBuffer) Bytes() []byte { return c.buf.Bytes() }
