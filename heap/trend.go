@@ -1,0 +1,242 @@
+package heap
+
+import (
+	"fmt"
+	"time"
+)
+
+// Point is one observation of a heap in host time. The trend is fitted on
+// Allocated ("current bytes allocated"): it is printed by every vsish
+// version we have seen, and exhaustion is Allocated reaching Max.
+type Point struct {
+	T         time.Time `json:"t"`
+	Allocated int64     `json:"allocated"`
+	Max       int64     `json:"max"`
+}
+
+// PointFrom makes a Point of a sample taken at host time t. Without
+// "current bytes allocated" it uses maximum heap size - maximum bytes
+// available.
+func PointFrom(t time.Time, s Sample) (Point, error) {
+	max, ok := s.MaxSize()
+	if !ok || max <= 0 {
+		return Point{}, fmt.Errorf("trend point for %s: no maximum heap size: %w", s.Name, ErrTruncated)
+	}
+	alloc, ok := s.Allocated()
+	if !ok {
+		avail, ok := s.MaxAvailable()
+		if !ok {
+			return Point{}, fmt.Errorf("trend point for %s: no allocated or available bytes: %w", s.Name, ErrTruncated)
+		}
+		alloc = max - avail
+	}
+	return Point{T: t, Allocated: alloc, Max: max}, nil
+}
+
+// TrendConfig bounds the window and says when a fit is meaningful. Zero
+// fields take the defaults.
+type TrendConfig struct {
+	// MaxPoints keeps only the most recent points (default 60).
+	MaxPoints int `json:"max_points,omitempty"`
+	// MaxAge drops points older than this before the newest (default 15 min).
+	MaxAge time.Duration `json:"max_age,omitempty"`
+	// MinPoints is the fewest points a prediction needs (default 3, at least 3).
+	MinPoints int `json:"min_points,omitempty"`
+	// ResetDrop: an allocation drop larger than this fraction of the
+	// maximum heap size between two points starts a new window (default
+	// 0.10): the heap was restarted or the leaking VMs powered off, and a
+	// line through the cliff would mean nothing.
+	ResetDrop float64 `json:"reset_drop,omitempty"`
+}
+
+func (c TrendConfig) withDefaults() TrendConfig {
+	if c.MaxPoints <= 0 {
+		c.MaxPoints = 60
+	}
+	if c.MaxAge <= 0 {
+		c.MaxAge = 15 * time.Minute
+	}
+	if c.MinPoints < 3 {
+		c.MinPoints = 3
+	}
+	if c.ResetDrop <= 0 {
+		c.ResetDrop = 0.10
+	}
+	return c
+}
+
+// Series is the bounded window of recent points of one heap. It is plain
+// data so that `heapguard check`, run from cron, can save it as JSON
+// between runs.
+type Series struct {
+	// Heap is the base name; FullName the last full name seen (a new
+	// address means the heap was re-created, which resets the window).
+	Heap     string  `json:"heap"`
+	FullName string  `json:"full_name,omitempty"`
+	Points   []Point `json:"points"`
+	// Resets counts the windows thrown away; LastReset says why the last was.
+	Resets    int    `json:"resets,omitempty"`
+	LastReset string `json:"last_reset,omitempty"`
+}
+
+// Add appends a point, first starting a new window when the heap was
+// re-created (full name or maximum size changed, allocation dropped
+// sharply) or host time went backwards, then trims the window. It returns
+// the reason when it reset the window, "" otherwise.
+func (s *Series) Add(cfg TrendConfig, fullName string, p Point) (reset string) {
+	cfg = cfg.withDefaults()
+	if n := len(s.Points); n > 0 {
+		last := s.Points[n-1]
+		switch {
+		case fullName != "" && s.FullName != "" && fullName != s.FullName:
+			reset = fmt.Sprintf("heap re-created as %s", fullName)
+		case p.Max != last.Max:
+			reset = fmt.Sprintf("maximum size changed from %d to %d", last.Max, p.Max)
+		case p.T.Before(last.T):
+			reset = "host time went backwards"
+		case float64(last.Allocated-p.Allocated) > cfg.ResetDrop*float64(p.Max):
+			reset = fmt.Sprintf("allocation dropped from %d to %d", last.Allocated, p.Allocated)
+		}
+	}
+	if reset != "" {
+		s.Points = s.Points[:0]
+		s.Resets++
+		s.LastReset = reset
+	}
+	if fullName != "" {
+		s.FullName = fullName
+	}
+	s.Points = append(s.Points, p)
+	cut := 0
+	if over := len(s.Points) - cfg.MaxPoints; over > 0 {
+		cut = over
+	}
+	oldest := p.T.Add(-cfg.MaxAge)
+	for cut < len(s.Points)-1 && s.Points[cut].T.Before(oldest) {
+		cut++
+	}
+	if cut > 0 {
+		s.Points = append(s.Points[:0], s.Points[cut:]...)
+	}
+	return reset
+}
+
+// Trend is the least-squares line through a Series' window.
+type Trend struct {
+	Heap   string `json:"heap"`
+	Points int    `json:"points"`
+	// Span is the host time between the first and last point.
+	Span time.Duration `json:"span_ns"`
+	// BytesPerSecond is the slope of allocated bytes over host time
+	// (positive: leaking). Zero when there are fewer than 2 points or no
+	// time between them.
+	BytesPerSecond float64 `json:"bytes_per_second"`
+	Last           Point   `json:"last"`
+	// Predicted is true when the fit is meaningful (at least MinPoints
+	// points over a non-zero span, positive slope); only then are
+	// TimeToExhaustion and ExhaustionAt set. Otherwise NoPrediction says why.
+	Predicted bool `json:"predicted"`
+	// TimeToExhaustion is (Max - last allocated) / slope, from the last
+	// point's time: the observed last value, not the fitted one, so a
+	// recent jump is not averaged away. Zero when already exhausted.
+	TimeToExhaustion time.Duration `json:"time_to_exhaustion_ns,omitempty"`
+	ExhaustionAt     time.Time     `json:"exhaustion_at,omitzero"`
+	NoPrediction     string        `json:"no_prediction,omitempty"`
+}
+
+// Trend fits the window. Times are taken relative to the first point, in
+// seconds, and sums are centred, so the arithmetic is exact for small
+// integer data.
+func (s *Series) Trend(cfg TrendConfig) Trend {
+	cfg = cfg.withDefaults()
+	t := Trend{Heap: s.Heap, Points: len(s.Points)}
+	if len(s.Points) == 0 {
+		t.NoPrediction = "no samples"
+		return t
+	}
+	first, last := s.Points[0], s.Points[len(s.Points)-1]
+	t.Last, t.Span = last, last.T.Sub(first.T)
+	slope, ok := fit(s.Points)
+	if ok {
+		t.BytesPerSecond = slope
+	}
+	switch {
+	case len(s.Points) < cfg.MinPoints:
+		t.NoPrediction = fmt.Sprintf("%d samples, need %d", len(s.Points), cfg.MinPoints)
+	case !ok:
+		t.NoPrediction = "all samples at the same time"
+	case slope <= 0:
+		t.NoPrediction = "allocation not growing"
+	default:
+		t.Predicted = true
+		left := float64(last.Max - last.Allocated)
+		if left < 0 {
+			left = 0
+		}
+		secs := left / slope
+		const maxSecs = float64(1<<63-1) / float64(time.Second)
+		if secs > maxSecs {
+			secs = maxSecs
+		}
+		t.TimeToExhaustion = time.Duration(secs * float64(time.Second))
+		t.ExhaustionAt = last.T.Add(t.TimeToExhaustion)
+	}
+	return t
+}
+
+// fit returns the least-squares slope of Allocated over time in bytes per
+// second; ok is false with fewer than two distinct times.
+func fit(ps []Point) (float64, bool) {
+	if len(ps) < 2 {
+		return 0, false
+	}
+	t0, a0 := ps[0].T, ps[0].Allocated
+	n := float64(len(ps))
+	var sx, sy float64
+	for _, p := range ps {
+		sx += p.T.Sub(t0).Seconds()
+		sy += float64(p.Allocated - a0)
+	}
+	mx, my := sx/n, sy/n
+	var sxx, sxy float64
+	for _, p := range ps {
+		dx := p.T.Sub(t0).Seconds() - mx
+		dy := float64(p.Allocated-a0) - my
+		sxx += dx * dx
+		sxy += dx * dy
+	}
+	if sxx == 0 {
+		return 0, false
+	}
+	return sxy / sxx, true
+}
+
+// Trends holds one Series per heap base name: the state `heapguard check`
+// saves between runs.
+type Trends struct {
+	Config TrendConfig        `json:"config"`
+	Heaps  map[string]*Series `json:"heaps"`
+}
+
+// Observe adds a sample taken at host time t and returns the heap's
+// updated trend.
+func (ts *Trends) Observe(t time.Time, s Sample) (Trend, error) {
+	p, err := PointFrom(t, s)
+	if err != nil {
+		return Trend{}, err
+	}
+	if ts.Heaps == nil {
+		ts.Heaps = map[string]*Series{}
+	}
+	name := s.Name
+	if name == "" {
+		name = BaseName(s.FullName)
+	}
+	ser := ts.Heaps[name]
+	if ser == nil {
+		ser = &Series{Heap: name}
+		ts.Heaps[name] = ser
+	}
+	ser.Add(ts.Config, s.FullName, p)
+	return ser.Trend(ts.Config), nil
+}

@@ -1,0 +1,424 @@
+package remediate
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/heapguard/heapguard/host"
+)
+
+// Timeouts of the inventory commands. vim-cmd goes through hostd, which is
+// slow on a host in trouble; net-stats answers from the kernel.
+const (
+	GetAllVMsTimeout = 30 * time.Second
+	NetStatsTimeout  = 10 * time.Second
+)
+
+// maxVMXSize bounds what is read of one .vmx file (real ones are a few KB).
+const maxVMXSize = 1 << 20
+
+var (
+	// ErrVMXUnreadable is wrapped by ScanVMX's error when some .vmx files
+	// or folders could not be read; the rest were scanned.
+	ErrVMXUnreadable = errors.New("some .vmx files unreadable")
+	// ErrNoNetStats: net-stats -l was not available, ports cannot be checked.
+	ErrNoNetStats = errors.New("no net-stats port list")
+	// ErrPortUnknown: net-stats does not list the port (the VM was powered
+	// off or its port re-created since the log line).
+	ErrPortUnknown = errors.New("port not in net-stats")
+	// ErrPortMACMismatch: net-stats gives the port another MAC than the log.
+	ErrPortMACMismatch = errors.New("port MAC differs from net-stats")
+)
+
+// VMXRef says which .vmx file holds a MAC.
+type VMXRef struct {
+	// Name is the VM's displayName, else its folder name.
+	Name string `json:"name"`
+	// VMX is the file's host path ("/vmfs/volumes/71641d44-1e032a47/DSVA03/dsva03.vmx");
+	// its case need not match the display name.
+	VMX     string `json:"vmx"`
+	NIC     int    `json:"nic"`
+	Present bool   `json:"present"`
+	// Also lists other .vmx files with the same MAC (a copied VM, a stale
+	// file): a MAC with Also set must not be trusted blindly.
+	Also []string `json:"also,omitempty"`
+}
+
+// vmxFile is one scanned .vmx file.
+type vmxFile struct {
+	hostPath string // "/vmfs/volumes/<volume>/<folder>/<file>.vmx"
+	volume   string
+	rel      string // "<folder>/<file>.vmx"
+	name     string // displayName, else folder
+	vmx      VMX
+}
+
+// ScanVMX reads every vmfs/volumes/*/*/*.vmx of fsys, an fs.FS rooted at
+// the host's root (os.DirFS(root) in production), and maps each MAC
+// (generated and static, normalised) to its VM. On ESXi every datastore is
+// both a folder named by its uuid and a symlink named by its label
+// (datastore1 -> 5f0c...); entries that are symlinks are skipped so a VM is
+// seen once. When two files claim one MAC, a present NIC wins over an
+// absent one, else the first in path order; the others are listed in Also.
+//
+// Unreadable files and folders are skipped: the map of the rest comes
+// with an error wrapping ErrVMXUnreadable that counts and names them.
+// Without vmfs/volumes at all the error wraps fs.ErrNotExist.
+func ScanVMX(fsys fs.FS) (map[string]VMXRef, error) {
+	files, err := scanVMXFiles(fsys)
+	return refsByMAC(files), err
+}
+
+func refsByMAC(files []vmxFile) map[string]VMXRef {
+	out := map[string]VMXRef{}
+	for _, f := range files {
+		for _, n := range f.vmx.NICs {
+			for _, mac := range n.MACs() {
+				ref := VMXRef{Name: f.name, VMX: f.hostPath, NIC: n.Index, Present: n.Present}
+				old, dup := out[mac]
+				switch {
+				case !dup:
+					out[mac] = ref
+				case old.VMX == ref.VMX:
+				case ref.Present && !old.Present:
+					ref.Also = append(old.Also, old.VMX)
+					out[mac] = ref
+				default:
+					old.Also = append(old.Also, ref.VMX)
+					out[mac] = old
+				}
+			}
+		}
+	}
+	return out
+}
+
+func scanVMXFiles(fsys fs.FS) ([]vmxFile, error) {
+	const volumes = "vmfs/volumes"
+	vols, err := fs.ReadDir(fsys, volumes)
+	if err != nil {
+		return nil, fmt.Errorf("scan vmx files: %w", err)
+	}
+	var (
+		files []vmxFile
+		bad   []string
+	)
+	for _, vol := range vols {
+		if !isRealDir(vol) {
+			continue
+		}
+		volDir := volumes + "/" + vol.Name()
+		vms, err := fs.ReadDir(fsys, volDir)
+		if err != nil {
+			bad = append(bad, "/"+volDir+": "+err.Error())
+			continue
+		}
+		for _, vm := range vms {
+			if !isRealDir(vm) {
+				continue
+			}
+			vmDir := volDir + "/" + vm.Name()
+			entries, err := fs.ReadDir(fsys, vmDir)
+			if err != nil {
+				bad = append(bad, "/"+vmDir+": "+err.Error())
+				continue
+			}
+			for _, e := range entries {
+				if !strings.HasSuffix(e.Name(), ".vmx") || !e.Type().IsRegular() {
+					continue
+				}
+				p := vmDir + "/" + e.Name()
+				v, err := readVMX(fsys, p)
+				if err != nil {
+					bad = append(bad, "/"+p+": "+err.Error())
+					continue
+				}
+				name := v.DisplayName
+				if name == "" {
+					name = vm.Name()
+				}
+				files = append(files, vmxFile{hostPath: "/" + p, volume: vol.Name(), rel: vm.Name() + "/" + e.Name(), name: name, vmx: v})
+			}
+		}
+	}
+	if len(bad) > 0 {
+		return files, fmt.Errorf("scan vmx files: %d unreadable (%s): %w", len(bad), strings.Join(bad, "; "), ErrVMXUnreadable)
+	}
+	return files, nil
+}
+
+func isRealDir(e fs.DirEntry) bool {
+	return e.IsDir() && e.Type()&fs.ModeSymlink == 0
+}
+
+func readVMX(fsys fs.FS, name string) (VMX, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return VMX{}, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxVMXSize+1))
+	if err != nil {
+		return VMX{}, err
+	}
+	if len(b) > maxVMXSize {
+		return VMX{}, fmt.Errorf("larger than %d bytes", maxVMXSize)
+	}
+	return ParseVMX(bytes.NewReader(b))
+}
+
+// InventoryVM is one VM known to the host: registered (from getallvms)
+// and/or found as a .vmx file.
+type InventoryVM struct {
+	// ID is the vmid; "" for a .vmx on a datastore that is not registered
+	// (it cannot be running, and vim-cmd cannot address it).
+	ID   string `json:"id,omitempty"`
+	Name string `json:"name"`
+	// VMX is the host path of the .vmx file; "" when it was not found.
+	VMX string `json:"vmx,omitempty"`
+	// File is getallvms' File column ("[datastore1] VM1/VM1.vmx").
+	File string `json:"file,omitempty"`
+	NICs []NIC  `json:"nics,omitempty"`
+}
+
+// MACOwner is what the inventory knows about one MAC.
+type MACOwner struct {
+	MAC     string `json:"mac"`
+	VMID    string `json:"vmid,omitempty"`
+	Name    string `json:"name"`
+	VMX     string `json:"vmx"`
+	NIC     int    `json:"nic"`
+	Present bool   `json:"present"`
+	// Others are the .vmx files of other VMs with the same MAC.
+	// Ambiguous is true when one of them is registered too: then the MAC
+	// does not tell which VM to act on.
+	Others    []string `json:"others,omitempty"`
+	Ambiguous bool     `json:"ambiguous,omitempty"`
+	// Port is the net-stats port carrying this MAC, when HasPort (a VM
+	// port, type 5, preferred).
+	Port    uint32 `json:"port,omitempty"`
+	HasPort bool   `json:"has_port,omitempty"`
+}
+
+// Inventory joins getallvms, the .vmx files and net-stats. Build it with
+// NewInventory or LoadInventory.
+type Inventory struct {
+	VMs []InventoryVM `json:"vms"`
+	// Ports is nil when net-stats was not available.
+	Ports []NetPort `json:"ports,omitempty"`
+	// Notes are non-fatal problems met while building it.
+	Notes []string `json:"notes,omitempty"`
+
+	byMAC  map[string]MACOwner
+	byPort map[uint32]NetPort
+}
+
+// NewInventory scans fsys (rooted at the host root) for .vmx files and
+// joins them with the getallvms rows (by datastore and path; the label
+// "datastore1" is resolved through its symlink to the uuid folder) and,
+// when ports is not nil, with net-stats. Problems that leave the rest
+// usable (unreadable files, VMs whose .vmx was not found) become Notes.
+func NewInventory(fsys fs.FS, rows []VMRow, ports []NetPort) Inventory {
+	inv := Inventory{Ports: ports}
+	files, err := scanVMXFiles(fsys)
+	if err != nil {
+		inv.Notes = append(inv.Notes, err.Error())
+	}
+	byHostPath := map[string]int{}
+	byFoldedPath := map[string][]int{}
+	for i, f := range files {
+		byHostPath[f.hostPath] = i
+		k := strings.ToLower(f.hostPath)
+		byFoldedPath[k] = append(byFoldedPath[k], i)
+	}
+	used := make([]bool, len(files))
+	for _, r := range rows {
+		vm := InventoryVM{ID: r.ID, Name: r.Name, File: r.File()}
+		if r.Datastore == "" {
+			inv.Notes = append(inv.Notes, fmt.Sprintf("vm %s (%s): no datastore in %q, .vmx not located", r.ID, r.Name, r.File()))
+			inv.VMs = append(inv.VMs, vm)
+			continue
+		}
+		hostPath := "/vmfs/volumes/" + resolveVolume(fsys, r.Datastore) + "/" + r.Path
+		i, ok := byHostPath[hostPath]
+		if !ok {
+			if c := byFoldedPath[strings.ToLower(hostPath)]; len(c) == 1 {
+				i, ok = c[0], true
+			}
+		}
+		switch {
+		case ok:
+			used[i] = true
+			vm.VMX, vm.NICs = files[i].hostPath, files[i].vmx.NICs
+		default:
+			// Not found by the scan (a datastore reached only through its
+			// label, say): read it through the label's path.
+			p := path.Join("vmfs/volumes", r.Datastore, r.Path)
+			v, err := readVMX(fsys, p)
+			if err != nil {
+				inv.Notes = append(inv.Notes, fmt.Sprintf("vm %s (%s): read %s: %v", r.ID, r.Name, "/"+p, err))
+				break
+			}
+			vm.VMX, vm.NICs = "/"+p, v.NICs
+		}
+		inv.VMs = append(inv.VMs, vm)
+	}
+	for i, f := range files {
+		if !used[i] {
+			inv.VMs = append(inv.VMs, InventoryVM{Name: f.name, VMX: f.hostPath, NICs: f.vmx.NICs})
+		}
+	}
+	inv.index()
+	return inv
+}
+
+// resolveVolume maps a datastore label to its volume folder through the
+// label's symlink; a label that is no symlink (or an fs without links) is
+// its own folder.
+func resolveVolume(fsys fs.FS, ds string) string {
+	target, err := fs.ReadLink(fsys, "vmfs/volumes/"+ds)
+	if err != nil || target == "" {
+		return ds
+	}
+	return path.Base(strings.TrimSuffix(target, "/"))
+}
+
+// index builds the MAC and port maps. A MAC's owner is chosen registered
+// first, then present NIC, then path order.
+func (inv *Inventory) index() {
+	inv.byMAC = map[string]MACOwner{}
+	inv.byPort = map[uint32]NetPort{}
+	for _, p := range inv.Ports {
+		inv.byPort[p.PortNum] = p
+	}
+	rank := func(o MACOwner) int {
+		r := 0
+		if o.VMID != "" {
+			r += 2
+		}
+		if o.Present {
+			r++
+		}
+		return r
+	}
+	claims := map[string][]MACOwner{}
+	var order []string
+	for _, vm := range inv.VMs {
+		for _, n := range vm.NICs {
+			for _, mac := range n.MACs() {
+				if _, ok := claims[mac]; !ok {
+					order = append(order, mac)
+				}
+				if slices.ContainsFunc(claims[mac], func(o MACOwner) bool { return o.VMX == vm.VMX && o.VMID == vm.ID }) {
+					continue
+				}
+				claims[mac] = append(claims[mac], MACOwner{MAC: mac, VMID: vm.ID, Name: vm.Name, VMX: vm.VMX, NIC: n.Index, Present: n.Present})
+			}
+		}
+	}
+	for _, mac := range order {
+		cs := claims[mac]
+		best := 0
+		for i := range cs {
+			if rank(cs[i]) > rank(cs[best]) {
+				best = i
+			}
+		}
+		o := cs[best]
+		for i, c := range cs {
+			if i == best {
+				continue
+			}
+			o.Others = append(o.Others, c.VMX)
+			if c.VMID != "" && o.VMID != "" {
+				o.Ambiguous = true
+			}
+		}
+		for _, p := range inv.Ports {
+			if p.MAC == mac && (!o.HasPort || p.Type == 5) {
+				o.Port, o.HasPort = p.PortNum, true
+				if p.Type == 5 {
+					break
+				}
+			}
+		}
+		inv.byMAC[mac] = o
+	}
+}
+
+// ByMAC finds the VM that owns a MAC (any case or separator).
+func (inv *Inventory) ByMAC(mac string) (MACOwner, bool) {
+	m, ok := NormalizeMAC(mac)
+	if !ok {
+		return MACOwner{}, false
+	}
+	o, ok := inv.byMAC[m]
+	return o, ok
+}
+
+// ByPort finds a net-stats port by number.
+func (inv *Inventory) ByPort(port uint32) (NetPort, bool) {
+	p, ok := inv.byPort[port]
+	return p, ok
+}
+
+// CheckPort cross-checks a port and MAC from the vmkernel log against
+// net-stats: nil when net-stats gives the port that MAC. Errors wrap
+// ErrNoNetStats, ErrPortUnknown or ErrPortMACMismatch.
+func (inv *Inventory) CheckPort(port uint32, mac string) error {
+	if inv.Ports == nil {
+		return fmt.Errorf("check port 0x%x: %w", port, ErrNoNetStats)
+	}
+	p, ok := inv.byPort[port]
+	if !ok {
+		return fmt.Errorf("check port 0x%x (%d): %w", port, port, ErrPortUnknown)
+	}
+	m, ok := NormalizeMAC(mac)
+	if !ok || m != p.MAC {
+		return fmt.Errorf("check port 0x%x: log says %s, net-stats says %s (%s): %w", port, mac, p.MAC, p.ClientName, ErrPortMACMismatch)
+	}
+	return nil
+}
+
+// LoadInventory runs `vim-cmd vmsvc/getallvms` and `net-stats -l` (each
+// with its timeout) and joins them with the .vmx files under root (""
+// or "/" for the real host). A failing or missing net-stats is noted, not
+// fatal. When getallvms fails, the inventory of the .vmx files alone
+// (no vmids, so nothing can be powered off) comes with the error.
+func LoadInventory(ctx context.Context, runner host.Runner, root string) (Inventory, error) {
+	fsys := os.DirFS(host.Path(root, "/"))
+	var notes []string
+	var ports []NetPort
+	res, err := runner.Run(ctx, NetStatsTimeout, "net-stats", "-l")
+	if err != nil {
+		notes = append(notes, fmt.Sprintf("net-stats -l: %v (ports not cross-checked)", err))
+	} else {
+		ports, err = ParseNetStats(bytes.NewReader(res.Stdout))
+		if err != nil {
+			notes = append(notes, err.Error())
+		}
+		if ports == nil {
+			ports = []NetPort{}
+		}
+	}
+	var rows []VMRow
+	res, gerr := runner.Run(ctx, GetAllVMsTimeout, "vim-cmd", "vmsvc/getallvms")
+	if gerr == nil {
+		rows, gerr = ParseGetAllVMs(bytes.NewReader(res.Stdout))
+	}
+	inv := NewInventory(fsys, rows, ports)
+	inv.Notes = append(notes, inv.Notes...)
+	if gerr != nil {
+		return inv, fmt.Errorf("load inventory: getallvms: %w", gerr)
+	}
+	return inv, nil
+}

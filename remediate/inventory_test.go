@@ -1,0 +1,307 @@
+package remediate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/heapguard/heapguard/host"
+)
+
+const incidentVolume = "71641d44-1e032a47"
+
+// incidentFS rebuilds the seed incident's datastore from the author's
+// `find . -name '*.vmx' -exec grep -H MAC {} \;` output (run in /vmfs):
+// one file per line, holding the grepped line, plus the datastore label
+// symlink ESXi keeps next to the uuid folder.
+func incidentFS(t testing.TB) fstest.MapFS {
+	t.Helper()
+	m := fstest.MapFS{
+		"vmfs/volumes/datastore1": {Mode: fs.ModeSymlink, Data: []byte(incidentVolume)},
+	}
+	for _, l := range strings.Split(strings.TrimSpace(invFixture(t, "vmx-ethernet-grep-H-esxi4.txt")), "\n") {
+		p, line, ok := strings.Cut(l, ":")
+		if !ok {
+			t.Fatalf("bad grep -H line %q", l)
+		}
+		m["vmfs"+p] = &fstest.MapFile{Data: []byte(line + "\n")}
+	}
+	return m
+}
+
+// Regression: the seed incident. The three flapping MACs lead to the three
+// DSVA VMs, DSVA03's file being dsva03.vmx, each VM listed once although
+// the datastore is reachable under two names.
+func TestScanVMXIncident(t *testing.T) {
+	got, err := ScanVMX(incidentFS(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]VMXRef{
+		"00:50:56:84:5a:b1": {Name: "DSVA04", VMX: "/vmfs/volumes/71641d44-1e032a47/DSVA04/DSVA04.vmx", NIC: 2},
+		"00:50:56:84:5a:b4": {Name: "DSVA03", VMX: "/vmfs/volumes/71641d44-1e032a47/DSVA03/dsva03.vmx", NIC: 2},
+		"00:50:56:84:5a:ba": {Name: "DSVA01", VMX: "/vmfs/volumes/71641d44-1e032a47/DSVA01/DSVA01.vmx", NIC: 2},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ScanVMX (-want +got):\n%s", diff)
+	}
+}
+
+func TestScanVMXConflictsAndUnreadable(t *testing.T) {
+	vmx := func(name, present, mac string) *fstest.MapFile {
+		return &fstest.MapFile{Data: []byte(fmt.Sprintf("displayName = %q\nethernet0.present = %q\nethernet0.generatedAddress = %q\n", name, present, mac))}
+	}
+	fsys := fstest.MapFS{
+		"vmfs/volumes/v1/a/a.vmx":       vmx("A old copy", "FALSE", "00:50:56:00:00:01"),
+		"vmfs/volumes/v1/b/b.vmx":       vmx("B", "TRUE", "00:50:56:00:00:01"),
+		"vmfs/volumes/v1/c/c.vmx":       vmx("C", "TRUE", "00:50:56:00:00:01"),
+		"vmfs/volumes/v1/c/c.vmx~":      vmx("lock", "TRUE", "00:50:56:00:00:09"),
+		"vmfs/volumes/v1/c/c.vmxf":      vmx("team", "TRUE", "00:50:56:00:00:09"),
+		"vmfs/volumes/v1/big/big.vmx":   {Data: []byte(strings.Repeat("#", maxVMXSize+1))},
+		"vmfs/volumes/v1/loose.vmx":     vmx("loose", "TRUE", "00:50:56:00:00:08"),
+		"vmfs/volumes/v1/link":          {Mode: fs.ModeSymlink, Data: []byte("b")},
+		"vmfs/volumes/v1/d/linked.vmx":  {Mode: fs.ModeSymlink, Data: []byte("../b/b.vmx")},
+		"vmfs/volumes/v2/e/E.vmx":       vmx("E", "TRUE", "00:50:56:00:00:02"),
+		"vmfs/volumes/v2/e/E.vmx.lck/x": {},
+		"vmfs/volumes/notadir":          {Data: []byte("x")},
+	}
+	got, err := ScanVMX(fsys)
+	if !errors.Is(err, ErrVMXUnreadable) || !strings.Contains(err.Error(), "1 unreadable") || !strings.Contains(err.Error(), "/vmfs/volumes/v1/big/big.vmx") {
+		t.Errorf("error = %v, want 1 unreadable naming big.vmx", err)
+	}
+	want := map[string]VMXRef{
+		"00:50:56:00:00:01": {Name: "B", VMX: "/vmfs/volumes/v1/b/b.vmx", Present: true,
+			Also: []string{"/vmfs/volumes/v1/a/a.vmx", "/vmfs/volumes/v1/c/c.vmx"}},
+		"00:50:56:00:00:02": {Name: "E", VMX: "/vmfs/volumes/v2/e/E.vmx", Present: true},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ScanVMX (-want +got):\n%s", diff)
+	}
+
+	if _, err := ScanVMX(fstest.MapFS{}); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ScanVMX without vmfs/volumes: %v", err)
+	}
+}
+
+// A unreadable file on a real file system is counted, not fatal.
+func TestScanVMXPermission(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root reads everything")
+	}
+	root := t.TempDir()
+	for _, vm := range []string{"ok", "locked"} {
+		p := filepath.Join(root, "vmfs/volumes/v", vm, vm+".vmx")
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(`ethernet0.generatedAddress = "00:50:56:00:00:0`+fmt.Sprint(len(vm))+`"`+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(filepath.Join(root, "vmfs/volumes/v/locked/locked.vmx"), 0); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ScanVMX(os.DirFS(root))
+	if !errors.Is(err, ErrVMXUnreadable) || len(got) != 1 || got["00:50:56:00:00:02"].Name != "ok" {
+		t.Errorf("ScanVMX = %v, %v", got, err)
+	}
+}
+
+// incidentInventory joins the incident's datastore with a getallvms
+// listing in vim-cmd's layout and a net-stats listing holding the log's
+// ports (0x3000003/5/7) with their MACs.
+func incidentInventory(t testing.TB) (fstest.MapFS, string, string) {
+	fsys := incidentFS(t)
+	fsys["vmfs/volumes/71641d44-1e032a47/stale/stale.vmx"] = &fstest.MapFile{Data: []byte("ethernet0.generatedAddress = \"00:50:56:84:5a:b1\"\nethernet1.generatedAddress = \"00:50:56:84:00:01\"\n")}
+	getallvms := vimCmdTable([][]string{
+		{"16", "DSVA01", "[datastore1] DSVA01/DSVA01.vmx", "otherLinux64Guest", "vmx-07", ""},
+		{"32", "DSVA03", "[datastore1] DSVA03/dsva03.vmx", "otherLinux64Guest", "vmx-07", "Trend Micro DSVA"},
+		{"48", "DSVA04", "[datastore1] DSVA04/DSVA04.vmx", "otherLinux64Guest", "vmx-07", ""},
+		{"64", "gone", "[datastore1] gone/gone.vmx", "otherGuest", "vmx-07", ""},
+	})
+	netstats := "PortNum          Type SubType SwitchName       MACAddress         ClientName\n" +
+		"50331651            5       9 vSwitch0         00:50:56:84:5a:b1  DSVA04.eth2\n" +
+		"50331653            5       9 vSwitch0         00:50:56:84:5a:ba  DSVA01.eth2\n" +
+		"50331655            5       9 vSwitch0         00:50:56:84:5a:b4  DSVA03.eth2\n"
+	return fsys, getallvms, netstats
+}
+
+func TestNewInventory(t *testing.T) {
+	fsys, getallvms, netstats := incidentInventory(t)
+	rows, err := ParseGetAllVMs(strings.NewReader(getallvms))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports, err := ParseNetStats(strings.NewReader(netstats))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := NewInventory(fsys, rows, ports)
+
+	var names []string
+	for _, vm := range inv.VMs {
+		names = append(names, vm.ID+":"+vm.Name+":"+vm.VMX)
+	}
+	wantNames := []string{
+		"16:DSVA01:/vmfs/volumes/71641d44-1e032a47/DSVA01/DSVA01.vmx",
+		"32:DSVA03:/vmfs/volumes/71641d44-1e032a47/DSVA03/dsva03.vmx",
+		"48:DSVA04:/vmfs/volumes/71641d44-1e032a47/DSVA04/DSVA04.vmx",
+		"64:gone:",
+		":stale:/vmfs/volumes/71641d44-1e032a47/stale/stale.vmx",
+	}
+	if diff := cmp.Diff(wantNames, names); diff != "" {
+		t.Errorf("VMs (-want +got):\n%s", diff)
+	}
+	if len(inv.Notes) != 1 || !strings.Contains(inv.Notes[0], "vm 64 (gone)") {
+		t.Errorf("notes = %q, want one about vm 64", inv.Notes)
+	}
+
+	// The log's port 0x3000007 with MAC 00:50:56:84:5a:b4 leads to vmid 32.
+	port, err := ParsePortID("0x3000007")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := inv.CheckPort(port, "00:50:56:84:5A:B4"); err != nil {
+		t.Errorf("CheckPort: %v", err)
+	}
+	o, ok := inv.ByMAC("00:50:56:84:5A:B4")
+	want := MACOwner{MAC: "00:50:56:84:5a:b4", VMID: "32", Name: "DSVA03", VMX: "/vmfs/volumes/71641d44-1e032a47/DSVA03/dsva03.vmx", NIC: 2, Port: 50331655, HasPort: true}
+	if diff := cmp.Diff(want, o); !ok || diff != "" {
+		t.Errorf("ByMAC (-want +got):\n%s", diff)
+	}
+	// A stale, unregistered copy claims DSVA04's MAC: the registered VM
+	// owns it, the copy is listed, and it is not ambiguous.
+	o, _ = inv.ByMAC("00:50:56:84:5a:b1")
+	if o.VMID != "48" || o.Ambiguous || !slices.Equal(o.Others, []string{"/vmfs/volumes/71641d44-1e032a47/stale/stale.vmx"}) {
+		t.Errorf("ByMAC(b1) = %+v", o)
+	}
+	if o, ok := inv.ByMAC("00:50:56:84:00:01"); !ok || o.VMID != "" || o.Name != "stale" || o.HasPort {
+		t.Errorf("ByMAC(unregistered) = %+v, %v", o, ok)
+	}
+	if _, ok := inv.ByMAC("00:50:56:ff:ff:ff"); ok {
+		t.Error("ByMAC found an unknown MAC")
+	}
+	if _, ok := inv.ByMAC("junk"); ok {
+		t.Error("ByMAC found junk")
+	}
+	if p, ok := inv.ByPort(50331651); !ok || p.ClientName != "DSVA04.eth2" {
+		t.Errorf("ByPort = %+v, %v", p, ok)
+	}
+
+	if err := inv.CheckPort(port, "00:50:56:84:5a:b1"); !errors.Is(err, ErrPortMACMismatch) || !strings.Contains(err.Error(), "DSVA03.eth2") {
+		t.Errorf("CheckPort mismatch: %v", err)
+	}
+	if err := inv.CheckPort(0x3000009, "00:50:56:84:5a:b1"); !errors.Is(err, ErrPortUnknown) {
+		t.Errorf("CheckPort unknown: %v", err)
+	}
+	noPorts := NewInventory(fsys, rows, nil)
+	if err := noPorts.CheckPort(port, "00:50:56:84:5a:b4"); !errors.Is(err, ErrNoNetStats) {
+		t.Errorf("CheckPort without net-stats: %v", err)
+	}
+}
+
+// Two registered VMs with one MAC: the MAC cannot tell which to act on.
+func TestInventoryAmbiguousMAC(t *testing.T) {
+	fsys := fstest.MapFS{
+		"vmfs/volumes/v/a/a.vmx": {Data: []byte("ethernet0.present = \"TRUE\"\nethernet0.generatedAddress = \"00:50:56:00:00:01\"\n")},
+		"vmfs/volumes/v/b/b.vmx": {Data: []byte("ethernet0.present = \"TRUE\"\nethernet0.generatedAddress = \"00:50:56:00:00:01\"\n")},
+	}
+	rows := []VMRow{
+		{ID: "1", Name: "a", Datastore: "v", Path: "a/a.vmx"},
+		{ID: "2", Name: "b", Datastore: "v", Path: "b/b.vmx"},
+	}
+	inv := NewInventory(fsys, rows, nil)
+	o, ok := inv.ByMAC("00:50:56:00:00:01")
+	if !ok || !o.Ambiguous || o.VMID != "1" || !slices.Equal(o.Others, []string{"/vmfs/volumes/v/b/b.vmx"}) {
+		t.Errorf("ByMAC = %+v, %v", o, ok)
+	}
+}
+
+// invRunner answers argv with canned results. It checks the argv and
+// timeouts LoadInventory uses; end-to-end runs use esxsim.
+type invRunner struct {
+	out  map[string]string
+	fail map[string]error
+	tmo  map[string]time.Duration
+}
+
+func (r *invRunner) Run(_ context.Context, timeout time.Duration, argv ...string) (host.Result, error) {
+	key := strings.Join(argv, " ")
+	if r.tmo == nil {
+		r.tmo = map[string]time.Duration{}
+	}
+	r.tmo[key] = timeout
+	if err, ok := r.fail[key]; ok {
+		return host.Result{Argv: argv, ExitCode: -1}, &host.CommandError{Argv: argv, ExitCode: -1, Err: err}
+	}
+	return host.Result{Argv: argv, Stdout: []byte(r.out[key])}, nil
+}
+
+func writeFS(t *testing.T, root string, m fstest.MapFS) {
+	t.Helper()
+	for name, f := range m {
+		p := filepath.Join(root, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if f.Mode&fs.ModeSymlink != 0 {
+			if err := os.Symlink(string(f.Data), p); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.WriteFile(p, f.Data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestLoadInventory(t *testing.T) {
+	fsys, getallvms, netstats := incidentInventory(t)
+	root := t.TempDir()
+	writeFS(t, root, fsys)
+	ctx := context.Background()
+
+	r := &invRunner{out: map[string]string{"vim-cmd vmsvc/getallvms": getallvms, "net-stats -l": netstats}}
+	inv, err := LoadInventory(ctx, r, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := inv.ByMAC("00:50:56:84:5a:b4"); !ok || o.VMID != "32" || !o.HasPort {
+		t.Errorf("ByMAC = %+v, %v", o, ok)
+	}
+	if r.tmo["vim-cmd vmsvc/getallvms"] != GetAllVMsTimeout || r.tmo["net-stats -l"] != NetStatsTimeout {
+		t.Errorf("timeouts %v", r.tmo)
+	}
+
+	// net-stats missing: noted, not fatal, ports unchecked.
+	r = &invRunner{out: map[string]string{"vim-cmd vmsvc/getallvms": getallvms},
+		fail: map[string]error{"net-stats -l": errors.New("exec: \"net-stats\": executable file not found in $PATH")}}
+	inv, err = LoadInventory(ctx, r, root)
+	if err != nil || inv.Ports != nil || len(inv.Notes) == 0 || !strings.Contains(inv.Notes[0], "net-stats -l") {
+		t.Errorf("without net-stats: err=%v ports=%v notes=%q", err, inv.Ports, inv.Notes)
+	}
+	if o, _ := inv.ByMAC("00:50:56:84:5a:b4"); o.VMID != "32" {
+		t.Errorf("without net-stats ByMAC = %+v", o)
+	}
+
+	// getallvms timing out (hostd hung): the .vmx-only inventory and the error.
+	r = &invRunner{out: map[string]string{"net-stats -l": netstats},
+		fail: map[string]error{"vim-cmd vmsvc/getallvms": fmt.Errorf("%w after 30s", host.ErrTimeout)}}
+	inv, err = LoadInventory(ctx, r, root)
+	if !errors.Is(err, host.ErrTimeout) {
+		t.Errorf("getallvms timeout: %v", err)
+	}
+	if o, ok := inv.ByMAC("00:50:56:84:5a:b4"); !ok || o.VMID != "" || o.Name != "DSVA03" {
+		t.Errorf("vmx-only ByMAC = %+v, %v", o, ok)
+	}
+}
