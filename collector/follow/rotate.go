@@ -1,0 +1,297 @@
+package follow
+
+import (
+	"compress/gzip"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// fileView is what is known of one file: its inode, size and head hash.
+type fileView struct {
+	ok    bool
+	inode uint64
+	size  int64
+	head  string
+	mtime time.Time
+}
+
+// rotated is one rotated copy of the log: vmkernel.0.gz (ESXi 5.x and
+// later), messages.0.gz (4.x), or vmkernel.log.1 (logrotate).
+type rotated struct {
+	path string
+	gz   bool
+	gen  int
+	view fileView
+}
+
+// families lists the rotated copies of the log at path, one list per naming
+// family (<stem>.N[.gz], then <name>.N[.gz]), newest (lowest N) first. Of a
+// generation present both plain and compressed (the rotator is compressing
+// it right now), the plain one is kept: the .gz may be incomplete.
+func families(path string) ([][]rotated, error) {
+	dir, name := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list rotated logs in %s: %w", dir, err)
+	}
+	bases := []string{strings.TrimSuffix(name, filepath.Ext(name))}
+	if bases[0] != name {
+		bases = append(bases, name)
+	}
+	var out [][]rotated
+	for _, base := range bases {
+		byGen := map[int]rotated{}
+		for _, e := range ents {
+			gen, gz, ok := rotatedName(base, e.Name())
+			if !ok || !e.Type().IsRegular() {
+				continue
+			}
+			if old, seen := byGen[gen]; seen && !old.gz {
+				continue
+			}
+			byGen[gen] = rotated{path: filepath.Join(dir, e.Name()), gz: gz, gen: gen}
+		}
+		if len(byGen) == 0 {
+			continue
+		}
+		fam := make([]rotated, 0, len(byGen))
+		for _, r := range byGen {
+			fam = append(fam, r)
+		}
+		sort.Slice(fam, func(i, j int) bool { return fam[i].gen < fam[j].gen })
+		out = append(out, fam)
+	}
+	return out, nil
+}
+
+// rotatedName reports whether name is base.N or base.N.gz.
+func rotatedName(base, name string) (gen int, gz bool, ok bool) {
+	rest, found := strings.CutPrefix(name, base+".")
+	if !found {
+		return 0, false, false
+	}
+	rest, gz = strings.CutSuffix(rest, ".gz")
+	n, err := strconv.Atoi(rest)
+	if err != nil || n < 0 || strconv.Itoa(n) != rest {
+		return 0, false, false
+	}
+	return n, gz, true
+}
+
+// open returns the content of a rotated copy from byte off of its
+// (decompressed) content.
+func (r *rotated) open(off int64) (io.ReadCloser, error) {
+	f, err := os.Open(r.path)
+	if err != nil {
+		return nil, err
+	}
+	if !r.gz {
+		if _, err := f.Seek(off, io.SeekStart); err != nil {
+			f.Close()
+			return nil, err
+		}
+		return f, nil
+	}
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("gunzip %s: %w", r.path, err)
+	}
+	if _, err := io.CopyN(io.Discard, zr, off); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("gunzip %s: skip %d bytes: %w", r.path, off, err)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{zr, f}, nil
+}
+
+// load fills r.view (inode and head hash; size is not known for a .gz
+// without reading it all, and not needed).
+func (r *rotated) load() error {
+	fi, err := os.Stat(r.path)
+	if err != nil {
+		return err
+	}
+	rc, err := r.open(0)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	head, err := readHead(rc)
+	if err != nil {
+		return fmt.Errorf("read head of %s: %w", r.path, err)
+	}
+	r.view = fileView{ok: true, inode: inodeOf(fi), head: head, mtime: fi.ModTime()}
+	return nil
+}
+
+// stepKind names where a step reads from.
+type stepKind uint8
+
+const (
+	stepHeld  stepKind = iota // the file the follower still holds open
+	stepChain                 // a rotated copy
+	stepCur                   // the file now at the log's path
+)
+
+// step is one stream to read, in order, from byte from.
+type step struct {
+	kind     stepKind
+	fam, idx int // for stepChain: families()[fam][idx]
+	from     int64
+}
+
+// outcome says what resolve found.
+type outcome struct {
+	continued bool // pos's content is still at the path
+	rotated   bool // it moved away (renamed, deleted, replaced)
+	truncated bool // it was cut in place
+	gap       bool // the rest of pos's content is nowhere to be found
+}
+
+// matches reports whether f holds the content pos was reading.
+func matches(f fileView, pos Position) bool {
+	if !f.ok {
+		return false
+	}
+	if pos.FirstLineHash != "" {
+		return f.head == pos.FirstLineHash
+	}
+	return pos.Inode == 0 || f.inode == pos.Inode
+}
+
+// resolve decides what to read, in order, to go on from pos without losing
+// or repeating a line: cur is the file at the log's path, held the file the
+// live follower still has open (zero for a one-shot read), copies the
+// rotated copies per family, newest first (asked for only when pos's
+// content has left the path; only head and mtime are used).
+//
+// The rest of pos's content comes from held (a renamed or deleted file is
+// still readable through an open descriptor) or else from the rotated copy
+// with the same head; then every newer rotated copy whole; then cur whole.
+func resolve(pos Position, cur, held fileView, copies func() [][]fileView) ([]step, outcome) {
+	// Nothing complete was read from pos's file (it was empty, or its
+	// first line partial), so its content has no name to be found by.
+	blind := pos.FirstLineHash == "" && pos.Offset == 0 && pos.Inode != 0 && !pos.Time.IsZero()
+	if matches(cur, pos) && cur.size >= pos.Offset && !(blind && !held.ok && copiedSince(copies(), pos.Time)) {
+		return []step{{kind: stepCur, from: pos.Offset}}, outcome{continued: true}
+	}
+	var steps []step
+	var out outcome
+	oldHead := pos.FirstLineHash
+	usedHeld := false
+	heldOK := held.ok && !(cur.ok && cur.inode == held.inode) && matches(held, pos) && held.size >= pos.Offset
+	switch {
+	case blind:
+		// Read whole, oldest first, every copy written to since pos was
+		// taken: pos's file is one of them (renamed, or copied before a
+		// truncation), and nothing was read from it. The held file is
+		// read in its copy's place. A copy written in the same clock tick
+		// as the read, or compressed later into a new file, can be missed
+		// or read twice (doc.go, Limits).
+		for f, fam := range copies() {
+			if len(fam) == 0 {
+				continue
+			}
+			for j := len(fam) - 1; j >= 0; j-- {
+				c := fam[j]
+				switch {
+				case !c.ok || c.mtime.Before(pos.Time):
+				case heldOK && !usedHeld && held.head != "" && c.head == held.head:
+					steps = append(steps, step{kind: stepHeld})
+					usedHeld = true
+				default:
+					steps = append(steps, step{kind: stepChain, fam: f, idx: j})
+				}
+			}
+			break
+		}
+		if heldOK && !usedHeld {
+			steps = append(steps, step{kind: stepHeld})
+			usedHeld = true
+		}
+	default:
+		if heldOK {
+			steps = append(steps, step{kind: stepHeld, from: pos.Offset})
+			usedHeld = true
+		}
+		fam, k := findHead(copies(), oldHead)
+		switch {
+		case k >= 0:
+			if !usedHeld {
+				steps = append(steps, step{kind: stepChain, fam: fam, idx: k, from: pos.Offset})
+			}
+			for j := k - 1; j >= 0; j-- {
+				steps = append(steps, step{kind: stepChain, fam: fam, idx: j})
+			}
+		case !usedHeld && pos.Offset > 0:
+			out.gap = true
+		}
+	}
+	if cur.ok {
+		steps = append(steps, step{kind: stepCur})
+	}
+	if len(steps) == 0 && pos.Offset == 0 {
+		return nil, outcome{continued: true} // nothing was read, nothing is there
+	}
+	if !usedHeld && cur.ok && pos.Inode != 0 && cur.inode == pos.Inode {
+		out.truncated = true
+	} else {
+		out.rotated = true
+	}
+	return steps, out
+}
+
+// copiedSince reports whether a rotated copy was written at or after t.
+func copiedSince(copies [][]fileView, t time.Time) bool {
+	for _, fam := range copies {
+		for _, c := range fam {
+			if c.ok && !c.mtime.Before(t) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// findHead returns the family and index of the newest rotated copy whose
+// head is head, or -1, -1.
+func findHead(copies [][]fileView, head string) (fam, idx int) {
+	if head == "" {
+		return -1, -1
+	}
+	for f, fam := range copies {
+		for i, c := range fam {
+			if c.ok && c.head == head {
+				return f, i
+			}
+		}
+	}
+	return -1, -1
+}
+
+// loadViews loads head and mtime of every rotated copy. A copy that
+// cannot be read is left not ok, so it never matches.
+func loadViews(fams [][]rotated) [][]fileView {
+	out := make([][]fileView, len(fams))
+	for f := range fams {
+		out[f] = make([]fileView, len(fams[f]))
+		for i := range fams[f] {
+			if fams[f][i].load() == nil {
+				out[f][i] = fams[f][i].view
+			}
+		}
+	}
+	return out
+}

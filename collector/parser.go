@@ -1,0 +1,108 @@
+package collector
+
+import (
+	"time"
+	"unicode/utf8"
+)
+
+// Parser parses the lines of one file in order. On top of ParseLine it
+// knows the year of 4.x syslog stamps (which carry none) and tells
+// continuation lines from garbage.
+//
+// Year: with an explicit year, the first 4.x line is in that year. With year
+// 0 and a modification time, the first 4.x line is put in the mtime's year,
+// or the year before if that would date it after the mtime (a file written
+// in January that starts in December). Either way, a month that goes back
+// (December -> January) adds a year.
+//
+// Continuation: an untimed line of printable text right after a parsed line
+// (or after another continuation) is part of that record
+// (vmkernel-5x.log lines 34-38), not garbage.
+type Parser struct {
+	year    int
+	modTime time.Time
+	lastMon int
+	started bool // the first syslog line has fixed the year
+	prevOK  bool // the previous line was parsed or a continuation
+}
+
+// NewParser returns a Parser for one file; see Parser for year and modTime.
+// With neither, 4.x stamps get the current year.
+func NewParser(year int, modTime time.Time) *Parser {
+	if year == 0 && modTime.IsZero() {
+		year = time.Now().UTC().Year()
+	}
+	return &Parser{year: year, modTime: modTime.UTC()}
+}
+
+// Parse parses the next line of the file (without its newline).
+func (p *Parser) Parse(line []byte) (Event, error) {
+	line = trimCR(line)
+	h, ok := p.header(line)
+	if !ok {
+		if p.continues(line) {
+			return Event{Kind: KindContinuation}, nil
+		}
+		return Event{}, unparsed(line)
+	}
+	ev := classify(h.msg)
+	ev.Format = h.format
+	ev.Time = h.time(p.year)
+	ev.Uptime, ev.HasUptime = h.uptime, h.hasUptime
+	return ev, nil
+}
+
+// header parses the header and moves the year state on; on failure the
+// caller must call continues.
+func (p *Parser) header(line []byte) (header, bool) {
+	h, ok := parseHeader(line)
+	if ok {
+		p.prevOK = true
+	}
+	if ok && !h.yearFromStamp {
+		p.syslogYear(&h)
+	}
+	return h, ok
+}
+
+func (p *Parser) syslogYear(h *header) {
+	if !p.started {
+		p.started = true
+		if p.year == 0 {
+			p.year = p.modTime.Year()
+			if h.time(p.year).After(p.modTime.Add(24 * time.Hour)) {
+				p.year--
+			}
+		}
+	} else if h.mon < p.lastMon-6 {
+		// Months only go back by a lot across New Year; lines a few seconds
+		// out of order (the 4.x sample has some) do not.
+		p.year++
+	}
+	p.lastMon = h.mon
+}
+
+// continues decides for an unparsed line whether it continues the record
+// before it, and updates the state.
+func (p *Parser) continues(line []byte) bool {
+	ok := p.prevOK && isText(line)
+	p.prevOK = ok
+	return ok
+}
+
+// breakChain is called for a line that was skipped (too long).
+func (p *Parser) breakChain() { p.prevOK = false }
+
+// isText is true for a non-empty line of valid UTF-8 without control bytes
+// other than tab.
+func isText(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c < 0x20 && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return utf8.Valid(b)
+}

@@ -1,0 +1,398 @@
+package collector
+
+import (
+	"cmp"
+	"slices"
+	"time"
+)
+
+// Summary is what a scan found. Lines = Events + BeforeSince + Other +
+// Unparsed + Oversized; Continuation counts the part of Other that continues
+// a record on an untimed line.
+type Summary struct {
+	Lines        int64 `json:"lines"`
+	Events       int64 `json:"events"`
+	BeforeSince  int64 `json:"before_since"`
+	Other        int64 `json:"other"`
+	Continuation int64 `json:"continuation"`
+	Unparsed     int64 `json:"unparsed"`
+	Oversized    int64 `json:"oversized"`
+
+	// First and Last are the times of the first and last counted event.
+	First time.Time `json:"first,omitzero"`
+	Last  time.Time `json:"last,omitzero"`
+
+	FlapCycles int           `json:"flap_cycles"`
+	FlapWindow time.Duration `json:"flap_window_ns"`
+
+	Ports     map[Port]*PortSummary `json:"ports"`
+	Heaps     []HeapSummary         `json:"heaps"`
+	Processes []ProcessSummary      `json:"processes"`
+}
+
+// PortSummary is one port seen in a disabled or enabled line. A cycle is one
+// enabled event: the incident's counts (grep 'enabled port' | uniq -c) are
+// enabled lines.
+type PortSummary struct {
+	Port Port `json:"port"`
+	// MAC is the last one seen in an enabled line; MACChanges counts changes.
+	MAC        MAC       `json:"mac"`
+	MACKnown   bool      `json:"mac_known"`
+	MACChanges int       `json:"mac_changes"`
+	Disabled   int       `json:"disabled"`
+	Enabled    int       `json:"enabled"`
+	First      time.Time `json:"first"`
+	Last       time.Time `json:"last"`
+	// PeakCyclesPerMinute is the most enabled events within one calendar
+	// minute of log time.
+	PeakCyclesPerMinute int `json:"peak_cycles_per_minute"`
+	// Flapping is true if FlapCycles cycles ever happened within FlapWindow;
+	// FlappingSince is the log time when that was first seen.
+	Flapping      bool      `json:"flapping"`
+	FlappingSince time.Time `json:"flapping_since,omitzero"`
+
+	// State for exact merging of consecutive summaries.
+	firstMAC      MAC
+	firstMACKnown bool
+	firstMin      int64 // calendar minute of the first cycle, and cycles in it
+	firstMinCount int
+	curMin        int64 // minute of the last cycle, and cycles in it
+	curMinCount   int
+	head          []time.Time // first FlapCycles cycle times
+	ring          cycleRing   // last FlapCycles cycle times
+}
+
+// Cycles is the number of flap cycles (enabled events).
+func (p *PortSummary) Cycles() int { return p.Enabled }
+
+// HeapSummary counts one kind of heap failure (KindHeapMaxed or
+// KindHeapAlignFailed) of one heap.
+type HeapSummary struct {
+	Heap  string    `json:"heap"`
+	Kind  Kind      `json:"kind"`
+	Count int       `json:"count"`
+	First time.Time `json:"first"`
+	Last  time.Time `json:"last"`
+}
+
+// ProcessSummary counts the dumps of one process: UserDumps are "Dumping
+// cartel … to file" lines, CoreDumps are "wantCoreDump" lines.
+type ProcessSummary struct {
+	Process   string    `json:"process"`
+	UserDumps int       `json:"user_dumps"`
+	CoreDumps int       `json:"core_dumps"`
+	First     time.Time `json:"first"`
+	Last      time.Time `json:"last"`
+}
+
+// NewSummary returns an empty summary with flap defaults filled in.
+func NewSummary(flapCycles int, flapWindow time.Duration) *Summary {
+	if flapCycles <= 0 {
+		flapCycles = DefaultFlapCycles
+	}
+	if flapWindow <= 0 {
+		flapWindow = DefaultFlapWindow
+	}
+	return &Summary{FlapCycles: flapCycles, FlapWindow: flapWindow, Ports: map[Port]*PortSummary{}}
+}
+
+// SortedPorts returns the ports by cycles, most first; ties by port id.
+func (s *Summary) SortedPorts() []*PortSummary {
+	out := make([]*PortSummary, 0, len(s.Ports))
+	for _, p := range s.Ports {
+		out = append(out, p)
+	}
+	slices.SortStableFunc(out, func(a, b *PortSummary) int {
+		if c := cmp.Compare(b.Enabled, a.Enabled); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Port, b.Port)
+	})
+	return out
+}
+
+// add counts one event that passed the Since filter.
+func (s *Summary) add(ev *Event) {
+	s.Events++
+	if s.Events == 1 {
+		s.First = ev.Time
+	}
+	s.Last = ev.Time
+	switch ev.Kind {
+	case KindPortDisabled, KindPortEnabled:
+		p := s.Ports[ev.Port]
+		if p == nil {
+			p = &PortSummary{Port: ev.Port, First: ev.Time}
+			s.Ports[ev.Port] = p
+		}
+		p.Last = ev.Time
+		if ev.Kind == KindPortDisabled {
+			p.Disabled++
+			return
+		}
+		if ev.MACKnown {
+			if !p.firstMACKnown {
+				p.firstMAC, p.firstMACKnown = ev.MAC, true
+			} else if p.MAC != ev.MAC {
+				p.MACChanges++
+			}
+			p.MAC, p.MACKnown = ev.MAC, true
+		}
+		s.cycle(p, ev.Time)
+	case KindHeapMaxed, KindHeapAlignFailed:
+		h := s.heap(ev.Heap, ev.Kind)
+		if h.Count == 0 {
+			h.First = ev.Time
+		}
+		h.Count++
+		h.Last = ev.Time
+	case KindCoreDump, KindUserDump:
+		d := s.process(ev.Process)
+		if d.UserDumps+d.CoreDumps == 0 {
+			d.First = ev.Time
+		}
+		if ev.Kind == KindUserDump {
+			d.UserDumps++
+		} else {
+			d.CoreDumps++
+		}
+		d.Last = ev.Time
+	}
+}
+
+// cycle records one enabled event of p at t.
+func (s *Summary) cycle(p *PortSummary, t time.Time) {
+	p.Enabled++
+	m := minuteOf(t)
+	if p.Enabled == 1 {
+		p.firstMin, p.curMin = m, m
+	}
+	if m != p.curMin {
+		p.curMin, p.curMinCount = m, 0
+	}
+	p.curMinCount++
+	if p.curMin == p.firstMin {
+		p.firstMinCount = p.curMinCount
+	}
+	p.PeakCyclesPerMinute = max(p.PeakCyclesPerMinute, p.curMinCount)
+	if len(p.head) < s.FlapCycles {
+		p.head = append(p.head, t)
+	}
+	s.ringPush(p, t)
+}
+
+func (s *Summary) ringPush(p *PortSummary, t time.Time) {
+	p.ring.push(t, s.FlapCycles)
+	if !p.Flapping && p.ring.full(s.FlapCycles) && t.Sub(p.ring.oldest()) <= s.FlapWindow {
+		p.Flapping, p.FlappingSince = true, t
+	}
+}
+
+func minuteOf(t time.Time) int64 {
+	u := t.Unix()
+	if u < 0 {
+		return (u - 59) / 60
+	}
+	return u / 60
+}
+
+func (s *Summary) heap(name string, k Kind) *HeapSummary {
+	for i := range s.Heaps {
+		if s.Heaps[i].Heap == name && s.Heaps[i].Kind == k {
+			return &s.Heaps[i]
+		}
+	}
+	s.Heaps = append(s.Heaps, HeapSummary{Heap: name, Kind: k})
+	slices.SortFunc(s.Heaps, func(a, b HeapSummary) int {
+		return cmp.Or(cmp.Compare(a.Heap, b.Heap), cmp.Compare(a.Kind, b.Kind))
+	})
+	return s.heap(name, k)
+}
+
+func (s *Summary) process(name string) *ProcessSummary {
+	for i := range s.Processes {
+		if s.Processes[i].Process == name {
+			return &s.Processes[i]
+		}
+	}
+	s.Processes = append(s.Processes, ProcessSummary{Process: name})
+	slices.SortFunc(s.Processes, func(a, b ProcessSummary) int { return cmp.Compare(a.Process, b.Process) })
+	return s.process(name)
+}
+
+// Merge adds other to s, as if the two logs had been scanned as one. The
+// earlier summary (by first event) is taken as the first part, so rotated
+// files (vmkernel.1.gz, vmkernel.0.gz, vmkernel.log) can be merged in any
+// order as long as they do not overlap in time. Both must use the same flap
+// settings; s's are kept.
+func (s *Summary) Merge(other *Summary) {
+	if other == nil {
+		return
+	}
+	if s.Ports == nil {
+		s.Ports = map[Port]*PortSummary{}
+	}
+	if s.FlapCycles <= 0 || s.FlapWindow <= 0 {
+		// A zero Summary{} takes other's settings (or the defaults).
+		d := NewSummary(other.FlapCycles, other.FlapWindow)
+		s.FlapCycles, s.FlapWindow = d.FlapCycles, d.FlapWindow
+	}
+	if s.Events > 0 && other.Events > 0 && other.First.Before(s.First) {
+		// other comes first: merge s onto a copy of other, keep the result in s.
+		merged := other.clone()
+		merged.FlapCycles, merged.FlapWindow = s.FlapCycles, s.FlapWindow
+		merged.appendSummary(s)
+		*s = *merged
+		return
+	}
+	s.appendSummary(other)
+}
+
+// appendSummary adds o, which follows s in time.
+func (s *Summary) appendSummary(o *Summary) {
+	s.Lines += o.Lines
+	s.BeforeSince += o.BeforeSince
+	s.Other += o.Other
+	s.Continuation += o.Continuation
+	s.Unparsed += o.Unparsed
+	s.Oversized += o.Oversized
+	if o.Events > 0 {
+		if s.Events == 0 {
+			s.First = o.First
+		}
+		s.Last = o.Last
+	}
+	s.Events += o.Events
+	for _, op := range o.Ports {
+		p := s.Ports[op.Port]
+		if p == nil {
+			cp := op.clone()
+			s.Ports[op.Port] = &cp
+			continue
+		}
+		s.appendPort(p, op)
+	}
+	for _, oh := range o.Heaps {
+		h := s.heap(oh.Heap, oh.Kind)
+		if h.Count == 0 {
+			h.First = oh.First
+		}
+		h.Count += oh.Count
+		h.Last = oh.Last
+	}
+	for _, od := range o.Processes {
+		d := s.process(od.Process)
+		if d.UserDumps+d.CoreDumps == 0 {
+			d.First = od.First
+		}
+		d.UserDumps += od.UserDumps
+		d.CoreDumps += od.CoreDumps
+		d.Last = od.Last
+	}
+}
+
+func (s *Summary) appendPort(p, o *PortSummary) {
+	p.Last = o.Last
+	p.Disabled += o.Disabled
+	if o.firstMACKnown {
+		if !p.firstMACKnown {
+			p.firstMAC, p.firstMACKnown = o.firstMAC, true
+		} else if p.MAC != o.firstMAC {
+			p.MACChanges++
+		}
+		p.MAC, p.MACKnown = o.MAC, true
+	}
+	p.MACChanges += o.MACChanges
+	if o.Enabled == 0 {
+		return
+	}
+	if p.Enabled == 0 {
+		p.firstMin, p.firstMinCount = o.firstMin, o.firstMinCount
+		p.curMin, p.curMinCount = o.curMin, o.curMinCount
+		p.PeakCyclesPerMinute = o.PeakCyclesPerMinute
+		p.head = append(p.head[:0], o.head...)
+		p.ring = o.ring.clone()
+		p.Enabled = o.Enabled
+		p.Flapping, p.FlappingSince = o.Flapping, o.FlappingSince
+		return
+	}
+	// Minutes: the boundary minute may be shared.
+	if p.curMin == o.firstMin {
+		joined := p.curMinCount + o.firstMinCount
+		if p.firstMin == p.curMin {
+			p.firstMinCount = joined
+		}
+		p.PeakCyclesPerMinute = max(p.PeakCyclesPerMinute, joined)
+		if o.curMin == o.firstMin {
+			p.curMinCount = joined
+		} else {
+			p.curMin, p.curMinCount = o.curMin, o.curMinCount
+		}
+	} else {
+		p.curMin, p.curMinCount = o.curMin, o.curMinCount
+	}
+	p.PeakCyclesPerMinute = max(p.PeakCyclesPerMinute, o.PeakCyclesPerMinute)
+	// Flapping: a window that spans the boundary holds fewer than FlapCycles
+	// cycles of o, all of them in o's head; replaying the head finds it.
+	for _, t := range o.head {
+		if len(p.head) < s.FlapCycles {
+			p.head = append(p.head, t)
+		}
+		s.ringPush(p, t)
+	}
+	if !p.Flapping && o.Flapping {
+		p.Flapping, p.FlappingSince = true, o.FlappingSince
+	}
+	if o.Enabled > len(o.head) || o.Enabled >= s.FlapCycles {
+		p.ring = o.ring.clone()
+	}
+	p.Enabled += o.Enabled
+}
+
+func (p PortSummary) clone() PortSummary {
+	p.head = slices.Clone(p.head)
+	p.ring = p.ring.clone()
+	return p
+}
+
+func (s *Summary) clone() *Summary {
+	c := *s
+	c.Ports = make(map[Port]*PortSummary, len(s.Ports))
+	for k, v := range s.Ports {
+		cp := v.clone()
+		c.Ports[k] = &cp
+	}
+	c.Heaps = slices.Clone(s.Heaps)
+	c.Processes = slices.Clone(s.Processes)
+	return &c
+}
+
+// cycleRing keeps the last n cycle times, oldest first at start.
+type cycleRing struct {
+	times []time.Time
+	start int
+}
+
+func (r *cycleRing) push(t time.Time, n int) {
+	if len(r.times) < n {
+		r.times = append(r.times, t)
+		return
+	}
+	r.times[r.start] = t
+	r.start = (r.start + 1) % len(r.times)
+}
+
+func (r *cycleRing) full(n int) bool { return len(r.times) >= n }
+
+func (r *cycleRing) oldest() time.Time { return r.times[r.start] }
+
+// ordered returns the times oldest first.
+func (r *cycleRing) ordered() []time.Time {
+	out := make([]time.Time, 0, len(r.times))
+	out = append(out, r.times[r.start:]...)
+	return append(out, r.times[:r.start]...)
+}
+
+func (r cycleRing) clone() cycleRing {
+	return cycleRing{times: r.ordered()}
+}
