@@ -82,6 +82,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			c.writeUsage(stdout, fs)
 			return exitOK
 		}
+		// The flag package has printed the error itself.
+		c.writeUsage(stderr, fs)
 		return exitUnknown
 	}
 	code := c.run(ctx, e, opts, fs.Args())
@@ -102,7 +104,8 @@ func (c *command) flagSet(out io.Writer) (*flag.FlagSet, any) {
 	if c.flags != nil {
 		opts = c.flags(fs)
 	}
-	fs.Usage = func() { c.writeUsage(out, fs) }
+	// Usage is printed by run, once, to stdout for -h and stderr for mistakes.
+	fs.Usage = func() {}
 	return fs, opts
 }
 

@@ -1,0 +1,8 @@
+package agent
+
+import "flag"
+
+// update rewrites golden files and story outputs:
+//
+//	go test ./agent -run 'TestPolicyStories|TestPlanGolden' -update
+var update = flag.Bool("update", false, "rewrite golden files")

@@ -1,0 +1,115 @@
+package agent
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/heapguard/heapguard/remediate"
+)
+
+// nagiosHeaps caps how many heaps the status text names.
+const nagiosHeaps = 3
+
+// NagiosLine renders the plan as one Nagios plugin output line:
+//
+//	HEAPGUARD CRITICAL: netGPHeap 3.0% free of max, 3 ports flapping | 'netGPHeap_free'=3.0%;20:;10:;0;100 'flapping_ports'=3;;;0
+//
+// The text names the heaps that are not OK (or the watched ones when all
+// are OK), the flapping ports, vpxa when it is down and what the plan does.
+// Performance data follows the plugin guidelines
+// ('label'=value[UOM];[warn];[crit];[min];[max]). The thresholds are
+// written as ranges "20:" and "10:": in the guidelines' range syntax a bare
+// "20" would mean "alert above 20", the opposite of a free-space threshold.
+func (p Plan) NagiosLine() string {
+	var parts, perf []string
+	if p.Status == Unknown && p.HeapErr != "" {
+		parts = append(parts, "heaps could not be read: "+p.HeapErr)
+	}
+	// Heaps are named without their address suffix, which is noise on a
+	// status line and may change across reboots (graphs keep their label),
+	// unless two heaps would then share a name.
+	bases := map[string]int{}
+	for _, v := range p.Heaps {
+		bases[heapBase(v.Name)]++
+	}
+	label := func(name string) string {
+		if b := heapBase(name); bases[b] == 1 {
+			return b
+		}
+		return name
+	}
+	var named []HeapVerdict
+	for _, v := range p.Heaps {
+		if v.Level != OK {
+			named = append(named, v)
+		}
+	}
+	if len(named) == 0 {
+		for _, v := range p.Heaps {
+			if v.Watched {
+				named = append(named, v)
+			}
+		}
+	}
+	for i, v := range named {
+		if i == nagiosHeaps {
+			parts = append(parts, plural(len(named)-nagiosHeaps, "more heap"))
+			break
+		}
+		parts = append(parts, label(v.Name)+" "+pct(v.PercentFreeOfMax)+" free of max")
+	}
+	for _, v := range p.Heaps {
+		if v.Watched || v.Level != OK {
+			perf = append(perf, perfLabel(label(v.Name)+"_free")+"="+strconv.FormatFloat(v.PercentFreeOfMax, 'f', 1, 64)+"%;"+
+				num(p.Thresholds.WarnBelow)+":;"+num(p.Thresholds.CritBelow)+":;0;100")
+		}
+	}
+	if n := len(p.Flapping); n > 0 {
+		parts = append(parts, plural(n, "port")+" flapping")
+	}
+	if p.Vpxa.down() {
+		parts = append(parts, Agent+" "+vpxaState(p.Vpxa))
+	}
+	var off, skipped int
+	for _, a := range p.Actions {
+		if a.Kind != remediate.ActPowerOff {
+			continue
+		}
+		if a.Skipped == "" {
+			off++
+		} else {
+			skipped++
+		}
+	}
+	if off > 0 {
+		parts = append(parts, "powering off "+plural(off, "VM"))
+	}
+	if skipped > 0 {
+		parts = append(parts, plural(skipped, "VM")+" not allowed to be powered off")
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "no heaps sampled")
+	}
+	perf = append(perf, "'flapping_ports'="+strconv.Itoa(len(p.Flapping))+";;;0")
+	text := strings.Map(func(r rune) rune {
+		switch r {
+		case '|':
+			return '/' // would start the performance data
+		case '\n', '\r':
+			return ' '
+		}
+		return r
+	}, strings.Join(parts, ", "))
+	return "HEAPGUARD " + p.Status.String() + ": " + text + " | " + strings.Join(perf, " ")
+}
+
+// perfLabel quotes a label; the guidelines forbid = and ' inside it.
+func perfLabel(s string) string {
+	return "'" + strings.Map(func(r rune) rune {
+		switch r {
+		case '=', '\'', '|', '\n', '\r', ' ':
+			return '_'
+		}
+		return r
+	}, s) + "'"
+}

@@ -1,0 +1,835 @@
+package agent
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"math"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/heapguard/heapguard/remediate"
+)
+
+// The policy is a pure function, like etcd-io/raft's core: Decide reads no
+// clock, does no I/O and draws no random numbers. Time comes in with the
+// observations, the memory of earlier polls comes in as State, and the
+// result is a Plan (what to do and why) plus the next State for the caller
+// to persist. The same inputs always give the same plan.
+//
+// Levels, holding and hysteresis, per heap:
+//
+//   - the CRIT condition is "free of max below CritBelow" or "exhaustion
+//     predicted within Predict"; the WARN condition is "free of max below
+//     WarnBelow" or the CRIT condition; the clear condition is "free of max
+//     above ClearAbove and no exhaustion predicted within Predict".
+//   - each condition has its own counter of consecutive polls; a level is
+//     entered only when its condition has held for HoldPolls polls, and a
+//     WARNING or CRITICAL heap returns to OK only when the clear condition
+//     has held for HoldPolls polls. Between the thresholds a heap keeps its
+//     level: a CRITICAL heap that climbs to 15 % stays CRITICAL until it is
+//     above ClearAbove (the leak is rarely given back, and it is the VMs that
+//     still flap that matter).
+//   - prediction is held like the thresholds: one noisy trend sample does
+//     not make a heap CRITICAL, but a leak predicted to exhaust the heap
+//     within Predict for HoldPolls polls does, even at 60 % free.
+//
+// Waiting for an effect: a planned vpxa restart is remembered in
+// State.RestartPlannedAt and no other restart is planned for RestartSettle
+// (default 2m), so a restart has time to work before the next is asked for;
+// a planned power-off is remembered per VM in State.PowerOffPlannedAt for
+// PowerOffSettle (default 5m, long enough for a graceful shutdown). Budgets
+// (one vpxa restart per 15 minutes, N power-offs per window) are not judged
+// here: remediate enforces them when the plan is carried out.
+
+// Agent is the management agent heapguard restarts.
+const Agent = "vpxa"
+
+// ErrInvalidConfig is wrapped by every error of (Config).Validate.
+var ErrInvalidConfig = errors.New("agent: invalid config")
+
+// Config holds the thresholds and lists the policy works with. Flag names in
+// error messages and skip reasons are those of cmd/heapguard.
+type Config struct {
+	// WatchHeaps are globs (path.Match) of the heaps whose depletion
+	// triggers remediation. A glob matches the heap name or its base name
+	// without the vsish address suffix ("netGPHeap" matches
+	// "netGPHeap-0x410001000000"). Other heaps only raise alerts.
+	WatchHeaps []string
+	// WarnBelow and CritBelow are percentages of free of max size below
+	// which a heap becomes WARNING or CRITICAL; ClearAbove is the higher
+	// percentage above which it returns to OK (hysteresis).
+	WarnBelow  float64
+	CritBelow  float64
+	ClearAbove float64
+	// HoldPolls is how many consecutive polls a condition must hold before
+	// a heap changes level.
+	HoldPolls int
+	// Predict makes a heap CRITICAL when its trend predicts exhaustion
+	// within this duration (held for HoldPolls polls); 0 disables it.
+	Predict time.Duration
+	// PowerOffAllow are case-insensitive globs (path.Match on the
+	// lower-cased name) of the VM names that may be powered off. Empty:
+	// nothing is powered off, the plan only says what would be.
+	PowerOffAllow []string
+	// RestartSettle is how long after planning a vpxa restart no other
+	// restart is planned; PowerOffSettle the same for one VM's power-off.
+	RestartSettle  time.Duration
+	PowerOffSettle time.Duration
+}
+
+// DefaultConfig returns the defaults: watch netGPHeap, warn below 20 %,
+// critical below 10 %, clear above 25 %, hold 3 polls, predict 15 minutes,
+// power nothing off.
+func DefaultConfig() Config {
+	return Config{
+		WatchHeaps:     []string{"netGPHeap"},
+		WarnBelow:      20,
+		CritBelow:      10,
+		ClearAbove:     25,
+		HoldPolls:      3,
+		Predict:        15 * time.Minute,
+		RestartSettle:  2 * time.Minute,
+		PowerOffSettle: 5 * time.Minute,
+	}
+}
+
+// Validate reports every problem of c, each wrapping ErrInvalidConfig. A
+// config that fails validation must not be used: Decide does not panic on
+// it, but it treats a bad glob as matching nothing.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	}
+	pct := func(flag string, v float64) bool {
+		if math.IsNaN(v) || v < 0 || v > 100 {
+			bad("%s %v: want a percentage from 0 to 100", flag, v)
+			return false
+		}
+		return true
+	}
+	okW, okC, okL := pct("--warn-below", c.WarnBelow), pct("--crit-below", c.CritBelow), pct("--clear-above", c.ClearAbove)
+	if okW && okC && c.CritBelow > c.WarnBelow {
+		bad("--crit-below %v is above --warn-below %v", c.CritBelow, c.WarnBelow)
+	}
+	if okW && okL && c.ClearAbove < c.WarnBelow {
+		bad("--clear-above %v is below --warn-below %v: a warning could never clear", c.ClearAbove, c.WarnBelow)
+	}
+	if c.HoldPolls < 1 {
+		bad("--hold-polls %d: want at least 1", c.HoldPolls)
+	}
+	if c.Predict < 0 {
+		bad("--predict %v: want 0 (off) or more", c.Predict)
+	}
+	if c.RestartSettle < 0 || c.PowerOffSettle < 0 {
+		bad("settle times %v, %v: want 0 or more", c.RestartSettle, c.PowerOffSettle)
+	}
+	globs := func(flag string, gs []string) {
+		for _, g := range gs {
+			if g == "" {
+				bad("%s: empty pattern", flag)
+				continue
+			}
+			if _, err := path.Match(strings.ToLower(g), ""); err != nil {
+				errs = append(errs, fmt.Errorf("%w: %s %q: %w", ErrInvalidConfig, flag, g, err))
+			}
+		}
+	}
+	globs("--watch-heap", c.WatchHeaps)
+	globs("--power-off-allow", c.PowerOffAllow)
+	return errors.Join(errs...)
+}
+
+// watched reports whether heap name matches a WatchHeaps glob, by its full
+// name or its base name without the "-0x…" address suffix.
+func (c Config) watched(name string) bool {
+	base := heapBase(name)
+	for _, g := range c.WatchHeaps {
+		if ok, err := path.Match(g, name); err == nil && ok {
+			return true
+		}
+		if ok, err := path.Match(g, base); err == nil && ok {
+			return true
+		}
+	}
+	return false
+}
+
+// heapBase strips the vsish address suffix: "netGPHeap-0x410001000000"
+// -> "netGPHeap".
+func heapBase(name string) string {
+	if i := strings.Index(name, "-0x"); i > 0 {
+		return name[:i]
+	}
+	return name
+}
+
+// allowed reports whether VM name may be powered off. A bad glob matches
+// nothing: refusing is the safe side.
+func (c Config) allowed(name string) bool {
+	lower := strings.ToLower(name)
+	for _, g := range c.PowerOffAllow {
+		if ok, err := path.Match(strings.ToLower(g), lower); err == nil && ok {
+			return true
+		}
+	}
+	return false
+}
+
+// allowDesc is how skip reasons name the allow-list.
+func (c Config) allowDesc() string {
+	if len(c.PowerOffAllow) == 0 {
+		return "--power-off-allow (empty)"
+	}
+	return "--power-off-allow [" + strings.Join(c.PowerOffAllow, ", ") + "]"
+}
+
+// Observations are what one poll saw. The caller builds them from the
+// collector (flapping ports, vpxa crash lines), the heap package (samples
+// and trends) and remediate's inventory (MAC -> VM).
+type Observations struct {
+	// Time is the host time of this poll.
+	Time time.Time
+	// Heaps holds every heap sampled this poll.
+	Heaps []HeapObs
+	// Flapping holds the ports flapping now, as the collector's flap
+	// tracker decided.
+	Flapping []FlapObs
+	Vpxa     AgentObs
+	// HeapErr is not empty when the heaps could not be read this poll; the
+	// policy then does nothing at all (it never acts blind).
+	HeapErr string
+}
+
+// HeapObs is one heap's sample and trend.
+type HeapObs struct {
+	// Name is the heap's name as package heap reports it ("netGPHeap" or
+	// the vsish entry "netGPHeap-0x410001000000"); it keys the State.
+	Name             string
+	PercentFreeOfMax float64
+	MaxBytes         int64
+	AllocatedBytes   int64
+	// BytesPerSecond is the trend of allocated bytes (positive: leaking).
+	BytesPerSecond float64
+	// TimeToExhaustion is meaningful only when HasPrediction is true.
+	TimeToExhaustion time.Duration
+	HasPrediction    bool
+}
+
+// FlapObs is one flapping port.
+type FlapObs struct {
+	// Port is the port id in log form ("0x3000007").
+	Port   string        `json:"port"`
+	MAC    string        `json:"mac,omitempty"`
+	Cycles int           `json:"cycles"`
+	Window time.Duration `json:"window_ns"`
+	// VM is the VM that owns MAC; nil when the MAC maps to no VM.
+	VM *VMRef `json:"vm,omitempty"`
+}
+
+// VMRef is a VM of the inventory.
+type VMRef struct {
+	ID        string `json:"vmid"`
+	Name      string `json:"name"`
+	VMX       string `json:"vmx,omitempty"`
+	PoweredOn bool   `json:"powered_on"`
+}
+
+// AgentObs is what is known of the vpxa agent this poll.
+type AgentObs struct {
+	// Known is false when its state could not be read; nothing is then
+	// planned for it.
+	Known   bool `json:"known"`
+	Running bool `json:"running"`
+	// CrashSeen: a vpxa UserDump/wantCoreDump line was logged since the
+	// last poll.
+	CrashSeen bool `json:"crash_seen,omitempty"`
+}
+
+func (a AgentObs) down() bool { return a.Known && (!a.Running || a.CrashSeen) }
+
+// State is what the policy remembers between polls. It is JSON-serialisable:
+// `heapguard check` (cron) saves it between runs.
+type State struct {
+	Heaps map[string]HeapState `json:"heaps,omitempty"`
+	// RestartPlannedAt is when the last vpxa restart was planned.
+	RestartPlannedAt time.Time `json:"restart_planned_at,omitzero"`
+	// PowerOffPlannedAt maps a VM (vmid, else .vmx path, else name) to when
+	// its power-off was last planned.
+	PowerOffPlannedAt map[string]time.Time `json:"power_off_planned_at,omitempty"`
+}
+
+// HeapState is one heap's level and its hold counters.
+type HeapState struct {
+	Level Level `json:"level"`
+	// Since is when the heap entered Level (zero: since first seen at OK).
+	Since time.Time `json:"since,omitzero"`
+	// CritPolls, WarnPolls and ClearPolls count the consecutive polls on
+	// which the CRIT, WARN and clear conditions held.
+	CritPolls  int       `json:"crit_polls,omitempty"`
+	WarnPolls  int       `json:"warn_polls,omitempty"`
+	ClearPolls int       `json:"clear_polls,omitempty"`
+	LastSeen   time.Time `json:"last_seen,omitzero"`
+}
+
+// forgetAfter drops the state of a heap not sampled for this long (its
+// address changed after a reboot, or it was removed).
+const forgetAfter = time.Hour
+
+// maxCount caps the poll counters so that they cannot overflow.
+const maxCount = 1 << 30
+
+func (s State) clone() State {
+	n := State{RestartPlannedAt: s.RestartPlannedAt}
+	if len(s.Heaps) > 0 {
+		n.Heaps = make(map[string]HeapState, len(s.Heaps))
+		for k, v := range s.Heaps {
+			n.Heaps[k] = v
+		}
+	}
+	if len(s.PowerOffPlannedAt) > 0 {
+		n.PowerOffPlannedAt = make(map[string]time.Time, len(s.PowerOffPlannedAt))
+		for k, v := range s.PowerOffPlannedAt {
+			n.PowerOffPlannedAt[k] = v
+		}
+	}
+	return n
+}
+
+// within reports whether now is less than d away from t (either way: a
+// clock that jumped back does not end the wait early by a wide margin, nor
+// make it last forever).
+func within(now, t time.Time, d time.Duration) bool {
+	if t.IsZero() {
+		return false
+	}
+	e := now.Sub(t)
+	return e < d && e > -d
+}
+
+// Decide turns one poll's observations into a Plan, given the State left by
+// the previous poll, and returns the State to keep for the next one. It is
+// pure; see the comment at the top of this file for the rules.
+func Decide(cfg Config, st State, obs Observations) (Plan, State) {
+	now := obs.Time.UTC()
+	next := st.clone()
+	d := &decision{cfg: cfg, now: now, obs: obs, next: &next}
+	d.plan = Plan{
+		Time:       now,
+		Status:     OK,
+		Heaps:      []HeapVerdict{},      // JSON [] rather than null
+		Actions:    []remediate.Action{}, // idem
+		Thresholds: Thresholds{WarnBelow: cfg.WarnBelow, CritBelow: cfg.CritBelow, ClearAbove: cfg.ClearAbove},
+		Flapping:   sortedFlaps(obs.Flapping),
+		Vpxa:       obs.Vpxa,
+	}
+	if obs.HeapErr != "" {
+		d.blind()
+		return d.plan, next
+	}
+	d.heaps()
+	d.status()
+	d.act()
+	d.prune()
+	return d.plan, next
+}
+
+type decision struct {
+	cfg  Config
+	now  time.Time
+	obs  Observations
+	next *State
+	plan Plan
+	// trigger is the watched CRITICAL heap with the least free space.
+	trigger *HeapVerdict
+}
+
+func (d *decision) note(format string, args ...any) {
+	d.plan.Notes = append(d.plan.Notes, fmt.Sprintf(format, args...))
+}
+
+// blind: the heaps could not be read, so nothing is done and no heap state
+// changes; the notes say what was seen anyway.
+func (d *decision) blind() {
+	d.plan.Status = Unknown
+	d.plan.HeapErr = d.obs.HeapErr
+	d.note("heaps could not be read (%s): no action without heap figures", d.obs.HeapErr)
+	for _, f := range d.plan.Flapping {
+		d.note("%s: not acted on while heaps cannot be read", flapText(f))
+	}
+	if d.obs.Vpxa.down() {
+		d.note("%s: not restarted while heaps cannot be read", vpxaText(d.obs.Vpxa))
+	}
+}
+
+// heaps updates each heap's counters and level and fills Plan.Heaps.
+func (d *decision) heaps() {
+	cfg := d.cfg
+	hold := max(cfg.HoldPolls, 1)
+	seen := map[string]bool{}
+	for _, h := range d.obs.Heaps {
+		if seen[h.Name] {
+			d.note("heap %s sampled twice in one poll: the second sample is ignored", h.Name)
+			continue
+		}
+		seen[h.Name] = true
+		hs, known := d.next.Heaps[h.Name]
+		if !known {
+			hs = HeapState{Level: OK}
+		}
+		v := HeapVerdict{
+			HeapFigures:      figures(h),
+			Watched:          cfg.watched(h.Name),
+			HasPrediction:    h.HasPrediction,
+			TimeToExhaustion: h.TimeToExhaustion,
+		}
+		p := h.PercentFreeOfMax
+		if math.IsNaN(p) || p < 0 || p > 100 {
+			// A reading that cannot be a percentage changes nothing.
+			v.Level = hs.Level
+			v.Why = fmt.Sprintf("unusable reading %v%% free of max; level kept", p)
+			v.PercentFreeOfMax = 0
+			d.note("heap %s: unusable reading %v%% free of max, ignored", h.Name, p)
+			d.plan.Heaps = append(d.plan.Heaps, v)
+			continue
+		}
+		predicted := cfg.Predict > 0 && h.HasPrediction && h.TimeToExhaustion <= cfg.Predict
+		crit := p < cfg.CritBelow || predicted
+		warn := crit || p < cfg.WarnBelow
+		clear := !predicted && p > cfg.ClearAbove
+		hs.CritPolls = count(hs.CritPolls, crit)
+		hs.WarnPolls = count(hs.WarnPolls, warn)
+		hs.ClearPolls = count(hs.ClearPolls, clear)
+		prev := hs.Level
+		switch {
+		case hs.CritPolls >= hold:
+			hs.Level = Crit
+		case hs.WarnPolls >= hold && hs.Level < Warn:
+			hs.Level = Warn
+		case hs.ClearPolls >= hold:
+			hs.Level = OK
+		}
+		if hs.Level != prev {
+			hs.Since = d.now
+			v.Changed = true
+		}
+		hs.LastSeen = d.now
+		if d.next.Heaps == nil {
+			d.next.Heaps = map[string]HeapState{}
+		}
+		d.next.Heaps[h.Name] = hs
+		v.Level = hs.Level
+		v.Why = why(cfg, h, hs, prev, crit, warn)
+		d.plan.Heaps = append(d.plan.Heaps, v)
+	}
+	slices.SortStableFunc(d.plan.Heaps, func(a, b HeapVerdict) int {
+		// Worst first, then least free, then by name: stable output.
+		if c := cmp.Compare(b.Level, a.Level); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.PercentFreeOfMax, b.PercentFreeOfMax); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	for i := range d.plan.Heaps {
+		if v := &d.plan.Heaps[i]; v.Watched && v.Level == Crit {
+			d.trigger = v
+			break
+		}
+	}
+}
+
+func count(n int, held bool) int {
+	if !held {
+		return 0
+	}
+	return min(n+1, maxCount)
+}
+
+// why explains a heap's level in words and numbers.
+func why(cfg Config, h HeapObs, hs HeapState, prev Level, crit, warn bool) string {
+	hold := max(cfg.HoldPolls, 1)
+	critWhy := func() string {
+		if h.PercentFreeOfMax < cfg.CritBelow {
+			return "below " + num(cfg.CritBelow) + "%"
+		}
+		return "exhaustion predicted within " + short(cfg.Predict)
+	}
+	switch hs.Level {
+	case Crit:
+		if crit {
+			return fmt.Sprintf("%s for %s", critWhy(), polls(hs.CritPolls))
+		}
+		return fmt.Sprintf("CRITICAL until above %s%% for %s, %d so far", num(cfg.ClearAbove), polls(hold), hs.ClearPolls)
+	case Warn:
+		switch {
+		case crit:
+			return fmt.Sprintf("%s for %d of %d polls, not yet CRITICAL", critWhy(), hs.CritPolls, hold)
+		case warn:
+			return fmt.Sprintf("below %s%% for %s", num(cfg.WarnBelow), polls(hs.WarnPolls))
+		}
+		return fmt.Sprintf("WARNING until above %s%% for %s, %d so far", num(cfg.ClearAbove), polls(hold), hs.ClearPolls)
+	}
+	switch {
+	case crit:
+		return fmt.Sprintf("%s for %d of %d polls, not yet CRITICAL", critWhy(), hs.CritPolls, hold)
+	case warn:
+		return fmt.Sprintf("below %s%% for %d of %d polls, not yet WARNING", num(cfg.WarnBelow), hs.WarnPolls, hold)
+	case prev != OK:
+		return fmt.Sprintf("above %s%% for %s", num(cfg.ClearAbove), polls(hs.ClearPolls))
+	}
+	return ""
+}
+
+func polls(n int) string {
+	if n == 1 {
+		return "1 poll"
+	}
+	return fmt.Sprintf("%d polls", n)
+}
+
+// status: the worst of the heaps, flapping ports and vpxa.
+func (d *decision) status() {
+	s := OK
+	for _, v := range d.plan.Heaps {
+		s = max(s, v.Level)
+	}
+	if len(d.plan.Flapping) > 0 {
+		s = max(s, Warn)
+	}
+	if a := d.obs.Vpxa; a.Known {
+		if !a.Running {
+			s = max(s, Crit)
+		} else if a.CrashSeen {
+			s = max(s, Warn)
+		}
+	}
+	d.plan.Status = s
+}
+
+// act plans the actions, in order: the remediation for a watched CRITICAL
+// heap, alerts for other CRITICAL heaps, a vpxa restart when it is down and
+// the heap allows it, and a verification after any live step.
+func (d *decision) act() {
+	switch {
+	case d.trigger != nil && len(d.plan.Flapping) > 0:
+		d.remediate()
+	case d.trigger != nil:
+		for _, v := range d.plan.Heaps {
+			if v.Watched && v.Level == Crit {
+				d.add(remediate.Action{
+					Kind:   remediate.ActAlert,
+					Target: v.Name,
+					Reason: heapReason(v) + "; no flapping port to blame; powering off VMs blindly is not safe",
+					Heap:   ptr(v.HeapFigures),
+				})
+			}
+		}
+		if d.obs.Vpxa.down() {
+			d.note("%s, but %s is CRITICAL with no flapping port to blame: a restart would likely fail again; not restarted", vpxaText(d.obs.Vpxa), d.trigger.Name)
+		}
+	default:
+		for _, v := range d.plan.Heaps {
+			if v.Watched && v.Level == Warn {
+				if len(d.plan.Flapping) > 0 {
+					d.note("%s is WARNING with %s flapping: no action until it is CRITICAL", v.Name, plural(len(d.plan.Flapping), "port"))
+				} else {
+					d.note("%s is WARNING: no action until it is CRITICAL", v.Name)
+				}
+			}
+		}
+		if len(d.plan.Flapping) > 0 && !d.anyWatched(Warn) {
+			d.note("%s flapping but no watched heap is low: no action (flapping without a leak)", plural(len(d.plan.Flapping), "port"))
+		}
+		if d.obs.Vpxa.down() {
+			d.restart(vpxaText(d.obs.Vpxa), d.lowestWatched())
+		}
+	}
+	for _, v := range d.plan.Heaps {
+		if !v.Watched && v.Level == Crit {
+			d.add(remediate.Action{
+				Kind:   remediate.ActAlert,
+				Target: v.Name,
+				Reason: heapReason(v) + "; not a watched heap (--watch-heap), so heapguard only alerts",
+				Heap:   ptr(v.HeapFigures),
+			})
+		}
+	}
+	d.verify()
+}
+
+func (d *decision) anyWatched(at Level) bool {
+	for _, v := range d.plan.Heaps {
+		if v.Watched && v.Level >= at {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *decision) lowestWatched() *HeapVerdict {
+	var low *HeapVerdict
+	for i := range d.plan.Heaps {
+		v := &d.plan.Heaps[i]
+		if v.Watched && (low == nil || v.PercentFreeOfMax < low.PercentFreeOfMax) {
+			low = v
+		}
+	}
+	return low
+}
+
+func (d *decision) add(a remediate.Action) { d.plan.Actions = append(d.plan.Actions, a) }
+
+// candidate is one VM behind one or more flapping ports.
+type candidate struct {
+	key   string
+	vm    VMRef
+	flaps []FlapObs
+}
+
+func vmKey(vm VMRef) string {
+	switch {
+	case vm.ID != "":
+		return "vmid:" + vm.ID
+	case vm.VMX != "":
+		return "vmx:" + vm.VMX
+	}
+	return "name:" + vm.Name
+}
+
+// remediate plans the incident's fix: power off the flapping VMs that are
+// allowed (list the others as skipped), restart vpxa, verify.
+func (d *decision) remediate() {
+	t := d.trigger
+	hfig := ptr(t.HeapFigures)
+	base := heapReason(*t)
+	var cands []*candidate
+	byKey := map[string]*candidate{}
+	noVM := 0
+	for _, f := range d.plan.Flapping {
+		if f.VM == nil {
+			noVM++
+			d.add(remediate.Action{
+				Kind:   remediate.ActAlert,
+				Target: t.Name,
+				Port:   f.Port,
+				MAC:    f.MAC,
+				Reason: base + "; " + flapText(f) + ", but its MAC belongs to no known VM: find it by hand (net-stats -l, .vmx files)",
+				Heap:   hfig,
+			})
+			continue
+		}
+		k := vmKey(*f.VM)
+		c := byKey[k]
+		if c == nil {
+			c = &candidate{key: k, vm: *f.VM}
+			byKey[k] = c
+			cands = append(cands, c)
+		}
+		c.flaps = append(c.flaps, f)
+	}
+	live, waiting, skipped, off := 0, 0, 0, 0
+	for _, c := range cands {
+		var ports []string
+		for _, f := range c.flaps {
+			ports = append(ports, flapText(f))
+		}
+		who := vmText(c.vm)
+		at := d.next.PowerOffPlannedAt[c.key]
+		switch {
+		case !c.vm.PoweredOn:
+			off++
+			d.note("%s is already powered off (%s): no power-off planned", who, strings.Join(ports, "; "))
+			continue
+		case within(d.now, at, d.cfg.PowerOffSettle):
+			waiting++
+			d.note("power-off of %s planned at %s: waiting for it until %s", who, stamp(at), stamp(at.Add(d.cfg.PowerOffSettle)))
+			continue
+		}
+		a := remediate.Action{
+			Kind:   remediate.ActPowerOff,
+			Target: c.vm.Name,
+			VMID:   c.vm.ID,
+			Port:   c.flaps[0].Port,
+			MAC:    c.flaps[0].MAC,
+			Reason: base + "; " + strings.Join(ports, "; "),
+			Heap:   hfig,
+		}
+		if d.cfg.allowed(c.vm.Name) {
+			live++
+			if d.next.PowerOffPlannedAt == nil {
+				d.next.PowerOffPlannedAt = map[string]time.Time{}
+			}
+			d.next.PowerOffPlannedAt[c.key] = d.now
+		} else {
+			skipped++
+			a.Skipped = "not in " + d.cfg.allowDesc()
+		}
+		d.add(a)
+	}
+	pending := within(d.now, d.next.RestartPlannedAt, d.cfg.RestartSettle)
+	switch {
+	case live > 0 || d.obs.Vpxa.down():
+		why := vpxaText(d.obs.Vpxa)
+		if !d.obs.Vpxa.down() {
+			why = Agent + " may be hung or have lost allocations while the heap was low"
+		}
+		if live > 0 {
+			why = "after powering off " + plural(live, "VM") + ": " + why
+		}
+		d.restart(why+"; "+base, t)
+	case pending:
+		d.noteRestartWait()
+	case skipped > 0:
+		// Say what the whole remediation would be.
+		d.add(remediate.Action{
+			Kind:    remediate.ActRestartAgent,
+			Target:  Agent,
+			Reason:  "after powering off the flapping VMs; " + base,
+			Skipped: "no VM is being powered off and " + Agent + " is running: a restart would not free heap",
+			Heap:    hfig,
+		})
+	}
+	if live == 0 && waiting == 0 {
+		var why []string
+		if skipped > 0 {
+			why = append(why, plural(skipped, "flapping VM")+" not in "+d.cfg.allowDesc())
+		}
+		if noVM > 0 {
+			why = append(why, plural(noVM, "flapping port")+" with no known VM")
+		}
+		if off > 0 && len(why) == 0 {
+			why = append(why, "the flapping VMs are already off and the heap is still low")
+		}
+		d.add(remediate.Action{
+			Kind:   remediate.ActAlert,
+			Target: t.Name,
+			Reason: base + "; nothing is powered off: " + strings.Join(why, ", ") + "; hands needed",
+			Heap:   hfig,
+		})
+	}
+}
+
+// restart plans a vpxa restart unless one was planned less than
+// RestartSettle ago.
+func (d *decision) restart(reason string, h *HeapVerdict) {
+	if within(d.now, d.next.RestartPlannedAt, d.cfg.RestartSettle) {
+		d.noteRestartWait()
+		return
+	}
+	a := remediate.Action{Kind: remediate.ActRestartAgent, Target: Agent, Reason: reason}
+	if h != nil {
+		a.Heap = ptr(h.HeapFigures)
+	}
+	d.add(a)
+	d.next.RestartPlannedAt = d.now
+}
+
+func (d *decision) noteRestartWait() {
+	at := d.next.RestartPlannedAt
+	d.note("%s restart planned at %s: waiting for its effect until %s before planning another",
+		Agent, stamp(at), stamp(at.Add(d.cfg.RestartSettle)))
+}
+
+// verify closes a plan that does anything.
+func (d *decision) verify() {
+	var did []string
+	for _, a := range d.plan.Actions {
+		if a.Skipped != "" {
+			continue
+		}
+		switch a.Kind {
+		case remediate.ActPowerOff:
+			did = append(did, "powering off "+quoteName(a.Target))
+		case remediate.ActRestartAgent:
+			did = append(did, "restarting "+a.Target)
+		}
+	}
+	if len(did) == 0 {
+		return
+	}
+	h := d.trigger
+	if h == nil {
+		h = d.lowestWatched()
+	}
+	a := remediate.Action{Kind: remediate.ActVerify, Target: Agent}
+	if h != nil {
+		a.Heap = ptr(h.HeapFigures)
+		a.Reason = fmt.Sprintf("after %s: check that %s runs and %s stops falling (now %s)", strings.Join(did, ", "), Agent, h.Name, heapText(*h))
+	} else {
+		a.Reason = fmt.Sprintf("after %s: check that %s runs", strings.Join(did, ", "), Agent)
+	}
+	d.add(a)
+}
+
+// prune forgets heaps not seen for forgetAfter and power-offs whose wait
+// is over, so the state stays small.
+func (d *decision) prune() {
+	for k, hs := range d.next.Heaps {
+		if !hs.LastSeen.IsZero() && d.now.Sub(hs.LastSeen) > forgetAfter {
+			delete(d.next.Heaps, k)
+		}
+	}
+	for k, t := range d.next.PowerOffPlannedAt {
+		if !within(d.now, t, d.cfg.PowerOffSettle) {
+			delete(d.next.PowerOffPlannedAt, k)
+		}
+	}
+	if len(d.next.PowerOffPlannedAt) == 0 {
+		d.next.PowerOffPlannedAt = nil
+	}
+	if len(d.next.Heaps) == 0 {
+		d.next.Heaps = nil
+	}
+	if !d.next.RestartPlannedAt.IsZero() && !within(d.now, d.next.RestartPlannedAt, d.cfg.RestartSettle) {
+		d.next.RestartPlannedAt = time.Time{}
+	}
+}
+
+// sortedFlaps orders flapping ports worst first (most cycles), then by
+// port and MAC, so the plan does not depend on the collector's map order.
+func sortedFlaps(in []FlapObs) []FlapObs {
+	if len(in) == 0 {
+		return nil
+	}
+	out := slices.Clone(in)
+	for i := range out {
+		if out[i].VM != nil {
+			vm := *out[i].VM // the plan must not alias the caller's data
+			out[i].VM = &vm
+		}
+	}
+	slices.SortStableFunc(out, func(a, b FlapObs) int {
+		if c := cmp.Compare(b.Cycles, a.Cycles); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Port, b.Port); c != 0 {
+			return c
+		}
+		return strings.Compare(a.MAC, b.MAC)
+	})
+	return out
+}
+
+func figures(h HeapObs) remediate.HeapFigures {
+	f := remediate.HeapFigures{
+		Name:             h.Name,
+		PercentFreeOfMax: h.PercentFreeOfMax,
+		MaxBytes:         h.MaxBytes,
+		AllocatedBytes:   h.AllocatedBytes,
+		BytesPerSecond:   h.BytesPerSecond,
+	}
+	if h.HasPrediction && h.TimeToExhaustion > 0 {
+		f.SecondsToExhaustion = h.TimeToExhaustion.Seconds()
+	}
+	if math.IsNaN(f.BytesPerSecond) || math.IsInf(f.BytesPerSecond, 0) {
+		f.BytesPerSecond = 0
+	}
+	return f
+}
+
+func ptr[T any](v T) *T { return &v }

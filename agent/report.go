@@ -1,0 +1,399 @@
+package agent
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/heapguard/heapguard/collector"
+	"github.com/heapguard/heapguard/heap"
+	"github.com/heapguard/heapguard/host"
+)
+
+// Report thresholds: the report judges a heap sample on its own, with no
+// history to hold a level for, so it uses the policy's default levels.
+const (
+	reportWarnBelow = 20.0
+	reportCritBelow = 10.0
+)
+
+// ReportOptions say what `heapguard report` reads.
+type ReportOptions struct {
+	Logs      []string // log files, plain or .gz, in any order
+	HeapStats []string // files holding `vsish -e cat|get …/stats` output
+	Year      int      // year of 4.x syslog dates; 0: each file's modification year
+	Since     time.Time
+	// FlapCycles within FlapWindow make a port flapping (defaults 10 in 5m).
+	FlapCycles int
+	FlapWindow time.Duration
+	// VMs maps MACs to VMs (from the host's .vmx files); may be nil.
+	VMs map[string]VMRef
+}
+
+// Report is what `heapguard report` prints; its JSON form is documented in
+// docs/json.md and scripts rely on its keys.
+type Report struct {
+	Files      []string          `json:"files"`
+	Ports      []PortReport      `json:"ports"`
+	HeapEvents []HeapEventReport `json:"heap_events"`
+	Dumps      []DumpReport      `json:"dumps"`
+	Heaps      []HeapReport      `json:"heaps"`
+	Lines      int64             `json:"lines"`
+	Unparsed   int64             `json:"unparsed"`
+	Oversized  int64             `json:"oversized"`
+	Errors     []string          `json:"errors"`
+	Verdict    string            `json:"verdict"`
+	Reasons    []string          `json:"reasons"`
+	Status     Level             `json:"-"`
+}
+
+// PortReport is one port seen in a NetPort (or Uplink) line.
+type PortReport struct {
+	Port         string    `json:"port"`
+	MAC          string    `json:"mac"`
+	VM           string    `json:"vm"`
+	VMX          string    `json:"vmx,omitempty"`
+	Disabled     int       `json:"disabled"`
+	Enabled      int       `json:"enabled"`
+	First        time.Time `json:"first"`
+	Last         time.Time `json:"last"`
+	CyclesPerMin int       `json:"cycles_per_min"`
+	Flapping     bool      `json:"flapping"`
+}
+
+// HeapEventReport counts one kind of heap failure of one heap.
+type HeapEventReport struct {
+	Heap  string    `json:"heap"`
+	Kind  string    `json:"kind"` // "maxed" or "align_failed"
+	Count int       `json:"count"`
+	First time.Time `json:"first"`
+	Last  time.Time `json:"last"`
+}
+
+// DumpReport counts one process's core dumps (UserDump lines).
+type DumpReport struct {
+	Process   string    `json:"process"`
+	Count     int       `json:"count"`
+	CoreDumps int       `json:"want_core_dump"`
+	Last      time.Time `json:"last"`
+}
+
+// HeapReport is one heap sample.
+type HeapReport struct {
+	Name             string           `json:"name"`
+	FullName         string           `json:"full_name,omitempty"`
+	PercentFreeOfMax *float64         `json:"percent_free_of_max"` // null when the sample has no figures for it
+	FreeSource       string           `json:"free_source"`
+	LowestFreeEver   *int64           `json:"lowest_percent_free_ever,omitempty"`
+	Fields           map[string]int64 `json:"fields"`
+	Incomplete       bool             `json:"incomplete,omitempty"`
+	Source           string           `json:"source"`
+}
+
+// BuildReport reads every input. An input that cannot be read is named in
+// Errors and makes the status UNKNOWN; the others are still reported.
+func BuildReport(opt ReportOptions) *Report {
+	r := &Report{Files: []string{}, Ports: []PortReport{}, HeapEvents: []HeapEventReport{},
+		Dumps: []DumpReport{}, Heaps: []HeapReport{}, Errors: []string{}, Reasons: []string{}}
+	scan := collector.ScanOptions{Year: opt.Year, Since: opt.Since, FlapCycles: opt.FlapCycles, FlapWindow: opt.FlapWindow}
+	sum := collector.NewSummary(opt.FlapCycles, opt.FlapWindow)
+	for _, p := range opt.Logs {
+		s, err := collector.ScanFile(p, scan)
+		if err != nil {
+			r.Errors = append(r.Errors, fmt.Sprintf("read log %s: %v", p, pathCause(err)))
+			if s == nil {
+				continue
+			}
+		}
+		r.Files = append(r.Files, p)
+		sum.Merge(s)
+	}
+	for _, p := range opt.HeapStats {
+		samples, err := readStatsFile(p)
+		if err != nil {
+			r.Errors = append(r.Errors, err.Error())
+		}
+		for _, s := range samples {
+			r.Heaps = append(r.Heaps, heapReport(s, p))
+		}
+	}
+	r.Lines, r.Unparsed, r.Oversized = sum.Lines, sum.Unparsed, sum.Oversized
+	for _, p := range sum.SortedPorts() {
+		pr := PortReport{Port: p.Port.String(), Disabled: p.Disabled, Enabled: p.Enabled,
+			First: p.First, Last: p.Last, CyclesPerMin: p.PeakCyclesPerMinute, Flapping: p.Flapping}
+		if p.MACKnown {
+			pr.MAC = p.MAC.String()
+			if vm, ok := opt.VMs[pr.MAC]; ok {
+				pr.VM, pr.VMX = vm.Name, vm.VMX
+			}
+		}
+		r.Ports = append(r.Ports, pr)
+	}
+	for _, h := range sum.Heaps {
+		kind := "maxed"
+		if h.Kind == collector.KindHeapAlignFailed {
+			kind = "align_failed"
+		}
+		r.HeapEvents = append(r.HeapEvents, HeapEventReport{Heap: h.Heap, Kind: kind, Count: h.Count, First: h.First, Last: h.Last})
+	}
+	for _, d := range sum.Processes {
+		r.Dumps = append(r.Dumps, DumpReport{Process: d.Process, Count: d.UserDumps, CoreDumps: d.CoreDumps, Last: d.Last})
+	}
+	r.judge()
+	return r
+}
+
+func readStatsFile(p string) ([]heap.Sample, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("read heap stats %s: %w", p, pathCause(err))
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("read heap stats %s: not a regular file", p)
+	}
+	samples, err := heap.ParseStats(f)
+	if err != nil {
+		return samples, fmt.Errorf("read heap stats %s: %w", p, err)
+	}
+	if len(samples) == 0 {
+		return nil, fmt.Errorf("read heap stats %s: no heap stats in it", p)
+	}
+	return samples, nil
+}
+
+// pathCause drops the operation and path that an *fs.PathError repeats,
+// since the caller names the file itself.
+func pathCause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	if errors.Is(err, collector.ErrNotRegular) {
+		return collector.ErrNotRegular
+	}
+	return err
+}
+
+func heapReport(s heap.Sample, source string) HeapReport {
+	hr := HeapReport{Name: s.Name, FullName: s.FullName, Fields: map[string]int64{}, Incomplete: s.Incomplete, Source: source}
+	if pct, src, ok := s.FreeOfMax(); ok {
+		hr.PercentFreeOfMax, hr.FreeSource = &pct, string(src)
+	}
+	if v, ok := s.LowestPercentFreeEver(); ok {
+		hr.LowestFreeEver = &v
+	}
+	for _, f := range s.Fields {
+		if f.IsNum {
+			hr.Fields[f.Key] = f.Num
+		}
+	}
+	return hr
+}
+
+// judge sets the verdict: 0 nothing wrong; 1 flapping ports or a heap below
+// 20 % free of max; 2 a heap maxed or below 10 %, or a vpxa/hostd dump;
+// 3 unreadable input.
+func (r *Report) judge() {
+	raise := func(l Level, why string) {
+		r.Status = max(r.Status, l)
+		r.Reasons = append(r.Reasons, why)
+	}
+	var flapping []string
+	for _, p := range r.Ports {
+		if p.Flapping {
+			flapping = append(flapping, p.Port)
+		}
+	}
+	if n := len(flapping); n > 0 {
+		raise(Warn, fmt.Sprintf("%s flapping (%s)", plural(n, "port"), strings.Join(flapping, ", ")))
+	}
+	for _, e := range r.HeapEvents {
+		if e.Kind == "maxed" {
+			raise(Crit, fmt.Sprintf("%s reached its maximum size (%s, last %s)", e.Heap, plural(e.Count, "line"), stampOrDash(e.Last)))
+		}
+	}
+	for _, d := range r.Dumps {
+		if isAgent(d.Process) && d.Count+d.CoreDumps > 0 {
+			raise(Crit, fmt.Sprintf("%s dumped core (%d, last %s)", d.Process, max(d.Count, d.CoreDumps), stampOrDash(d.Last)))
+		}
+	}
+	for _, h := range r.Heaps {
+		if h.PercentFreeOfMax == nil {
+			continue
+		}
+		switch pct := *h.PercentFreeOfMax; {
+		case pct < reportCritBelow:
+			raise(Crit, fmt.Sprintf("%s %.1f%% free of max (below %g%%)", h.Name, pct, reportCritBelow))
+		case pct < reportWarnBelow:
+			raise(Warn, fmt.Sprintf("%s %.1f%% free of max (below %g%%)", h.Name, pct, reportWarnBelow))
+		}
+	}
+	for _, e := range r.Errors {
+		raise(Unknown, e)
+	}
+	r.Verdict = r.Status.String()
+}
+
+// isAgent: the management agents whose crash disconnects the host. Their
+// dump files may carry a suffix ("hostd-worker-zdump.000").
+func isAgent(process string) bool {
+	base, _, _ := strings.Cut(process, "-")
+	return base == "vpxa" || base == "hostd"
+}
+
+// stampOrDash is stamp for a time that may be missing.
+func stampOrDash(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return stamp(t)
+}
+
+// WriteText renders the report for people.
+func (r *Report) WriteText(w io.Writer) error {
+	ew := &errWriter{w: w}
+	ew.printf("heapguard report: %s, %d lines read, %d unparsed, %d oversized\n",
+		plural(len(r.Files), "file"), r.Lines, r.Unparsed, r.Oversized)
+
+	var flapping, quiet []PortReport
+	for _, p := range r.Ports {
+		if p.Flapping {
+			flapping = append(flapping, p)
+		} else {
+			quiet = append(quiet, p)
+		}
+	}
+	ew.printf("\nFlapping ports, by cycles:\n")
+	if len(flapping) == 0 {
+		ew.printf("  none\n")
+	} else {
+		ew.printf("  %-11s %-17s %7s %8s %8s  %-20s  %-20s  %s\n", "PORT", "MAC", "CYCLES", "DISABLED", "PEAK/MIN", "FIRST", "LAST", "VM")
+		for _, p := range flapping {
+			ew.printf("  %-11s %-17s %7d %8d %8d  %-20s  %-20s  %s\n", p.Port, orDash(p.MAC), p.Enabled, p.Disabled,
+				p.CyclesPerMin, stampOrDash(p.First), stampOrDash(p.Last), portVM(p))
+		}
+	}
+	if len(quiet) > 0 {
+		ew.printf("Other ports seen (not flapping):")
+		for _, p := range quiet {
+			ew.printf(" %s (%d/%d)", p.Port, p.Enabled, p.Disabled)
+		}
+		ew.printf("\n")
+	}
+
+	ew.printf("\nHeap events:\n")
+	if len(r.HeapEvents) == 0 {
+		ew.printf("  none\n")
+	}
+	for _, e := range r.HeapEvents {
+		ew.printf("  %-16s %-12s %6d  first %s  last %s\n", e.Heap, e.Kind, e.Count, stampOrDash(e.First), stampOrDash(e.Last))
+	}
+
+	ew.printf("\nProcess dumps:\n")
+	if len(r.Dumps) == 0 {
+		ew.printf("  none\n")
+	}
+	for _, d := range r.Dumps {
+		ew.printf("  %-16s %s (%d wantCoreDump), last %s\n", d.Process, plural(d.Count, "dump"), d.CoreDumps, stampOrDash(d.Last))
+	}
+
+	if len(r.Heaps) > 0 {
+		ew.printf("\nHeap samples:\n")
+		for _, h := range r.Heaps {
+			name := h.Name
+			if h.FullName != "" {
+				name = h.FullName
+			}
+			free := "free of max unknown"
+			if h.PercentFreeOfMax != nil {
+				free = fmt.Sprintf("%6.2f%% free of max", *h.PercentFreeOfMax)
+			}
+			extra := ""
+			if h.LowestFreeEver != nil {
+				extra = fmt.Sprintf(", lowest ever %d%%", *h.LowestFreeEver)
+			}
+			if h.Incomplete {
+				extra += ", incomplete"
+			}
+			ew.printf("  %-34s %s%s  (%s)\n", name, free, extra, h.Source)
+		}
+	}
+	for _, e := range r.Errors {
+		ew.printf("\nerror: %s\n", e)
+	}
+	ew.printf("\nVerdict: %s", r.Verdict)
+	if len(r.Reasons) > 0 {
+		ew.printf(": %s", strings.Join(r.Reasons, "; "))
+	}
+	ew.printf("\n")
+	return ew.err
+}
+
+func portVM(p PortReport) string {
+	switch {
+	case p.VM != "" && p.VMX != "":
+		return p.VM + " (" + p.VMX + ")"
+	case p.VM != "":
+		return p.VM
+	}
+	return "-"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) printf(format string, args ...any) {
+	if e.err == nil {
+		_, e.err = fmt.Fprintf(e.w, format, args...)
+	}
+}
+
+// HostLogs lists a host's vmkernel log and its rotated copies, oldest
+// first (vmkernel.2.gz, vmkernel.1.gz, vmkernel.0.gz, vmkernel.log), as
+// vmsyslogd leaves them.
+func HostLogs(root string) []string {
+	live := host.Path(root, host.DetectLayout(root).LogPath)
+	dir, base := filepath.Dir(live), strings.TrimSuffix(filepath.Base(live), ".log")
+	type rotated struct {
+		n    int
+		path string
+	}
+	var old []rotated
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), base+".")
+		if !ok {
+			continue
+		}
+		num, _, _ := strings.Cut(rest, ".")
+		n, err := strconv.Atoi(num)
+		if err != nil || (rest != num && rest != num+".gz") {
+			continue
+		}
+		old = append(old, rotated{n, filepath.Join(dir, e.Name())})
+	}
+	slices.SortFunc(old, func(a, b rotated) int { return cmp.Compare(b.n, a.n) })
+	var out []string
+	for _, o := range old {
+		out = append(out, o.path)
+	}
+	return append(out, live)
+}

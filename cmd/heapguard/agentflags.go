@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/term"
+
+	"github.com/heapguard/heapguard/agent"
+	"github.com/heapguard/heapguard/host"
+	"github.com/heapguard/heapguard/remediate"
+)
+
+// agentFlags are the flags run and check share.
+type agentFlags struct {
+	config          string
+	root            string
+	stateDir        string
+	dryRun          bool
+	json            bool
+	heaps           stringList
+	watchHeaps      stringList
+	powerOffAllow   stringList
+	warnBelow       float64
+	critBelow       float64
+	clearAbove      float64
+	holdPolls       int
+	predict         time.Duration
+	maxPowerOffs    int
+	breakerAfter    int
+	shutdownTimeout time.Duration
+	commandTimeout  time.Duration
+	flapCycles      int
+	flapWindow      time.Duration
+	interval        time.Duration
+	year            int
+	forDur          time.Duration
+}
+
+func addAgentFlags(fs *flag.FlagSet, daemon bool) *agentFlags {
+	o := &agentFlags{}
+	def := agent.DefaultConfig()
+	fs.StringVar(&o.config, "config", "", "read flags from `FILE` (lines 'name value'; flags on the command line win)")
+	fs.StringVar(&o.root, "root", "/", "ESXi root `DIR`: prefix for host paths and host commands (a simulated host)")
+	fs.StringVar(&o.stateDir, "state-dir", "", "`DIR` for the journal, budgets, lock and saved state (default: heapguard-state beside the binary)")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "run the whole pipeline but change nothing: print and journal the plan")
+	fs.Var(&o.heaps, "heaps", "sample only heaps matching `GLOB` (repeatable; default every heap)")
+	fs.Var(&o.watchHeaps, "watch-heap", "`GLOB` of heaps whose depletion triggers remediation (repeatable; default netGPHeap)")
+	fs.Var(&o.powerOffAllow, "power-off-allow", "case-insensitive `GLOB` of VM names that may be powered off (repeatable; default none)")
+	fs.Float64Var(&o.warnBelow, "warn-below", def.WarnBelow, "WARNING below this `percent` free of max")
+	fs.Float64Var(&o.critBelow, "crit-below", def.CritBelow, "CRITICAL below this `percent` free of max")
+	fs.Float64Var(&o.clearAbove, "clear-above", def.ClearAbove, "back to OK only above this `percent`")
+	fs.IntVar(&o.holdPolls, "hold-polls", def.HoldPolls, "polls a level change must hold for")
+	fs.DurationVar(&o.predict, "predict", def.Predict, "CRITICAL when exhaustion is predicted within this `duration` (0: off)")
+	fs.IntVar(&o.maxPowerOffs, "max-power-offs", remediate.DefaultMaxPowerOffs, "power-offs allowed per hour")
+	fs.IntVar(&o.breakerAfter, "breaker-after", remediate.DefaultBreakerAfter, "stop acting after this many failed remediations in a row (until heapguard reset)")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", remediate.DefaultShutdownTimeout, "graceful shutdown time before a hard power-off")
+	fs.DurationVar(&o.commandTimeout, "command-timeout", remediate.DefaultCommandTimeout, "timeout of each host command")
+	fs.IntVar(&o.flapCycles, "flap-cycles", 10, "a port flaps at this many down/up cycles ...")
+	fs.DurationVar(&o.flapWindow, "flap-window", 5*time.Minute, "... within this much log time")
+	fs.IntVar(&o.year, "year", 0, "year of 4.x syslog dates (default: from the log's modification time)")
+	fs.BoolVar(&o.json, "json", false, "print JSON instead of text")
+	if daemon {
+		fs.DurationVar(&o.interval, "interval", agent.DefaultInterval, "host time between two heap samples")
+		fs.DurationVar(&o.forDur, "for", 0, "stop after this much host time (0: until SIGTERM/SIGINT)")
+	}
+	return o
+}
+
+// applyConfig sets, from the --config file, every flag not given on the
+// command line: flags win.
+func applyConfig(fs *flag.FlagSet, path string) error {
+	if path == "" {
+		return nil
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, value, _ := strings.Cut(line, " ")
+		name = strings.TrimPrefix(strings.TrimSpace(strings.TrimSuffix(name, "=")), "--")
+		value = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(value), "="))
+		value = strings.Trim(value, `"`)
+		if name == "config" {
+			return fmt.Errorf("config %s:%d: config files do not nest", path, n)
+		}
+		if fs.Lookup(name) == nil {
+			return fmt.Errorf("config %s:%d: unknown setting %q", path, n, name)
+		}
+		if set[name] {
+			continue
+		}
+		if err := fs.Set(name, value); err != nil {
+			return fmt.Errorf("config %s:%d: %s: %w", path, n, name, err)
+		}
+	}
+	return sc.Err()
+}
+
+func (o *agentFlags) options(logger *zap.Logger) (agent.Options, error) {
+	cfg := agent.DefaultConfig()
+	if len(o.watchHeaps) > 0 {
+		cfg.WatchHeaps = splitList(o.watchHeaps)
+	}
+	cfg.PowerOffAllow = splitList(o.powerOffAllow)
+	cfg.WarnBelow, cfg.CritBelow, cfg.ClearAbove = o.warnBelow, o.critBelow, o.clearAbove
+	cfg.HoldPolls, cfg.Predict = o.holdPolls, o.predict
+	stateDir := o.stateDir
+	if stateDir == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return agent.Options{}, fmt.Errorf("find the state folder: %w (give --state-dir)", err)
+		}
+		stateDir = filepath.Join(filepath.Dir(exe), "heapguard-state")
+	}
+	clock, err := host.ClockFor(o.root)
+	if err != nil {
+		return agent.Options{}, err
+	}
+	return agent.Options{
+		Root: o.root, StateDir: stateDir, Interval: o.interval, DryRun: o.dryRun,
+		Heaps: splitList(o.heaps), Policy: cfg,
+		Guards:     remediate.GuardLimits{MaxPowerOffs: o.maxPowerOffs, BreakerAfter: o.breakerAfter},
+		FlapCycles: o.flapCycles, FlapWindow: o.flapWindow,
+		ShutdownTimeout: o.shutdownTimeout, CommandTimeout: o.commandTimeout, Year: o.year,
+		Logger: logger, Clock: clock, Runner: host.Exec{Root: o.root},
+	}, nil
+}
+
+// splitList lets a repeatable flag also take a comma-separated list.
+func splitList(l stringList) []string {
+	var out []string
+	for _, s := range l {
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// newLogger logs JSON when stderr is not a terminal (cron, inetd, a
+// file) and readable lines when it is. Sampling is off: no decision or
+// action may be dropped.
+func newLogger(f *os.File) *zap.Logger {
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	var encoder zapcore.Encoder
+	if term.IsTerminal(int(f.Fd())) {
+		enc.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		encoder = zapcore.NewConsoleEncoder(enc)
+	} else {
+		encoder = zapcore.NewJSONEncoder(enc)
+	}
+	return zap.New(zapcore.NewCore(encoder, zapcore.Lock(f), zapcore.InfoLevel))
+}
+
+// stderrFile is the *os.File behind the command's stderr, when there is one.
+func stderrFile(e env) *os.File {
+	if f, ok := e.stderr.(*os.File); ok {
+		return f
+	}
+	return nil
+}
+
+func loggerFor(e env) *zap.Logger {
+	if f := stderrFile(e); f != nil {
+		return newLogger(f)
+	}
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(e.stderr), zapcore.InfoLevel))
+}
+
+// openWatcher prepares the agent; errors name what to do.
+func openWatcher(e env, name string, fs *flag.FlagSet, o *agentFlags) (*agent.Watcher, int) {
+	if err := applyConfig(fs, o.config); err != nil {
+		fmt.Fprintf(e.stderr, "heapguard %s: %v\n", name, err)
+		return nil, exitUnknown
+	}
+	opts, err := o.options(loggerFor(e))
+	if err != nil {
+		fmt.Fprintf(e.stderr, "heapguard %s: %v\n", name, err)
+		return nil, exitUnknown
+	}
+	w, err := agent.Open(opts)
+	if err != nil {
+		if errors.Is(err, remediate.ErrLocked) {
+			fmt.Fprintf(e.stderr, "heapguard %s: refusing to start: %v\n", name, err)
+		} else {
+			fmt.Fprintf(e.stderr, "heapguard %s: %v\n", name, err)
+		}
+		return nil, exitUnknown
+	}
+	return w, exitOK
+}

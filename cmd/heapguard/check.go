@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+
+	"github.com/heapguard/heapguard/agent"
+	"github.com/heapguard/heapguard/remediate"
+)
+
+type checkOptions struct {
+	*agentFlags
+	fs *flag.FlagSet
+}
+
+func init() {
+	register(&command{
+		name:    "check",
+		summary: "one pass for cron or Nagios: read new log lines, sample heaps, decide, act, one status line",
+		usage:   "[flags]",
+		help: `One pass: reads the log from where the last check stopped (rotated copies included),
+takes one heap sample and adds it to the saved trend, decides, acts like run does, and prints
+one Nagios plugin line (or, with --json, the plan). State, budgets and the journal live in
+--state-dir, so checks from cron every minute behave like the daemon.
+
+Examples:
+  heapguard check --power-off-allow 'DSVA*'
+  heapguard check --dry-run --json
+
+EXIT STATUS (Nagios):
+  0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad usage, the lock is held, heaps unreadable)`,
+		flags: func(fs *flag.FlagSet) any { return &checkOptions{agentFlags: addAgentFlags(fs, false), fs: fs} },
+		run:   runCheck,
+	})
+}
+
+func runCheck(ctx context.Context, e env, opts any, args []string) int {
+	o := opts.(*checkOptions)
+	if len(args) > 0 {
+		return usageError
+	}
+	w, code := openWatcher(e, "check", o.fs, o.agentFlags)
+	if w == nil {
+		fmt.Fprintln(e.stdout, "HEAPGUARD UNKNOWN: could not start (see stderr)")
+		return code
+	}
+	defer w.Close()
+	res, err := w.Check(ctx)
+	plan := res.Plan
+	if o.json {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(struct {
+			Plan     agent.Plan          `json:"plan"`
+			Outcomes []remediate.Outcome `json:"outcomes"`
+			Nagios   string              `json:"nagios"`
+		}{plan, res.Outcomes, plan.NagiosLine()})
+	} else {
+		fmt.Fprintln(e.stdout, plan.NagiosLine())
+		if o.dryRun && len(plan.Actions) > 0 {
+			// A dry run is a preview: show the plan it journaled.
+			plan.WriteText(e.stdout)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "heapguard check: %v\n", err)
+		if errors.Is(err, remediate.ErrJournal) {
+			return exitCritical
+		}
+	}
+	return plan.Status.ExitCode()
+}
+
+// exitCodeOf maps an error to the Nagios codes: a journal that cannot be
+// written is critical (heapguard is blind to its own actions), anything
+// else unknown.
+func exitCodeOf(err error) int {
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, remediate.ErrJournal):
+		return exitCritical
+	}
+	return exitUnknown
+}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/heapguard/heapguard/agent"
+)
+
+type doctorOptions struct {
+	root     string
+	stateDir string
+	json     bool
+}
+
+func init() {
+	register(&command{
+		name:    "doctor",
+		summary: "check that heapguard can work on this host",
+		usage:   "[--root DIR] [--state-dir DIR] [--json]",
+		help: `Checks, each OK / WARN / FAIL with its reason: the ESXi version and build, the vmkernel
+log heapguard will read and its format, whether vsish lists the heaps (and netGPHeap's free
+space), whether vim-cmd works, the vpxa and hostd init scripts, the state folder (writable,
+free space, not on a folder ESXi empties at boot), whether execInstalledOnly is enforced (ESXi 8:
+then the binary must be installed from a VIB), and a self-test of the runtime (a timer fires, a
+child process runs and is reaped: what a stock Go binary cannot do on ESXi).
+
+EXIT STATUS:
+  0 all OK, 1 a warning, 2 a failure (heapguard cannot do its job here), 3 bad usage`,
+		flags: func(fs *flag.FlagSet) any {
+			o := &doctorOptions{}
+			fs.StringVar(&o.root, "root", "/", "ESXi root `DIR` (a simulated host)")
+			fs.StringVar(&o.stateDir, "state-dir", "", "state `DIR` to check (default: heapguard-state beside the binary)")
+			fs.BoolVar(&o.json, "json", false, "print JSON")
+			return o
+		},
+		run: runDoctor,
+	})
+}
+
+func runDoctor(ctx context.Context, e env, opts any, args []string) int {
+	o := opts.(*doctorOptions)
+	if len(args) > 0 {
+		return usageError
+	}
+	exe, _ := os.Executable()
+	stateDir := o.stateDir
+	if stateDir == "" && exe != "" {
+		stateDir = filepath.Join(filepath.Dir(exe), "heapguard-state")
+	}
+	d := agent.RunDoctor(ctx, agent.DoctorOptions{Root: o.root, StateDir: stateDir, SelfExe: exe})
+	var err error
+	if o.json {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(d)
+	} else {
+		err = d.WriteText(e.stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "heapguard doctor: %v\n", err)
+		return exitUnknown
+	}
+	return d.Status.ExitCode()
+}

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/heapguard/heapguard/remediate"
+)
+
+type resetOptions struct{ stateDir string }
+
+func init() {
+	register(&command{
+		name:    "reset",
+		summary: "close the circuit breaker after failed remediations were looked into",
+		usage:   "[--state-dir DIR]",
+		help: `After --breaker-after failed remediations in a row heapguard stops acting and only reports.
+Once a person has looked at the journal and the host, reset lets it act again. Budgets (power-offs
+per hour, agent restart cooldowns) are not reset.
+
+EXIT STATUS:
+  0 reset, 3 the state could not be read or written`,
+		flags: func(fs *flag.FlagSet) any {
+			o := &resetOptions{}
+			fs.StringVar(&o.stateDir, "state-dir", "", "`DIR` of the guards (default: heapguard-state beside the binary)")
+			return o
+		},
+		run: func(ctx context.Context, e env, opts any, args []string) int {
+			o := opts.(*resetOptions)
+			if len(args) > 0 {
+				return usageError
+			}
+			dir := o.stateDir
+			if dir == "" {
+				exe, err := os.Executable()
+				if err != nil {
+					fmt.Fprintf(e.stderr, "heapguard reset: %v (give --state-dir)\n", err)
+					return exitUnknown
+				}
+				dir = filepath.Join(filepath.Dir(exe), "heapguard-state")
+			}
+			g, err := remediate.OpenGuards(dir, remediate.GuardLimits{})
+			if err == nil {
+				err = g.Reset()
+			}
+			if err != nil {
+				fmt.Fprintf(e.stderr, "heapguard reset: %v\n", err)
+				return exitUnknown
+			}
+			fmt.Fprintf(e.stdout, "circuit breaker closed (%s)\n", dir)
+			return exitOK
+		},
+	})
+}

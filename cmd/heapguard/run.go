@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+
+	"github.com/heapguard/heapguard/agent"
+)
+
+type runOptions struct {
+	*agentFlags
+	fs *flag.FlagSet
+}
+
+func init() {
+	register(&command{
+		name:    "run",
+		summary: "guard the host: follow the log, sample heaps, act when a heap runs out",
+		usage:   "[flags]",
+		help: `The daemon. Follows the vmkernel log (by polling: ESXi may lack inotify), samples the
+heaps every --interval, tracks flapping ports, and when a watched heap (netGPHeap) is
+CRITICAL while ports flap, powers off the flapping VMs that --power-off-allow names, restarts
+vpxa and verifies. Every decision and action goes to <state-dir>/journal.jsonl first.
+Stops cleanly on SIGTERM or SIGINT, finishing the action under way.
+
+Examples:
+  heapguard run --power-off-allow 'DSVA*'
+  heapguard run --dry-run --for 10m
+  heapguard run --root /tmp/esx --state-dir /tmp/esx-state --interval 10s
+
+EXIT STATUS:
+  0 stopped cleanly
+  2 the journal could not be written (no action was taken)
+  3 bad usage, another instance holds the lock, or the host could not be read`,
+		flags: func(fs *flag.FlagSet) any { return &runOptions{agentFlags: addAgentFlags(fs, true), fs: fs} },
+		run:   runRun,
+	})
+}
+
+func runRun(ctx context.Context, e env, opts any, args []string) int {
+	o := opts.(*runOptions)
+	if len(args) > 0 {
+		return usageError
+	}
+	w, code := openWatcher(e, "run", o.fs, o.agentFlags)
+	if w == nil {
+		return code
+	}
+	defer w.Close()
+	err := w.Run(ctx, o.forDur, func(r agent.Result) {
+		// People watching see what was journaled: plans that act or change.
+		if !r.Reported {
+			return
+		}
+		if o.json {
+			json.NewEncoder(e.stdout).Encode(r)
+			return
+		}
+		r.Plan.WriteText(e.stdout)
+		fmt.Fprintln(e.stdout)
+	})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "heapguard run: %v\n", err)
+		return exitCodeOf(err)
+	}
+	return exitOK
+}
