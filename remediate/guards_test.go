@@ -1,0 +1,218 @@
+package remediate
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func openGuards(t *testing.T, dir string) *Guards {
+	t.Helper()
+	g, err := OpenGuards(dir, GuardLimits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+var (
+	powerOff = Action{Kind: ActPowerOff, Target: "dsva-1", VMID: "12"}
+	vpxa     = Action{Kind: ActRestartAgent, Target: AgentVpxa}
+	hostd    = Action{Kind: ActRestartAgent, Target: AgentHostd}
+)
+
+// start spends like Apply does: check, then record the start.
+func start(t *testing.T, g *Guards, a Action, now time.Time) {
+	t.Helper()
+	if err := g.Check(a, now); err != nil {
+		t.Fatalf("check %s at %s: %v", a.Kind, now.Format(time.TimeOnly), err)
+	}
+	if err := g.Record(a, Outcome{Result: ResultStarted}, now); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestGuardsPowerOffBudgetRollingHourAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	g := openGuards(t, dir)
+	for i := 0; i < DefaultMaxPowerOffs; i++ {
+		start(t, g, powerOff, t0.Add(time.Duration(i)*10*time.Minute))
+	}
+	// A new process: the budget must come back from disk, spent.
+	g = openGuards(t, dir)
+	at := t0.Add(30 * time.Minute)
+	err := g.Check(powerOff, at)
+	if !errors.Is(err, ErrBudgetSpent) {
+		t.Fatalf("4th power-off: got %v, want ErrBudgetSpent", err)
+	}
+	for _, want := range []string{"3 power-offs in the last hour (max 3)", "next allowed at 2026-07-26T02:26:46Z"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	// Alerts and verifications are never budgeted.
+	if err := g.Check(Action{Kind: ActVerify}, at); err != nil {
+		t.Errorf("verify refused: %v", err)
+	}
+	if err := g.Check(powerOff, t0.Add(time.Hour-time.Second)); !errors.Is(err, ErrBudgetSpent) {
+		t.Errorf("just inside the hour: got %v", err)
+	}
+	// The oldest leaves the window: one more is allowed, not two.
+	start(t, g, powerOff, t0.Add(time.Hour))
+	if err := g.Check(powerOff, t0.Add(time.Hour+time.Second)); !errors.Is(err, ErrBudgetSpent) {
+		t.Errorf("after spending the freed slot: got %v", err)
+	}
+}
+
+func TestGuardsBudgetSpentOnStartNotOnResult(t *testing.T) {
+	dir := t.TempDir()
+	g := openGuards(t, dir)
+	for i := 0; i < 3; i++ {
+		start(t, g, powerOff, t0)
+		// No result recorded: the process "crashed" mid-action.
+	}
+	if err := openGuards(t, dir).Check(powerOff, t0.Add(time.Minute)); !errors.Is(err, ErrBudgetSpent) {
+		t.Fatalf("after 3 started power-offs and a crash: got %v", err)
+	}
+}
+
+func TestGuardsAgentCooldown(t *testing.T) {
+	dir := t.TempDir()
+	g := openGuards(t, dir)
+	start(t, g, vpxa, t0)
+	g = openGuards(t, dir)
+	err := g.Check(vpxa, t0.Add(14*time.Minute))
+	if !errors.Is(err, ErrCooldown) || !strings.Contains(err.Error(), "next allowed at 2026-07-26T01:41:46Z") {
+		t.Fatalf("vpxa after 14m: got %v, want ErrCooldown naming 01:41:46Z", err)
+	}
+	if err := g.Check(hostd, t0.Add(time.Minute)); err != nil {
+		t.Errorf("hostd has its own cooldown: %v", err)
+	}
+	if err := g.Check(vpxa, t0.Add(15*time.Minute)); err != nil {
+		t.Errorf("vpxa after 15m: %v", err)
+	}
+	// A clock stepped back must not open the way.
+	if err := g.Check(vpxa, t0.Add(-time.Hour)); !errors.Is(err, ErrCooldown) {
+		t.Errorf("clock stepped back: got %v, want ErrCooldown", err)
+	}
+}
+
+func TestGuardsBreaker(t *testing.T) {
+	dir := t.TempDir()
+	g := openGuards(t, dir)
+	fail := Outcome{Result: ResultFailed, Err: "run [vim-cmd vmsvc/power.getstate 12]: command timed out"}
+	now := t0
+	for i := 0; i < DefaultBreakerAfter; i++ {
+		if err := g.Check(vpxa, now); err != nil {
+			t.Fatalf("failure %d: breaker open too early: %v", i, err)
+		}
+		if err := g.Record(vpxa, fail, now); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(time.Hour)
+	}
+	// Across a restart it stays open, for every acting kind.
+	g = openGuards(t, dir)
+	for _, a := range []Action{powerOff, vpxa, hostd} {
+		err := g.Check(a, now)
+		if !errors.Is(err, ErrBreakerOpen) {
+			t.Fatalf("%s after %d failures: got %v, want ErrBreakerOpen", a.Target, DefaultBreakerAfter, err)
+		}
+		if !strings.Contains(err.Error(), "command timed out") {
+			t.Errorf("breaker error %q does not say what failed", err)
+		}
+	}
+	if err := g.Check(Action{Kind: ActAlert}, now); err != nil {
+		t.Errorf("alert refused with the breaker open: %v", err)
+	}
+	if err := g.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	g = openGuards(t, dir)
+	if err := g.Check(powerOff, now); err != nil {
+		t.Errorf("after reset: %v", err)
+	}
+}
+
+func TestGuardsSuccessClosesStreak(t *testing.T) {
+	g := openGuards(t, t.TempDir())
+	seq := []string{ResultFailed, ResultFailed, ResultOK, ResultFailed, ResultFailed}
+	for _, r := range seq {
+		if err := g.Record(powerOff, Outcome{Result: r}, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := g.Check(powerOff, t0); err != nil {
+		t.Fatalf("2 failures after a success must not open the breaker: %v", err)
+	}
+	if s := g.Status(t0); s.FailureStreak != 2 || s.BreakerOpen {
+		t.Errorf("status %+v, want streak 2, closed", s)
+	}
+}
+
+func TestGuardsResetKeepsBudget(t *testing.T) {
+	g := openGuards(t, t.TempDir())
+	for i := 0; i < 3; i++ {
+		start(t, g, powerOff, t0)
+	}
+	g.Reset()
+	if err := g.Check(powerOff, t0); !errors.Is(err, ErrBudgetSpent) {
+		t.Errorf("reset handed the budget back: %v", err)
+	}
+}
+
+func TestGuardsCorruptStateRefuses(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, GuardsFile), []byte(`{"power_offs": [`), 0o644)
+	if _, err := OpenGuards(dir, GuardLimits{}); !errors.Is(err, ErrGuardState) {
+		t.Fatalf("got %v, want ErrGuardState", err)
+	}
+}
+
+func TestGuardsPersistFailure(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	os.Mkdir(dir, 0o755)
+	g := openGuards(t, dir)
+	os.RemoveAll(dir)
+	if err := g.Record(powerOff, Outcome{Result: ResultStarted}, t0); !errors.Is(err, ErrGuardState) {
+		t.Fatalf("got %v, want ErrGuardState", err)
+	}
+}
+
+func TestGuardsCustomLimits(t *testing.T) {
+	g, err := OpenGuards(t.TempDir(), GuardLimits{MaxPowerOffs: 1, PowerOffWindow: 10 * time.Minute, BreakerAfter: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, g, powerOff, t0)
+	err = g.Check(powerOff, t0.Add(time.Minute))
+	if !errors.Is(err, ErrBudgetSpent) || !strings.Contains(err.Error(), "in the last 10m0s (max 1)") {
+		t.Errorf("got %v", err)
+	}
+	g.Record(vpxa, Outcome{Result: ResultFailed}, t0)
+	if err := g.Check(vpxa, t0.Add(time.Hour)); !errors.Is(err, ErrBreakerOpen) {
+		t.Errorf("BreakerAfter 1: got %v", err)
+	}
+}
+
+func TestGuardsDryCopyChangesNothing(t *testing.T) {
+	dir := t.TempDir()
+	g := openGuards(t, dir)
+	c := g.dryCopy()
+	for i := 0; i < 5; i++ {
+		c.Record(powerOff, Outcome{Result: ResultStarted}, t0)
+		c.Record(powerOff, Outcome{Result: ResultFailed}, t0)
+	}
+	if _, err := os.Stat(filepath.Join(dir, GuardsFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("dry copy wrote %s: %v", GuardsFile, err)
+	}
+	if err := g.Check(powerOff, t0); err != nil {
+		t.Errorf("dry copy changed the original: %v", err)
+	}
+	if err := c.Check(powerOff, t0); !errors.Is(err, ErrBreakerOpen) {
+		t.Errorf("dry copy does not track its own state: %v", err)
+	}
+}

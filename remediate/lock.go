@@ -1,0 +1,199 @@
+package remediate
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Lock files inside the state directory.
+const (
+	LockFile = "lock"
+	// LockPIDFile is the fallback lock where flock is not supported.
+	LockPIDFile = "lock.pid"
+)
+
+// ErrLocked is wrapped when another heapguard instance holds the lock.
+var ErrLocked = errors.New("another heapguard instance is acting")
+
+// Lock keeps two instances (a cron overlap, or "run" plus "check") from
+// acting at once. Release it when done; a crashed holder's flock goes away
+// with its process, a crashed holder's pid file is found stale.
+type Lock struct {
+	f       *os.File // flock held on it
+	pidPath string   // fallback: the pid file we created
+	// Method says how the lock is held, for the log: "flock", or why the
+	// pid file fallback was used.
+	Method string
+}
+
+// lockInfo is what a holder writes in the lock: "pid=123 start=<RFC 3339>".
+type lockInfo struct {
+	pid   int
+	start string
+}
+
+func (li lockInfo) String() string {
+	if li.pid <= 0 {
+		return "an unknown process (no pid written yet)"
+	}
+	s := "pid " + strconv.Itoa(li.pid)
+	if li.start != "" {
+		s += " since " + li.start
+	}
+	return s
+}
+
+func ownInfo() []byte {
+	return fmt.Appendf(nil, "pid=%d start=%s\n", os.Getpid(), time.Now().UTC().Format(time.RFC3339))
+}
+
+func parseLockInfo(b []byte) lockInfo {
+	var li lockInfo
+	for _, f := range strings.Fields(string(b)) {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "pid":
+			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				li.pid = n
+			}
+		case "start":
+			li.start = v
+		}
+	}
+	return li
+}
+
+// AcquireLock takes <stateDir>/lock with flock(LOCK_EX|LOCK_NB). Where the
+// filesystem does not support flock (ESXi's VMFS and others may not; the
+// answer is ENOSYS, EINVAL, EOPNOTSUPP, or ENOLCK on NFS) it falls back to
+// creating <stateDir>/lock.pid with O_EXCL, holding our pid and start
+// time, and says so in Method. Another holder gives an error wrapping ErrLocked
+// that names its pid.
+func AcquireLock(stateDir string) (*Lock, error) { return acquireLock(stateDir, true) }
+
+func acquireLock(stateDir string, useFlock bool) (*Lock, error) {
+	p := filepath.Join(stateDir, LockFile)
+	method := "pid file: flock not tried"
+	if useFlock {
+		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("open lock %s: %w", p, err)
+		}
+		err = flockExclusive(f)
+		switch {
+		case err == nil:
+			// Name ourselves for whoever finds the lock taken.
+			if err := f.Truncate(0); err == nil {
+				f.WriteAt(ownInfo(), 0)
+				f.Sync()
+			}
+			return &Lock{f: f, Method: "flock"}, nil
+		case errors.Is(err, errWouldBlock):
+			b, _ := os.ReadFile(p)
+			f.Close()
+			return nil, fmt.Errorf("%w: %s is held by %s", ErrLocked, p, parseLockInfo(b))
+		case flockUnsupported(err):
+			f.Close()
+			method = fmt.Sprintf("pid file: flock not supported on this filesystem (%v)", err)
+		default:
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", p, err)
+		}
+	}
+	l, err := acquirePIDFile(filepath.Join(stateDir, LockPIDFile))
+	if err != nil {
+		return nil, err
+	}
+	l.Method = method
+	return l, nil
+}
+
+// staleEmpty is how old an empty pid file must be before it counts as
+// stale: younger, its writer may be between create and write.
+const staleEmpty = time.Minute
+
+func acquirePIDFile(p string) (*Lock, error) {
+	for attempt := 0; attempt < 3; attempt++ {
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err == nil {
+			_, werr := f.Write(ownInfo())
+			if werr == nil {
+				werr = f.Sync()
+			}
+			if cerr := f.Close(); werr == nil {
+				werr = cerr
+			}
+			if werr != nil {
+				os.Remove(p)
+				return nil, fmt.Errorf("write lock %s: %w", p, werr)
+			}
+			return &Lock{pidPath: p}, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("create lock %s: %w", p, err)
+		}
+		b, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // released meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read lock %s: %w", p, err)
+		}
+		li := parseLockInfo(b)
+		if li.pid > 0 && processAlive(li.pid) {
+			return nil, fmt.Errorf("%w: %s is held by %s", ErrLocked, p, li)
+		}
+		if li.pid <= 0 {
+			st, err := os.Stat(p)
+			if err != nil || time.Since(st.ModTime()) < staleEmpty {
+				return nil, fmt.Errorf("%w: %s is held by %s", ErrLocked, p, li)
+			}
+		}
+		// Stale. Remove it only if it is still the file we judged; another
+		// instance may have replaced it since.
+		if again, err := os.ReadFile(p); err == nil && bytes.Equal(again, b) {
+			os.Remove(p)
+		}
+	}
+	return nil, fmt.Errorf("%w: %s keeps changing hands", ErrLocked, p)
+}
+
+// Release gives the lock up.
+func (l *Lock) Release() error {
+	if l == nil {
+		return nil
+	}
+	if l.f != nil {
+		// The lock file stays: removing it would let a third instance lock a
+		// new file while a second still waits on the old one.
+		err := l.f.Close()
+		l.f = nil
+		return err
+	}
+	if l.pidPath != "" {
+		p := l.pidPath
+		l.pidPath = ""
+		if li := parseLockInfo(readQuiet(p)); li.pid != os.Getpid() {
+			return fmt.Errorf("release lock %s: now held by %s", p, li)
+		}
+		if err := os.Remove(p); err != nil {
+			return fmt.Errorf("release lock %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+func readQuiet(p string) []byte {
+	b, _ := os.ReadFile(p)
+	return b
+}

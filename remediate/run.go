@@ -1,0 +1,145 @@
+package remediate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/heapguard/heapguard/host"
+)
+
+// ApplyOptions wire Apply to its executor, journal, guards and clock.
+type ApplyOptions struct {
+	Executor Executor
+	Journal  *Journal
+	Guards   *Guards
+	Clock    host.Clock
+	// DryRun runs nothing and changes no state: Executor must be a
+	// *DryRun, and the guards are consulted on an in-memory copy so the
+	// journal says what they would answer at each step.
+	DryRun bool
+	// PlanID groups the plan's journal entries.
+	PlanID string
+	// Summary is the plan in words, for the decision entry.
+	Summary string
+}
+
+// Apply carries out a plan's actions in order.
+//
+// It journals the decision first, then for each action: a step the plan
+// marks Skipped is journaled as skipped; the guards are checked, and a
+// refusal is journaled as skipped with the guard's reason; otherwise the
+// start is journaled, the guards record it (spending the power-off budget
+// or starting the agent cooldown, persisted before any command runs), the
+// executor runs it, and the result is journaled and recorded.
+//
+// A refused or failed power-off does not cancel the plan's later steps:
+// an agent restart is guarded on its own, and it is what makes the host
+// manageable again even when the heap was not given back; the
+// verification then says whether the host recovered. A failed power-off,
+// restart or verification extends the guards' failure streak; a
+// verification only counts when an acting step of this plan ran.
+//
+// When the journal cannot be written, nothing more runs and the error
+// wraps ErrJournal. When ctx is cancelled (SIGTERM), the running action
+// finishes, bounded by its commands' timeouts, so its result is journaled;
+// no further action starts, the rest are journaled as skipped, and
+// ctx.Err() is returned.
+func Apply(ctx context.Context, actions []Action, opt ApplyOptions) ([]Outcome, error) {
+	if opt.Executor == nil || opt.Journal == nil || opt.Guards == nil {
+		return nil, errors.New("apply: executor, journal and guards are required")
+	}
+	if opt.Clock == nil {
+		opt.Clock = host.SystemClock{}
+	}
+	guards := opt.Guards
+	if opt.DryRun {
+		if _, ok := opt.Executor.(interface{ dryRun() }); !ok {
+			return nil, fmt.Errorf("apply: dry run needs the dry-run executor, not %T", opt.Executor)
+		}
+		guards = guards.dryCopy()
+	}
+	j := opt.Journal
+	if err := j.Decide(opt.PlanID, opt.Summary, actions, opt.DryRun); err != nil {
+		return nil, err
+	}
+
+	outcomes := make([]Outcome, 0, len(actions))
+	acted := false
+	for i, a := range actions {
+		if err := ctx.Err(); err != nil {
+			// Journal what will not be done; a failure here changes nothing more.
+			for _, rest := range actions[i:] {
+				e := entryFor(opt.PlanID, rest, opt.DryRun, ResultSkipped)
+				e.Error = "not started: heapguard is stopping (" + err.Error() + ")"
+				if j.Append(e) != nil {
+					break
+				}
+			}
+			return outcomes, err
+		}
+		o, err := applyOne(ctx, a, opt, guards, &acted)
+		outcomes = append(outcomes, o)
+		if err != nil {
+			return outcomes, err
+		}
+	}
+	return outcomes, ctx.Err()
+}
+
+// applyOne carries out one action; an error means Apply must stop.
+func applyOne(ctx context.Context, a Action, opt ApplyOptions, guards *Guards, acted *bool) (Outcome, error) {
+	j, clock := opt.Journal, opt.Clock
+	skip := func(why string) (Outcome, error) {
+		o := Outcome{Action: a, Result: ResultSkipped, Err: why}
+		e := entryFor(opt.PlanID, a, opt.DryRun, ResultSkipped)
+		e.Error = why
+		return o, j.Append(e)
+	}
+	if a.Skipped != "" {
+		return skip(a.Skipped)
+	}
+	if err := guards.Check(a, clock.Now()); err != nil {
+		return skip(err.Error())
+	}
+	if err := j.Append(entryFor(opt.PlanID, a, opt.DryRun, ResultStarted)); err != nil {
+		return Outcome{Action: a, Result: ResultSkipped, Err: err.Error()}, err
+	}
+	if err := guards.Record(a, Outcome{Action: a, Result: ResultStarted}, clock.Now()); err != nil {
+		err = fmt.Errorf("%s %s not run: %w", a.Kind, a.Target, err)
+		o := Outcome{Action: a, Result: ResultFailed, Err: err.Error()}
+		e := entryFor(opt.PlanID, a, opt.DryRun, ResultFailed)
+		e.Error = o.Err
+		if jerr := j.Append(e); jerr != nil {
+			return o, errors.Join(err, jerr)
+		}
+		return o, err
+	}
+	if acting(a.Kind) {
+		*acted = true
+	}
+
+	// The action finishes even when heapguard is told to stop, so that its
+	// result reaches the journal; its commands have their own timeouts.
+	o := opt.Executor.Execute(context.WithoutCancel(ctx), a)
+	o.Action = a
+
+	e := entryFor(opt.PlanID, a, opt.DryRun, o.Result)
+	e.Error, e.Output, e.ElapsedMS = o.Err, o.Output, o.Elapsed.Milliseconds()
+	jerr := j.Append(e)
+	// Record even when the journal failed: the guards must know.
+	rec := o
+	if opt.DryRun && o.Result == ResultDryRun {
+		rec.Result = ResultOK // the copy of the guards assumes success
+	}
+	var gerr error
+	// A verification after nothing was done only observes; its "not
+	// recovered" must not feed the breaker.
+	if a.Kind != ActVerify || *acted {
+		gerr = guards.Record(a, rec, clock.Now())
+	}
+	if err := errors.Join(jerr, gerr); err != nil {
+		return o, err
+	}
+	return o, nil
+}
