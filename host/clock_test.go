@@ -115,7 +115,7 @@ func TestDetectLayout(t *testing.T) {
 		{"5.x and later", []string{"/var/log/vmkernel.log", "/etc/init.d/vpxa", "/etc/init.d/hostd"},
 			Layout{LogPath: "/var/log/vmkernel.log", VpxaInit: "/etc/init.d/vpxa", HostdInit: "/etc/init.d/hostd"}},
 		{"4.x", []string{"/var/log/messages", "/etc/opt/init.d/vmware-vpxa"},
-			Layout{LogPath: "/var/log/messages", VpxaInit: "/etc/opt/init.d/vmware-vpxa"}},
+			Layout{LogPath: "/var/log/messages", VpxaInit: "/etc/opt/init.d/vmware-vpxa"}}, // no hostd script in this root
 		{"5.0: messages with new init scripts", []string{"/var/log/messages", "/etc/init.d/vpxa", "/etc/init.d/hostd"},
 			Layout{LogPath: "/var/log/messages", VpxaInit: "/etc/init.d/vpxa", HostdInit: "/etc/init.d/hostd"}},
 		{"nothing found", nil,

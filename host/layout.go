@@ -17,7 +17,8 @@ type Layout struct {
 // layouts are tried in order; the first whose log file exists wins.
 var layouts = []Layout{
 	{LogPath: "/var/log/vmkernel.log", VpxaInit: "/etc/init.d/vpxa", HostdInit: "/etc/init.d/hostd"},
-	{LogPath: "/var/log/messages", VpxaInit: "/etc/opt/init.d/vmware-vpxa", HostdInit: "/etc/opt/init.d/mgmt-vmware"},
+	// ESXi 4.x keeps vpxa under /etc/opt/init.d but hostd under /etc/init.d.
+	{LogPath: "/var/log/messages", VpxaInit: "/etc/opt/init.d/vmware-vpxa", HostdInit: "/etc/init.d/hostd"},
 }
 
 // DetectLayout looks at root's files to tell which layout applies. When no

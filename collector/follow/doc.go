@@ -96,4 +96,12 @@
 // loses those lines (vmsyslogd rotates its own files, so it does not). A
 // rotated copy read while it is still being gzipped is read as far as it
 // goes; the plain copy (vmkernel.0) is preferred when both exist.
+//
+// A Position taken while the log held no complete line (empty, or a
+// partial first line) has no FirstLineHash; if that file is rotated before
+// the next read, the rotated copies modified since Position.Time are read
+// whole. Kernel file times come from a coarse clock (a few ms behind
+// time.Now) and a rotator that compresses later writes a new file, so in
+// that case only a copy written within a few ms of the read, or
+// compressed after it, can be missed or read twice.
 package follow

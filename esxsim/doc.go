@@ -1,0 +1,52 @@
+// Package esxsim is a simulated VMware ESXi host for tests and the demo, in
+// the spirit of govmomi's vcsim: it lays out an ESXi root folder (logs, .vmx
+// files, init scripts, crontab) and answers as vsish, vim-cmd, net-stats,
+// esxcli, vmware and the vpxa/hostd init scripts from one state file, while
+// a Scenario (VMs, flapping ports, heap leaks, crashes, faults) moves the
+// simulated clock forward.
+//
+// It must never be imported by production code: only tests, cmd/esxsim and
+// the demo use it.
+//
+// # Layout of a simulated root
+//
+//	var/lib/esxsim/state.json   the simulated truth (State), written atomically
+//	var/lib/esxsim/lock         flock(2) lock taken by every reader and writer
+//	var/lib/esxsim/clock        host.SimClockAnchor for the program under test
+//	var/log/esxsim-actions.log  one JSON Action per mutating command
+//	var/log/vmkernel.log        (5.1+; 8.x also vmkwarning.log) or var/log/messages (4.x/5.0)
+//	vmfs/volumes/<uuid>/<VM>/<vm>.vmx, vmfs/volumes/datastore1 -> <uuid>
+//	bin/{vsish,vim-cmd,net-stats,esxcli,vmware}, etc/init.d/{vpxa,hostd}
+//	(4.x: etc/opt/init.d/vmware-vpxa): all the one multi-call binary
+//
+// # The multi-call binary
+//
+// Main dispatches on filepath.Base(args[0]). As a tool it finds its root
+// from its own path (<root>/bin/vim-cmd, <root>/etc/init.d/vpxa, …), or from
+// $ESXSIM_ROOT. A test binary can stand in for it:
+//
+//	func TestMain(m *testing.M) {
+//		if esxsim.IsMultiCall() {
+//			os.Exit(esxsim.Main(os.Args, os.Stdin, os.Stdout, os.Stderr))
+//		}
+//		os.Exit(m.Run())
+//	}
+//
+// and a test then calls h := esxsim.New(t, esxsim.Incident());
+// h.InstallBinary(os.Args[0]).
+//
+// # Fidelity
+//
+// Every output follows a real sample in /work/shared/samples where one
+// exists (see testdata/SOURCES.md and the golden tests); outputs without a
+// sample say so in a comment starting "unverified:".
+//
+// # Time
+//
+// Simulated time only moves in Advance (Host.Advance, `esxsim advance`) or
+// while `esxsim run` runs; a command run at any other moment sees the time
+// stored in the state file, so nothing drifts. Effects caused by time (a
+// guest shutdown completing, flaps, leaks, crashes, log rotation) happen
+// there; effects of commands (power operations, agent restarts) happen at
+// once, under the lock, and are logged as Actions.
+package esxsim

@@ -1,0 +1,156 @@
+package esxsim
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/heapguard/heapguard/host"
+)
+
+// TB is the part of testing.TB that New needs (so this package does not
+// import testing).
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	TempDir() string
+}
+
+// Option changes how New lays out a host.
+type Option func(*InitOptions)
+
+// WithVersion picks the ESXi version ("4.1", "5.5", "8.0", …).
+func WithVersion(v string) Option { return func(o *InitOptions) { o.Version = v } }
+
+// WithSeed overrides the scenario's seed.
+func WithSeed(n int64) Option { return func(o *InitOptions) { o.Seed = &n } }
+
+// WithBinary links bin/* and the init scripts to a multi-call binary
+// (a test binary whose TestMain dispatches on IsMultiCall, or the path
+// BuildBinary returns).
+func WithBinary(path string) Option { return func(o *InitOptions) { o.Binary = path } }
+
+// Host is a simulated ESXi host laid out in a test's temp dir, the way
+// govmomi's simulator.Test hands a test a real endpoint.
+type Host struct {
+	tb   TB
+	root string
+}
+
+// New lays out sc in tb.TempDir() and returns its handle.
+func New(tb TB, sc Scenario, opts ...Option) *Host {
+	tb.Helper()
+	var o InitOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	root := tb.TempDir()
+	if err := Init(root, sc, o); err != nil {
+		tb.Fatalf("esxsim.New: %v", err)
+	}
+	return &Host{tb: tb, root: root}
+}
+
+// Root is the host's root folder (what heapguard's --root takes).
+func (h *Host) Root() string { return h.root }
+
+// Path maps a host path ("/var/log/vmkernel.log") under the root.
+func (h *Host) Path(p string) string { return host.Path(h.root, p) }
+
+// Bin is the path of a tool ("vim-cmd", "vsish", "vpxa", "vmware-vpxa").
+func (h *Host) Bin(name string) string { return toolPath(h.root, name) }
+
+// Advance moves simulated time forward by d, synchronously.
+func (h *Host) Advance(d time.Duration) {
+	h.tb.Helper()
+	if err := Advance(h.root, d); err != nil {
+		h.tb.Fatalf("esxsim: advance %s: %v", d, err)
+	}
+}
+
+// State returns a copy of the simulated truth.
+func (h *Host) State() *State {
+	h.tb.Helper()
+	st, err := LoadState(h.root)
+	if err != nil {
+		h.tb.Fatalf("esxsim: %v", err)
+	}
+	return st
+}
+
+// Mutate changes the state directly (to set up a case a scenario does not
+// cover, e.g. a heap's figures); the change is not logged as an Action.
+func (h *Host) Mutate(fn func(st *State)) {
+	h.tb.Helper()
+	if err := update(h.root, func(st *State) error { fn(st); return nil }); err != nil {
+		h.tb.Fatalf("esxsim: mutate: %v", err)
+	}
+}
+
+// Actions returns the parsed action log (what commands changed).
+func (h *Host) Actions() []Action {
+	h.tb.Helper()
+	acts, bad, err := ReadActions(h.root)
+	if err != nil || bad > 0 {
+		h.tb.Fatalf("esxsim: actions: %v (%d bad lines)", err, bad)
+	}
+	return acts
+}
+
+// InstallBinary points bin/* and the init scripts at a multi-call binary.
+func (h *Host) InstallBinary(path string) {
+	h.tb.Helper()
+	if err := InstallBinary(h.root, path); err != nil {
+		h.tb.Fatalf("esxsim: %v", err)
+	}
+}
+
+// Call runs a tool in-process (no exec): name is "vim-cmd", "vsish",
+// "vpxa", …; it returns stdout, stderr and the exit code. Faults that
+// hang do hang here; exec the installed binary to test timeouts.
+func (h *Host) Call(name string, args ...string) (stdout, stderr string, code int) {
+	var out, errb bytes.Buffer
+	code = Main(append([]string{h.Bin(name)}, args...), strings.NewReader(""), &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+var build struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// BuildBinary builds cmd/esxsim once per test process (cached in a temp
+// dir) and returns its path, for tests that want the real binary rather
+// than the TestMain pattern (e.g. inside a chroot).
+func BuildBinary(tb TB) string {
+	tb.Helper()
+	build.once.Do(func() {
+		dir, err := os.MkdirTemp("", "esxsim-bin-")
+		if err != nil {
+			build.err = err
+			return
+		}
+		build.path = filepath.Join(dir, "esxsim")
+		cmd := exec.Command("go", "build", "-o", build.path, "github.com/heapguard/heapguard/cmd/esxsim")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			build.err = &buildError{err: err, out: string(out)}
+		}
+	})
+	if build.err != nil {
+		tb.Fatalf("esxsim: build binary: %v", build.err)
+	}
+	return build.path
+}
+
+type buildError struct {
+	err error
+	out string
+}
+
+func (e *buildError) Error() string { return e.err.Error() + ": " + e.out }

@@ -1,0 +1,313 @@
+package esxsim
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Main is the entry point of the multi-call binary: as vsish, vim-cmd,
+// net-stats, esxcli, vmware or an init script (by filepath.Base(args[0]))
+// it answers like ESXi; otherwise it is `esxsim <command>`.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		args = []string{"esxsim"}
+	}
+	if stdin == nil {
+		stdin = strings.NewReader("")
+	}
+	if IsToolName(args[0]) {
+		return runTool(args, stdin, stdout, stderr)
+	}
+	return esxsimMain(args[1:], stdout, stderr)
+}
+
+const esxsimUsage = `Usage: esxsim <command> [flags]
+
+A simulated VMware ESXi host for tests and demos.
+
+Commands:
+  init      lay out a simulated ESXi root
+  run       advance the scenario in real time x speed
+  advance   advance the simulated clock at once
+  status    print the VMs, heaps, agents and clock
+  scenarios list the embedded scenarios
+
+Examples:
+  esxsim init --root /tmp/esx --scenario seed-incident --version 5.5
+  PATH=/tmp/esx/bin:$PATH vim-cmd vmsvc/getallvms
+  esxsim run --root /tmp/esx --speed 120 --for 2h
+  esxsim status --root /tmp/esx
+
+EXIT STATUS
+  0 success, 1 failure, 2 usage error.
+`
+
+func esxsimMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, esxsimUsage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "init":
+		err = cmdInit(args[1:], stdout, stderr)
+	case "run":
+		err = cmdRun(args[1:], stdout, stderr)
+	case "advance":
+		err = cmdAdvance(args[1:], stdout, stderr)
+	case "status":
+		err = cmdStatus(args[1:], stdout, stderr)
+	case "scenarios":
+		for _, n := range PresetNames() {
+			sc, _ := Preset(n)
+			fmt.Fprintf(stdout, "%-14s %s\n", n, sc.Description)
+		}
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, esxsimUsage)
+	default:
+		fmt.Fprintf(stderr, "esxsim: unknown command %q\n\n%s", args[0], esxsimUsage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp), errors.Is(err, errUsage):
+		return 2
+	default:
+		fmt.Fprintf(stderr, "esxsim %s: %v\n", args[0], err)
+		return 1
+	}
+}
+
+func newFlags(name string, stderr io.Writer, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet("esxsim "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: esxsim %s %s\n\nFlags:\n", name, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string, root *string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 || *root == "" {
+		fs.Usage()
+		return errUsage
+	}
+	return nil
+}
+
+func cmdInit(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("init", stderr, "--root DIR [--scenario NAME|FILE] [--version V] [--seed N] [--force]")
+	root := fs.String("root", "", "folder to lay the simulated ESXi root out in (required)")
+	scen := fs.String("scenario", "seed-incident", "preset name ("+strings.Join(PresetNames(), ", ")+") or scenario JSON file")
+	ver := fs.String("version", "", "ESXi version ("+strings.Join(VersionNames(), ", ")+"); default: the scenario's")
+	seed := fs.Int64("seed", 0, "random seed; default: the scenario's")
+	bin := fs.String("binary", "", "multi-call binary to link as bin/*; default: this program")
+	force := fs.Bool("force", false, "lay out over an existing simulated host")
+	if err := parse(fs, args, root); err != nil {
+		return err
+	}
+	sc, err := LoadScenario(*scen)
+	if err != nil {
+		return err
+	}
+	o := InitOptions{Version: *ver, Force: *force, Binary: *bin}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "seed" {
+			o.Seed = seed
+		}
+	})
+	if o.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find own binary: %w", err)
+		}
+		o.Binary = exe
+	}
+	if err := Init(*root, sc, o); err != nil {
+		return err
+	}
+	st, err := LoadState(*root)
+	if err != nil {
+		return err
+	}
+	v := st.Ver()
+	fmt.Fprintf(stdout, "esxsim: %s laid out in %s (ESXi %s build-%s, seed %d, clock %s)\n",
+		sc.Name, *root, v.Full, v.Build, st.Seed, st.Now.Format(time.RFC3339))
+	return nil
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("run", stderr, "--root DIR [--speed X] [--for D]")
+	root := fs.String("root", "", "simulated root (required)")
+	speed := fs.Float64("speed", 1, "simulated seconds per wall second")
+	dur := fs.Duration("for", 0, "stop after this much simulated time (0: until interrupted)")
+	if err := parse(fs, args, root); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := Run(ctx, *root, RunOptions{Speed: *speed, For: *dur}); err != nil {
+		return err
+	}
+	st, err := LoadState(*root)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "esxsim: stopped at %s\n", st.Now.Format(time.RFC3339))
+	return nil
+}
+
+func cmdAdvance(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("advance", stderr, "--root DIR --by D")
+	root := fs.String("root", "", "simulated root (required)")
+	by := fs.Duration("by", 0, "simulated time to advance by (required, > 0)")
+	if err := parse(fs, args, root); err != nil {
+		return err
+	}
+	if *by <= 0 {
+		fs.Usage()
+		return errUsage
+	}
+	if err := Advance(*root, *by); err != nil {
+		return err
+	}
+	st, err := LoadState(*root)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "esxsim: clock at %s\n", st.Now.Format(time.RFC3339))
+	return nil
+}
+
+func cmdStatus(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("status", stderr, "--root DIR")
+	root := fs.String("root", "", "simulated root (required)")
+	if err := parse(fs, args, root); err != nil {
+		return err
+	}
+	st, err := LoadState(*root)
+	if err != nil {
+		return err
+	}
+	RenderStatus(stdout, st)
+	return nil
+}
+
+// Advance moves a root's simulated clock forward by d at once, writing
+// the log lines and state changes that happen meanwhile.
+func Advance(root string, d time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("advance by %s: negative", d)
+	}
+	var now time.Time
+	err := update(root, func(st *State) error {
+		if err := advanceState(root, st, st.Now.Add(d)); err != nil {
+			return err
+		}
+		now = st.Now
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return publishClock(root, now, 0)
+}
+
+func advanceState(root string, st *State, to time.Time) error {
+	s, err := newSim(root, st)
+	if err != nil {
+		return err
+	}
+	if err := s.advance(to); err != nil {
+		return err
+	}
+	return s.flush()
+}
+
+// RunOptions tune Run.
+type RunOptions struct {
+	Speed float64       // simulated seconds per wall second (default 1)
+	For   time.Duration // simulated time to run for (0: until ctx ends)
+	// Tick is the wall time between state updates (default 50ms).
+	Tick time.Duration
+}
+
+// Run advances the root's scenario in real time × Speed until ctx ends or
+// For has passed, publishing the clock for the program under test.
+// Commands run meanwhile see the state as of the last tick.
+func Run(ctx context.Context, root string, o RunOptions) error {
+	if o.Speed <= 0 {
+		o.Speed = 1
+	}
+	if o.Tick <= 0 {
+		o.Tick = 50 * time.Millisecond
+	}
+	var start time.Time
+	wall := time.Now()
+	err := update(root, func(st *State) error {
+		start = st.Now
+		st.Run = &RunInfo{PID: os.Getpid(), Speed: o.Speed, Since: wall.UTC()}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := publishClock(root, start, o.Speed); err != nil {
+		return err
+	}
+	end := time.Time{}
+	if o.For > 0 {
+		end = start.Add(o.For)
+	}
+	t := time.NewTicker(o.Tick)
+	defer t.Stop()
+	var runErr error
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-t.C:
+		}
+		target := start.Add(time.Duration(float64(time.Since(wall)) * o.Speed))
+		if !end.IsZero() && !target.Before(end) {
+			target, done = end, true
+		}
+		if err := update(root, func(st *State) error { return advanceState(root, st, target) }); err != nil {
+			runErr = err
+			break
+		}
+	}
+	var now time.Time
+	err = update(root, func(st *State) error { st.Run = nil; now = st.Now; return nil })
+	if runErr == nil {
+		runErr = err
+	}
+	if err := publishClock(root, now, 0); runErr == nil {
+		runErr = err
+	}
+	return runErr
+}
+
+// toolPath is where a tool lives under root (for in-process calls).
+func toolPath(root, name string) string {
+	switch name {
+	case "vpxa", "hostd":
+		return filepath.Join(root, "etc/init.d", name)
+	case "vmware-vpxa":
+		return filepath.Join(root, "etc/opt/init.d", name)
+	}
+	return filepath.Join(root, "bin", name)
+}
