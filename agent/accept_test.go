@@ -1,0 +1,455 @@
+package agent
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/heapguard/heapguard/esxsim"
+	"github.com/heapguard/heapguard/host"
+	"github.com/heapguard/heapguard/remediate"
+)
+
+// Acceptance tests: heapguard's watch loop against a simulated ESXi host
+// whose clock runs faster than the wall clock. Each test lays out a
+// scenario, lets simulated time pass to just before the interesting part,
+// then runs the simulation and the agent side by side.
+
+// simSpeed keeps a poll (a handful of process execs) well inside one
+// simulated interval on a loaded 2-core machine.
+const simSpeed = 100
+
+type simRun struct {
+	h        *esxsim.Host
+	stateDir string
+	results  []Result
+	before   *esxsim.State
+}
+
+func newSim(t *testing.T, scenario string, opts ...esxsim.Option) *esxsim.Host {
+	t.Helper()
+	sc, err := esxsim.Preset(scenario)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return esxsim.New(t, sc, append(opts, esxsim.WithBinary(self))...)
+}
+
+// watch runs the simulation at simSpeed and the agent for d of host time.
+func watch(t *testing.T, h *esxsim.Host, d time.Duration, configure func(*Options)) *simRun {
+	t.Helper()
+	r := &simRun{h: h, stateDir: filepath.Join(t.TempDir(), "state"), before: h.State()}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	simErr := make(chan error, 1)
+	go func() {
+		defer wg.Done()
+		simErr <- esxsim.Run(ctx, h.Root(), esxsim.RunOptions{Speed: simSpeed})
+	}()
+	clock := waitRunning(t, h.Root())
+	opt := Options{
+		Root: h.Root(), StateDir: r.stateDir, Interval: 10 * time.Second, LogPoll: 5 * time.Second,
+		Policy: DefaultConfig(), Clock: clock, Runner: host.Exec{Root: h.Root()},
+		// The simulated guests take 20 s to shut down; polls every 5 s of host time.
+		ShutdownTimeout: 2 * time.Minute, CommandTimeout: 10 * time.Second,
+	}
+	if configure != nil {
+		configure(&opt)
+	}
+	w, err := Open(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	err = w.Run(ctx, d, func(res Result) {
+		mu.Lock()
+		r.results = append(r.results, res)
+		mu.Unlock()
+	})
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatalf("agent run: %v", err)
+	}
+	cancel()
+	wg.Wait()
+	if err := <-simErr; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("esxsim run: %v", err)
+	}
+	return r
+}
+
+// waitRunning waits until esxsim publishes a running clock.
+func waitRunning(t *testing.T, root string) host.Clock {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := host.ClockFor(root)
+		if err == nil {
+			if sc, ok := c.(*host.SimClock); ok {
+				a := sc.Now()
+				time.Sleep(20 * time.Millisecond)
+				if sc.Now().After(a) {
+					return c
+				}
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("esxsim run did not start its clock")
+	return nil
+}
+
+func (r *simRun) journal(t *testing.T) []remediate.Entry {
+	t.Helper()
+	f, err := os.Open(filepath.Join(r.stateDir, "journal.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	entries, bad, err := remediate.ReadJournal(f)
+	if err != nil || bad > 0 {
+		t.Fatalf("journal: %v, %d bad lines", err, bad)
+	}
+	return entries
+}
+
+// powerOps are the power operations esxsim saw, by vmid.
+func powerOps(acts []esxsim.Action) map[string][]string {
+	out := map[string][]string{}
+	for _, a := range acts {
+		if a.Tool == "vim-cmd" && len(a.Argv) > 1 && strings.HasPrefix(a.Argv[1], "vmsvc/power.") {
+			out[a.Target] = append(out[a.Target], a.Argv[1])
+		}
+	}
+	return out
+}
+
+func agentOps(acts []esxsim.Action) []string {
+	var out []string
+	for _, a := range acts {
+		if a.Tool != "vim-cmd" {
+			out = append(out, a.Tool+" "+strings.Join(a.Argv[1:], " "))
+		}
+	}
+	return out
+}
+
+// logHas reports whether any of the host's vmkernel logs (live and
+// rotated) holds s.
+func logHas(t *testing.T, root, s string) bool {
+	t.Helper()
+	for _, p := range HostLogs(root) {
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		var r io.Reader = f
+		if strings.HasSuffix(p, ".gz") {
+			zr, err := gzip.NewReader(f)
+			if err != nil {
+				f.Close()
+				t.Fatal(err)
+			}
+			r = zr
+		}
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), s) {
+				f.Close()
+				return true
+			}
+		}
+		f.Close()
+	}
+	return false
+}
+
+func vmIDs(st *esxsim.State, prefix string) (match, others map[string]bool) {
+	match, others = map[string]bool{}, map[string]bool{}
+	for _, vm := range st.VMs {
+		id := itoa(vm.ID)
+		if strings.HasPrefix(vm.Name, prefix) {
+			match[id] = true
+		} else {
+			others[id] = true
+		}
+	}
+	return match, others
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}
+
+func agentRunning(st *esxsim.State, name string) bool {
+	for _, a := range st.Agents {
+		if a.Name == name {
+			return a.Running
+		}
+	}
+	return false
+}
+
+func allow(globs ...string) func(*Options) {
+	return func(o *Options) { o.Policy.PowerOffAllow = globs }
+}
+
+// TestAcceptSeedIncident is the incident (../shared/seed/) handled by
+// itself: exactly the three DSVA appliances powered off, nothing else
+// touched, vpxa restarted and running, and the heap never at its maximum.
+func TestAcceptSeedIncident(t *testing.T) {
+	for _, tc := range []struct {
+		name, scenario string
+		agentOps       []string
+	}{
+		{"5.5", "seed-incident", []string{"vpxa restart"}},
+		// 4.x: the incident's own fix, stop then start (the old script has no restart).
+		{"4.1", "old-esx41", []string{"vmware-vpxa stop", "vmware-vpxa start"}},
+		{"8.0", "esx80", []string{"vpxa restart"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newSim(t, tc.scenario)
+			// 100 simulated minutes in: about 13% free, 17 minutes from full.
+			h.Advance(100 * time.Minute)
+			r := watch(t, h, 25*time.Minute, allow("dsva*"))
+			after := h.State()
+			acts := h.Actions()
+
+			dsva, others := vmIDs(r.before, "DSVA")
+			ops := powerOps(acts)
+			for id := range dsva {
+				if len(ops[id]) == 0 {
+					t.Errorf("DSVA vmid %s was not powered off; power operations: %v", id, ops)
+				}
+			}
+			for id := range ops {
+				if !dsva[id] {
+					t.Errorf("vmid %s is not a DSVA appliance but got %v", id, ops[id])
+				}
+			}
+			for _, vm := range after.VMs {
+				id := itoa(vm.ID)
+				if dsva[id] && vm.PoweredOn {
+					t.Errorf("%s still powered on", vm.Name)
+				}
+				if others[id] {
+					for _, b := range r.before.VMs {
+						if b.ID == vm.ID && b.PoweredOn != vm.PoweredOn {
+							t.Errorf("%q changed power state", vm.Name)
+						}
+					}
+				}
+			}
+			if got := agentOps(acts); strings.Join(got, "; ") != strings.Join(tc.agentOps, "; ") {
+				t.Errorf("agent operations = %q, want %q", got, tc.agentOps)
+			}
+			if !agentRunning(after, "vpxa") {
+				t.Error("vpxa is not running at the end")
+			}
+			if logHas(t, h.Root(), "already at its maximum") {
+				t.Error("the heap reached its maximum")
+			}
+
+			// The journal explains each step, before and after.
+			var started, ok int
+			for _, e := range r.journal(t) {
+				if e.Action == remediate.ActPowerOff || e.Action == remediate.ActRestartAgent {
+					if e.Reason == "" || e.Heap == nil || e.Heap.PercentFreeOfMax <= 0 {
+						t.Errorf("journal entry without reason or heap figures: %+v", e)
+					}
+					if e.DryRun {
+						t.Errorf("live action journaled as dry run: %+v", e)
+					}
+					switch e.Result {
+					case remediate.ResultStarted:
+						started++
+					case remediate.ResultOK:
+						ok++
+					}
+				}
+			}
+			if started != 4 || ok != 4 {
+				t.Errorf("journal: %d started and %d ok power-off/restart entries, want 4 and 4", started, ok)
+			}
+		})
+	}
+}
+
+// TestAcceptNoAllowList: without --power-off-allow nothing is powered off
+// and the plan says what it would have done and why it did not.
+func TestAcceptNoAllowList(t *testing.T) {
+	t.Parallel()
+	h := newSim(t, "seed-incident")
+	h.Advance(100 * time.Minute)
+	r := watch(t, h, 10*time.Minute, nil)
+	if ops := powerOps(h.Actions()); len(ops) != 0 {
+		t.Errorf("power operations without an allow-list: %v", ops)
+	}
+	var skipped int
+	for _, e := range r.journal(t) {
+		if e.Action == remediate.ActPowerOff {
+			if e.Result != remediate.ResultSkipped || !strings.Contains(e.Error+e.Reason, "--power-off-allow") {
+				t.Errorf("power-off entry %+v: want skipped, naming --power-off-allow", e)
+			}
+			skipped++
+		}
+	}
+	if skipped < 3 {
+		t.Errorf("%d skipped power-offs journaled, want the 3 DSVA appliances named", skipped)
+	}
+}
+
+// TestAcceptDryRun: the whole pipeline runs, the plan is journaled with
+// dry_run true, and the host is untouched.
+func TestAcceptDryRun(t *testing.T) {
+	t.Parallel()
+	h := newSim(t, "seed-incident")
+	h.Advance(100 * time.Minute)
+	r := watch(t, h, 10*time.Minute, func(o *Options) {
+		o.DryRun = true
+		o.Policy.PowerOffAllow = []string{"DSVA*"}
+	})
+	if acts := h.Actions(); len(acts) != 0 {
+		t.Errorf("dry run changed the host: %+v", acts)
+	}
+	var planned int
+	for _, e := range r.journal(t) {
+		if !e.DryRun {
+			t.Errorf("dry-run journal entry without dry_run: %+v", e)
+		}
+		if e.Action == remediate.ActPowerOff && e.Result == remediate.ResultDryRun {
+			planned++
+		}
+	}
+	if planned != 3 {
+		t.Errorf("%d power-offs journaled as dry_run, want 3", planned)
+	}
+	if _, err := os.Stat(filepath.Join(r.stateDir, "state.json")); err == nil {
+		t.Error("a dry run wrote the live state")
+	}
+}
+
+// TestAcceptNoBlameNoPowerOff: a heap falling with no flapping port
+// (slow-leak) raises alerts, never a power-off.
+func TestAcceptNoBlameNoPowerOff(t *testing.T) {
+	t.Parallel()
+	h := newSim(t, "slow-leak")
+	// Let it get low first: slow-leak takes 350 KB a minute.
+	for h.State().Heaps[0].Allocated < h.State().Heaps[0].Max*88/100 {
+		h.Advance(10 * time.Minute)
+	}
+	r := watch(t, h, 5*time.Minute, allow("*"))
+	if ops := powerOps(h.Actions()); len(ops) != 0 {
+		t.Errorf("power operations with no flapping port: %v", ops)
+	}
+	var crit bool
+	for _, res := range r.results {
+		if res.Plan.Status >= Crit {
+			crit = true
+		}
+	}
+	if !crit {
+		t.Error("the low heap never made a CRITICAL plan")
+	}
+}
+
+// TestAcceptFlapNoLeak: a port that flaps but leaks nothing is a warning only.
+func TestAcceptFlapNoLeak(t *testing.T) {
+	t.Parallel()
+	h := newSim(t, "flap-no-leak")
+	h.Advance(10 * time.Minute)
+	r := watch(t, h, 3*time.Minute, allow("*"))
+	if acts := h.Actions(); len(acts) != 0 {
+		t.Errorf("actions on a flap without a leak: %+v", acts)
+	}
+	if len(r.results) == 0 {
+		t.Fatal("no poll")
+	}
+	last := r.results[len(r.results)-1].Plan
+	if last.Status != Warn || len(last.Flapping) == 0 {
+		t.Errorf("last plan: status %s, %d flapping ports; want WARNING with the flapping port", last.Status, len(last.Flapping))
+	}
+	for _, res := range r.results {
+		if acts(res.Plan) {
+			t.Errorf("a plan acted: %+v", res.Plan.Actions)
+		}
+	}
+}
+
+// TestAcceptSecondInstanceRefuses: two agents on one state folder (a cron
+// overlap) never act at once.
+func TestAcceptSecondInstanceRefuses(t *testing.T) {
+	t.Parallel()
+	h := newSim(t, "healthy")
+	opt := Options{Root: h.Root(), StateDir: t.TempDir(), Policy: DefaultConfig()}
+	w, err := Open(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := Open(opt); !errors.Is(err, remediate.ErrLocked) {
+		t.Fatalf("second Open: %v, want ErrLocked", err)
+	}
+	// A dry run never acts, so it may look while the daemon runs.
+	opt.DryRun = true
+	d, err := Open(opt)
+	if err != nil {
+		t.Fatalf("dry run beside a live agent: %v", err)
+	}
+	d.Close()
+}
+
+// TestAcceptHangingTools: vim-cmd power.shutdown hangs (faulty-tools): the
+// command times out, the journal says so, hard power-off follows, and
+// vsish failing at first is never acted on blind.
+func TestAcceptHangingTools(t *testing.T) {
+	t.Parallel()
+	h := newSim(t, "faulty-tools")
+	h.Advance(100 * time.Minute)
+	r := watch(t, h, 20*time.Minute, func(o *Options) {
+		o.Policy.PowerOffAllow = []string{"DSVA*"}
+		o.CommandTimeout = 2 * time.Second
+	})
+	var timedOut bool
+	for _, e := range r.journal(t) {
+		if e.Action == remediate.ActPowerOff && strings.Contains(e.Output+e.Error, "timed out") {
+			timedOut = true
+		}
+	}
+	if !timedOut {
+		t.Error("no journal entry says a command timed out")
+	}
+	for _, res := range r.results {
+		if res.Plan.HeapErr != "" && len(res.Plan.LiveActions()) > 0 {
+			t.Errorf("acted while the heaps could not be read: %+v", res.Plan.Actions)
+		}
+	}
+	if logHas(t, h.Root(), "already at its maximum") {
+		t.Error("the heap reached its maximum")
+	}
+}
