@@ -23,6 +23,9 @@ const (
 	MaxLineLen = 1 << 20
 
 	readSize = 1 << 20
+	// windowSize is how much of a plain file is mapped (or read) at once,
+	// per worker: the bulk of the resident memory.
+	windowSize = 4 << 20
 	// parallelMin is the smallest plain file scanned in parallel chunks.
 	parallelMin = 4 << 20
 	maxWorkers  = 8
@@ -81,7 +84,7 @@ func ScanFile(path string, opt ScanOptions) (*Summary, error) {
 		// 4.x lines need the year carried from line to line: read in order.
 	}
 	st := newScanState(opt, fi.ModTime(), false)
-	if err := st.read(io.NewSectionReader(f, 0, fi.Size()), make([]byte, readSize+MaxLineLen), MaxLineLen); err != nil {
+	if err := st.readRange(f, 0, fi.Size(), windowSize, MaxLineLen, true); err != nil {
 		return st.sum, fmt.Errorf("scan %s: %w", path, err)
 	}
 	return st.sum, nil
@@ -127,6 +130,8 @@ type scanState struct {
 	leadOpen  bool
 	lead      int64
 	sawSyslog bool
+
+	nl, cand []uint64 // blockBits' bitmaps, reused
 }
 
 func newScanState(opt ScanOptions, modTime time.Time, chunk bool) *scanState {
@@ -180,33 +185,64 @@ func (st *scanState) read(r io.Reader, buf []byte, maxLine int) error {
 	}
 }
 
-// block handles whole lines (the last may lack its newline at EOF). The
-// three message markers are looked for across the block, not per line; only
-// lines holding one get a full parse.
-func (st *scanState) block(data []byte, maxLine int) {
+// blockScalar is block without bitmaps (see bits.go), the path where no
+// SIMD routine exists. The three message markers are looked for across the
+// block, not per line; only lines holding one get a full parse. The loop is
+// the hot path: most lines are noise with a valid ISO stamp, counted in
+// locals after one stamp check.
+func (st *scanState) blockScalar(data []byte, maxLine int) {
 	var next [len(markers)]int
+	cand := len(data) // the first of next
 	for k := range markers {
 		next[k] = nextMarker(data, 0, &markers[k])
+		cand = min(cand, next[k])
 	}
+	var lines, other int64
+	stamped := false // an ISO line was counted in locals since the last slow one
 	for pos := 0; pos < len(data); {
 		end := len(data)
 		if i := bytes.IndexByte(data[pos:], '\n'); i >= 0 {
 			end = pos + i
 		}
-		cand := false
-		for k := range next {
-			if next[k] < end {
-				cand = true
-				next[k] = nextMarker(data, end+1, &markers[k])
+		// A marker never holds a newline, so one starting before end is in
+		// this line. The stamp is checked before trimming a CR: it passes
+		// only if it would pass after.
+		if cand >= end && end-pos <= maxLine && end-pos >= 20 && data[pos]-'0' <= 9 && isoStampLen(data[pos:end]) > 0 {
+			lines++
+			other++
+			stamped = true
+			pos = end + 1
+			continue
+		}
+		if stamped {
+			st.p.prevOK = true
+			st.leadOpen = false
+			stamped = false
+		}
+		hit := false
+		if cand < end {
+			hit = true
+			cand = len(data)
+			for k := range next {
+				if next[k] < end {
+					next[k] = nextMarker(data, end+1, &markers[k])
+				}
+				cand = min(cand, next[k])
 			}
 		}
 		if end-pos > maxLine {
 			st.oversized()
 		} else {
-			st.line(data[pos:end], cand)
+			st.line(data[pos:end], hit)
 		}
 		pos = end + 1
 	}
+	if stamped {
+		st.p.prevOK = true
+		st.leadOpen = false
+	}
+	st.sum.Lines += lines
+	st.sum.Other += other
 }
 
 func (st *scanState) oversized() {
@@ -284,7 +320,7 @@ func scanParallel(f io.ReaderAt, size int64, workers int, opt ScanOptions, modTi
 		}
 		bounds[k] = max(b, bounds[k-1])
 	}
-	return scanChunks(f, bounds, opt, modTime, readSize+MaxLineLen, MaxLineLen)
+	return scanChunks(f, bounds, opt, modTime, windowSize, MaxLineLen)
 }
 
 // lineStart returns the first line start at or after off.
@@ -310,7 +346,8 @@ func lineStart(f io.ReaderAt, size, off int64) (int64, error) {
 }
 
 // scanChunks scans each [bounds[k], bounds[k+1]) at once and joins the
-// results in order, so that the summary equals a sequential scan's.
+// results in order, so that the summary equals a sequential scan's. An
+// *os.File is read in windows of bufSize (see readRange).
 func scanChunks(f io.ReaderAt, bounds []int64, opt ScanOptions, modTime time.Time, bufSize, maxLine int) (*Summary, error) {
 	n := len(bounds) - 1
 	states := make([]*scanState, n)
@@ -319,6 +356,10 @@ func scanChunks(f io.ReaderAt, bounds []int64, opt ScanOptions, modTime time.Tim
 	for k := range n {
 		states[k] = newScanState(opt, modTime, k > 0)
 		wg.Go(func() {
+			if osf, ok := f.(*os.File); ok {
+				errs[k] = states[k].readRange(osf, bounds[k], bounds[k+1], bufSize, maxLine, true)
+				return
+			}
 			sr := io.NewSectionReader(f, bounds[k], bounds[k+1]-bounds[k])
 			errs[k] = states[k].read(sr, make([]byte, bufSize), maxLine)
 		})

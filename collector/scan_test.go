@@ -93,15 +93,17 @@ func TestScanMatchesParser(t *testing.T) {
 		t.Fatalf("test log lacks cases: %+v", want)
 	}
 	// Tiny buffers put every line across a buffer boundary somewhere.
-	for _, bufSize := range []int{maxLine + 1, maxLine + 7, 4096, 1 << 16} {
-		st := newScanState(opt, time.Time{}, false)
-		if err := st.read(bytes.NewReader(data), make([]byte, bufSize), maxLine); err != nil {
-			t.Fatal(err)
+	forEachImpl(t, func(t *testing.T) {
+		for _, bufSize := range []int{maxLine + 1, maxLine + 7, 4096, 1 << 16} {
+			st := newScanState(opt, time.Time{}, false)
+			if err := st.read(bytes.NewReader(data), make([]byte, bufSize), maxLine); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, st.sum, ignoreState); diff != "" {
+				t.Errorf("buffer %d (-want +got):\n%s", bufSize, diff)
+			}
 		}
-		if diff := cmp.Diff(want, st.sum, ignoreState); diff != "" {
-			t.Errorf("buffer %d (-want +got):\n%s", bufSize, diff)
-		}
-	}
+	})
 }
 
 // A parallel scan equals the sequential one wherever the chunks are cut.
@@ -473,24 +475,51 @@ func FuzzScan(f *testing.F) {
 		if len(data) > 0 {
 			want = refScan(data, opt, time.Time{}, maxLine)
 		}
-		st := newScanState(opt, time.Time{}, false)
-		if err := st.read(bytes.NewReader(data), make([]byte, maxLine+13), maxLine); err != nil {
-			t.Fatal(err)
-		}
-		if diff := cmp.Diff(want, st.sum, ignoreState); diff != "" {
-			t.Fatalf("sequential (-want +got):\n%s", diff)
-		}
-		b, _ := lineStart(bytes.NewReader(data), int64(len(data)), int64(cut)%int64(len(data)+1))
-		got, err := scanChunks(bytes.NewReader(data), []int64{0, b, int64(len(data))}, opt, time.Time{}, maxLine+13, maxLine)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got != nil { // nil: a 4.x line, read in order instead
-			if diff := cmp.Diff(want, got, ignoreState); diff != "" {
-				t.Fatalf("chunks at %d (-want +got):\n%s", b, diff)
-			}
+		// Every block implementation: the SIMD ones and the fallbacks.
+		for _, impl := range markImpls() {
+			withImpl(t, impl)
+			fuzzScanImpl(t, data, cut, opt, maxLine, want)
 		}
 	})
+}
+
+// fuzzScanImpl is FuzzScan for the block implementation in markImpl.
+func fuzzScanImpl(t *testing.T, data []byte, cut uint16, opt ScanOptions, maxLine int, want *Summary) {
+	t.Helper()
+	impl := implNames[markImpl]
+	st := newScanState(opt, time.Time{}, false)
+	if err := st.read(bytes.NewReader(data), make([]byte, maxLine+13), maxLine); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, st.sum, ignoreState); diff != "" {
+		t.Fatalf("%s: sequential (-want +got):\n%s", impl, diff)
+	}
+	// Mapped windows of a file.
+	file, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	if _, err := file.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	st = newScanState(opt, time.Time{}, false)
+	if err := st.readRange(file, 0, int64(len(data)), 0, maxLine, true); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, st.sum, ignoreState); diff != "" {
+		t.Fatalf("%s: windows (-want +got):\n%s", impl, diff)
+	}
+	b, _ := lineStart(bytes.NewReader(data), int64(len(data)), int64(cut)%int64(len(data)+1))
+	got, err := scanChunks(bytes.NewReader(data), []int64{0, b, int64(len(data))}, opt, time.Time{}, maxLine+13, maxLine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != nil { // nil: a 4.x line, read in order instead
+		if diff := cmp.Diff(want, got, ignoreState); diff != "" {
+			t.Fatalf("%s: chunks at %d (-want +got):\n%s", impl, b, diff)
+		}
+	}
 }
 
 func TestMergeIntoZeroSummary(t *testing.T) {

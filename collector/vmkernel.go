@@ -78,22 +78,37 @@ func parseHeader(b []byte) (h header, ok bool) {
 
 // isoStampLen checks "2013-08-20T12:00:00.123Z" (fraction optional, 1-9
 // digits) at the start of b, followed by a space or the end, and returns
-// its length. The scanner calls it alone on most lines.
+// its length. The scanner calls it (or its two halves) alone on most lines.
 func isoStampLen(b []byte) int {
-	if len(b) < 20 || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' {
+	if len(b) < 20 || !isoMinuteOK(b) {
 		return 0
+	}
+	return isoSecondLen(b)
+}
+
+// isoMinuteOK checks the stamp up to the minute, "2013-08-20T12:00", in
+// b[:16]. Nothing after it changes the answer, so the scanner may reuse it
+// for lines that start with the same 16 bytes.
+func isoMinuteOK(b []byte) bool {
+	if len(b) < 16 || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' {
+		return false
 	}
 	if b[0]-'0' > 9 || b[1]-'0' > 9 || b[2]-'0' > 9 || b[3]-'0' > 9 ||
 		b[5]-'0' > 1 || b[6]-'0' > 9 || b[8]-'0' > 3 || b[9]-'0' > 9 ||
-		b[11]-'0' > 2 || b[12]-'0' > 9 || b[14]-'0' > 5 || b[15]-'0' > 9 ||
-		b[17]-'0' > 6 || b[18]-'0' > 9 {
-		return 0
+		b[11]-'0' > 2 || b[12]-'0' > 9 || b[14]-'0' > 5 || b[15]-'0' > 9 {
+		return false
 	}
 	mon := (b[5]-'0')*10 + b[6] - '0'
 	day := (b[8]-'0')*10 + b[9] - '0'
 	hour := (b[11]-'0')*10 + b[12] - '0'
-	sec := (b[17]-'0')*10 + b[18] - '0'
-	if mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || sec > 60 {
+	return mon >= 1 && mon <= 12 && day >= 1 && day <= 31 && hour <= 23
+}
+
+// isoSecondLen checks the rest of the stamp, from b[16] (len(b) >= 20):
+// ":00", an optional fraction, "Z", then a space or the end. It returns
+// the stamp's length, or 0.
+func isoSecondLen(b []byte) int {
+	if b[16] != ':' || b[17]-'0' > 6 || b[18]-'0' > 9 || (b[17]-'0')*10+b[18]-'0' > 60 {
 		return 0
 	}
 	i := 19

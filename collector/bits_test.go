@@ -1,0 +1,261 @@
+package collector
+
+import (
+	"bytes"
+
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var implNames = map[int]string{implScalar: "scalar", implBitsGo: "bits-go", implSSE2: "sse2", implAVX2: "avx2"}
+
+// forEachImpl runs f with block using each implementation this machine has.
+func forEachImpl(t *testing.T, f func(t *testing.T)) {
+	t.Helper()
+	for _, impl := range markImpls() {
+		t.Run(implNames[impl], func(t *testing.T) {
+			withImpl(t, impl)
+			f(t)
+		})
+	}
+}
+
+func withImpl(t testing.TB, impl int) {
+	old := markImpl
+	markImpl = impl
+	t.Cleanup(func() { markImpl = old })
+}
+
+// refMarkBits is the definition of markBits, position by position.
+func refMarkBits(p []byte, words int) (nl, cand []uint64) {
+	nl, cand = make([]uint64, words), make([]uint64, words)
+	for i := 0; i < len(p) && i < 64*words; i++ {
+		if p[i] == '\n' {
+			nl[i/64] |= 1 << (i % 64)
+		}
+		for _, fp := range fingerprints {
+			if bytes.HasPrefix(p[i:], []byte(fp)) {
+				cand[i/64] |= 1 << (i % 64)
+			}
+		}
+	}
+	return nl, cand
+}
+
+// checkMarkBits compares markBits (as markImpl does it) with the
+// definition, for bitmaps covering all of p and for ones that stop short
+// (the routine then reads on into p).
+func checkMarkBits(t *testing.T, p []byte) {
+	t.Helper()
+	full := (len(p) + 63) / 64
+	for _, words := range []int{full, full + 1, len(p) / 64, max(0, len(p)/64-1)} {
+		wantNL, wantCand := refMarkBits(p, words)
+		nl, cand := make([]uint64, words), make([]uint64, words)
+		for i := range nl { // stale bits must be overwritten
+			nl[i], cand[i] = ^uint64(0), ^uint64(0)
+		}
+		markBits(p, nl, cand)
+		if !slicesEqual(wantNL, nl) || !slicesEqual(wantCand, cand) {
+			t.Fatalf("%s, %d bytes %q, %d words:\nnl   %x\nwant %x\ncand %x\nwant %x",
+				implNames[markImpl], len(p), p, words, nl, wantNL, cand, wantCand)
+		}
+	}
+}
+
+func slicesEqual(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestFingerprintsCoverMarkers(t *testing.T) {
+	for _, m := range markers {
+		found := false
+		for _, fp := range fingerprints {
+			if len(fp) != fpLen {
+				t.Errorf("fingerprint %q is not %d bytes", fp, fpLen)
+			}
+			found = found || strings.Contains(m.text, fp)
+		}
+		if !found {
+			t.Errorf("marker %q holds no fingerprint: its lines would not be parsed", m.text)
+		}
+	}
+}
+
+// Every length 0..300 at every alignment, with random text, text made of
+// fingerprint bytes only, and fingerprints put across the 16-, 32- and
+// 64-byte boundaries and at the very end.
+func TestMarkBits(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	const alphabet = "\nd poHeaDumx"
+	back := make([]byte, 300+64+8)
+	for _, impl := range markImpls() {
+		if impl == implScalar {
+			continue
+		}
+		withImpl(t, impl)
+		for n := 0; n <= 300; n++ {
+			for align := range 64 {
+				p := back[align : align+n]
+				switch align % 4 {
+				case 0:
+					for i := range p {
+						p[i] = byte(r.Uint32())
+					}
+				case 1, 2:
+					for i := range p {
+						p[i] = alphabet[r.IntN(len(alphabet))]
+					}
+				case 3:
+					for i := range p {
+						p[i] = 'x'
+					}
+				}
+				if n > 0 {
+					// Fingerprints straddling a boundary (or cut by the end).
+					fp := fingerprints[r.IntN(len(fingerprints))]
+					at := (16*r.IntN(n/16+1) - r.IntN(fpLen)) % n
+					copy(p[max(at, 0):], fp)
+					copy(p[max(n-r.IntN(fpLen+1), 0):], fingerprints[r.IntN(len(fingerprints))])
+					if r.IntN(3) == 0 {
+						p[r.IntN(n)] = '\n'
+					}
+				}
+				checkMarkBits(t, p)
+			}
+		}
+	}
+}
+
+func FuzzMarkBits(f *testing.F) {
+	f.Add([]byte("2017-09-30T17:27:30.509Z cpu1:65597)NetPort: 1879: disabled port 0x2000009\n"), uint8(0))
+	f.Add([]byte(strings.Repeat("xxHeap Dump d po\n", 9)), uint8(3))
+	f.Fuzz(func(t *testing.T, data []byte, skip uint8) {
+		data = data[min(int(skip), len(data)):]
+		for _, impl := range markImpls() {
+			if impl != implScalar {
+				withImpl(t, impl)
+				checkMarkBits(t, data)
+			}
+		}
+	})
+}
+
+// All implementations give the reference summary on the samples and on a
+// generated log, read whole, in small buffers and in chunks.
+func TestScanImplsAgree(t *testing.T) {
+	var inputs [][]byte
+	for _, name := range []string{"vmkernel-5x.log", "vmkernel-8x.log", "vmkernel-9x.log", "vmkernel-heap-maxed-kb.txt", "hostd-9x-continuation.log", "vmkernel-4x-messages.log", "incident-messages.log"} {
+		data, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs = append(inputs, data)
+	}
+	inputs = append(inputs, mixedLog(t, 2000, 5))
+	opt := ScanOptions{Year: 2012}
+	const maxLine = 300
+	forEachImpl(t, func(t *testing.T) {
+		for k, data := range inputs {
+			want := refScan(data, opt, time.Time{}, maxLine)
+			for _, bufSize := range []int{maxLine + 1, maxLine + 65, 1 << 20} {
+				st := newScanState(opt, time.Time{}, false)
+				if err := st.read(bytes.NewReader(data), make([]byte, bufSize), maxLine); err != nil {
+					t.Fatal(err)
+				}
+				if diff := cmp.Diff(want, st.sum, ignoreState); diff != "" {
+					t.Errorf("input %d, buffer %d (-want +got):\n%s", k, bufSize, diff)
+				}
+			}
+			cut := int64(len(data) / 3)
+			b, _ := lineStart(bytes.NewReader(data), int64(len(data)), cut)
+			got, err := scanChunks(bytes.NewReader(data), []int64{0, b, int64(len(data))}, opt, time.Time{}, maxLine+7, maxLine)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != nil {
+				if diff := cmp.Diff(want, got, ignoreState); diff != "" {
+					t.Errorf("input %d, chunks at %d (-want +got):\n%s", k, b, diff)
+				}
+			}
+		}
+	})
+}
+
+// Lines longer than a bitmap segment, and events on both sides of a
+// segment boundary, in one block.
+func TestBlockBitsSegments(t *testing.T) {
+	var buf bytes.Buffer
+	ev := "2017-09-30T17:27:30.509Z cpu1:65597)NetPort: 1879: disabled port 0x2000009\n"
+	for buf.Len() < 64*segWords-len(ev)/2 {
+		buf.WriteString("2017-09-30T17:27:29.000Z cpu1:1)noise\n")
+	}
+	buf.WriteString(ev) // across the first boundary
+	buf.WriteString(strings.Repeat("y", 64*segWords+10) + " Heap x already at its maximum\n")
+	buf.WriteString("2017-09-30T17:27:30.509Z cpu1:65597)Heap netGPHeap already at its maximum size.\n")
+	buf.WriteString("  continuation\n2017-09-30T17:27:31.509Z cpu1:65597)Uplink: 9893: enabled port 0x2000009 with mac 00:50:56:84:5a:b4")
+	data := buf.Bytes()
+	for _, maxLine := range []int{200, 4 * 64 * segWords} {
+		want := refScan(data, ScanOptions{}, time.Time{}, maxLine)
+		if want.Events != 3 {
+			t.Fatalf("reference: %+v", want)
+		}
+		forEachImpl(t, func(t *testing.T) {
+			st := newScanState(ScanOptions{}, time.Time{}, false)
+			st.block(data, maxLine)
+			if diff := cmp.Diff(want, st.sum, ignoreState); diff != "" {
+				t.Errorf("max line %d (-want +got):\n%s", maxLine, diff)
+			}
+		})
+	}
+}
+
+func BenchmarkMarkBits(b *testing.B) {
+	data := mixedLog(b, 20000, 1)
+	words := len(data) / 64
+	nl, cand := make([]uint64, words), make([]uint64, words)
+	for _, impl := range markImpls() {
+		if impl == implScalar {
+			continue
+		}
+		b.Run(implNames[impl], func(b *testing.B) {
+			withImpl(b, impl)
+			b.SetBytes(int64(64 * words))
+			for b.Loop() {
+				markBits(data, nl, cand)
+			}
+		})
+	}
+}
+
+// BenchmarkScanFileLog scans the log named by $HEAPGUARD_BENCH_LOG (such as
+// `go run ./tools/loggen bench -lines 8000000`) for profiling.
+func BenchmarkScanFileLog(b *testing.B) {
+	path := os.Getenv("HEAPGUARD_BENCH_LOG")
+	if path == "" {
+		b.Skip("HEAPGUARD_BENCH_LOG not set")
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(fi.Size())
+	for b.Loop() {
+		if _, err := ScanFile(path, ScanOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
