@@ -41,7 +41,7 @@ const (
 	defaultMaxLine = 1 << 20
 	// batchBytes bounds how much is read before lines are checked and
 	// handed over, so a large backlog is never held in memory at once.
-	batchBytes = 4 << 20
+	batchBytes = 256 << 10
 )
 
 func (o Options) withDefaults() Options {
