@@ -129,6 +129,10 @@ func (s *session) run(ctx context.Context, timeout time.Duration, argv ...string
 	if timeout <= 0 {
 		timeout = s.live.timeout()
 	}
+	if s.live.Runner == nil {
+		s.write(fmt.Sprintf("$ %s\n[not run: no command runner configured]\n", FormatArgv(argv)))
+		return host.Result{Argv: argv, ExitCode: -1}, errors.New("no command runner configured")
+	}
 	res, err := s.live.Runner.Run(ctx, timeout, argv...)
 	var b strings.Builder
 	fmt.Fprintf(&b, "$ %s\n", FormatArgv(argv))

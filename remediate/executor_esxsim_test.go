@@ -18,10 +18,7 @@ import (
 // simClock is the simulated host's clock as a test drives it: Sleep
 // advances the simulation (guest shutdowns complete, flaps leak, agents
 // crash), so minutes of host time take milliseconds.
-type simClock struct {
-	tb testing.TB
-	h  *esxsim.Host
-}
+type simClock struct{ h *esxsim.Host }
 
 func (c simClock) Now() time.Time { return c.h.State().Now }
 
@@ -46,7 +43,7 @@ func newSimHost(t *testing.T, sc esxsim.Scenario, opts ...esxsim.Option) (*esxsi
 	l := &Live{
 		Runner: host.Exec{Root: h.Root()},
 		Layout: host.DetectLayout(h.Root()),
-		Clock:  simClock{t, h},
+		Clock:  simClock{h},
 		HeapCheck: func(context.Context) (float64, error) {
 			hp := h.State().Heap("netGPHeap")
 			return float64(hp.Max-hp.Allocated) * 100 / float64(hp.Max), nil
@@ -125,6 +122,7 @@ func TestLiveSimPowerOffShutdownTimesOut(t *testing.T) {
 	h, l := newSimHost(t, esxsim.Incident())
 	h.Mutate(func(st *esxsim.State) { st.VM(6).ShutdownTime = esxsim.Duration(10 * time.Minute) })
 	l.ShutdownTimeout = 2 * time.Minute
+	l.PollInterval = 30 * time.Second // fewer polls: each one is a process
 	start := h.State().Now
 	o := l.Execute(context.Background(), Action{Kind: ActPowerOff, Target: "vcenter01", VMID: "6"})
 	if o.Result != ResultOK {
@@ -192,7 +190,7 @@ func TestLiveSimHangingVimCmdOpensBreaker(t *testing.T) {
 	sc := esxsim.Incident()
 	sc.Faults = append(sc.Faults, esxsim.Fault{Command: "vim-cmd", ArgsPrefix: []string{"vmsvc/power.getstate"}, Hang: true, HangFor: esxsim.Duration(time.Minute)})
 	h, l := newSimHost(t, sc)
-	l.Timeout = 300 * time.Millisecond
+	l.Timeout = time.Second
 	dir := t.TempDir()
 	guards := openGuards(t, dir)
 	j, err := OpenJournal(dir, l.Clock)
@@ -206,7 +204,7 @@ func TestLiveSimHangingVimCmdOpensBreaker(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if outs[0].Result != ResultFailed || !strings.Contains(outs[0].Err, "command timed out after 300ms") {
+		if outs[0].Result != ResultFailed || !strings.Contains(outs[0].Err, "command timed out after 1s") {
 			t.Fatalf("power-off %d: %q %q", i, outs[0].Result, outs[0].Err)
 		}
 	}
@@ -288,12 +286,13 @@ func TestLiveSimShutdownHangs(t *testing.T) {
 		t.Fatal(err)
 	}
 	h, l := newSimHost(t, sc)
-	l.Timeout = 300 * time.Millisecond
+	// Long enough for the other commands on a loaded machine (-race).
+	l.Timeout = 2 * time.Second
 	o := l.Execute(context.Background(), Action{Kind: ActPowerOff, Target: "DSVA01", VMID: "1"})
 	if o.Result != ResultOK {
 		t.Fatalf("result %q %q; output:\n%s", o.Result, o.Err, o.Output)
 	}
-	if !strings.Contains(o.Output, "graceful shutdown failed") || !strings.Contains(o.Output, "command timed out after 300ms") {
+	if !strings.Contains(o.Output, "graceful shutdown failed") || !strings.Contains(o.Output, "command timed out after 2s") {
 		t.Errorf("output does not explain the hard power-off:\n%s", o.Output)
 	}
 	if vmByID(t, h, 1).PoweredOn {

@@ -200,10 +200,17 @@ func TestLiveVerifyAgentDown(t *testing.T) {
 }
 
 func TestLiveAlertRunsNothing(t *testing.T) {
-	l := &Live{Clock: host.NewManualClock(t0)} // no Runner: any command would panic
+	l := &Live{Clock: host.NewManualClock(t0)} // no Runner: any command would fail
 	o := l.Execute(context.Background(), Action{Kind: ActAlert, Target: "netGPHeap", Reason: "low"})
 	if o.Result != ResultOK || len(commandsRun(o.Output)) != 0 {
 		t.Errorf("alert: %+v", o)
+	}
+}
+
+func TestLiveNoRunner(t *testing.T) {
+	o := (&Live{}).Execute(context.Background(), Action{Kind: ActPowerOff, Target: "x", VMID: "1"})
+	if o.Result != ResultFailed || !strings.Contains(o.Err, "no command runner configured") {
+		t.Errorf("got %q %q", o.Result, o.Err)
 	}
 }
 

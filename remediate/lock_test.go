@@ -148,3 +148,15 @@ func TestLockStateDirMissing(t *testing.T) {
 		t.Fatalf("got %v, want an open error", err)
 	}
 }
+
+func FuzzParseLockInfo(f *testing.F) {
+	f.Add([]byte("pid=4242 start=2026-07-26T01:26:46Z\n"))
+	f.Add([]byte("pid=-1 start"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		li := parseLockInfo(b)
+		if li.pid < 0 {
+			t.Errorf("negative pid %d from %q", li.pid, b)
+		}
+		_ = li.String()
+	})
+}
