@@ -23,9 +23,10 @@ import (
 // scenario, lets simulated time pass to just before the interesting part,
 // then runs the simulation and the agent side by side.
 
-// simSpeed keeps a poll (a handful of process execs) well inside one
-// simulated interval on a loaded 2-core machine.
-const simSpeed = 100
+// simSpeed is for the one test of the daemon at speed; the others step
+// the simulation with the agent's own waits (esxsim.StepClock), so they
+// do not depend on how fast this machine is.
+const simSpeed = 50
 
 type simRun struct {
 	h        *esxsim.Host
@@ -40,15 +41,54 @@ func newSim(t *testing.T, scenario string, opts ...esxsim.Option) *esxsim.Host {
 	if err != nil {
 		t.Fatal(err)
 	}
-	self, err := os.Executable()
+	// The tools are a plain build of cmd/esxsim, not this test binary: under
+	// -race every exec of a race-enabled binary costs ~100 ms, and a run execs
+	// over a thousand tools.
+	return esxsim.New(t, sc, append(opts, esxsim.WithBinary(esxsim.BuildBinary(t)))...)
+}
+
+func agentOptions(h *esxsim.Host, stateDir string, clock host.Clock) Options {
+	return Options{
+		Root: h.Root(), StateDir: stateDir, Interval: 10 * time.Second, LogPoll: 5 * time.Second,
+		Policy: DefaultConfig(), Clock: clock, Runner: host.Exec{Root: h.Root()},
+		// The simulated guests take 20 s to shut down; polls every 5 s of host time.
+		ShutdownTimeout: 2 * time.Minute, CommandTimeout: 10 * time.Second,
+	}
+}
+
+// watch runs the agent the way cron runs `heapguard check`, one pass per
+// 10 s of host time for d, with the simulated clock moving only when the
+// agent waits.
+func watch(t *testing.T, h *esxsim.Host, d time.Duration, configure func(*Options)) *simRun {
+	t.Helper()
+	r := &simRun{h: h, stateDir: filepath.Join(t.TempDir(), "state"), before: h.State()}
+	clock := esxsim.NewStepClock(h.Root())
+	opt := agentOptions(h, r.stateDir, clock)
+	if configure != nil {
+		configure(&opt)
+	}
+	w, err := Open(opt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return esxsim.New(t, sc, append(opts, esxsim.WithBinary(self))...)
+	defer w.Close()
+	ctx := context.Background()
+	for end := clock.Now().Add(d); clock.Now().Before(end); {
+		if err := clock.Sleep(ctx, opt.Interval); err != nil {
+			t.Fatal(err)
+		}
+		res, err := w.Check(ctx)
+		if err != nil {
+			t.Fatalf("check at %s: %v", clock.Now(), err)
+		}
+		r.results = append(r.results, res)
+	}
+	return r
 }
 
-// watch runs the simulation at simSpeed and the agent for d of host time.
-func watch(t *testing.T, h *esxsim.Host, d time.Duration, configure func(*Options)) *simRun {
+// watchDaemon runs the simulation at simSpeed and the daemon loop (log
+// follower, ticker) for d of host time.
+func watchDaemon(t *testing.T, h *esxsim.Host, d time.Duration, configure func(*Options)) *simRun {
 	t.Helper()
 	r := &simRun{h: h, stateDir: filepath.Join(t.TempDir(), "state"), before: h.State()}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -60,13 +100,7 @@ func watch(t *testing.T, h *esxsim.Host, d time.Duration, configure func(*Option
 		defer wg.Done()
 		simErr <- esxsim.Run(ctx, h.Root(), esxsim.RunOptions{Speed: simSpeed})
 	}()
-	clock := waitRunning(t, h.Root())
-	opt := Options{
-		Root: h.Root(), StateDir: r.stateDir, Interval: 10 * time.Second, LogPoll: 5 * time.Second,
-		Policy: DefaultConfig(), Clock: clock, Runner: host.Exec{Root: h.Root()},
-		// The simulated guests take 20 s to shut down; polls every 5 s of host time.
-		ShutdownTimeout: 2 * time.Minute, CommandTimeout: 10 * time.Second,
-	}
+	opt := agentOptions(h, r.stateDir, waitRunning(t, h.Root()))
 	if configure != nil {
 		configure(&opt)
 	}
@@ -451,5 +485,76 @@ func TestAcceptHangingTools(t *testing.T) {
 	}
 	if logHas(t, h.Root(), "already at its maximum") {
 		t.Error("the heap reached its maximum")
+	}
+}
+
+// TestAcceptDaemon runs `heapguard run`'s loop (log follower, ticker, host
+// clock at 50x) against the simulation running on its own: the three DSVA
+// appliances end powered off and nothing else is.
+func TestAcceptDaemon(t *testing.T) {
+	t.Parallel()
+	h := newSim(t, "seed-incident")
+	h.Advance(95 * time.Minute)
+	r := watchDaemon(t, h, 20*time.Minute, allow("DSVA*"))
+	dsva, _ := vmIDs(r.before, "DSVA")
+	ops := powerOps(h.Actions())
+	for id := range ops {
+		if !dsva[id] {
+			t.Errorf("vmid %s is not a DSVA appliance but got %v", id, ops[id])
+		}
+	}
+	for _, vm := range h.State().VMs {
+		if dsva[itoa(vm.ID)] && vm.PoweredOn {
+			t.Errorf("%s still powered on", vm.Name)
+		}
+	}
+	if len(r.results) < 10 {
+		t.Errorf("%d polls in 20 simulated minutes at a 10 s interval", len(r.results))
+	}
+}
+
+// TestAcceptBreakerTrips: every power operation fails (vim-cmd exits 1):
+// each failure is journaled with the command's error, and after
+// --breaker-after failures in a row heapguard stops acting and says why.
+func TestAcceptBreakerTrips(t *testing.T) {
+	t.Parallel()
+	sc, err := esxsim.ParseScenario([]byte(`{"base": "seed-incident", "name": "broken-vim-cmd",
+		"faults": [
+			{"command": "vim-cmd", "args_prefix": ["vmsvc/power.shutdown"], "exit_code": 1, "stderr": "vim-cmd: connection refused\n"},
+			{"command": "vim-cmd", "args_prefix": ["vmsvc/power.off"], "exit_code": 1, "stderr": "vim-cmd: connection refused\n"}
+		]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := esxsim.New(t, sc, esxsim.WithBinary(esxsim.BuildBinary(t)))
+	h.Advance(100 * time.Minute)
+	r := watch(t, h, 15*time.Minute, func(o *Options) {
+		o.Policy.PowerOffAllow = []string{"DSVA*"}
+		o.Guards.BreakerAfter = 2
+	})
+	var failed, breaker int
+	for _, e := range r.journal(t) {
+		if e.Action == remediate.ActPowerOff && e.Result == remediate.ResultFailed {
+			failed++
+			if !strings.Contains(e.Error+e.Output, "connection refused") {
+				t.Errorf("failed power-off does not carry the command's error: %+v", e)
+			}
+		}
+		if e.Result == remediate.ResultSkipped && strings.Contains(e.Error, "circuit breaker open") {
+			breaker++
+		}
+	}
+	if failed != 2 {
+		t.Errorf("%d failed power-offs journaled, want 2 (the breaker opens after 2)", failed)
+	}
+	if breaker == 0 {
+		t.Error("no action was refused by the open circuit breaker")
+	}
+	g, err := remediate.OpenGuards(r.stateDir, remediate.GuardLimits{BreakerAfter: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !g.Status(time.Now()).BreakerOpen {
+		t.Error("guards.json does not keep the breaker open")
 	}
 }

@@ -1,9 +1,14 @@
 package agent
 
 import (
+	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/heapguard/heapguard/esxsim"
 )
 
 // The layout follows esxcli's table format; no real capture of this
@@ -65,4 +70,77 @@ func FuzzParseKernelSetting(f *testing.F) {
 			t.Fatalf("returned row %q", ks.Name)
 		}
 	})
+}
+
+// TestDoctorOnEveryVersion runs doctor against a simulated host of each
+// ESXi version: every check answers, and only an enforced
+// execInstalledOnly (ESXi 8 esx80-eio) is a failure.
+func TestDoctorOnEveryVersion(t *testing.T) {
+	bin := esxsim.BuildBinary(t)
+	for _, tc := range []struct {
+		scenario, version string
+		want              Level
+		wantText          []string
+	}{
+		{"old-esx41", "", OK, []string{"4.1.0", "/var/log/messages", "format syslog-4x", "/etc/opt/init.d/vmware-vpxa"}},
+		{"seed-incident", "5.5", OK, []string{"5.5.0", "/var/log/vmkernel.log", "format iso-5x", "/etc/init.d/vpxa", "netGPHeap"}},
+		{"seed-incident", "6.7", OK, []string{"6.7.0 build 8169922", "format iso-5x"}},
+		{"seed-incident", "7.0", OK, []string{"7.0.", "format iso-5x"}},
+		{"esx80", "", OK, []string{"8.0.", "format esxi-8x", "execInstalledOnly  not enforced"}},
+		{"esx80-eio", "", Crit, []string{"enforced", "install heapguard from a VIB"}},
+	} {
+		t.Run(tc.scenario+tc.version, func(t *testing.T) {
+			t.Parallel()
+			sc, err := esxsim.Preset(tc.scenario)
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts := []esxsim.Option{esxsim.WithBinary(bin)}
+			if tc.version != "" {
+				opts = append(opts, esxsim.WithVersion(tc.version))
+			}
+			h := esxsim.New(t, sc, opts...)
+			h.Advance(time.Minute)
+			d := RunDoctor(context.Background(), DoctorOptions{
+				Root: h.Root(), StateDir: filepath.Join(h.Root(), "vmfs/volumes/datastore1/heapguard-state"),
+				// A stock build stands in for heapguard: the runtime line must warn.
+				SelfExe: bin,
+			})
+			var out strings.Builder
+			d.WriteText(&out)
+			want := tc.want
+			if want == OK {
+				want = Warn
+			}
+			if d.Status != want {
+				t.Errorf("status %s, want %s:\n%s", d.Status, want, out.String())
+			}
+			for _, f := range d.Findings {
+				if f.Level != OK && f.Check != "runtime" && !(tc.want == Crit && f.Check == "execInstalledOnly") {
+					t.Errorf("%s: %s %s", f.Check, f.Level, f.Detail)
+				}
+			}
+			for _, s := range tc.wantText {
+				if !strings.Contains(out.String(), s) {
+					t.Errorf("doctor output lacks %q:\n%s", s, out.String())
+				}
+			}
+		})
+	}
+}
+
+// TestDoctorStateOnRamdisk: a state folder under /tmp of the host is lost
+// at boot, and doctor says so.
+func TestDoctorStateOnRamdisk(t *testing.T) {
+	h := esxsim.New(t, esxsim.Incident(), esxsim.WithBinary(esxsim.BuildBinary(t)))
+	d := RunDoctor(context.Background(), DoctorOptions{Root: h.Root(), StateDir: filepath.Join(h.Root(), "tmp/heapguard")})
+	for _, f := range d.Findings {
+		if f.Check == "state" {
+			if f.Level != Warn || !strings.Contains(f.Detail, "empties at boot") {
+				t.Errorf("state finding %+v: want a warning about /tmp", f)
+			}
+			return
+		}
+	}
+	t.Fatal("no state finding")
 }

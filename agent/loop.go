@@ -303,6 +303,12 @@ func (a *Watcher) Poll(ctx context.Context) (Result, error) {
 	var err error
 	if sig := signature(plan); acts(plan) || sig != a.st.Reported {
 		res.Reported = true
+		// Persist what was planned before acting: after a kill -9 mid-action
+		// the next run knows the power-offs and restart are under way (the
+		// policy's settle times) and does not repeat them.
+		if serr := a.saveState(); serr != nil {
+			return res, fmt.Errorf("not acting: %w", serr)
+		}
 		a.log.Info("decision", zap.String("status", plan.Status.String()), zap.String("summary", plan.NagiosLine()),
 			zap.Int("actions", len(plan.Actions)), zap.Bool("dry_run", a.opt.DryRun))
 		res.Outcomes, err = remediate.Apply(ctx, plan.Actions, remediate.ApplyOptions{

@@ -50,6 +50,7 @@ type Report struct {
 	Unparsed   int64             `json:"unparsed"`
 	Oversized  int64             `json:"oversized"`
 	Errors     []string          `json:"errors"`
+	Warnings   []string          `json:"warnings"`
 	Verdict    string            `json:"verdict"`
 	Reasons    []string          `json:"reasons"`
 	Status     Level             `json:"-"`
@@ -102,7 +103,7 @@ type HeapReport struct {
 // Errors and makes the status UNKNOWN; the others are still reported.
 func BuildReport(opt ReportOptions) *Report {
 	r := &Report{Files: []string{}, Ports: []PortReport{}, HeapEvents: []HeapEventReport{},
-		Dumps: []DumpReport{}, Heaps: []HeapReport{}, Errors: []string{}, Reasons: []string{}}
+		Dumps: []DumpReport{}, Heaps: []HeapReport{}, Errors: []string{}, Warnings: []string{}, Reasons: []string{}}
 	scan := collector.ScanOptions{Year: opt.Year, Since: opt.Since, FlapCycles: opt.FlapCycles, FlapWindow: opt.FlapWindow}
 	sum := collector.NewSummary(opt.FlapCycles, opt.FlapWindow)
 	for _, p := range opt.Logs {
@@ -114,6 +115,16 @@ func BuildReport(opt ReportOptions) *Report {
 			}
 		}
 		r.Files = append(r.Files, p)
+		// Not errors, but a person should know the input was not what it seemed.
+		switch {
+		case s.Lines == 0:
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s is empty", p))
+		case s.Unparsed*2 > s.Lines:
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: %d of %d lines are in no known vmkernel log format (is it a vmkernel log?)", p, s.Unparsed, s.Lines))
+		}
+		if s.Oversized > 0 {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: %d lines longer than 1 MiB skipped", p, s.Oversized))
+		}
 		sum.Merge(s)
 	}
 	for _, p := range opt.HeapStats {

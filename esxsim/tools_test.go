@@ -313,7 +313,7 @@ func TestLayoutPerVersion(t *testing.T) {
 			[]string{"/etc/rc.local.d/local.sh", "/var/spool/cron/crontabs/root", "/etc/inetd.conf", "/bin/vsish", "/bin/vim-cmd", "/bin/net-stats", "/bin/esxcli", "/bin/vmware",
 				"/vmfs/volumes/datastore1/DSVA03/dsva03.vmx", "/vmfs/volumes/datastore1/DSVA01/DSVA01.vmx", "/vmfs/volumes/datastore1/DSVA04/DSVA04.vmx", host.SimClockPath},
 			[]string{"/var/log/messages", "/var/log/vmkwarning.log"}},
-		{"old-esx41", "", host.Layout{LogPath: "/var/log/messages", VpxaInit: "/etc/opt/init.d/vmware-vpxa"},
+		{"old-esx41", "", host.Layout{LogPath: "/var/log/messages", VpxaInit: "/etc/opt/init.d/vmware-vpxa", HostdInit: "/etc/init.d/hostd"},
 			[]string{"/etc/rc.local", "/var/spool/cron/crontabs/root"}, []string{"/var/log/vmkernel.log", "/etc/init.d/vpxa"}},
 		{"esx80", "", host.Layout{LogPath: "/var/log/vmkernel.log", VpxaInit: "/etc/init.d/vpxa", HostdInit: "/etc/init.d/hostd"},
 			[]string{"/var/log/vmkwarning.log"}, nil},
