@@ -88,6 +88,9 @@ func runReport(ctx context.Context, e env, opts any, args []string) int {
 	for _, msg := range r.Errors {
 		fmt.Fprintf(e.stderr, "heapguard report: %s\n", msg)
 	}
+	for _, msg := range r.Warnings {
+		fmt.Fprintf(e.stderr, "heapguard report: warning: %s\n", msg)
+	}
 	if o.json {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")

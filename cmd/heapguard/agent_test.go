@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/heapguard/heapguard/esxsim"
+	"github.com/heapguard/heapguard/remediate"
+)
+
+// heapguardBin links this test binary as "heapguard" (TestMain runs the
+// CLI under that name) and returns its path.
+func heapguardBin(t *testing.T) string {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "heapguard")
+	if err := os.Symlink(self, p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func simHost(t *testing.T, scenario string) *esxsim.Host {
+	t.Helper()
+	sc, err := esxsim.Preset(scenario)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return esxsim.New(t, sc, esxsim.WithBinary(esxsim.BuildBinary(t)))
+}
+
+// runSim runs the simulation at speed until the test ends.
+func runSim(t *testing.T, h *esxsim.Host, speed float64) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := esxsim.Run(ctx, h.Root(), esxsim.RunOptions{Speed: speed}); err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("esxsim run: %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	time.Sleep(100 * time.Millisecond)
+}
+
+func readJournal(t *testing.T, stateDir string) []remediate.Entry {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(stateDir, "journal.jsonl"))
+	if err != nil {
+		return nil
+	}
+	entries, _, err := remediate.ReadJournal(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return entries
+}
+
+// TestKillDashNineKeepsBudgets kills heapguard with SIGKILL in the middle
+// of a power-off and starts it again: the budget spent before the kill is
+// still spent, and no action is repeated.
+func TestKillDashNineKeepsBudgets(t *testing.T) {
+	h := simHost(t, "seed-incident")
+	h.Advance(105 * time.Minute) // about 11% free: critical within a few minutes
+	runSim(t, h, 40)
+	bin := heapguardBin(t)
+	state := filepath.Join(t.TempDir(), "state")
+	args := []string{"run", "--root", h.Root(), "--state-dir", state, "--power-off-allow", "DSVA*",
+		"--max-power-offs", "2", "--interval", "10s"}
+
+	first := exec.Command(bin, args...)
+	var firstErr bytes.Buffer
+	first.Stderr = &firstErr
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	var started string
+	for started == "" && time.Now().Before(deadline) {
+		for _, e := range readJournal(t, state) {
+			if e.Action == remediate.ActPowerOff && e.Result == remediate.ResultStarted {
+				started = e.VMID
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	first.Process.Kill() // SIGKILL: no chance to tidy up
+	first.Wait()
+	if started == "" {
+		t.Fatalf("no power-off started within 90 s; stderr:\n%s", firstErr.String())
+	}
+
+	second := exec.Command(bin, append(args, "--for", "12m")...)
+	out, err := second.CombinedOutput()
+	if err != nil {
+		t.Fatalf("second run: %v\n%s", err, out)
+	}
+
+	shutdowns := map[string]int{}
+	for _, a := range h.Actions() {
+		if a.Tool == "vim-cmd" && len(a.Argv) > 1 && a.Argv[1] == "vmsvc/power.shutdown" {
+			shutdowns[a.Target]++
+		}
+	}
+	for id, n := range shutdowns {
+		if n > 1 {
+			t.Errorf("vmid %s was shut down %d times: an action was repeated after the restart", id, n)
+		}
+	}
+	if len(shutdowns) > 2 {
+		t.Errorf("%d VMs powered off with --max-power-offs 2: the budget was reset by the restart", len(shutdowns))
+	}
+	var refused bool
+	for _, e := range readJournal(t, state) {
+		if e.Action == remediate.ActPowerOff && e.Result == remediate.ResultSkipped && strings.Contains(e.Error, "budget") {
+			refused = true
+		}
+	}
+	if len(shutdowns) == 2 && !refused {
+		t.Error("the third DSVA appliance was neither powered off nor refused for the budget in the journal")
+	}
+}
+
+// TestCheckNagios: heapguard check prints one Nagios line and exits with
+// its status; --config sets flags, and flags on the command line win.
+func TestCheckNagios(t *testing.T) {
+	h := simHost(t, "flap-no-leak")
+	h.Advance(10 * time.Minute)
+	state := t.TempDir()
+	cfg := filepath.Join(t.TempDir(), "heapguard.conf")
+	os.WriteFile(cfg, []byte("# test config\nstate-dir "+state+"\nwarn-below = 99\npower-off-allow DSVA*\n"), 0o644)
+
+	code, out, stderr := runCLI(t, "check", "--root", h.Root(), "--config", cfg, "--warn-below", "20")
+	if code != exitWarning {
+		t.Errorf("exit %d, want 1 (a port flaps, the heap is fine); stderr %s", code, stderr)
+	}
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "HEAPGUARD WARNING: ") || !strings.Contains(lines[0], "|") {
+		t.Errorf("want one Nagios line with perfdata, got %q", out)
+	}
+	if _, err := os.Stat(filepath.Join(state, "state.json")); err != nil {
+		t.Errorf("--config state-dir not used: %v", err)
+	}
+	// The config's warn-below 99 loses to the command line's 20; its
+	// power-off-allow (not on the command line) is used.
+	code, out, stderr = runCLI(t, "check", "--json", "--root", h.Root(), "--config", cfg, "--warn-below", "20", "--dry-run")
+	var res struct {
+		Plan struct {
+			Thresholds struct {
+				WarnBelow float64 `json:"warn_below"`
+			} `json:"thresholds"`
+		} `json:"plan"`
+		Nagios string `json:"nagios"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("check --json: %v\n%s\n%s", err, out, stderr)
+	}
+	if res.Plan.Thresholds.WarnBelow != 20 || !strings.HasPrefix(res.Nagios, "HEAPGUARD ") {
+		t.Errorf("check --json: warn_below %v (want 20 from the command line), nagios %q", res.Plan.Thresholds.WarnBelow, res.Nagios)
+	}
+
+	code, _, stderr = runCLI(t, "check", "--root", h.Root(), "--config", filepath.Join(t.TempDir(), "missing.conf"))
+	if code != exitUnknown || !strings.Contains(stderr, "read config") {
+		t.Errorf("missing config: exit %d, stderr %q", code, stderr)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.conf")
+	os.WriteFile(bad, []byte("no-such-setting 1\n"), 0o644)
+	code, _, stderr = runCLI(t, "check", "--root", h.Root(), "--config", bad)
+	if code != exitUnknown || !strings.Contains(stderr, "unknown setting") {
+		t.Errorf("bad config: exit %d, stderr %q", code, stderr)
+	}
+	code, _, stderr = runCLI(t, "check", "--root", h.Root(), "--state-dir", state, "--power-off-allow", "[")
+	if code != exitUnknown || !strings.Contains(stderr, "power-off-allow") {
+		t.Errorf("bad glob: exit %d, stderr %q", code, stderr)
+	}
+}
