@@ -26,7 +26,7 @@ test: ## go vet, the race-enabled test suite, and esxi-test when strace is prese
 	else echo "esxi-test: SKIP (strace not installed)"; fi
 
 esxi-test: build build-stock ## run the binaries under an emulated ESXi syscall profile (strace)
-	HEAPGUARD=bin/heapguard HEAPGUARD_STOCK=bin/heapguard-stock ESXSIM=bin/esxsim scripts/esxi-test.sh
+	HEAPGUARD=bin/heapguard HEAPGUARD_STOCK=bin/heapguard-stock ESXSIM=bin/esxsim ESXI_STOCK_STRICT=1 scripts/esxi-test.sh
 
 bench: build ## benchmarks that print figures (report speed, agent RSS/CPU, binary size)
 	$(GO) test -run '^$$' -bench . -benchmem ./collector/ ./heap/

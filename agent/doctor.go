@@ -327,8 +327,9 @@ func (d *Doctor) runtime(ctx context.Context, opt DoctorOptions) {
 
 // patchMarker is a function name tools/rtpatch adds to the runtime; its
 // name survives stripping (it is in the pclntab), so it tells a shipped
-// build from a stock one.
-const patchMarker = "runtime.esxiEpollWait"
+// build from a stock one. It is joined at run time so that this very
+// string does not put the marker into a stock build's binary.
+var patchMarker = strings.Join([]string{"runtime", "esxiEpollWait"}, ".")
 
 // KernelSetting is one row of `esxcli system settings kernel list`.
 type KernelSetting struct {

@@ -252,10 +252,34 @@ step_check() {
 		return
 	fi
 	sim_host "$root"
+	# 100 simulated minutes into the incident: ports flap and the heap is
+	# low, so check maps MACs to VMs (vim-cmd, net-stats child processes).
+	[ -n "${ESXSIM:-}" ] && "$ESXSIM" advance --root "$root" --by 100m >/dev/null 2>&1
 	local rc=0
 	# check exits 0-3 (Nagios); anything else, or a runtime crash, fails.
-	run_step_nagios check "$HEAPGUARD" check --dry-run --root "$root" || rc=$?
+	run_step_nagios check "$HEAPGUARD" check --dry-run --power-off-allow 'DSVA*' --root "$root" \
+		--state-dir "$WORK/state-check" || rc=$?
 	return "$rc"
+}
+
+# step_run: the daemon under emulation for 3 simulated minutes while
+# esxsim runs the incident at 60x: the log follower (nxadm/tail, polling),
+# the interval timer and the heap sampling's child processes.
+step_run() {
+	if [ "$TARGET" = probe ] || ! stand_in "$HEAPGUARD" run || [ -z "${ESXSIM:-}" ]; then
+		say "SKIP run: needs heapguard run and esxsim"
+		return
+	fi
+	local root="$WORK/host-run"
+	sim_host "$root"
+	"$ESXSIM" advance --root "$root" --by 100m >/dev/null 2>&1
+	"$ESXSIM" run --root "$root" --speed 60 >"$WORK/esxsim-run.out" 2>&1 &
+	local sim=$!
+	sleep 0.5
+	run_step run ok "$HEAPGUARD" run --dry-run --power-off-allow 'DSVA*' --interval 10s --for 3m \
+		--root "$root" --state-dir "$WORK/state-run"
+	kill "$sim" 2>/dev/null
+	wait "$sim" 2>/dev/null || true
 }
 
 step_doctor() {
@@ -321,6 +345,7 @@ main() {
 	step_stock
 	step_report
 	step_check
+	step_run
 	step_doctor
 	step_fallbacks
 	if [ "$FAILS" -gt 0 ]; then
