@@ -98,7 +98,7 @@ func (s *session) waitRunning(ctx context.Context, agent, script string) error {
 	wait := orDefault(s.live.AgentWait, DefaultAgentWait)
 	poll := orDefault(s.live.PollInterval, DefaultPollInterval)
 	deadline := s.clock.Now().Add(wait)
-	for {
+	for i := 0; ; i++ {
 		_, err := s.run(ctx, 0, statusArgv(script)...)
 		if err == nil {
 			return nil
@@ -107,11 +107,21 @@ func (s *session) waitRunning(ctx context.Context, agent, script string) error {
 		if !errors.As(err, &ce) {
 			return fmt.Errorf("check %s status: %w", agent, err)
 		}
-		if !s.clock.Now().Before(deadline) {
+		if !s.clock.Now().Before(deadline) || i >= maxPolls(wait, poll) {
 			return fmt.Errorf("%s not running %s after its restart: %w", agent, wait, err)
 		}
 		if serr := s.clock.Sleep(ctx, poll); serr != nil {
 			return fmt.Errorf("wait for %s: %w (last status: %w)", agent, serr, err)
 		}
 	}
+}
+
+// maxPolls bounds a wait by the number of polls it should take as well as
+// by the clock: a host clock that stands still or steps back (NTP, a
+// paused simulation) must not turn a 2-minute wait into an endless one.
+func maxPolls(wait, poll time.Duration) int {
+	if poll <= 0 {
+		return 1
+	}
+	return int(wait/poll) + 1
 }

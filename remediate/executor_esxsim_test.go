@@ -303,3 +303,34 @@ func TestLiveSimShutdownHangs(t *testing.T) {
 		t.Errorf("commands (-want +got):\n%s", d)
 	}
 }
+
+// frozenClock is a host clock that never moves (a paused simulation, or a
+// clock stepped back by NTP at the wrong moment) and whose Sleep returns
+// at once.
+type frozenClock struct{ t time.Time }
+
+func (c frozenClock) Now() time.Time { return c.t }
+
+func (c frozenClock) Sleep(ctx context.Context, d time.Duration) error { return ctx.Err() }
+
+// TestLiveWaitsEndOnAFrozenClock: waits are bounded by their number of
+// polls too, so a clock that stands still cannot make a power-off or an
+// agent restart (same bound, maxPolls) wait forever.
+func TestLiveWaitsEndOnAFrozenClock(t *testing.T) {
+	h, l := newSimHost(t, esxsim.Incident())
+	h.Mutate(func(st *esxsim.State) { st.VM(6).ShutdownTime = esxsim.Duration(10 * time.Minute) })
+	l.Clock = frozenClock{h.State().Now}
+	l.ShutdownTimeout, l.PollInterval, l.AgentWait = 2*time.Minute, 30*time.Second, 30*time.Second
+	done := make(chan Outcome, 1)
+	go func() {
+		done <- l.Execute(context.Background(), Action{Kind: ActPowerOff, Target: "vcenter01", VMID: "6"})
+	}()
+	select {
+	case o := <-done:
+		if d := cmp.Diff([]string{"vim-cmd vmsvc/power.shutdown 6 ok", "vim-cmd vmsvc/power.off 6 ok"}, simActions(h)); d != "" {
+			t.Errorf("host actions (-want +got):\n%s\n%s", d, o.Output)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("power-off still waiting on a frozen clock after 30 s")
+	}
+}

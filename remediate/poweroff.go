@@ -73,8 +73,8 @@ func (s *session) powerOff(ctx context.Context, a Action) error {
 		poll := orDefault(s.live.PollInterval, DefaultPollInterval)
 		deadline := s.clock.Now().Add(timeout)
 		off := false
-		for !off {
-			if !s.clock.Now().Before(deadline) {
+		for i := 0; !off; i++ {
+			if !s.clock.Now().Before(deadline) || i >= maxPolls(timeout, poll) {
 				s.note("still not off %s after the shutdown: powering off hard", timeout)
 				break
 			}

@@ -53,7 +53,8 @@ best() {
 	for ((i = 0; i < runs; i++)); do
 		# report exits 1 or 2 when it finds flapping ports: not a failure here.
 		/usr/bin/time -o "$out" -f '%e %M' "$@" >/dev/null || true
-		read -r s kb <"$out"
+		# time prefixes "Command exited with non-zero status N" when it is not 0.
+		read -r s kb < <(tail -n1 "$out")
 		if [[ -z $best_s ]] || awk -v a="$s" -v b="$best_s" 'BEGIN{exit !(a<b)}'; then
 			best_s=$s best_kb=$kb
 		fi

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestApplyConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    string
+		args    []string
+		want    map[string]string
+		wantErr string
+	}{
+		{name: "name value, name = value, --name, quotes and comments",
+			file: "# comment\n\nwarn-below 15\n--crit-below = 5\npower-off-allow \"DSVA*\"\n",
+			want: map[string]string{"warn-below": "15", "crit-below": "5", "power-off-allow": "DSVA*"}},
+		{name: "the command line wins", file: "warn-below 15\n", args: []string{"--warn-below", "30"},
+			want: map[string]string{"warn-below": "30"}},
+		{name: "repeatable flags add up", file: "power-off-allow DSVA*\npower-off-allow web*\n",
+			want: map[string]string{"power-off-allow": "DSVA*,web*"}},
+		{name: "unknown setting", file: "frobnicate 1\n", wantErr: ":1: unknown setting"},
+		{name: "bad value", file: "\nwarn-below lots\n", wantErr: ":2: warn-below"},
+		{name: "no nesting", file: "config other.conf\n", wantErr: "do not nest"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "heapguard.conf")
+			os.WriteFile(p, []byte(tt.file), 0o644)
+			fs := flag.NewFlagSet("check", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			addAgentFlags(fs, false)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			err := applyConfig(fs, p)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, want := range tt.want {
+				if got := fs.Lookup(name).Value.String(); got != want {
+					t.Errorf("%s = %q, want %q", name, got, want)
+				}
+			}
+		})
+	}
+}
+
+func FuzzApplyConfig(f *testing.F) {
+	f.Add("warn-below 15\npower-off-allow DSVA*\n")
+	f.Add("--crit-below = \"5\"\n# x\n")
+	f.Add("config x\n")
+	f.Fuzz(func(t *testing.T, content string) {
+		p := filepath.Join(t.TempDir(), "c")
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Skip()
+		}
+		fs := flag.NewFlagSet("check", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		addAgentFlags(fs, true)
+		applyConfig(fs, p) // must not panic; errors are fine
+	})
+}
