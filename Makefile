@@ -3,7 +3,7 @@ GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
-OVERLAY  := build/overlay/overlay.json
+OVERLAY  := build/_overlay/overlay.json
 FUZZTIME ?= 10s
 
 .PHONY: help build build-stock test esxi-test bench fuzz demo clean
@@ -12,7 +12,7 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## static, stripped bin/heapguard with the ESXi-safe runtime, and bin/esxsim
-	$(GO) run ./tools/rtpatch -out build/overlay
+	$(GO) run ./tools/rtpatch -out build/_overlay
 	CGO_ENABLED=0 $(GO) build -overlay $(OVERLAY) -trimpath -ldflags '$(LDFLAGS)' -o bin/heapguard ./cmd/heapguard
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/esxsim ./cmd/esxsim
 

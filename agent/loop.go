@@ -216,20 +216,8 @@ func (a *Watcher) saveState() error {
 	if err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
-	tmp := a.statePath + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
+	if err := host.WriteFileAtomic(a.statePath, b, 0o600); err != nil {
 		return fmt.Errorf("save state: %w", err)
-	}
-	_, werr := f.Write(b)
-	serr := f.Sync()
-	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("save state %s: %w", a.statePath, err)
-	}
-	if err := os.Rename(tmp, a.statePath); err != nil {
-		return fmt.Errorf("save state %s: %w", a.statePath, err)
 	}
 	return nil
 }

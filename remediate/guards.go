@@ -9,6 +9,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/heapguard/heapguard/host"
 )
 
 // GuardsFile is the guards' state inside the state directory.
@@ -264,35 +266,8 @@ func (g *Guards) persist() error {
 		return fmt.Errorf("%w: encode: %w", ErrGuardState, err)
 	}
 	b = append(b, '\n')
-	if err := writeFileAtomic(g.path, b); err != nil {
+	if err := host.WriteFileAtomic(g.path, b, 0o600); err != nil {
 		return fmt.Errorf("%w: %w", ErrGuardState, err)
-	}
-	return nil
-}
-
-func writeFileAtomic(p string, b []byte) error {
-	dir := filepath.Dir(p)
-	f, err := os.CreateTemp(dir, filepath.Base(p)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
 }

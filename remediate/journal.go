@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/heapguard/heapguard/host"
@@ -86,7 +85,7 @@ func OpenJournal(stateDir string, clock host.Clock) (*Journal, error) {
 	j := &Journal{w: f, f: f, clock: clock}
 	if errors.Is(statErr, os.ErrNotExist) {
 		// A new file's directory entry must survive a crash too.
-		if err := syncDir(stateDir); err != nil {
+		if err := host.SyncDir(stateDir); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("%w: sync %s: %w", ErrJournal, stateDir, err)
 		}
@@ -218,19 +217,4 @@ func ReadJournal(r io.Reader) (entries []Entry, bad int, err error) {
 		return entries, bad, fmt.Errorf("read journal: %w", err)
 	}
 	return entries, bad, nil
-}
-
-// syncDir fsyncs a directory so that a created or renamed entry in it is durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	// Some filesystems cannot sync a directory (EINVAL); the data itself
-	// was synced, which is the best they offer.
-	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, errors.ErrUnsupported) {
-		return err
-	}
-	return nil
 }

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/google/go-cmp/cmp"
 	"github.com/nxadm/tail"
 )
@@ -106,11 +108,15 @@ func TestLibraryExitsOnStatError(t *testing.T) {
 	if !sc.Scan() || sc.Text() != "a1" {
 		t.Fatalf("helper printed %q, want a1", sc.Text())
 	}
-	// The log folder becomes a file: stat of the log fails with ENOTDIR.
-	if err := os.Rename(logDir, logDir+".away"); err != nil {
-		t.Fatal(err)
+	// The log folder becomes a file in one step (RENAME_EXCHANGE), so stat of
+	// the log goes straight to ENOTDIR: a rename then a create would leave a
+	// moment of ENOENT, which the library takes for a deleted file and stops
+	// without exiting (the test was flaky that way).
+	swap := filepath.Join(dir, "swap")
+	appendFile(t, swap, "x\n")
+	if err := unix.Renameat2(unix.AT_FDCWD, swap, unix.AT_FDCWD, logDir, unix.RENAME_EXCHANGE); err != nil {
+		t.Skipf("RENAME_EXCHANGE not supported here: %v", err)
 	}
-	appendFile(t, logDir, "x\n")
 	for sc.Scan() {
 	}
 	err = cmd.Wait()

@@ -9,9 +9,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/heapguard/heapguard/host"
 )
 
 // HeadSize is how much of a file's start identifies its content: the first
@@ -94,37 +95,8 @@ func SavePosition(path string, p Position) error {
 	if err != nil {
 		return fmt.Errorf("save position %s: %w", path, err)
 	}
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("save position %s: %w", path, err)
-	}
-	name := tmp.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(name)
-		}
-	}()
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		return fmt.Errorf("save position %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("save position %s: sync: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save position %s: %w", path, err)
-	}
-	if err := os.Rename(name, path); err != nil {
-		return fmt.Errorf("save position %s: %w", path, err)
-	}
-	ok = true
-	// The rename is durable only once the folder is synced. Some file
-	// systems refuse to sync a folder; the position is written by then.
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+	if err := host.WriteFileAtomic(path, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("save position: %w", err)
 	}
 	return nil
 }

@@ -4,8 +4,8 @@
 // runtime source, applies exact, anchored text edits, adds three files with
 // the fallbacks, and prints the path of the overlay JSON:
 //
-//	go run ./tools/rtpatch -out build/overlay
-//	go build -overlay build/overlay/overlay.json ./cmd/heapguard
+//	go run ./tools/rtpatch -out build/_overlay
+//	go build -overlay build/_overlay/overlay.json ./cmd/heapguard
 //
 // When the source does not look as expected (an anchor missing or found
 // twice, a file to add already present), rtpatch exits 1 naming the Go
@@ -44,7 +44,7 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("rtpatch", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	out := fs.String("out", "build/overlay", "folder for the patched files and overlay.json")
+	out := fs.String("out", "build/_overlay", "folder for the patched files and overlay.json")
 	goroot := fs.String("goroot", "", "Go tree to patch (default: `go env GOROOT`)")
 	if err := fs.Parse(args); err != nil {
 		return 2

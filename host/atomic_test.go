@@ -1,0 +1,41 @@
+package host
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestWriteFileAtomic(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "state.json")
+	for _, content := range []string{"first\n", "second, longer\n", ""} {
+		if err := WriteFileAtomic(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(p)
+		if err != nil || string(got) != content {
+			t.Fatalf("read back %q, %v; want %q", got, err, content)
+		}
+	}
+	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("temporary files left behind: %v", entries)
+	}
+	// A folder that is not there: an error naming the file, no panic.
+	if err := WriteFileAtomic(filepath.Join(dir, "no", "such", "x"), []byte("x"), 0o600); err == nil {
+		t.Error("want an error for a missing folder")
+	}
+	// The target is a folder: the rename fails and the old folder stays.
+	sub := filepath.Join(dir, "sub")
+	os.Mkdir(sub, 0o755)
+	if err := WriteFileAtomic(sub, []byte("x"), 0o600); err == nil {
+		t.Error("want an error when the target is a folder")
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
+		t.Errorf("temporary files left behind after a failed rename: %v", entries)
+	}
+}
