@@ -289,7 +289,8 @@ step_doctor() {
 	fi
 	local root="$WORK/host-doctor"
 	sim_host "$root"
-	run_step doctor ok "$HEAPGUARD" doctor --root "$root"
+	# The state folder on the simulated datastore, as on a real host.
+	run_step doctor ok "$HEAPGUARD" doctor --root "$root" --state-dir "$root/vmfs/volumes/datastore1/heapguard-state"
 }
 
 # run_step_nagios NAME CMD...: exit 0..3 is a valid Nagios answer; a Go
