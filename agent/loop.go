@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -71,7 +70,6 @@ type savedState struct {
 	Flaps    collector.FlapState `json:"flaps"`
 	Trends   heap.Trends         `json:"trends"`
 	Policy   State               `json:"policy"`
-	Status   Level               `json:"status"`
 	// Reported is the signature of the last plan journaled, so a plan
 	// that only repeats it (the same alert every poll) is not journaled again.
 	Reported string    `json:"reported,omitempty"`
@@ -134,112 +132,110 @@ func Open(opt Options) (*Watcher, error) {
 	if err := os.MkdirAll(opt.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state folder: %w", err)
 	}
-	a := &Watcher{opt: opt, layout: host.DetectLayout(opt.Root), log: opt.Logger}
-	a.logPath = host.Path(opt.Root, a.layout.LogPath)
-	a.statePath = filepath.Join(opt.StateDir, "state.json")
+	w := &Watcher{opt: opt, layout: host.DetectLayout(opt.Root), log: opt.Logger}
+	w.logPath = host.Path(opt.Root, w.layout.LogPath)
+	w.statePath = filepath.Join(opt.StateDir, "state.json")
 	if opt.DryRun {
 		// A dry run must not move the live state on (a later live check
 		// would miss the lines it read), so it keeps its own.
-		a.statePath = filepath.Join(opt.StateDir, "state.dry-run.json")
+		w.statePath = filepath.Join(opt.StateDir, "state.dry-run.json")
 	}
 	var err error
 	if !opt.DryRun {
-		if a.lock, err = remediate.AcquireLock(opt.StateDir); err != nil {
+		if w.lock, err = remediate.AcquireLock(opt.StateDir); err != nil {
 			return nil, err
 		}
 	}
-	if a.journal, err = remediate.OpenJournal(opt.StateDir, opt.Clock); err != nil {
-		a.Close()
+	if w.journal, err = remediate.OpenJournal(opt.StateDir, opt.Clock); err != nil {
+		w.Close()
 		return nil, err
 	}
-	if a.guards, err = remediate.OpenGuards(opt.StateDir, opt.Guards); err != nil {
-		a.Close()
+	if w.guards, err = remediate.OpenGuards(opt.StateDir, opt.Guards); err != nil {
+		w.Close()
 		return nil, err
 	}
 	if opt.DryRun {
-		a.exec = &remediate.DryRun{Layout: a.layout}
+		w.exec = &remediate.DryRun{Layout: w.layout}
 	} else {
-		a.exec = &remediate.Live{
-			Runner: opt.Runner, Layout: a.layout, Clock: opt.Clock,
+		w.exec = &remediate.Live{
+			Runner: opt.Runner, Layout: w.layout, Clock: opt.Clock,
 			Timeout: opt.CommandTimeout, ShutdownTimeout: opt.ShutdownTimeout,
-			HeapCheck: a.heapCheck,
+			HeapCheck: w.heapCheck,
 		}
 	}
-	if err := a.loadState(); err != nil {
-		a.Close()
+	if err := w.loadState(); err != nil {
+		w.Close()
 		return nil, err
 	}
-	a.parser = collector.NewParser(opt.Year, opt.Clock.Now())
-	return a, nil
+	w.parser = collector.NewParser(opt.Year, opt.Clock.Now())
+	return w, nil
 }
 
 // Close releases the lock and closes the journal.
-func (a *Watcher) Close() error {
+func (w *Watcher) Close() error {
 	var errs []error
-	if a.journal != nil {
-		errs = append(errs, a.journal.Close())
+	if w.journal != nil {
+		errs = append(errs, w.journal.Close())
 	}
-	if a.lock != nil {
-		errs = append(errs, a.lock.Release())
+	if w.lock != nil {
+		errs = append(errs, w.lock.Release())
 	}
 	return errors.Join(errs...)
 }
 
-func (a *Watcher) loadState() error {
-	b, err := os.ReadFile(a.statePath)
+func (w *Watcher) loadState() error {
+	b, err := os.ReadFile(w.statePath)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		a.st = savedState{Version: 1}
+		w.st = savedState{Version: 1}
 	case err != nil:
-		return fmt.Errorf("read state %s: %w", a.statePath, err)
+		return fmt.Errorf("read state %s: %w", w.statePath, err)
 	default:
-		if err := json.Unmarshal(b, &a.st); err != nil {
-			// A damaged state file must not stop the guard; budgets live
-			// in guards.json, so only trends and the log position are lost.
-			a.log.Warn("state file unreadable, starting afresh", zap.String("path", a.statePath), zap.Error(err))
-			a.st = savedState{Version: 1}
+		if err := json.Unmarshal(b, &w.st); err != nil {
+			// A damaged state file must not stop the guard: budgets live in
+			// guards.json; trends, flaps, the log position and the policy's
+			// holds start again (the guards still bound what follows).
+			w.log.Warn("state file unreadable, starting afresh", zap.String("path", w.statePath), zap.Error(err))
+			w.st = savedState{Version: 1}
 		}
 	}
-	a.tracker = collector.RestoreFlapTracker(a.st.Flaps)
-	if a.opt.FlapCycles > 0 || a.opt.FlapWindow > 0 {
-		a.tracker = collector.RestoreFlapTracker(withFlapLimits(a.st.Flaps, a.opt.FlapCycles, a.opt.FlapWindow))
-	}
-	a.flapWindow = a.tracker.Snapshot().Window
+	w.tracker = collector.RestoreFlapTracker(withFlapLimits(w.st.Flaps, w.opt.FlapCycles, w.opt.FlapWindow))
+	w.flapWindow = w.tracker.Snapshot().Window
 	return nil
 }
 
-func (a *Watcher) saveState() error {
-	a.st.Version = 1
-	a.st.Flaps = a.tracker.Snapshot()
-	a.st.Saved = a.opt.Clock.Now()
-	b, err := json.Marshal(a.st)
+func (w *Watcher) saveState() error {
+	w.st.Version = 1
+	w.st.Flaps = w.tracker.Snapshot()
+	w.st.Saved = w.opt.Clock.Now()
+	b, err := json.Marshal(w.st)
 	if err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
-	if err := host.WriteFileAtomic(a.statePath, b, 0o600); err != nil {
+	if err := host.WriteFileAtomic(w.statePath, b, 0o600); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
 	return nil
 }
 
 // consume parses one log line into the flap tracker and the crash flag.
-func (a *Watcher) consume(text []byte) {
-	a.lines++
-	ev, err := a.parser.Parse(text)
+func (w *Watcher) consume(text []byte) {
+	w.lines++
+	ev, err := w.parser.Parse(text)
 	if err != nil {
-		a.unparsed++
+		w.unparsed++
 		return
 	}
 	switch ev.Kind {
 	case collector.KindPortDisabled, collector.KindPortEnabled:
-		a.tracker.Observe(ev)
+		w.tracker.Observe(ev)
 	case collector.KindCoreDump, collector.KindUserDump:
 		if ev.Process == Agent {
-			a.vpxaCrash = true
-			a.log.Warn("vpxa crash in the log", zap.Time("log_time", ev.Time), zap.ByteString("line", text))
+			w.vpxaCrash = true
+			w.log.Warn("vpxa crash in the log", zap.Time("log_time", ev.Time), zap.ByteString("line", text))
 		}
 	case collector.KindHeapMaxed:
-		a.log.Warn("heap at its maximum size", zap.String("heap", ev.Heap), zap.Time("log_time", ev.Time))
+		w.log.Warn("heap at its maximum size", zap.String("heap", ev.Heap), zap.Time("log_time", ev.Time))
 	}
 }
 
@@ -275,45 +271,44 @@ func acts(p Plan) bool {
 
 // Poll samples the host, decides and acts: one step of the loop. The log
 // lines must have been consumed before.
-func (a *Watcher) Poll(ctx context.Context) (Result, error) {
-	now := a.opt.Clock.Now()
+func (w *Watcher) Poll(ctx context.Context) (Result, error) {
+	now := w.opt.Clock.Now()
 	obs := Observations{Time: now}
-	obs.Heaps, obs.HeapErr = a.sampleHeaps(ctx, now)
-	obs.Vpxa = a.vpxaStatus(ctx)
-	obs.Vpxa.CrashSeen = a.vpxaCrash
-	obs.Flapping = a.flapping(ctx, now)
+	obs.Heaps, obs.HeapErr = w.sampleHeaps(ctx, now)
+	obs.Vpxa = w.vpxaStatus(ctx)
+	obs.Vpxa.CrashSeen = w.vpxaCrash
+	obs.Flapping = w.flapping(ctx, now)
 
-	plan, next := Decide(a.opt.Policy, a.st.Policy, obs)
-	a.st.Policy = next
-	a.st.Status = plan.Status
+	plan, next := Decide(w.opt.Policy, w.st.Policy, obs)
+	w.st.Policy = next
 	res := Result{Plan: plan}
 
 	var err error
-	if sig := signature(plan); acts(plan) || sig != a.st.Reported {
+	if sig := signature(plan); acts(plan) || sig != w.st.Reported {
 		res.Reported = true
 		// Persist what was planned before acting: after a kill -9 mid-action
 		// the next run knows the power-offs and restart are under way (the
 		// policy's settle times) and does not repeat them.
-		if serr := a.saveState(); serr != nil {
+		if serr := w.saveState(); serr != nil {
 			return res, fmt.Errorf("not acting: %w", serr)
 		}
-		a.log.Info("decision", zap.String("status", plan.Status.String()), zap.String("summary", plan.NagiosLine()),
-			zap.Int("actions", len(plan.Actions)), zap.Bool("dry_run", a.opt.DryRun))
+		w.log.Info("decision", zap.String("status", plan.Status.String()), zap.String("summary", plan.NagiosLine()),
+			zap.Int("actions", len(plan.Actions)), zap.Bool("dry_run", w.opt.DryRun))
 		res.Outcomes, err = remediate.Apply(ctx, plan.Actions, remediate.ApplyOptions{
-			Executor: a.exec, Journal: a.journal, Guards: a.guards, Clock: a.opt.Clock,
-			DryRun: a.opt.DryRun, PlanID: newPlanID(now), Summary: plan.NagiosLine(),
+			Executor: w.exec, Journal: w.journal, Guards: w.guards, Clock: w.opt.Clock,
+			DryRun: w.opt.DryRun, PlanID: newPlanID(now), Summary: plan.NagiosLine(),
 		})
 		if err == nil {
-			a.st.Reported = sig
+			w.st.Reported = sig
 		}
 		for _, o := range res.Outcomes {
-			a.log.Info("action", zap.String("action", string(o.Action.Kind)), zap.String("target", o.Action.Target),
-				zap.String("result", o.Result), zap.String("error", o.Err), zap.Bool("dry_run", a.opt.DryRun))
+			w.log.Info("action", zap.String("action", string(o.Action.Kind)), zap.String("target", o.Action.Target),
+				zap.String("result", o.Result), zap.String("error", o.Err), zap.Bool("dry_run", w.opt.DryRun))
 		}
 	}
 	// The crash has been shown to the policy once; a restart answers it.
-	a.vpxaCrash = false
-	if serr := a.saveState(); serr != nil {
+	w.vpxaCrash = false
+	if serr := w.saveState(); serr != nil {
 		err = errors.Join(err, serr)
 	}
 	return res, err
@@ -328,29 +323,29 @@ func newPlanID(now time.Time) string {
 // sampleHeaps lists the heaps and reads those that match --heaps. The
 // policy must never act blind: a failed listing, or a watched heap that
 // could not be read, is reported as HeapErr.
-func (a *Watcher) sampleHeaps(ctx context.Context, now time.Time) ([]HeapObs, string) {
-	entries, err := heap.List(ctx, a.opt.Runner)
+func (w *Watcher) sampleHeaps(ctx context.Context, now time.Time) ([]HeapObs, string) {
+	entries, err := heap.List(ctx, w.opt.Runner)
 	if err != nil {
 		return nil, err.Error()
 	}
 	var out []HeapObs
 	var problems []string
 	for _, e := range entries {
-		if len(a.opt.Heaps) > 0 && !heap.Match(a.opt.Heaps, e.Base) {
+		if len(w.opt.Heaps) > 0 && !heap.Match(w.opt.Heaps, e.Base) {
 			continue
 		}
-		s, err := heap.Read(ctx, a.opt.Runner, e)
+		s, err := heap.Read(ctx, w.opt.Runner, e)
 		if err != nil {
-			if a.opt.Policy.watched(e.Full) {
+			if w.opt.Policy.watched(e.Full) {
 				problems = append(problems, err.Error())
 			} else {
-				a.log.Warn("heap unreadable", zap.String("heap", e.Full), zap.Error(err))
+				w.log.Warn("heap unreadable", zap.String("heap", e.Full), zap.Error(err))
 			}
 			continue
 		}
 		pct, _, ok := s.FreeOfMax()
 		if !ok {
-			if a.opt.Policy.watched(e.Full) {
+			if w.opt.Policy.watched(e.Full) {
 				problems = append(problems, fmt.Sprintf("%s: no free-of-max figures in its stats", e.Full))
 			}
 			continue
@@ -361,7 +356,7 @@ func (a *Watcher) sampleHeaps(ctx context.Context, now time.Time) ([]HeapObs, st
 		if s.FullName == "" {
 			s.FullName = e.Full
 		}
-		if tr, err := a.st.Trends.Observe(now, s); err == nil {
+		if tr, err := w.st.Trends.Observe(now, s); err == nil {
 			obs.BytesPerSecond = tr.BytesPerSecond
 			obs.HasPrediction = tr.Predicted
 			obs.TimeToExhaustion = tr.TimeToExhaustion
@@ -375,16 +370,16 @@ func (a *Watcher) sampleHeaps(ctx context.Context, now time.Time) ([]HeapObs, st
 }
 
 // heapCheck reads the watched heap's percent free of max, for verification.
-func (a *Watcher) heapCheck(ctx context.Context) (float64, error) {
-	entries, err := heap.List(ctx, a.opt.Runner)
+func (w *Watcher) heapCheck(ctx context.Context) (float64, error) {
+	entries, err := heap.List(ctx, w.opt.Runner)
 	if err != nil {
 		return 0, err
 	}
 	for _, e := range entries {
-		if !a.opt.Policy.watched(e.Full) {
+		if !w.opt.Policy.watched(e.Full) {
 			continue
 		}
-		s, err := heap.Read(ctx, a.opt.Runner, e)
+		s, err := heap.Read(ctx, w.opt.Runner, e)
 		if err != nil {
 			return 0, err
 		}
@@ -397,30 +392,30 @@ func (a *Watcher) heapCheck(ctx context.Context) (float64, error) {
 
 // vpxaStatus asks the init script. Exit 0 is running; another exit status
 // is not running; no answer at all (timeout, no script) is unknown.
-func (a *Watcher) vpxaStatus(ctx context.Context) AgentObs {
-	if a.layout.VpxaInit == "" {
+func (w *Watcher) vpxaStatus(ctx context.Context) AgentObs {
+	if w.layout.VpxaInit == "" {
 		return AgentObs{}
 	}
-	res, err := a.opt.Runner.Run(ctx, statusTimeout, a.layout.VpxaInit, "status")
+	res, err := w.opt.Runner.Run(ctx, statusTimeout, w.layout.VpxaInit, "status")
 	if err == nil {
 		return AgentObs{Known: true, Running: true}
 	}
 	if res.ExitCode > 0 {
 		return AgentObs{Known: true, Running: false}
 	}
-	a.log.Warn("vpxa status unknown", zap.Error(err))
+	w.log.Warn("vpxa status unknown", zap.Error(err))
 	return AgentObs{}
 }
 
 // flapping maps the tracker's flapping ports to VMs. The inventory costs
 // a few commands, so it is only loaded when something flaps.
-func (a *Watcher) flapping(ctx context.Context, now time.Time) []FlapObs {
+func (w *Watcher) flapping(ctx context.Context, now time.Time) []FlapObs {
 	var out []FlapObs
-	for _, p := range a.tracker.Status(now) {
+	for _, p := range w.tracker.Status(now) {
 		if !p.Flapping {
 			continue
 		}
-		f := FlapObs{Port: p.Port.String(), Cycles: p.Cycles, Window: a.flapWindow}
+		f := FlapObs{Port: p.Port.String(), Cycles: p.Cycles, Window: w.flapWindow}
 		if p.MACKnown {
 			f.MAC = p.MAC.String()
 		}
@@ -429,23 +424,23 @@ func (a *Watcher) flapping(ctx context.Context, now time.Time) []FlapObs {
 	if len(out) == 0 {
 		return nil
 	}
-	inv, err := remediate.LoadInventory(ctx, a.opt.Runner, a.opt.Root)
+	inv, err := remediate.LoadInventory(ctx, w.opt.Runner, w.opt.Root)
 	if err != nil {
 		// Without vmids nothing can be powered off; the plan will say the
 		// MACs map to no VM, which is the truth as far as we can tell.
-		a.log.Warn("inventory incomplete", zap.Error(err))
+		w.log.Warn("inventory incomplete", zap.Error(err))
 	}
 	for i := range out {
 		f := &out[i]
 		owner, ok := inv.ByMAC(f.MAC)
 		if !ok || owner.VMID == "" || owner.Ambiguous {
 			if ok && owner.Ambiguous {
-				a.log.Warn("MAC belongs to several registered VMs: not mapping it", zap.String("mac", f.MAC), zap.Strings("others", owner.Others))
+				w.log.Warn("MAC belongs to several registered VMs: not mapping it", zap.String("mac", f.MAC), zap.Strings("others", owner.Others))
 			}
 			continue
 		}
 		vm := &VMRef{ID: owner.VMID, Name: owner.Name, VMX: owner.VMX, PoweredOn: true}
-		if st, err := a.powerState(ctx, owner.VMID); err == nil {
+		if st, err := w.powerState(ctx, owner.VMID); err == nil {
 			vm.PoweredOn = st == remediate.PoweredOn
 		}
 		f.VM = vm
@@ -453,15 +448,15 @@ func (a *Watcher) flapping(ctx context.Context, now time.Time) []FlapObs {
 		// can contradict the log.
 		if port, perr := collector.ParsePort(f.Port); perr == nil && vm.PoweredOn {
 			if cerr := inv.CheckPort(uint32(port), f.MAC); cerr != nil && !errors.Is(cerr, remediate.ErrNoNetStats) {
-				a.log.Warn("port and MAC disagree with net-stats", zap.Error(cerr))
+				w.log.Warn("port and MAC disagree with net-stats", zap.Error(cerr))
 			}
 		}
 	}
 	return out
 }
 
-func (a *Watcher) powerState(ctx context.Context, vmid string) (remediate.PowerState, error) {
-	res, err := a.opt.Runner.Run(ctx, statusTimeout, "vim-cmd", "vmsvc/power.getstate", vmid)
+func (w *Watcher) powerState(ctx context.Context, vmid string) (remediate.PowerState, error) {
+	res, err := w.opt.Runner.Run(ctx, statusTimeout, "vim-cmd", "vmsvc/power.getstate", vmid)
 	if err != nil {
 		return "", err
 	}
@@ -470,40 +465,40 @@ func (a *Watcher) powerState(ctx context.Context, vmid string) (remediate.PowerS
 
 // Check is one pass for cron: the log from the saved position, one heap
 // sample plus the saved trend, decide, act.
-func (a *Watcher) Check(ctx context.Context) (Result, error) {
-	r := follow.ReadFrom(a.logPath, a.st.Position, follow.Options{Logger: a.log, Clock: a.opt.Clock})
+func (w *Watcher) Check(ctx context.Context) (Result, error) {
+	r := follow.ReadFrom(w.logPath, w.st.Position, follow.Options{Logger: w.log, Clock: w.opt.Clock})
 	for l := range r.Lines() {
 		if l.Err != nil {
-			a.log.Warn("log", zap.Error(l.Err))
+			w.log.Warn("log", zap.Error(l.Err))
 			continue
 		}
-		a.consume(l.Text)
+		w.consume(l.Text)
 	}
 	if err := r.Err(); err != nil {
-		a.log.Warn("reading the log", zap.String("path", a.logPath), zap.Error(err))
+		w.log.Warn("reading the log", zap.String("path", w.logPath), zap.Error(err))
 	}
-	a.st.Position = r.Pos()
-	return a.Poll(ctx)
+	w.st.Position = r.Pos()
+	return w.Poll(ctx)
 }
 
 // Run is the daemon loop: it follows the log and polls every Interval of
 // host time until ctx is done or, when forDur > 0, that much host time has
 // passed. onPoll, when not nil, sees every poll's result.
-func (a *Watcher) Run(ctx context.Context, forDur time.Duration, onPoll func(Result)) error {
-	start := a.opt.Clock.Now()
-	f, err := follow.New(a.logPath, a.st.Position, follow.Options{Poll: a.opt.LogPoll, Logger: a.log, Clock: a.opt.Clock})
+func (w *Watcher) Run(ctx context.Context, forDur time.Duration, onPoll func(Result)) error {
+	start := w.opt.Clock.Now()
+	f, err := follow.New(w.logPath, w.st.Position, follow.Options{Poll: w.opt.LogPoll, Logger: w.log, Clock: w.opt.Clock})
 	if err != nil {
-		return fmt.Errorf("follow %s: %w", a.logPath, err)
+		return fmt.Errorf("follow %s: %w", w.logPath, err)
 	}
 	defer f.Stop()
-	a.log.Info("watching", zap.String("log", a.logPath), zap.Duration("interval", a.opt.Interval),
-		zap.Bool("dry_run", a.opt.DryRun), zap.Strings("power_off_allow", a.opt.Policy.PowerOffAllow))
+	w.log.Info("watching", zap.String("log", w.logPath), zap.Duration("interval", w.opt.Interval),
+		zap.Bool("dry_run", w.opt.DryRun), zap.Strings("power_off_allow", w.opt.Policy.PowerOffAllow))
 
 	tick := make(chan struct{})
 	tickCtx, stopTicks := context.WithCancel(ctx)
 	defer stopTicks()
 	go func() {
-		for a.opt.Clock.Sleep(tickCtx, a.opt.Interval) == nil {
+		for w.opt.Clock.Sleep(tickCtx, w.opt.Interval) == nil {
 			select {
 			case tick <- struct{}{}:
 			case <-tickCtx.Done():
@@ -514,39 +509,39 @@ func (a *Watcher) Run(ctx context.Context, forDur time.Duration, onPoll func(Res
 	for {
 		select {
 		case <-ctx.Done():
-			return a.stop(nil)
+			return w.stop(nil)
 		case l, ok := <-f.Lines():
 			if !ok {
-				return a.stop(errors.New("log follower stopped"))
+				return w.stop(errors.New("log follower stopped"))
 			}
 			if l.Err != nil {
-				a.log.Warn("log", zap.Error(l.Err))
+				w.log.Warn("log", zap.Error(l.Err))
 				continue
 			}
-			a.consume(l.Text)
-			a.st.Position = l.Pos
+			w.consume(l.Text)
+			w.st.Position = l.Pos
 		case <-tick:
-			a.drain(f)
-			res, err := a.Poll(ctx)
+			w.drain(f)
+			res, err := w.Poll(ctx)
 			if onPoll != nil {
 				onPoll(res)
 			}
 			if err != nil {
 				if errors.Is(err, remediate.ErrJournal) {
-					a.log.Error("journal cannot be written: taking no action until it can", zap.Error(err))
+					w.log.Error("journal cannot be written: taking no action until it can", zap.Error(err))
 				} else if ctx.Err() == nil {
-					a.log.Error("poll", zap.Error(err))
+					w.log.Error("poll", zap.Error(err))
 				}
 			}
-			if forDur > 0 && a.opt.Clock.Now().Sub(start) >= forDur {
-				return a.stop(nil)
+			if forDur > 0 && w.opt.Clock.Now().Sub(start) >= forDur {
+				return w.stop(nil)
 			}
 		}
 	}
 }
 
 // drain consumes the lines already waiting, so a poll sees the log up to now.
-func (a *Watcher) drain(f *follow.Follower) {
+func (w *Watcher) drain(f *follow.Follower) {
 	for {
 		select {
 		case l, ok := <-f.Lines():
@@ -554,8 +549,8 @@ func (a *Watcher) drain(f *follow.Follower) {
 				return
 			}
 			if l.Err == nil {
-				a.consume(l.Text)
-				a.st.Position = l.Pos
+				w.consume(l.Text)
+				w.st.Position = l.Pos
 			}
 		default:
 			return
@@ -563,15 +558,16 @@ func (a *Watcher) drain(f *follow.Follower) {
 	}
 }
 
-func (a *Watcher) stop(err error) error {
-	if serr := a.saveState(); serr != nil {
+func (w *Watcher) stop(err error) error {
+	if serr := w.saveState(); serr != nil {
 		err = errors.Join(err, serr)
 	}
-	a.log.Info("stopped", zap.Int64("lines", a.lines), zap.Int64("unparsed", a.unparsed))
+	w.log.Info("stopped", zap.Int64("lines", w.lines), zap.Int64("unparsed", w.unparsed))
 	return err
 }
 
-// withFlapLimits overrides the cycles and window of a saved tracker state.
+// withFlapLimits applies the configured cycles and window to a saved
+// tracker state (a changed --flap-window counts from the next start).
 func withFlapLimits(st collector.FlapState, cycles int, window time.Duration) collector.FlapState {
 	if cycles > 0 {
 		st.Cycles = cycles
@@ -579,6 +575,5 @@ func withFlapLimits(st collector.FlapState, cycles int, window time.Duration) co
 	if window > 0 {
 		st.Window = window
 	}
-	st.Ports = slices.Clone(st.Ports)
 	return st
 }
