@@ -558,3 +558,49 @@ func TestAcceptBreakerTrips(t *testing.T) {
 		t.Error("guards.json does not keep the breaker open")
 	}
 }
+
+// TestAcceptWatchedHeapNotSampled: --heaps that leave out the watched heap
+// must not read as "all is well" (review finding): the plan is UNKNOWN and
+// does nothing.
+func TestAcceptWatchedHeapNotSampled(t *testing.T) {
+	t.Parallel()
+	h := newSim(t, "seed-incident")
+	h.Advance(110 * time.Minute)
+	r := watch(t, h, time.Minute, func(o *Options) {
+		o.Heaps = []string{"vmfs*"}
+		o.Policy.PowerOffAllow = []string{"DSVA*"}
+	})
+	for _, res := range r.results {
+		if res.Plan.Status != Unknown || res.Plan.HeapErr == "" || len(res.Plan.LiveActions()) > 0 {
+			t.Fatalf("plan %s, heap error %q, %d actions: want UNKNOWN, a heap error, no action",
+				res.Plan.Status, res.Plan.HeapErr, len(res.Plan.LiveActions()))
+		}
+	}
+}
+
+// TestForgetUnstarted: a power-off or restart that never started (a guard
+// refused it, or heapguard was stopping) leaves no "planned at" mark, so
+// the next poll plans it again instead of waiting for it.
+func TestForgetUnstarted(t *testing.T) {
+	at := time.Date(2014, 6, 10, 8, 0, 0, 0, time.UTC)
+	w := &Watcher{st: savedState{Policy: State{
+		PowerOffPlannedAt: map[string]time.Time{"vmid:4": at, "vmid:1": at},
+		RestartPlannedAt:  at,
+	}}}
+	actions := []remediate.Action{
+		{Kind: remediate.ActPowerOff, VMID: "4"},
+		{Kind: remediate.ActPowerOff, VMID: "1"},
+		{Kind: remediate.ActRestartAgent, Target: "vpxa"},
+	}
+	outcomes := []remediate.Outcome{{Result: remediate.ResultOK}, {Result: remediate.ResultSkipped}, {Result: remediate.ResultSkipped}}
+	w.forgetUnstarted(outcomes, actions)
+	if _, ok := w.st.Policy.PowerOffPlannedAt["vmid:4"]; !ok {
+		t.Error("the power-off that ran lost its mark")
+	}
+	if _, ok := w.st.Policy.PowerOffPlannedAt["vmid:1"]; ok {
+		t.Error("the refused power-off kept its mark")
+	}
+	if !w.st.Policy.RestartPlannedAt.IsZero() {
+		t.Error("the refused restart kept its mark")
+	}
+}

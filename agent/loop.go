@@ -301,6 +301,7 @@ func (w *Watcher) Poll(ctx context.Context) (Result, error) {
 		if err == nil {
 			w.st.Reported = sig
 		}
+		w.forgetUnstarted(res.Outcomes, plan.Actions)
 		for _, o := range res.Outcomes {
 			w.log.Info("action", zap.String("action", string(o.Action.Kind)), zap.String("target", o.Action.Target),
 				zap.String("result", o.Result), zap.String("error", o.Err), zap.Bool("dry_run", w.opt.DryRun))
@@ -312,6 +313,28 @@ func (w *Watcher) Poll(ctx context.Context) (Result, error) {
 		err = errors.Join(err, serr)
 	}
 	return res, err
+}
+
+// forgetUnstarted takes back the policy's "planned at" marks of steps
+// that never started (refused by a guard, or heapguard stopping), so the
+// next poll plans them again instead of waiting for an effect that cannot
+// come.
+func (w *Watcher) forgetUnstarted(outcomes []remediate.Outcome, actions []remediate.Action) {
+	for i, act := range actions {
+		if act.Skipped != "" {
+			continue // listed only; nothing was planned for it
+		}
+		started := i < len(outcomes) && outcomes[i].Result != remediate.ResultSkipped
+		if started {
+			continue
+		}
+		switch act.Kind {
+		case remediate.ActPowerOff:
+			delete(w.st.Policy.PowerOffPlannedAt, vmKey(VMRef{ID: act.VMID}))
+		case remediate.ActRestartAgent:
+			w.st.Policy.RestartPlannedAt = time.Time{}
+		}
+	}
 }
 
 func newPlanID(now time.Time) string {
@@ -330,9 +353,13 @@ func (w *Watcher) sampleHeaps(ctx context.Context, now time.Time) ([]HeapObs, st
 	}
 	var out []HeapObs
 	var problems []string
+	sawWatched := false
 	for _, e := range entries {
 		if len(w.opt.Heaps) > 0 && !heap.Match(w.opt.Heaps, e.Base) {
 			continue
+		}
+		if w.opt.Policy.watched(e.Full) {
+			sawWatched = true
 		}
 		s, err := heap.Read(ctx, w.opt.Runner, e)
 		if err != nil {
@@ -362,6 +389,11 @@ func (w *Watcher) sampleHeaps(ctx context.Context, now time.Time) ([]HeapObs, st
 			obs.TimeToExhaustion = tr.TimeToExhaustion
 		}
 		out = append(out, obs)
+	}
+	if !sawWatched {
+		// A listing without the watched heap (renamed on this build, or
+		// filtered out by --heaps) must not read as "all is well".
+		problems = append(problems, fmt.Sprintf("no heap matching --watch-heap %v among the %d listed", w.opt.Policy.WatchHeaps, len(entries)))
 	}
 	if len(problems) > 0 {
 		return out, strings.Join(problems, "; ")
@@ -444,6 +476,14 @@ func (w *Watcher) flapping(ctx context.Context, now time.Time) []FlapObs {
 			vm.PoweredOn = st == remediate.PoweredOn
 		}
 		f.VM = vm
+		if !vm.PoweredOn {
+			// Its flaps are over: if it is powered on again it must flap
+			// anew before it is taken for a flapping VM (this poll still
+			// reports it, so the plan can say it is already off).
+			if port, perr := collector.ParsePort(f.Port); perr == nil {
+				w.tracker.Forget(port)
+			}
+		}
 		// A powered-off VM has no port in net-stats; only a running one
 		// can contradict the log.
 		if port, perr := collector.ParsePort(f.Port); perr == nil && vm.PoweredOn {
@@ -528,8 +568,12 @@ func (w *Watcher) Run(ctx context.Context, forDur time.Duration, onPoll func(Res
 			}
 			if err != nil {
 				if errors.Is(err, remediate.ErrJournal) {
-					w.log.Error("journal cannot be written: taking no action until it can", zap.Error(err))
-				} else if ctx.Err() == nil {
+					// Blind to its own actions, the daemon stops rather than
+					// idle: exit 2 tells a supervisor (or a person) at once.
+					w.log.Error("journal cannot be written: stopping, no action taken", zap.Error(err))
+					return w.stop(err)
+				}
+				if ctx.Err() == nil {
 					w.log.Error("poll", zap.Error(err))
 				}
 			}

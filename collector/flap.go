@@ -78,6 +78,11 @@ func (t *FlapTracker) Observe(ev Event) {
 	p.last = ev.Time
 	if ev.Kind == KindPortEnabled {
 		if ev.MACKnown {
+			if p.macKnown && p.mac != ev.MAC {
+				// The port id was given to another NIC (a VM powered on or
+				// moved in): the old NIC's flaps are not the new one's.
+				*p = flapPort{first: ev.Time, last: ev.Time}
+			}
 			p.mac, p.macKnown = ev.MAC, true
 		}
 		if !p.flappingSince.IsZero() && ev.Time.Sub(p.lastCycle) > t.window {
@@ -94,6 +99,12 @@ func (t *FlapTracker) Observe(ev Event) {
 		t.forget(t.latest)
 	}
 }
+
+// Forget drops a port's history, so it counts as flapping again only after
+// new cycles: the agent calls it once the port's VM is powered off, so that
+// a VM an admin powers back on is not taken for a flapping one on the
+// strength of what it did before.
+func (t *FlapTracker) Forget(port Port) { delete(t.ports, port) }
 
 // forget drops ports without an event for longer than the window before now.
 func (t *FlapTracker) forget(now time.Time) {

@@ -154,3 +154,38 @@ func TestRestoreFlapTrackerSanitizes(t *testing.T) {
 		t.Errorf("cycle times: %v", got)
 	}
 }
+
+// TestFlapTrackerNewMACOnPort: a port id handed to another NIC does not
+// pass the old NIC's flaps on to it (review finding: an innocent VM
+// inheriting a flapping history).
+func TestFlapTrackerNewMACOnPort(t *testing.T) {
+	tr := NewFlapTracker(10, 5*time.Minute)
+	for _, ev := range every(7, 0, 3*time.Second, 12) {
+		tr.Observe(ev)
+	}
+	other := enabled(7, 40*time.Second)
+	other.MAC[5] = 0x99
+	tr.Observe(other)
+	st := tr.Status(t0.Add(41 * time.Second))
+	if len(st) != 1 || st[0].Flapping || st[0].Cycles != 1 || st[0].MAC != other.MAC {
+		t.Fatalf("status %+v: want the new NIC with 1 cycle, not flapping", st)
+	}
+}
+
+// TestFlapTrackerForget: a forgotten port needs new cycles to flap again.
+func TestFlapTrackerForget(t *testing.T) {
+	tr := NewFlapTracker(10, 5*time.Minute)
+	for _, ev := range every(7, 0, 3*time.Second, 12) {
+		tr.Observe(ev)
+	}
+	tr.Forget(7)
+	if st := tr.Status(t0.Add(40 * time.Second)); len(st) != 0 {
+		t.Fatalf("status %+v after Forget, want nothing", st)
+	}
+	for _, ev := range every(7, time.Minute, 3*time.Second, 3) {
+		tr.Observe(ev)
+	}
+	if st := tr.Status(t0.Add(70 * time.Second)); len(st) != 1 || st[0].Flapping {
+		t.Fatalf("status %+v: 3 new cycles must not flap", st)
+	}
+}

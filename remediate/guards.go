@@ -179,7 +179,8 @@ func (g *Guards) recentPowerOffs(now time.Time) []time.Time {
 // be called, and succeed, before the action's first command runs, so a
 // crash mid-action cannot hand the budget back. With the final outcome it
 // updates the failure streak: a failure of an acting step or of a
-// verification extends it and may open the breaker, a success closes it.
+// verification extends it and may open the breaker; a successful
+// verification closes it.
 // Errors wrap ErrGuardState.
 func (g *Guards) Record(a Action, o Outcome, now time.Time) error {
 	g.mu.Lock()
@@ -196,7 +197,10 @@ func (g *Guards) Record(a Action, o Outcome, now time.Time) error {
 			changed = true
 		}
 	case ResultOK:
-		if acting(a.Kind) || a.Kind == ActVerify {
+		// Only a verified recovery closes the streak: a power-off or a
+		// restart that "worked" while the host never recovered is still a
+		// failed remediation, and every acting plan ends with a verification.
+		if a.Kind == ActVerify {
 			changed = g.st.FailureStreak != 0
 			g.st.FailureStreak = 0
 		}

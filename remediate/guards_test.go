@@ -139,9 +139,13 @@ func TestGuardsBreaker(t *testing.T) {
 
 func TestGuardsSuccessClosesStreak(t *testing.T) {
 	g := openGuards(t, t.TempDir())
-	seq := []string{ResultFailed, ResultFailed, ResultOK, ResultFailed, ResultFailed}
-	for _, r := range seq {
-		if err := g.Record(powerOff, Outcome{Result: r}, t0); err != nil {
+	verify := Action{Kind: ActVerify, Target: AgentVpxa}
+	seq := []struct {
+		a Action
+		r string
+	}{{powerOff, ResultFailed}, {powerOff, ResultFailed}, {verify, ResultOK}, {powerOff, ResultFailed}, {powerOff, ResultFailed}}
+	for _, s := range seq {
+		if err := g.Record(s.a, Outcome{Result: s.r}, t0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -214,5 +218,28 @@ func TestGuardsDryCopyChangesNothing(t *testing.T) {
 	}
 	if err := c.Check(powerOff, t0); !errors.Is(err, ErrBreakerOpen) {
 		t.Errorf("dry copy does not track its own state: %v", err)
+	}
+}
+
+// TestGuardsUnverifiedRemediationsOpenBreaker: plans whose power-off and
+// restart "work" but whose verification fails, again and again, are
+// failed remediations: the breaker must open (a successful step alone
+// must not close the streak).
+func TestGuardsUnverifiedRemediationsOpenBreaker(t *testing.T) {
+	g := openGuards(t, t.TempDir())
+	verify := Action{Kind: ActVerify, Target: AgentVpxa}
+	restart := Action{Kind: ActRestartAgent, Target: AgentVpxa}
+	for i := 0; i < DefaultBreakerAfter; i++ {
+		for _, s := range []struct {
+			a Action
+			r string
+		}{{powerOff, ResultOK}, {restart, ResultOK}, {verify, ResultFailed}} {
+			if err := g.Record(s.a, Outcome{Result: s.r}, t0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if s := g.Status(t0); !s.BreakerOpen || s.FailureStreak != DefaultBreakerAfter {
+		t.Errorf("status %+v after %d unverified remediations, want the breaker open", s, DefaultBreakerAfter)
 	}
 }

@@ -115,6 +115,13 @@ func applyConfig(fs *flag.FlagSet, path string) error {
 }
 
 func (o *agentFlags) options(logger *zap.Logger) (agent.Options, error) {
+	// 0 must not quietly mean "the default" for a safety limit.
+	if o.maxPowerOffs < 1 {
+		return agent.Options{}, fmt.Errorf("--max-power-offs %d: want 1 or more (to power nothing off, leave --power-off-allow empty)", o.maxPowerOffs)
+	}
+	if o.breakerAfter < 1 {
+		return agent.Options{}, fmt.Errorf("--breaker-after %d: want 1 or more", o.breakerAfter)
+	}
 	cfg := agent.DefaultConfig()
 	if len(o.watchHeaps) > 0 {
 		cfg.WatchHeaps = splitList(o.watchHeaps)
@@ -208,7 +215,7 @@ func openWatcher(e env, name string, fs *flag.FlagSet, o *agentFlags) (*agent.Wa
 		} else {
 			fmt.Fprintf(e.stderr, "heapguard %s: %v\n", name, err)
 		}
-		return nil, exitUnknown
+		return nil, exitCodeOf(err)
 	}
 	return w, exitOK
 }
