@@ -93,9 +93,9 @@ type HeapReport struct {
 	FullName         string           `json:"full_name,omitempty"`
 	PercentFreeOfMax *float64         `json:"percent_free_of_max"` // null when the sample has no figures for it
 	FreeSource       string           `json:"free_source"`
-	LowestFreeEver   *int64           `json:"lowest_percent_free_ever,omitempty"`
+	LowestFreeEver   *int64           `json:"lowest_percent_free_ever"` // null when the stats lack it
 	Fields           map[string]int64 `json:"fields"`
-	Incomplete       bool             `json:"incomplete,omitempty"`
+	Incomplete       bool             `json:"incomplete"`
 	Source           string           `json:"source"`
 }
 
@@ -105,7 +105,7 @@ func BuildReport(opt ReportOptions) *Report {
 	r := &Report{Files: []string{}, Ports: []PortReport{}, HeapEvents: []HeapEventReport{},
 		Dumps: []DumpReport{}, Heaps: []HeapReport{}, Errors: []string{}, Warnings: []string{}, Reasons: []string{}}
 	scan := collector.ScanOptions{Year: opt.Year, Since: opt.Since, FlapCycles: opt.FlapCycles, FlapWindow: opt.FlapWindow}
-	sum := collector.NewSummary(opt.FlapCycles, opt.FlapWindow)
+	var parts []*collector.Summary
 	for _, p := range opt.Logs {
 		s, err := collector.ScanFile(p, scan)
 		if err != nil {
@@ -125,6 +125,13 @@ func BuildReport(opt ReportOptions) *Report {
 		if s.Oversized > 0 {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: %d lines longer than 1 MiB skipped", p, s.Oversized))
 		}
+		parts = append(parts, s)
+	}
+	// Merge in time order whatever order the files were given in (rotated
+	// copies are often listed newest first): windows and "last" need it.
+	slices.SortStableFunc(parts, func(a, b *collector.Summary) int { return a.First.Compare(b.First) })
+	sum := collector.NewSummary(opt.FlapCycles, opt.FlapWindow)
+	for _, s := range parts {
 		sum.Merge(s)
 	}
 	for _, p := range opt.HeapStats {
@@ -215,7 +222,7 @@ func heapReport(s heap.Sample, source string) HeapReport {
 // 3 unreadable input.
 func (r *Report) judge() {
 	raise := func(l Level, why string) {
-		r.Status = max(r.Status, l)
+		r.Status = worse(r.Status, l)
 		r.Reasons = append(r.Reasons, why)
 	}
 	var flapping []string
@@ -252,6 +259,27 @@ func (r *Report) judge() {
 		raise(Unknown, e)
 	}
 	r.Verdict = r.Status.String()
+}
+
+// worse ranks CRITICAL above UNKNOWN above WARNING above OK, as Nagios
+// does for a worst-of status: a heap that ran out must not hide behind one
+// unreadable rotated file.
+func worse(a, b Level) Level {
+	rank := func(l Level) int {
+		switch l {
+		case Crit:
+			return 3
+		case Unknown:
+			return 2
+		case Warn:
+			return 1
+		}
+		return 0
+	}
+	if rank(b) > rank(a) {
+		return b
+	}
+	return a
 }
 
 // isAgent: the management agents whose crash disconnects the host. Their

@@ -78,6 +78,13 @@ func (p *Parser) syslogYear(h *header) {
 		// Months only go back by a lot across New Year; lines a few seconds
 		// out of order (the 4.x sample has some) do not.
 		p.year++
+	} else if h.mon > p.lastMon+6 {
+		// A December line just after the January ones: written out of
+		// order around New Year, it belongs to the year before. It must
+		// not move the year state, or the next January line would add a
+		// second year.
+		h.year, h.yearFromStamp = p.year-1, true
+		return
 	}
 	p.lastMon = h.mon
 }

@@ -187,7 +187,7 @@ func TestParserYear(t *testing.T) {
 	lines := []string{
 		"Dec 31 23:59:58 vmkernel: 1:00:00:00.000 cpu0:1)a",
 		"Jan  1 00:00:01 vmkernel: 1:00:00:03.000 cpu0:1)b",
-		"Dec 31 23:59:59 vmkernel: 1:00:00:04.000 cpu0:1)late line, still the new year's file order", // out of order by little: no wrap back
+		"Dec 31 23:59:59 vmkernel: 1:00:00:04.000 cpu0:1)late line, written out of order: still the old year",
 		"2020-06-01T00:00:00Z cpu0:1)ISO lines carry their year",
 	}
 	tests := []struct {
@@ -196,9 +196,9 @@ func TestParserYear(t *testing.T) {
 		modTime time.Time
 		want    []int
 	}{
-		{"explicit year, wrap adds one", 2011, time.Time{}, []int{2011, 2012, 2012, 2020}},
-		{"mtime in January: file began the year before", 0, time.Date(2013, 1, 1, 0, 5, 0, 0, time.UTC), []int{2012, 2013, 2013, 2020}},
-		{"mtime in December: same year", 0, time.Date(2013, 12, 31, 23, 59, 59, 0, time.UTC), []int{2013, 2014, 2014, 2020}},
+		{"explicit year, wrap adds one", 2011, time.Time{}, []int{2011, 2012, 2011, 2020}},
+		{"mtime in January: file began the year before", 0, time.Date(2013, 1, 1, 0, 5, 0, 0, time.UTC), []int{2012, 2013, 2012, 2020}},
+		{"mtime in December: same year", 0, time.Date(2013, 12, 31, 23, 59, 59, 0, time.UTC), []int{2013, 2014, 2013, 2020}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -76,7 +76,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitUnknown
 	}
 	fs, opts := c.flagSet(stderr)
-	if err := fs.Parse(args[1:]); err != nil {
+	positional, err := parseInterleaved(fs, args[1:])
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			// -h is a request, not a mistake: usage goes to stdout.
 			c.writeUsage(stdout, fs)
@@ -86,12 +87,34 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		c.writeUsage(stderr, fs)
 		return exitUnknown
 	}
-	code := c.run(ctx, e, opts, fs.Args())
+	code := c.run(ctx, e, opts, positional)
 	if code == usageError {
 		c.writeUsage(stderr, fs)
 		return exitUnknown
 	}
 	return code
+}
+
+// parseInterleaved lets flags come after arguments too
+// ("heapguard report messages --json"), as people type them; the flag
+// package alone stops at the first argument. After "--" everything is an
+// argument.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
 }
 
 // usageError is returned by a command's run to have its usage printed.

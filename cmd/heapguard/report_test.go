@@ -141,7 +141,9 @@ func TestReportBadInput(t *testing.T) {
 		{"directory", []string{dir}, exitUnknown, "not a regular file", "Verdict: UNKNOWN"},
 		{"missing file", []string{filepath.Join(dir, "nope")}, exitUnknown, "no such file or directory", "Verdict: UNKNOWN"},
 		{"missing and good: the good one is still reported", []string{filepath.Join(dir, "nope"), incidentLog},
-			exitUnknown, "no such file or directory", "0x3000003"},
+			exitCritical, "no such file or directory", "0x3000003"},
+		{"missing and quiet: unknown", []string{filepath.Join(dir, "nope"), write("quiet", []byte("2013-08-20T12:00:00.123Z cpu3:33421)Net: nothing\n"))},
+			exitUnknown, "no such file or directory", "Verdict: UNKNOWN"},
 		{"bad --since", []string{"--since", "yesterday", incidentLog}, exitUnknown, "--since", ""},
 		{"no input at all", nil, exitUnknown, "give LOGFILE", ""},
 		{"unknown flag", []string{"--bogus"}, exitUnknown, "flag provided but not defined", ""},
@@ -195,5 +197,18 @@ func TestHelpAndVersion(t *testing.T) {
 	}
 	if code, _, _ := runCLI(t); code != exitUnknown {
 		t.Errorf("no command: exit %d, want 3", code)
+	}
+}
+
+// TestFlagsAfterArguments: flags may follow the log files, and "--" ends
+// the flags (review finding: "report FILE --json" read --json as a file).
+func TestFlagsAfterArguments(t *testing.T) {
+	code, out, stderr := runCLI(t, "report", incidentLog, "--json", "--year", "2012")
+	if code != exitCritical || !strings.HasPrefix(out, "{") || stderr != "" {
+		t.Errorf("report FILE --json --year 2012: exit %d, stderr %q, output starts %.20q", code, stderr, out)
+	}
+	code, _, stderr = runCLI(t, "report", "--year", "2012", "--", "--json")
+	if code != exitUnknown || !strings.Contains(stderr, "read log --json") {
+		t.Errorf("after --, --json is a file name: exit %d, stderr %q", code, stderr)
 	}
 }
