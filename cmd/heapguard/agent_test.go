@@ -187,3 +187,23 @@ func TestCheckNagios(t *testing.T) {
 		t.Errorf("bad glob: exit %d, stderr %q", code, stderr)
 	}
 }
+
+// TestResetRefusesWhileRunning: reset while an instance holds the lock
+// would be undone by it; it refuses and says so. Without one it closes
+// the breaker.
+func TestResetRefusesWhileRunning(t *testing.T) {
+	dir := t.TempDir()
+	lock, err := remediate.AcquireLock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCLI(t, "reset", "--state-dir", dir)
+	if code != exitUnknown || !strings.Contains(stderr, "stop the running heapguard first") {
+		t.Errorf("reset under a held lock: exit %d, stderr %q", code, stderr)
+	}
+	lock.Release()
+	code, out, stderr := runCLI(t, "reset", "--state-dir", dir)
+	if code != exitOK || !strings.Contains(out, "circuit breaker closed") {
+		t.Errorf("reset: exit %d, out %q, stderr %q", code, out, stderr)
+	}
+}

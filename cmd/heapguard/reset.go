@@ -42,6 +42,14 @@ EXIT STATUS:
 				}
 				dir = filepath.Join(filepath.Dir(exe), "heapguard-state")
 			}
+			// A running daemon keeps the guards in memory and would write its
+			// open breaker back: reset only while no instance holds the lock.
+			lock, err := remediate.AcquireLock(dir)
+			if err != nil {
+				fmt.Fprintf(e.stderr, "heapguard reset: %v (stop the running heapguard first)\n", err)
+				return exitUnknown
+			}
+			defer lock.Release()
 			g, err := remediate.OpenGuards(dir, remediate.GuardLimits{})
 			if err == nil {
 				err = g.Reset()
