@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/heapguard/heapguard/heap"
+
 	"github.com/heapguard/heapguard/remediate"
 )
 
@@ -30,10 +32,10 @@ func (p Plan) NagiosLine() string {
 	// unless two heaps would then share a name.
 	bases := map[string]int{}
 	for _, v := range p.Heaps {
-		bases[heapBase(v.Name)]++
+		bases[heap.BaseName(v.Name)]++
 	}
 	label := func(name string) string {
-		if b := heapBase(name); bases[b] == 1 {
+		if b := heap.BaseName(name); bases[b] == 1 {
 			return b
 		}
 		return name

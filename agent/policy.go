@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/heapguard/heapguard/heap"
+
 	"github.com/heapguard/heapguard/remediate"
 )
 
@@ -146,7 +148,7 @@ func (c Config) Validate() error {
 // watched reports whether heap name matches a WatchHeaps glob, by its full
 // name or its base name without the "-0x…" address suffix.
 func (c Config) watched(name string) bool {
-	base := heapBase(name)
+	base := heap.BaseName(name)
 	for _, g := range c.WatchHeaps {
 		if ok, err := path.Match(g, name); err == nil && ok {
 			return true
@@ -156,15 +158,6 @@ func (c Config) watched(name string) bool {
 		}
 	}
 	return false
-}
-
-// heapBase strips the vsish address suffix: "netGPHeap-0x410001000000"
-// -> "netGPHeap".
-func heapBase(name string) string {
-	if i := strings.Index(name, "-0x"); i > 0 {
-		return name[:i]
-	}
-	return name
 }
 
 // allowed reports whether VM name may be powered off. A bad glob matches

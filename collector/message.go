@@ -137,12 +137,20 @@ func heapEvent(msg []byte, i int) (Event, bool) {
 	return Event{Kind: KindHeapMaxed, Heap: heapBase(rest[:sp])}, true
 }
 
-// heapBase drops vsish's address suffix: "netGPHeap-0x410001000000" -> "netGPHeap".
+// heapBase drops vsish's address suffix: "netGPHeap-0x410001000000" ->
+// "netGPHeap". Same rule as heap.BaseName (the last "-0x" followed by hex
+// only), so the log's heap names and vsish's agree.
 func heapBase(b []byte) string {
-	if k := bytes.Index(b, []byte("-0x")); k > 0 {
-		b = b[:k]
+	k := bytes.LastIndex(b, []byte("-0x"))
+	if k <= 0 || k+3 == len(b) {
+		return string(b)
 	}
-	return string(b)
+	for _, c := range b[k+3:] {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return string(b)
+		}
+	}
+	return string(b[:k])
 }
 
 // dumpEvent reads "wantCoreDump : vpxa -enabled : 1" and "Dumping cartel
