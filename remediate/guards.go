@@ -151,7 +151,11 @@ func (g *Guards) Check(a Action, now time.Time) error {
 		}
 	case ActRestartAgent:
 		if last, ok := g.st.AgentRestarts[a.Target]; ok {
-			// A restart recorded in the future (clock stepped back) counts as recent.
+			// A restart recorded in the future (clock stepped back) counts as
+			// recent, but no longer than one cooldown from now.
+			if c := clampFuture(last, now, g.limits.AgentCooldown); c != last {
+				last, g.st.AgentRestarts[a.Target] = c, c
+			}
 			if now.Sub(last) < g.limits.AgentCooldown {
 				return fmt.Errorf("%w: %s restarted at %s, less than %s ago, next allowed at %s",
 					ErrCooldown, a.Target, fmtTime(last), g.limits.AgentCooldown, fmtTime(last.Add(g.limits.AgentCooldown)))
@@ -161,11 +165,25 @@ func (g *Guards) Check(a Action, now time.Time) error {
 	return nil
 }
 
+// clampFuture keeps a time recorded ahead of now (the host clock stepped
+// back since) from holding a budget or cooldown for longer than one window:
+// anything further ahead than window counts as recorded now. Callers store
+// the clamped time (in memory; the next Record persists it), so it then
+// expires like any other.
+func clampFuture(t, now time.Time, window time.Duration) time.Time {
+	if t.After(now.Add(window)) {
+		return now
+	}
+	return t
+}
+
 // recentPowerOffs returns, oldest first, the power-offs inside the window
-// ending at now (including any recorded in the future).
+// ending at now (including any recorded in the future, see clampFuture).
 func (g *Guards) recentPowerOffs(now time.Time) []time.Time {
 	var r []time.Time
-	for _, t := range g.st.PowerOffs {
+	for i, t := range g.st.PowerOffs {
+		t = clampFuture(t, now, g.limits.PowerOffWindow)
+		g.st.PowerOffs[i] = t
 		if now.Sub(t) < g.limits.PowerOffWindow {
 			r = append(r, t)
 		}

@@ -243,3 +243,29 @@ func TestGuardsUnverifiedRemediationsOpenBreaker(t *testing.T) {
 		t.Errorf("status %+v after %d unverified remediations, want the breaker open", s, DefaultBreakerAfter)
 	}
 }
+
+// TestGuardsClockSteppedBack: entries recorded while the host clock ran a
+// year ahead hold the budget and cooldown for one window, not a year
+// (review finding).
+func TestGuardsClockSteppedBack(t *testing.T) {
+	g := openGuards(t, t.TempDir())
+	future := t0.AddDate(1, 0, 0)
+	restart := Action{Kind: ActRestartAgent, Target: AgentVpxa}
+	for i := 0; i < DefaultMaxPowerOffs; i++ {
+		start(t, g, powerOff, future)
+	}
+	start(t, g, restart, future)
+	if err := g.Check(powerOff, t0); err == nil {
+		t.Error("a budget spent in the future must still count right after the step back")
+	}
+	if err := g.Check(restart, t0); err == nil {
+		t.Error("a cooldown started in the future must still hold right after the step back")
+	}
+	later := t0.Add(DefaultPowerOffWindow + time.Minute)
+	if err := g.Check(powerOff, later); err != nil {
+		t.Errorf("a year-ahead budget still held after a window: %v", err)
+	}
+	if err := g.Check(restart, t0.Add(DefaultAgentCooldown+time.Minute)); err != nil {
+		t.Errorf("a year-ahead cooldown still held after a cooldown: %v", err)
+	}
+}
