@@ -604,3 +604,39 @@ func TestForgetUnstarted(t *testing.T) {
 		t.Error("the refused restart kept its mark")
 	}
 }
+
+// countingRunner counts the commands it runs by their first two words.
+type countingRunner struct {
+	host.Runner
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *countingRunner) Run(ctx context.Context, timeout time.Duration, argv ...string) (host.Result, error) {
+	c.mu.Lock()
+	key := argv[0]
+	if len(argv) > 1 {
+		key += " " + argv[1]
+	}
+	c.n[key]++
+	c.mu.Unlock()
+	return c.Runner.Run(ctx, timeout, argv...)
+}
+
+// TestInventoryReused: while a port flaps for 10 minutes of 10 s polls, the
+// MAC -> VM inventory (vim-cmd getallvms through hostd, every .vmx) is
+// loaded about once per 5 minutes, not 60 times; power states stay live.
+func TestInventoryReused(t *testing.T) {
+	t.Parallel()
+	h := newSim(t, "flap-no-leak")
+	h.Advance(10 * time.Minute)
+	counter := &countingRunner{Runner: host.Exec{Root: h.Root()}, n: map[string]int{}}
+	r := watch(t, h, 10*time.Minute, func(o *Options) { o.Runner = counter })
+	polls := len(r.results)
+	if got := counter.n["vim-cmd vmsvc/getallvms"]; got < 1 || got > 3 {
+		t.Errorf("getallvms ran %d times in %d polls, want 1 to 3", got, polls)
+	}
+	if got := counter.n["vim-cmd vmsvc/power.getstate"]; got < polls {
+		t.Errorf("power.getstate ran %d times in %d polls: power states must be read every poll", got, polls)
+	}
+}

@@ -95,6 +95,9 @@ type Watcher struct {
 	tracker    *collector.FlapTracker
 	flapWindow time.Duration
 	parser     *collector.Parser
+	// inv is the last MAC -> VM inventory, loaded at invAt (host time).
+	inv   *remediate.Inventory
+	invAt time.Time
 	// vpxaCrash is set when a vpxa dump line was read since the last poll.
 	vpxaCrash bool
 	// parsed counts log lines by outcome since start, for the logs.
@@ -456,12 +459,7 @@ func (w *Watcher) flapping(ctx context.Context, now time.Time) []FlapObs {
 	if len(out) == 0 {
 		return nil
 	}
-	inv, err := remediate.LoadInventory(ctx, w.opt.Runner, w.opt.Root)
-	if err != nil {
-		// Without vmids nothing can be powered off; the plan will say the
-		// MACs map to no VM, which is the truth as far as we can tell.
-		w.log.Warn("inventory incomplete", zap.Error(err))
-	}
+	inv := w.inventory(ctx, now, out)
 	for i := range out {
 		f := &out[i]
 		owner, ok := inv.ByMAC(f.MAC)
@@ -493,6 +491,43 @@ func (w *Watcher) flapping(ctx context.Context, now time.Time) []FlapObs {
 		}
 	}
 	return out
+}
+
+// Reuse of the MAC -> VM inventory while ports flap (host time): loading it
+// runs vim-cmd getallvms and net-stats and reads every .vmx on every
+// datastore, too much for each 10 s poll of a flap that can last hours.
+// A MAC the inventory does not know reloads it sooner (a VM just
+// registered), but not more often than inventoryRetry.
+const (
+	inventoryTTL   = 5 * time.Minute
+	inventoryRetry = 30 * time.Second
+)
+
+// inventory returns a recent inventory, loading it when it is stale. Power
+// states are not part of it: they are read live for each flapping VM.
+func (w *Watcher) inventory(ctx context.Context, now time.Time, flaps []FlapObs) *remediate.Inventory {
+	age := now.Sub(w.invAt)
+	fresh := w.inv != nil && age >= 0 && age < inventoryTTL
+	if fresh && age >= inventoryRetry {
+		for _, f := range flaps {
+			if _, ok := w.inv.ByMAC(f.MAC); !ok {
+				fresh = false
+			}
+		}
+	}
+	if fresh {
+		return w.inv
+	}
+	inv, err := remediate.LoadInventory(ctx, w.opt.Runner, w.opt.Root)
+	if err != nil {
+		// Without vmids nothing can be powered off; the plan will say the
+		// MACs map to no VM, which is the truth as far as we can tell. An
+		// incomplete inventory is not kept.
+		w.log.Warn("inventory incomplete", zap.Error(err))
+		return &inv
+	}
+	w.inv, w.invAt = &inv, now
+	return w.inv
 }
 
 func (w *Watcher) powerState(ctx context.Context, vmid string) (remediate.PowerState, error) {
