@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -157,7 +158,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args, root); err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// SIGTERM too: a killed run must still pause the published clock and
+	// clear its mark in the state, or readers would see time running on.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := Run(ctx, *root, RunOptions{Speed: *speed, For: *dur}); err != nil {
 		return err
