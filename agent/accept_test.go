@@ -633,6 +633,7 @@ func TestInventoryReused(t *testing.T) {
 	counter := &countingRunner{Runner: host.Exec{Root: h.Root()}, n: map[string]int{}}
 	r := watch(t, h, 10*time.Minute, func(o *Options) { o.Runner = counter })
 	polls := len(r.results)
+	t.Logf("%d polls: getallvms %d, power.getstate %d", polls, counter.n["vim-cmd vmsvc/getallvms"], counter.n["vim-cmd vmsvc/power.getstate"])
 	if got := counter.n["vim-cmd vmsvc/getallvms"]; got < 1 || got > 3 {
 		t.Errorf("getallvms ran %d times in %d polls, want 1 to 3", got, polls)
 	}

@@ -242,29 +242,14 @@ func readState(root string) (*State, error) {
 	return &st, nil
 }
 
-// writeState replaces the state file atomically (temp file, fsync, rename).
+// writeState replaces the state file atomically (host.WriteFileAtomic).
 func writeState(root string, st *State) error {
 	p := host.Path(root, StatePath)
 	b, err := json.MarshalIndent(st, "", " ")
 	if err != nil {
 		return fmt.Errorf("encode state: %w", err)
 	}
-	tmp := p + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("write state: %w", err)
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err != nil {
+	if err := host.WriteFileAtomic(p, append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("write state: %w", err)
 	}
 	return nil

@@ -135,7 +135,9 @@ func (c *SimClock) Sleep(ctx context.Context, d time.Duration) error {
 }
 
 // WriteSimClock publishes an anchor atomically (temp file plus rename), so
-// readers never see a half-written clock.
+// readers never see a half-written clock. Unlike WriteFileAtomic it does
+// not fsync: esxsim republishes it many times a second, and a clock lost
+// in a crash is simply published again.
 func WriteSimClock(root string, a SimClockAnchor) error {
 	p := Path(root, SimClockPath)
 	b, err := json.Marshal(a)
