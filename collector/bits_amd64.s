@@ -13,8 +13,9 @@
 // order) ORed. The newline compare comes first.
 
 // AVX2: Y11 holds the 32 bytes at base; AX gets the newline bits, BX the
-// fingerprint bits. Clobbers Y12-Y14. Y11 is also the splat scratch (X15
-// is left alone: Go's ABIInternal keeps zero there).
+// fingerprint bits. Clobbers Y12-Y14. Y11 is also the splat scratch. X15
+// and R14, R15 are left alone (Go's ABIInternal keeps zero, g and the GOT
+// base there).
 #define HALF32(base) \
 	VMOVDQU   (base), Y11       \
 	VPCMPEQB  Y0, Y11, Y12      \
@@ -49,12 +50,39 @@
 	MOVQ         AX, X11 \
 	VPBROADCASTB X11, y
 
-// func markBitsAVX2(p *byte, words int, nl, cand *uint64)
-TEXT ·markBitsAVX2(SB), NOSPLIT, $0-32
+// EMIT4 writes R12+i for the first four bits i of AX (the newlines of the
+// word at offset R12) as int32s to DI onwards, whatever the count: that
+// keeps the usual word (0 to 2 newlines) free of branches, and slots past
+// the count are overwritten later or ignored. It leaves the count in R13
+// and the bits after the fourth in AX, ZF set when there are none. Clobbers
+// R10.
+#define EMIT4 \
+	POPCNTQ AX, R13     \
+	TZCNTQ  AX, R10     \
+	ADDL    R12, R10    \
+	MOVL    R10, (DI)   \
+	BLSRQ   AX, AX      \
+	TZCNTQ  AX, R10     \
+	ADDL    R12, R10    \
+	MOVL    R10, 4(DI)  \
+	BLSRQ   AX, AX      \
+	TZCNTQ  AX, R10     \
+	ADDL    R12, R10    \
+	MOVL    R10, 8(DI)  \
+	BLSRQ   AX, AX      \
+	TZCNTQ  AX, R10     \
+	ADDL    R12, R10    \
+	MOVL    R10, 12(DI) \
+	BLSRQ   AX, AX
+
+// func markLinesAVX2(p *byte, words int, ends *int32, cand *uint64) int
+TEXT ·markLinesAVX2(SB), NOSPLIT, $0-40
 	MOVQ p+0(FP), SI
 	MOVQ words+8(FP), CX
-	MOVQ nl+16(FP), DI
+	MOVQ ends+16(FP), DI
 	MOVQ cand+24(FP), R8
+	MOVQ DI, DX
+	XORL R12, R12
 	SPLAT32(0x0a, Y0)
 	SPLAT32(0x64, Y1)
 	SPLAT32(0x20, Y2)
@@ -70,29 +98,143 @@ TEXT ·markBitsAVX2(SB), NOSPLIT, $0-32
 	JEQ   avx2done
 
 avx2loop:
+	// Hardware prefetchers stop at page boundaries; the file is read once.
+	PREFETCHT0 1024(SI)
+
 	// Bits 0-31 of the word.
 	HALF32(SI)
-	MOVQ AX, R10
-	MOVQ BX, R11
+	MOVQ AX, R11
+	MOVQ BX, R13
 
 	// Bits 32-63.
 	LEAQ 32(SI), R9
 	HALF32(R9)
 	SHLQ $32, AX
-	ORQ  R10, AX
+	ORQ  R11, AX
 	SHLQ $32, BX
-	ORQ  R11, BX
-	MOVQ AX, (DI)
+	ORQ  R13, BX
 	MOVQ BX, (R8)
+	EMIT4
+	JNE avx2more
+
+avx2next:
+	LEAQ (DI)(R13*4), DI
 	ADDQ $64, SI
-	ADDQ $8, DI
 	ADDQ $8, R8
+	ADDL $64, R12
 	DECQ CX
 	JNE  avx2loop
 
 avx2done:
+	SUBQ DX, DI
+	SHRQ $2, DI
+	MOVQ DI, ret+32(FP)
 	VZEROUPPER
 	RET
+
+avx2more:
+	// More than 4 newlines in the word (lines shorter than 16 bytes).
+	LEAQ 16(DI), R9
+
+avx2moreloop:
+	TZCNTQ AX, R10
+	ADDL   R12, R10
+	MOVL   R10, (R9)
+	ADDQ   $4, R9
+	BLSRQ  AX, AX
+	JNE    avx2moreloop
+	JMP    avx2next
+
+// AVX-512 (BW): as the AVX2 routine, 64 bytes at a time, into mask
+// registers; a masked compare ANDs for free. Z11-Z14 hold the bytes at +0
+// to +3.
+//
+// func markLinesAVX512(p *byte, words int, ends *int32, cand *uint64) int
+TEXT ·markLinesAVX512(SB), NOSPLIT, $0-40
+	MOVQ p+0(FP), SI
+	MOVQ words+8(FP), CX
+	MOVQ ends+16(FP), DI
+	MOVQ cand+24(FP), R8
+	MOVQ DI, DX
+	XORL R12, R12
+	MOVL $0x0a, AX
+	VPBROADCASTB AX, Z0
+	MOVL $0x64, AX
+	VPBROADCASTB AX, Z1
+	MOVL $0x20, AX
+	VPBROADCASTB AX, Z2
+	MOVL $0x70, AX
+	VPBROADCASTB AX, Z3
+	MOVL $0x6f, AX
+	VPBROADCASTB AX, Z4
+	MOVL $0x48, AX
+	VPBROADCASTB AX, Z5
+	MOVL $0x65, AX
+	VPBROADCASTB AX, Z6
+	MOVL $0x61, AX
+	VPBROADCASTB AX, Z7
+	MOVL $0x44, AX
+	VPBROADCASTB AX, Z8
+	MOVL $0x75, AX
+	VPBROADCASTB AX, Z9
+	MOVL $0x6d, AX
+	VPBROADCASTB AX, Z10
+	TESTQ CX, CX
+	JEQ   avx512done
+
+avx512loop:
+	PREFETCHT0 1024(SI)
+	VMOVDQU8 (SI), Z11
+	VMOVDQU8 1(SI), Z12
+	VMOVDQU8 2(SI), Z13
+	VMOVDQU8 3(SI), Z14
+	VPCMPEQB Z0, Z11, K1
+	VPCMPEQB Z1, Z11, K2     // "d po"
+	VPCMPEQB Z2, Z12, K2, K2
+	VPCMPEQB Z3, Z13, K2, K2
+	VPCMPEQB Z4, Z14, K2, K2
+	VPCMPEQB Z5, Z11, K3     // "Hea"
+	VPCMPEQB Z6, Z12, K3, K3
+	VPCMPEQB Z7, Z13, K3, K3
+	VPCMPEQB Z8, Z11, K4     // "Dum"
+	VPCMPEQB Z9, Z12, K4, K4
+	VPCMPEQB Z10, Z13, K4, K4
+	KORQ     K3, K4, K3
+	VPCMPEQB Z3, Z14, K3, K3 // and 'p'
+	KORQ     K2, K3, K2
+	KMOVQ    K1, AX
+	KMOVQ    K2, BX
+	MOVQ     BX, (R8)
+	EMIT4
+	JNE avx512more
+
+avx512next:
+	LEAQ (DI)(R13*4), DI
+	ADDQ $64, SI
+	ADDQ $8, R8
+	ADDL $64, R12
+	DECQ CX
+	JNE  avx512loop
+
+avx512done:
+	SUBQ DX, DI
+	SHRQ $2, DI
+	MOVQ DI, ret+32(FP)
+	VZEROUPPER
+	RET
+
+avx512more:
+	// More than 4 newlines in the word (lines shorter than 16 bytes).
+	LEAQ 16(DI), R9
+
+avx512moreloop:
+	TZCNTQ AX, R10
+	ADDL   R12, R10
+	MOVL   R10, (R9)
+	ADDQ   $4, R9
+	BLSRQ  AX, AX
+	JNE    avx512moreloop
+	JMP    avx512next
 
 // SSE2 (two-operand, and memory operands must be aligned, so every load is
 // a MOVOU): as HALF32 for 16 bytes at base. Clobbers X11-X14.
@@ -196,3 +338,4 @@ sse2loop:
 
 sse2done:
 	RET
+

@@ -8,3 +8,5 @@ func defaultMarkImpl() int { return implScalar }
 func markImpls() []int { return []int{implScalar, implBitsGo} }
 
 func markBitsFast([]byte, []uint64, []uint64) int { return 0 }
+
+func markLinesFast([]byte, []int32, []uint64) (words, lines int) { return 0, 0 }

@@ -2,6 +2,8 @@ package collector
 
 import (
 	"bytes"
+	"encoding/binary"
+	"slices"
 
 	"math/rand/v2"
 	"os"
@@ -13,7 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-var implNames = map[int]string{implScalar: "scalar", implBitsGo: "bits-go", implSSE2: "sse2", implAVX2: "avx2"}
+var implNames = map[int]string{implScalar: "scalar", implBitsGo: "bits-go", implSSE2: "sse2", implAVX2: "avx2", implAVX512: "avx512"}
 
 // forEachImpl runs f with block using each implementation this machine has.
 func forEachImpl(t *testing.T, f func(t *testing.T)) {
@@ -65,7 +67,105 @@ func checkMarkBits(t *testing.T, p []byte) {
 			t.Fatalf("%s, %d bytes %q, %d words:\nnl   %x\nwant %x\ncand %x\nwant %x",
 				implNames[markImpl], len(p), p, words, nl, wantNL, cand, wantCand)
 		}
+
+		// markLines: the same fingerprints, the newlines as offsets.
+		var wantEnds []int32
+		for i := 0; i < len(p) && i < 64*words; i++ {
+			if p[i] == '\n' {
+				wantEnds = append(wantEnds, int32(i))
+			}
+		}
+		ends := make([]int32, 64*words+4)
+		for i := range nl {
+			nl[i], cand[i] = ^uint64(0), ^uint64(0)
+		}
+		for i := range ends {
+			ends[i] = -1
+		}
+		ends = ends[:markLines(p, ends, nl, cand)]
+		if !slices.Equal(wantEnds, ends) || !slicesEqual(wantCand, cand) {
+			t.Fatalf("%s markLines, %d bytes %q, %d words:\nends %v\nwant %v\ncand %x\nwant %x",
+				implNames[markImpl], len(p), p, words, ends, wantEnds, cand, wantCand)
+		}
 	}
+}
+
+// Words of 0 to 64 bits, as offsets.
+func TestFlattenBits(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 200 {
+		words := make([]uint64, r.IntN(20))
+		var want []int32
+		for w := range words {
+			for range r.IntN(66) {
+				words[w] |= 1 << r.IntN(64)
+			}
+			if r.IntN(8) == 0 {
+				words[w] = ^uint64(0)
+			}
+			for i := range 64 {
+				if words[w]&(1<<i) != 0 {
+					want = append(want, int32(100+64*w+i))
+				}
+			}
+		}
+		out := make([]int32, 64*len(words)+4)
+		if got := out[:flattenBits(words, 100, out)]; !slices.Equal(want, got) {
+			t.Fatalf("flattenBits(%x) = %v, want %v", words, got, want)
+		}
+		if got := out[:flattenSparse(words, out)]; len(want) > 0 && !slices.Equal(want, addInt32(got, 100)) {
+			t.Fatalf("flattenSparse(%x) = %v, want %v - 100", words, got, want)
+		}
+	}
+}
+
+func addInt32(s []int32, d int32) []int32 {
+	for i := range s {
+		s[i] += d
+	}
+	return s
+}
+
+// isoSecondsMillis is isoSecondLen's answer for its one shape: a stamp of
+// 24 bytes followed by a space.
+func checkSecondsMillis(t *testing.T, b []byte) {
+	t.Helper()
+	if len(b) < 25 {
+		return
+	}
+	want := isoSecondLen(b) == 24
+	if got := isoSecondsMillis(binary.LittleEndian.Uint64(b[16:]), b[24]); got != want {
+		t.Fatalf("isoSecondsMillis(%q) = %v, isoSecondLen = %d", b, got, isoSecondLen(b))
+	}
+}
+
+func TestIsoSecondsMillis(t *testing.T) {
+	good := []byte("2017-09-30T00:00:00.036Z cpu1:1)x")
+	checkSecondsMillis(t, good)
+	if !isoSecondsMillis(binary.LittleEndian.Uint64(good[16:]), good[24]) {
+		t.Fatalf("%q rejected", good)
+	}
+	// Every byte of the shape, in turn, set to every value.
+	for i := 16; i < 25; i++ {
+		for c := range 256 {
+			b := slices.Clone(good)
+			b[i] = byte(c)
+			checkSecondsMillis(t, b)
+		}
+	}
+	for sec := range 100 {
+		b := slices.Clone(good)
+		b[17], b[18] = byte('0'+sec/10), byte('0'+sec%10)
+		checkSecondsMillis(t, b)
+	}
+}
+
+func FuzzIsoSecondsMillis(f *testing.F) {
+	f.Add([]byte("2017-09-30T00:00:60.036Z x"))
+	f.Add([]byte("2017-09-30T00:00:00.03Z x"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		checkSecondsMillis(t, b)
+	})
 }
 
 func slicesEqual(a, b []uint64) bool {

@@ -131,7 +131,8 @@ type scanState struct {
 	lead      int64
 	sawSyslog bool
 
-	nl, cand []uint64 // blockBits' bitmaps, reused
+	nl, cand   []uint64 // blockBits' bitmaps, reused
+	ends, hits []int32  // and the offsets of their bits
 }
 
 func newScanState(opt ScanOptions, modTime time.Time, chunk bool) *scanState {
