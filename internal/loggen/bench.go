@@ -157,8 +157,8 @@ func appendHex(b []byte, r *rand.Rand, digits int) []byte {
 	return b
 }
 
-func appendNum(b []byte, r *rand.Rand, n int) []byte {
-	return strconv.AppendInt(b, int64(r.IntN(n)), 10)
+func appendNum(b []byte, r *rand.Rand, n int64) []byte {
+	return strconv.AppendInt(b, r.Int64N(n), 10)
 }
 
 // noise appends one line body in the shape of a real sample line
