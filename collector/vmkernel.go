@@ -2,6 +2,7 @@ package collector
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"time"
 )
@@ -82,6 +83,9 @@ func parseHeader(b []byte) (h header, ok bool) {
 func isoStampLen(b []byte) int {
 	if len(b) < 20 || !isoMinuteOK(b) {
 		return 0
+	}
+	if len(b) > 24 && isoSecondsMillis(binary.LittleEndian.Uint64(b[16:]), b[24]) {
+		return 24 // the usual shape, without the loop
 	}
 	return isoSecondLen(b)
 }
