@@ -342,7 +342,8 @@ func BenchmarkMarkBits(b *testing.B) {
 }
 
 // BenchmarkScanFileLog scans the log named by $HEAPGUARD_BENCH_LOG (such as
-// `go run ./tools/loggen bench -lines 8000000`) for profiling.
+// `go run ./tools/loggen bench -lines 8000000`) with each implementation, for
+// profiling and for the figures of machines without AVX-512.
 func BenchmarkScanFileLog(b *testing.B) {
 	path := os.Getenv("HEAPGUARD_BENCH_LOG")
 	if path == "" {
@@ -352,10 +353,15 @@ func BenchmarkScanFileLog(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.SetBytes(fi.Size())
-	for b.Loop() {
-		if _, err := ScanFile(path, ScanOptions{}); err != nil {
-			b.Fatal(err)
-		}
+	for _, impl := range markImpls() {
+		b.Run(implNames[impl], func(b *testing.B) {
+			withImpl(b, impl)
+			b.SetBytes(fi.Size())
+			for b.Loop() {
+				if _, err := ScanFile(path, ScanOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
