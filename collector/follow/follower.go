@@ -189,15 +189,27 @@ func (f *Follower) poll() bool {
 			held = fileView{}
 		}
 	}
-	var fams [][]rotated
+	var set *copySet // listed once per poll, when resolve asks
 	copies := func() [][]fileView {
-		var err error
-		if fams, err = families(f.path); err != nil {
-			f.report(err)
+		if set == nil {
+			var err error
+			if set, err = openCopies(f.path, cur); err != nil {
+				f.report(err)
+			}
 		}
-		return loadViews(fams)
+		return set.views
 	}
+	defer func() {
+		if set != nil {
+			set.close()
+		}
+	}()
 	steps, out := resolve(f.pos, cur, held, copies)
+	if set != nil && !set.stable {
+		// A rotation is running: look again once it is done.
+		f.st.restarts.Add(1)
+		return true
+	}
 	f.st.count(out)
 	if !out.continued {
 		f.opt.Logger.Info("log moved", zap.String("path", f.path), zap.Bool("rotated", out.rotated),
@@ -215,16 +227,14 @@ func (f *Follower) poll() bool {
 				return false
 			}
 		case stepChain:
-			rot := &fams[s.fam][s.idx]
+			rot := &set.fams[s.fam][s.idx]
 			rc, err := rot.open(s.from)
 			if err != nil {
 				f.report(fmt.Errorf("read rotated log %s: %w", rot.path, err))
 				continue
 			}
 			id := Position{Path: f.path, Inode: rot.view.inode, FirstLineHash: rot.view.head}
-			ok := f.drain(rc, s.from, id)
-			rc.Close()
-			if !ok {
+			if !f.drain(rc, s.from, id) {
 				return false
 			}
 		case stepCur:

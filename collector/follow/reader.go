@@ -1,6 +1,7 @@
 package follow
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -59,7 +60,25 @@ func (r *Reader) fail(err error) {
 	r.err = errors.Join(r.err, err)
 }
 
+// Rotations seen running while a read is resolved are waited out this many
+// times, rotationWait apart, before the read goes on with what it found.
+const (
+	rotationTries = 20
+	rotationWait  = 25 * time.Millisecond
+)
+
 func (r *Reader) run(yield func(Line) bool) {
+	for try := 1; !r.try(yield, try == rotationTries); try++ {
+		r.st.restarts.Add(1)
+		if r.opt.Clock.Sleep(context.Background(), rotationWait) != nil {
+			return
+		}
+	}
+}
+
+// try reads, unless a rotation runs while it looks at the files and this
+// is not the last try: then it reads nothing and returns false.
+func (r *Reader) try(yield func(Line) bool, last bool) bool {
 	var cur fileView
 	f, err := os.Open(r.path)
 	switch {
@@ -67,23 +86,35 @@ func (r *Reader) run(yield func(Line) bool) {
 		defer f.Close()
 		if cur, err = viewOf(f); err != nil {
 			r.fail(fmt.Errorf("read %s: %w", r.path, err))
-			return
+			return true
 		}
 	case errors.Is(err, fs.ErrNotExist):
 		// Between a rotation's rename and the new file: the copies remain.
 	default:
 		r.fail(fmt.Errorf("read %s: %w", r.path, err))
-		return
+		return true
 	}
-	var fams [][]rotated
+	var set *copySet
 	copies := func() [][]fileView {
-		fams, err = families(r.path)
-		if err != nil {
-			r.fail(err)
+		if set == nil {
+			if set, err = openCopies(r.path, cur); err != nil {
+				r.fail(err)
+			}
 		}
-		return loadViews(fams)
+		return set.views
 	}
+	defer func() {
+		if set != nil {
+			set.close()
+		}
+	}()
 	steps, out := resolve(r.pos, cur, fileView{}, copies)
+	if set != nil && !set.stable {
+		if !last {
+			return false
+		}
+		r.opt.Logger.Warn("log rotating all the time; reading the copies as found", zap.String("path", r.path))
+	}
 	r.st.count(out)
 	if !out.continued {
 		r.opt.Logger.Info("log moved since the saved position", zap.String("path", r.path),
@@ -103,13 +134,12 @@ func (r *Reader) run(yield func(Line) bool) {
 		var id Position
 		switch s.kind {
 		case stepChain:
-			rot := &fams[s.fam][s.idx]
+			rot := &set.fams[s.fam][s.idx]
 			rc, err := rot.open(s.from)
 			if err != nil {
 				r.fail(fmt.Errorf("read rotated log %s: %w", rot.path, err))
 				continue
 			}
-			defer rc.Close()
 			src, id = rc, Position{Path: r.path, Inode: rot.view.inode, FirstLineHash: rot.view.head}
 		case stepCur:
 			// Bounded by the size seen at open: "up to the current end".
@@ -120,15 +150,16 @@ func (r *Reader) run(yield func(Line) bool) {
 		}
 		end, ok, err := stream(src, s.from, id, r.opt, &r.st, emit)
 		if !ok {
-			return
+			return true
 		}
 		id.Offset, id.Time = end, time.Now().UTC()
 		r.pos = id
 		if err != nil {
 			r.fail(fmt.Errorf("read %s from %d: %w", r.path, s.from, err))
 			if s.kind == stepCur {
-				return
+				return true
 			}
 		}
 	}
+	return true
 }

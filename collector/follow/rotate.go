@@ -2,8 +2,11 @@ package follow
 
 import (
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -28,6 +31,9 @@ type rotated struct {
 	gz   bool
 	gen  int
 	view fileView
+	// f is the copy opened by load. It is read through f, never opened by
+	// name again: a rotation in between would put another copy there.
+	f *os.File
 }
 
 // families lists the rotated copies of the log at path, one list per naming
@@ -87,53 +93,135 @@ func rotatedName(base, name string) (gen int, gz bool, ok bool) {
 	return n, gz, true
 }
 
-// open returns the content of a rotated copy from byte off of its
-// (decompressed) content.
-func (r *rotated) open(off int64) (io.ReadCloser, error) {
-	f, err := os.Open(r.path)
-	if err != nil {
-		return nil, err
+// open returns the content of a loaded copy from byte off of its
+// (decompressed) content. Closing the copy is copySet's job.
+func (r *rotated) open(off int64) (io.Reader, error) {
+	if r.f == nil {
+		return nil, fmt.Errorf("%s: not opened", r.path)
 	}
+	sr := io.NewSectionReader(r.f, 0, math.MaxInt64)
 	if !r.gz {
-		if _, err := f.Seek(off, io.SeekStart); err != nil {
-			f.Close()
+		if _, err := sr.Seek(off, io.SeekStart); err != nil {
 			return nil, err
 		}
-		return f, nil
+		return sr, nil
 	}
-	zr, err := gzip.NewReader(f)
+	zr, err := gzip.NewReader(sr)
 	if err != nil {
-		f.Close()
 		return nil, fmt.Errorf("gunzip %s: %w", r.path, err)
 	}
 	if _, err := io.CopyN(io.Discard, zr, off); err != nil {
-		f.Close()
 		return nil, fmt.Errorf("gunzip %s: skip %d bytes: %w", r.path, off, err)
 	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{zr, f}, nil
+	return zr, nil
 }
 
-// load fills r.view (inode and head hash; size is not known for a .gz
-// without reading it all, and not needed).
+// load opens the copy and fills r.view (inode and head hash; size is not
+// known for a .gz without reading it all, and not needed).
 func (r *rotated) load() error {
-	fi, err := os.Stat(r.path)
+	f, err := os.Open(r.path)
 	if err != nil {
 		return err
 	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	r.f = f
 	rc, err := r.open(0)
-	if err != nil {
-		return err
+	var head string
+	if err == nil {
+		head, err = readHead(rc)
 	}
-	defer rc.Close()
-	head, err := readHead(rc)
 	if err != nil {
+		f.Close()
+		r.f = nil
 		return fmt.Errorf("read head of %s: %w", r.path, err)
 	}
 	r.view = fileView{ok: true, inode: inodeOf(fi), head: head, mtime: fi.ModTime()}
 	return nil
+}
+
+// copySet is the rotated copies of a log, listed and opened together by
+// openCopies.
+type copySet struct {
+	fams  [][]rotated
+	views [][]fileView
+	// stable says nothing moved while the copies were listed and opened.
+	stable bool
+}
+
+// openCopies lists the rotated copies of the log at path, opens each and
+// reads its head, then checks that nothing moved meanwhile: the same copies
+// listed again, each name still naming the file opened under it, and the
+// log itself still cur (the same inode, or still absent). A rotation that
+// runs at the same moment fails the check (stable false; a listing taken
+// during renames can miss a copy or show one twice): read nothing then, and
+// look again. Close the set when done.
+func openCopies(path string, cur fileView) (*copySet, error) {
+	set := &copySet{}
+	fams, err := families(path)
+	if err != nil {
+		return set, err
+	}
+	set.fams = fams
+	set.views = loadViews(fams)
+	if testHookCopiesOpened != nil {
+		testHookCopiesOpened()
+	}
+	again, err := families(path)
+	if err != nil {
+		return set, err
+	}
+	set.stable = sameCopies(fams, again) && logIs(path, cur)
+	return set, nil
+}
+
+// testHookCopiesOpened, when set, runs between the two listings of
+// openCopies (tests rotate the log there).
+var testHookCopiesOpened func()
+
+// sameCopies reports whether two listings name the same copies and every
+// copy of a is loaded and still at its name.
+func sameCopies(a, b [][]rotated) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for f := range a {
+		if len(a[f]) != len(b[f]) {
+			return false
+		}
+		for i, r := range a[f] {
+			if r.path != b[f][i].path || !r.view.ok {
+				return false
+			}
+			fi, err := os.Stat(r.path)
+			if err != nil || inodeOf(fi) != r.view.inode {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// logIs reports whether the file at path is still cur.
+func logIs(path string, cur fileView) bool {
+	fi, err := os.Stat(path)
+	if !cur.ok {
+		return errors.Is(err, fs.ErrNotExist)
+	}
+	return err == nil && inodeOf(fi) == cur.inode
+}
+
+func (c *copySet) close() {
+	for _, fam := range c.fams {
+		for _, r := range fam {
+			if r.f != nil {
+				r.f.Close()
+			}
+		}
+	}
 }
 
 // stepKind names where a step reads from.
@@ -281,8 +369,8 @@ func findHead(copies [][]fileView, head string) (fam, idx int) {
 	return -1, -1
 }
 
-// loadViews loads head and mtime of every rotated copy. A copy that
-// cannot be read is left not ok, so it never matches.
+// loadViews loads (and opens) every rotated copy. A copy that cannot be
+// read is left not ok, so it never matches.
 func loadViews(fams [][]rotated) [][]fileView {
 	out := make([][]fileView, len(fams))
 	for f := range fams {
