@@ -14,6 +14,10 @@
 // of the old content (from the descriptor the follower kept open, or the
 // rotated copy with the same first line), every newer rotated copy, then
 // the live file. The live Follower and the one-shot ReadFrom share it.
+// The rotated copies are listed, opened and listed again (openCopies): each
+// is read through the descriptor opened then, and a listing that changed
+// meanwhile (a rotation running) is dropped and taken again, so a copy is
+// never read under another's name, skipped or read twice.
 //
 // The live follower polls (ESXi may lack inotify). Each poll it checks the
 // file itself: inode at the path, size and first-line hash of the file it
