@@ -11,6 +11,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/heapguard/heapguard/host"
@@ -21,6 +22,10 @@ import (
 const (
 	GetAllVMsTimeout = 30 * time.Second
 	NetStatsTimeout  = 10 * time.Second
+	// VMXScanTimeout bounds reading the .vmx files: a datastore in
+	// all-paths-down can block a read for minutes, no read can be
+	// interrupted, and the agent must go on polling meanwhile.
+	VMXScanTimeout = 20 * time.Second
 )
 
 // maxVMXSize bounds what is read of one .vmx file (real ones are a few KB).
@@ -37,6 +42,9 @@ var (
 	ErrPortUnknown = errors.New("port not in net-stats")
 	// ErrPortMACMismatch: net-stats gives the port another MAC than the log.
 	ErrPortMACMismatch = errors.New("port MAC differs from net-stats")
+	// ErrVMXStalled: the .vmx files could not be read in time (a datastore
+	// not answering); the inventory has no MACs.
+	ErrVMXStalled = errors.New("reading the .vmx files stalled")
 )
 
 // VMXRef says which .vmx file holds a MAC.
@@ -393,7 +401,10 @@ func (inv *Inventory) CheckPort(port uint32, mac string) error {
 // with its timeout) and joins them with the .vmx files under root (""
 // or "/" for the real host). A failing or missing net-stats is noted, not
 // fatal. When getallvms fails, the inventory of the .vmx files alone
-// (no vmids, so nothing can be powered off) comes with the error.
+// (no vmids, so nothing can be powered off) comes with the error. When the
+// .vmx files cannot be read within VMXScanTimeout, the registered VMs
+// alone (no MACs, so nothing maps to a VM) come with an error wrapping
+// ErrVMXStalled.
 func LoadInventory(ctx context.Context, runner host.Runner, root string) (Inventory, error) {
 	fsys := os.DirFS(host.Path(root, "/"))
 	var notes []string
@@ -415,10 +426,71 @@ func LoadInventory(ctx context.Context, runner host.Runner, root string) (Invent
 	if gerr == nil {
 		rows, gerr = ParseGetAllVMs(bytes.NewReader(res.Stdout))
 	}
-	inv := NewInventory(fsys, rows, ports)
+	inv, serr := boundedInventory(ctx, fsys, rows, ports, VMXScanTimeout)
 	inv.Notes = append(notes, inv.Notes...)
 	if gerr != nil {
-		return inv, fmt.Errorf("load inventory: getallvms: %w", gerr)
+		gerr = fmt.Errorf("getallvms: %w", gerr)
+	}
+	if err := errors.Join(gerr, serr); err != nil {
+		return inv, fmt.Errorf("load inventory: %w", err)
 	}
 	return inv, nil
+}
+
+// stalledScans counts .vmx scans given up on that are still blocked in a
+// read. While one is, no other starts: stalled reads must not pile up.
+var stalledScans atomic.Int32
+
+// Where a scan is, for handing it over between boundedInventory and the
+// scanning goroutine exactly once.
+const (
+	scanRunning int32 = iota
+	scanDone
+	scanAbandoned
+)
+
+// boundedInventory is NewInventory given up on after timeout (or when ctx
+// ends): then the inventory holds the registered VMs without their .vmx
+// files, so no MAC maps to a VM, and the error wraps ErrVMXStalled. The
+// abandoned scan finishes in the background.
+func boundedInventory(ctx context.Context, fsys fs.FS, rows []VMRow, ports []NetPort, timeout time.Duration) (Inventory, error) {
+	if n := stalledScans.Load(); n > 0 {
+		return registeredOnly(rows, ports), fmt.Errorf("scan vmx files: %d earlier scan(s) still blocked: %w", n, ErrVMXStalled)
+	}
+	var state atomic.Int32
+	done := make(chan Inventory, 1)
+	go func() {
+		done <- NewInventory(fsys, rows, ports)
+		if !state.CompareAndSwap(scanRunning, scanDone) {
+			stalledScans.Add(-1) // abandoned: it no longer blocks
+		}
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	var why error
+	select {
+	case inv := <-done:
+		return inv, nil
+	case <-t.C:
+		why = fmt.Errorf("scan vmx files: no answer in %v: %w", timeout, ErrVMXStalled)
+	case <-ctx.Done():
+		why = fmt.Errorf("scan vmx files: %w: %w", ErrVMXStalled, ctx.Err())
+	}
+	if !state.CompareAndSwap(scanRunning, scanAbandoned) {
+		return <-done, nil // it finished just now
+	}
+	stalledScans.Add(1)
+	return registeredOnly(rows, ports), why
+}
+
+// registeredOnly is the inventory of the getallvms rows and net-stats
+// without any .vmx file.
+func registeredOnly(rows []VMRow, ports []NetPort) Inventory {
+	inv := Inventory{Ports: ports}
+	for _, r := range rows {
+		inv.VMs = append(inv.VMs, InventoryVM{ID: r.ID, Name: r.Name, File: r.File()})
+	}
+	inv.Notes = append(inv.Notes, ".vmx files not read: MACs not mapped to VMs")
+	inv.index()
+	return inv
 }

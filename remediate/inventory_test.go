@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -304,4 +305,87 @@ func TestLoadInventory(t *testing.T) {
 	if o, ok := inv.ByMAC("00:50:56:84:5a:b4"); !ok || o.VMID != "" || o.Name != "DSVA03" {
 		t.Errorf("vmx-only ByMAC = %+v, %v", o, ok)
 	}
+}
+
+// stallFS blocks every .vmx read until release is closed, as a datastore
+// in all-paths-down does.
+type stallFS struct {
+	fs.FS
+	release chan struct{}
+}
+
+func (s stallFS) Open(name string) (fs.File, error) {
+	if strings.HasSuffix(name, ".vmx") {
+		<-s.release
+	}
+	return s.FS.Open(name)
+}
+
+// A .vmx scan that stalls is given up on: the registered VMs come without
+// MACs and an error, and no new scan starts until the stalled one is done.
+func TestBoundedInventoryStall(t *testing.T) {
+	fsys, getallvms, netstats := incidentInventory(t)
+	rows, err := ParseGetAllVMs(strings.NewReader(getallvms))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports, err := ParseNetStats(strings.NewReader(netstats))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	stall := stallFS{FS: fsys, release: make(chan struct{})}
+
+	inv, err := boundedInventory(ctx, stall, rows, ports, 50*time.Millisecond)
+	if !errors.Is(err, ErrVMXStalled) {
+		t.Fatalf("stalled scan: err %v", err)
+	}
+	if _, ok := inv.ByMAC("00:50:56:84:5a:b4"); ok || len(inv.VMs) != len(rows) || inv.VMs[1].ID != "32" {
+		t.Errorf("stalled scan inventory: %+v", inv.VMs)
+	}
+	// The stalled read still holds: a scan of a healthy datastore is not
+	// started either.
+	if _, err := boundedInventory(ctx, fsys, rows, ports, time.Minute); !errors.Is(err, ErrVMXStalled) || !strings.Contains(err.Error(), "still blocked") {
+		t.Errorf("second scan while the first is blocked: %v", err)
+	}
+	close(stall.release)
+	for stalledScans.Load() != 0 {
+		time.Sleep(time.Millisecond)
+	}
+	inv, err = boundedInventory(ctx, fsys, rows, ports, time.Minute)
+	if o, ok := inv.ByMAC("00:50:56:84:5a:b4"); err != nil || !ok || o.VMID != "32" {
+		t.Errorf("after the datastore answered: %+v, %v, %v", o, ok, err)
+	}
+
+	// A context that ends gives up the same way.
+	stall = stallFS{FS: fsys, release: make(chan struct{})}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := boundedInventory(cctx, stall, rows, ports, time.Minute); !errors.Is(err, ErrVMXStalled) || !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v", err)
+	}
+	close(stall.release)
+	for stalledScans.Load() != 0 {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Scans that do not stall may run at the same time (several watchers in
+// one process).
+func TestBoundedInventoryConcurrent(t *testing.T) {
+	fsys, getallvms, _ := incidentInventory(t)
+	rows, err := ParseGetAllVMs(strings.NewReader(getallvms))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			inv, err := boundedInventory(context.Background(), fsys, rows, nil, time.Minute)
+			if o, ok := inv.ByMAC("00:50:56:84:5a:b4"); err != nil || !ok || o.VMID != "32" {
+				t.Errorf("concurrent scan: %+v, %v, %v", o, ok, err)
+			}
+		})
+	}
+	wg.Wait()
 }
