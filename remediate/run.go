@@ -65,7 +65,12 @@ func Apply(ctx context.Context, actions []Action, opt ApplyOptions) ([]Outcome, 
 	}
 
 	outcomes := make([]Outcome, 0, len(actions))
-	acted := false
+	pr := progress{}
+	for _, a := range actions {
+		if a.Kind == ActPowerOff && a.Skipped == "" {
+			pr.offsPlanned++
+		}
+	}
 	for i, a := range actions {
 		if err := ctx.Err(); err != nil {
 			// Journal what will not be done; a failure here changes nothing more.
@@ -78,7 +83,7 @@ func Apply(ctx context.Context, actions []Action, opt ApplyOptions) ([]Outcome, 
 			}
 			return outcomes, err
 		}
-		o, err := applyOne(ctx, a, opt, guards, &acted)
+		o, err := applyOne(ctx, a, opt, guards, &pr)
 		outcomes = append(outcomes, o)
 		if err != nil {
 			return outcomes, err
@@ -87,9 +92,21 @@ func Apply(ctx context.Context, actions []Action, opt ApplyOptions) ([]Outcome, 
 	return outcomes, ctx.Err()
 }
 
+// progress is what Apply has done of a plan so far.
+type progress struct {
+	acted       bool // an acting step ran
+	offsPlanned int  // power-offs the plan means to run
+	offsDone    int  // those that ran and succeeded
+}
+
 // applyOne carries out one action; an error means Apply must stop.
-func applyOne(ctx context.Context, a Action, opt ApplyOptions, guards *Guards, acted *bool) (Outcome, error) {
+func applyOne(ctx context.Context, a Action, opt ApplyOptions, guards *Guards, pr *progress) (Outcome, error) {
 	j, clock := opt.Journal, opt.Clock
+	if a.Kind == ActRestartAgent && pr.offsDone < pr.offsPlanned {
+		// The plan's reason counts on the power-offs before it; say
+		// which did not happen (refused by a guard, or failed).
+		a.Reason += fmt.Sprintf(" [%d of %d planned power-offs did not happen]", pr.offsPlanned-pr.offsDone, pr.offsPlanned)
+	}
 	skip := func(why string) (Outcome, error) {
 		o := Outcome{Action: a, Result: ResultSkipped, Err: why}
 		e := entryFor(opt.PlanID, a, opt.DryRun, ResultSkipped)
@@ -116,7 +133,7 @@ func applyOne(ctx context.Context, a Action, opt ApplyOptions, guards *Guards, a
 		return o, err
 	}
 	if acting(a.Kind) {
-		*acted = true
+		pr.acted = true
 	}
 
 	// The action finishes even when heapguard is told to stop, so that its
@@ -135,8 +152,11 @@ func applyOne(ctx context.Context, a Action, opt ApplyOptions, guards *Guards, a
 	var gerr error
 	// A verification after nothing was done only observes; its "not
 	// recovered" must not feed the breaker.
-	if a.Kind != ActVerify || *acted {
+	if a.Kind != ActVerify || pr.acted {
 		gerr = guards.Record(a, rec, clock.Now())
+	}
+	if a.Kind == ActPowerOff && (o.Result == ResultOK || o.Result == ResultDryRun) {
+		pr.offsDone++
 	}
 	if err := errors.Join(jerr, gerr); err != nil {
 		return o, err

@@ -166,6 +166,34 @@ func TestApplyRefusedPowerOffStillRestarts(t *testing.T) {
 	if en := entries[4]; en.Result != ResultSkipped || !strings.Contains(en.Error, "power-off budget spent: 3 power-offs in the last hour (max 3)") {
 		t.Errorf("refused power-off entry: %+v", en)
 	}
+	// The restart does not pass for one that follows a power-off.
+	const note = "vpxa crashed [1 of 1 planned power-offs did not happen]"
+	if got := rec.calls[1].Reason; got != note {
+		t.Errorf("restart reason %q, want %q", got, note)
+	}
+	if en := entries[5]; en.Action != ActRestartAgent || en.Reason != note {
+		t.Errorf("restart entry %+v: want reason %q", en, note)
+	}
+}
+
+// A failed power-off is not counted as done either; a plan whose
+// power-offs all ran keeps its reason (TestApplyOrderSkipAndJournal).
+func TestApplyFailedPowerOffNoted(t *testing.T) {
+	e := newApplyEnv(t)
+	rec := &recorder{results: map[ActionKind]string{ActPowerOff: ResultFailed}}
+	if _, err := Apply(context.Background(), plan(), e.opts(rec)); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.calls[2].Reason; got != "vpxa crashed [1 of 1 planned power-offs did not happen]" {
+		t.Errorf("restart reason %q", got)
+	}
+	ok := &recorder{}
+	if _, err := Apply(context.Background(), plan(), newApplyEnv(t).opts(ok)); err != nil {
+		t.Fatal(err)
+	}
+	if got := ok.calls[2].Reason; got != "vpxa crashed" {
+		t.Errorf("restart reason after the power-off ran: %q", got)
+	}
 }
 
 func TestApplyFailuresOpenBreaker(t *testing.T) {
