@@ -87,9 +87,11 @@ func fastWords(p []byte, words int) int {
 	return min(words, (len(p)-(fpLen-1))/64)
 }
 
-// markLines fills cand as markBits does, writes the offsets in p of the
+// markLines fills cand with candidates for markBits' fingerprint bits, a
+// superset of them (see collectHits), writes the offsets in p of the
 // newlines within its 64*len(cand) bytes to ends, in order, and returns how
-// many. ends needs room for 64*len(cand)+4; nl (as long as cand) is scratch.
+// many. ends needs room for 64*len(cand)+4; nl (as long as cand) is
+// scratch.
 func markLines(p []byte, ends []int32, nl, cand []uint64) int {
 	w, k := markLinesFast(p, ends, cand)
 	if w < len(cand) {
@@ -99,14 +101,21 @@ func markLines(p []byte, ends []int32, nl, cand []uint64) int {
 	return k
 }
 
-// flattenSparse is flattenBits for words that are mostly zero.
-func flattenSparse(words []uint64, out []int32) int {
+// collectHits writes to out the offsets of the candidate bits of cand (as
+// markLines leaves them for p) where a fingerprint really starts, and
+// returns how many. The AVX routines mark a position by a fingerprint's
+// first and last bytes only; the rest is checked here, for the few
+// positions that pass.
+func collectHits(p []byte, cand []uint64, out []int32) int {
 	k := 0
-	for w, x := range words {
+	for w, x := range cand {
 		for x != 0 {
-			out[k] = int32(64*w + bits.TrailingZeros64(x))
+			off := 64*w + bits.TrailingZeros64(x)
 			x &= x - 1
-			k++
+			if off+fpLen <= len(p) && isFingerprint(p[off:off+fpLen]) {
+				out[k] = int32(off)
+				k++
+			}
 		}
 	}
 	return k
@@ -165,7 +174,7 @@ func (st *scanState) blockBits(data []byte, maxLine int) {
 		words := min(segWords, (len(data)-seg+63)/64)
 		nl, cand := st.nl[:words], st.cand[:words]
 		ends := st.ends[:markLines(data[seg:], st.ends, nl, cand)]
-		hits := st.hits[:flattenSparse(cand, st.hits)]
+		hits := st.hits[:collectHits(data[seg:], cand, st.hits)]
 		h := 0
 		if next == len(data) && len(hits) > 0 {
 			next, h = seg+int(hits[0]), 1

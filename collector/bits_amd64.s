@@ -2,48 +2,31 @@
 
 #include "textflag.h"
 
-// The fingerprint bytes (see fingerprints in bits.go), one splat register
-// each; 'p' serves "d po" at +2 and "Heap"/"Dump" at +3:
-//
-//	0 '\n'  1 'd'  2 ' '  3 'p'  4 'o'  5 'H'  6 'e'  7 'a'  8 'D'  9 'u'  10 'm'
-//
-// A position starts a fingerprint when its byte and the three after it
-// equal the fingerprint's: four compares (the later ones on loads at +1,
-// +2, +3) ANDed, the three fingerprints ("d po", "Heap", "Dump" in that
-// order) ORed. The newline compare comes first.
+// The AVX routines mark candidates, not fingerprints: a position whose
+// byte and the byte 3 after it are a fingerprint's first and last ('d' and
+// 'o', 'H' or 'D' and 'p'), which lets vmkernel noise through rarely and
+// takes 6 compares instead of 13; collectHits checks the middle bytes. The
+// SSE2 routine marks exact fingerprints, as markBits does.
 
-// AVX2: Y11 holds the 32 bytes at base; AX gets the newline bits, BX the
-// fingerprint bits. Clobbers Y12-Y14. Y11 is also the splat scratch. X15
-// and R14, R15 are left alone (Go's ABIInternal keeps zero, g and the GOT
-// base there).
+// AVX2: for the 32 bytes at base, AX gets the newline bits, BX the
+// candidate bits. Splats: Y0 '\n', Y1 'd', Y2 'o', Y3 'H', Y4 'D', Y5 'p'.
+// Clobbers Y11-Y14; Y11 is also the splat scratch. X15 and R14, R15 are
+// left alone (Go's ABIInternal keeps zero, g and the GOT base there).
 #define HALF32(base) \
-	VMOVDQU   (base), Y11       \
-	VPCMPEQB  Y0, Y11, Y12      \
-	VPMOVMSKB Y12, AX           \
-	VPCMPEQB  Y1, Y11, Y12      \
-	VPCMPEQB  1(base), Y2, Y13  \
-	VPAND     Y13, Y12, Y12     \
-	VPCMPEQB  2(base), Y3, Y13  \
-	VPAND     Y13, Y12, Y12     \
-	VPCMPEQB  3(base), Y4, Y13  \
-	VPAND     Y13, Y12, Y12     \
-	VPCMPEQB  Y5, Y11, Y14      \
-	VPCMPEQB  1(base), Y6, Y13  \
-	VPAND     Y13, Y14, Y14     \
-	VPCMPEQB  2(base), Y7, Y13  \
-	VPAND     Y13, Y14, Y14     \
-	VPCMPEQB  3(base), Y3, Y13  \
-	VPAND     Y13, Y14, Y14     \
-	VPOR      Y14, Y12, Y12     \
-	VPCMPEQB  Y8, Y11, Y14      \
-	VPCMPEQB  1(base), Y9, Y13  \
-	VPAND     Y13, Y14, Y14     \
-	VPCMPEQB  2(base), Y10, Y13 \
-	VPAND     Y13, Y14, Y14     \
-	VPCMPEQB  3(base), Y3, Y13  \
-	VPAND     Y13, Y14, Y14     \
-	VPOR      Y14, Y12, Y12     \
-	VPMOVMSKB Y12, BX
+	VMOVDQU   (base), Y11  \
+	VMOVDQU   3(base), Y12 \
+	VPCMPEQB  Y0, Y11, Y13 \
+	VPMOVMSKB Y13, AX      \
+	VPCMPEQB  Y1, Y11, Y13 \
+	VPCMPEQB  Y2, Y12, Y14 \
+	VPAND     Y14, Y13, Y13 \
+	VPCMPEQB  Y3, Y11, Y14 \
+	VPCMPEQB  Y4, Y11, Y11 \
+	VPOR      Y11, Y14, Y14 \
+	VPCMPEQB  Y5, Y12, Y12 \
+	VPAND     Y12, Y14, Y14 \
+	VPOR      Y14, Y13, Y13 \
+	VPMOVMSKB Y13, BX
 
 #define SPLAT32(c, y) \
 	MOVQ         $c, AX \
@@ -85,15 +68,10 @@ TEXT ·markLinesAVX2(SB), NOSPLIT, $0-40
 	XORL R12, R12
 	SPLAT32(0x0a, Y0)
 	SPLAT32(0x64, Y1)
-	SPLAT32(0x20, Y2)
-	SPLAT32(0x70, Y3)
-	SPLAT32(0x6f, Y4)
-	SPLAT32(0x48, Y5)
-	SPLAT32(0x65, Y6)
-	SPLAT32(0x61, Y7)
-	SPLAT32(0x44, Y8)
-	SPLAT32(0x75, Y9)
-	SPLAT32(0x6d, Y10)
+	SPLAT32(0x6f, Y2)
+	SPLAT32(0x48, Y3)
+	SPLAT32(0x44, Y4)
+	SPLAT32(0x70, Y5)
 	TESTQ CX, CX
 	JEQ   avx2done
 
@@ -146,8 +124,7 @@ avx2moreloop:
 	JMP    avx2next
 
 // AVX-512 (BW): as the AVX2 routine, 64 bytes at a time, into mask
-// registers; a masked compare ANDs for free. Z11-Z14 hold the bytes at +0
-// to +3.
+// registers; a masked compare ANDs for free. Splats as HALF32's.
 //
 // func markLinesAVX512(p *byte, words int, ends *int32, cand *uint64) int
 TEXT ·markLinesAVX512(SB), NOSPLIT, $0-40
@@ -161,46 +138,28 @@ TEXT ·markLinesAVX512(SB), NOSPLIT, $0-40
 	VPBROADCASTB AX, Z0
 	MOVL $0x64, AX
 	VPBROADCASTB AX, Z1
-	MOVL $0x20, AX
-	VPBROADCASTB AX, Z2
-	MOVL $0x70, AX
-	VPBROADCASTB AX, Z3
 	MOVL $0x6f, AX
-	VPBROADCASTB AX, Z4
+	VPBROADCASTB AX, Z2
 	MOVL $0x48, AX
-	VPBROADCASTB AX, Z5
-	MOVL $0x65, AX
-	VPBROADCASTB AX, Z6
-	MOVL $0x61, AX
-	VPBROADCASTB AX, Z7
+	VPBROADCASTB AX, Z3
 	MOVL $0x44, AX
-	VPBROADCASTB AX, Z8
-	MOVL $0x75, AX
-	VPBROADCASTB AX, Z9
-	MOVL $0x6d, AX
-	VPBROADCASTB AX, Z10
+	VPBROADCASTB AX, Z4
+	MOVL $0x70, AX
+	VPBROADCASTB AX, Z5
 	TESTQ CX, CX
 	JEQ   avx512done
 
 avx512loop:
 	PREFETCHT0 1024(SI)
 	VMOVDQU8 (SI), Z11
-	VMOVDQU8 1(SI), Z12
-	VMOVDQU8 2(SI), Z13
-	VMOVDQU8 3(SI), Z14
+	VMOVDQU8 3(SI), Z12
 	VPCMPEQB Z0, Z11, K1
-	VPCMPEQB Z1, Z11, K2     // "d po"
-	VPCMPEQB Z2, Z12, K2, K2
-	VPCMPEQB Z3, Z13, K2, K2
-	VPCMPEQB Z4, Z14, K2, K2
-	VPCMPEQB Z5, Z11, K3     // "Hea"
-	VPCMPEQB Z6, Z12, K3, K3
-	VPCMPEQB Z7, Z13, K3, K3
-	VPCMPEQB Z8, Z11, K4     // "Dum"
-	VPCMPEQB Z9, Z12, K4, K4
-	VPCMPEQB Z10, Z13, K4, K4
+	VPCMPEQB Z1, Z11, K2     // 'd'
+	VPCMPEQB Z2, Z12, K2, K2 // and 'o' 3 on
+	VPCMPEQB Z3, Z11, K3     // 'H'
+	VPCMPEQB Z4, Z11, K4     // 'D'
 	KORQ     K3, K4, K3
-	VPCMPEQB Z3, Z14, K3, K3 // and 'p'
+	VPCMPEQB Z5, Z12, K3, K3 // and 'p' 3 on
 	KORQ     K2, K3, K2
 	KMOVQ    K1, AX
 	KMOVQ    K2, BX
