@@ -323,12 +323,19 @@ func TestBlockBitsSegments(t *testing.T) {
 	buf.WriteString(ev) // across the first boundary
 	buf.WriteString(strings.Repeat("y", 64*segWords+10) + " Heap x already at its maximum\n")
 	buf.WriteString("2017-09-30T17:27:30.509Z cpu1:65597)Heap netGPHeap already at its maximum size.\n")
+	// An event whose fingerprint is before the next boundary and whose
+	// line ends after it (an event only while lines that long are parsed).
+	long := "2017-09-30T17:27:30.600Z cpu1:65597)NetPort: 1879: disabled port 0x2000010 " + strings.Repeat("z", 300) + "\n"
+	for next := (buf.Len()/(64*segWords) + 1) * 64 * segWords; buf.Len() < next-100; {
+		buf.WriteString("2017-09-30T17:27:30.550Z cpu1:1)noise\n")
+	}
+	buf.WriteString(long)
 	buf.WriteString("  continuation\n2017-09-30T17:27:31.509Z cpu1:65597)Uplink: 9893: enabled port 0x2000009 with mac 00:50:56:84:5a:b4")
 	data := buf.Bytes()
-	for _, maxLine := range []int{200, 4 * 64 * segWords} {
+	for maxLine, events := range map[int]int64{200: 3, 4 * 64 * segWords: 4} {
 		want := refScan(data, ScanOptions{}, time.Time{}, maxLine)
-		if want.Events != 3 {
-			t.Fatalf("reference: %+v", want)
+		if want.Events != events {
+			t.Fatalf("reference: %+v, want %d events", want, events)
 		}
 		forEachImpl(t, func(t *testing.T) {
 			st := newScanState(ScanOptions{}, time.Time{}, false)

@@ -476,10 +476,11 @@ func boundedInventory(ctx context.Context, fsys fs.FS, rows []VMRow, ports []Net
 	case <-ctx.Done():
 		why = fmt.Errorf("scan vmx files: %w: %w", ErrVMXStalled, ctx.Err())
 	}
+	stalledScans.Add(1) // before the scan can see it abandoned and take it back
 	if !state.CompareAndSwap(scanRunning, scanAbandoned) {
+		stalledScans.Add(-1)
 		return <-done, nil // it finished just now
 	}
-	stalledScans.Add(1)
 	return registeredOnly(rows, ports), why
 }
 

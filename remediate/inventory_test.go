@@ -312,6 +312,27 @@ func TestLoadInventory(t *testing.T) {
 type stallFS struct {
 	fs.FS
 	release chan struct{}
+	unblock func(t *testing.T) // releases the reads and waits for the stalled scans
+}
+
+// newStallFS returns a stallFS over fsys that is unblocked when the test
+// ends, whatever happens, so later tests find no scan stalled.
+func newStallFS(t *testing.T, fsys fs.FS) stallFS {
+	s := stallFS{FS: fsys, release: make(chan struct{})}
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(s.release) }) })
+	s.unblock = func(t *testing.T) {
+		t.Helper()
+		once.Do(func() { close(s.release) })
+		deadline := time.Now().Add(10 * time.Second)
+		for stalledScans.Load() != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d scans still stalled 10 s after the release", stalledScans.Load())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	return s
 }
 
 func (s stallFS) Open(name string) (fs.File, error) {
@@ -334,7 +355,7 @@ func TestBoundedInventoryStall(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	stall := stallFS{FS: fsys, release: make(chan struct{})}
+	stall := newStallFS(t, fsys)
 
 	inv, err := boundedInventory(ctx, stall, rows, ports, 50*time.Millisecond)
 	if !errors.Is(err, ErrVMXStalled) {
@@ -348,26 +369,20 @@ func TestBoundedInventoryStall(t *testing.T) {
 	if _, err := boundedInventory(ctx, fsys, rows, ports, time.Minute); !errors.Is(err, ErrVMXStalled) || !strings.Contains(err.Error(), "still blocked") {
 		t.Errorf("second scan while the first is blocked: %v", err)
 	}
-	close(stall.release)
-	for stalledScans.Load() != 0 {
-		time.Sleep(time.Millisecond)
-	}
+	stall.unblock(t)
 	inv, err = boundedInventory(ctx, fsys, rows, ports, time.Minute)
 	if o, ok := inv.ByMAC("00:50:56:84:5a:b4"); err != nil || !ok || o.VMID != "32" {
 		t.Errorf("after the datastore answered: %+v, %v, %v", o, ok, err)
 	}
 
 	// A context that ends gives up the same way.
-	stall = stallFS{FS: fsys, release: make(chan struct{})}
+	stall = newStallFS(t, fsys)
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	if _, err := boundedInventory(cctx, stall, rows, ports, time.Minute); !errors.Is(err, ErrVMXStalled) || !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
 	}
-	close(stall.release)
-	for stalledScans.Load() != 0 {
-		time.Sleep(time.Millisecond)
-	}
+	stall.unblock(t)
 }
 
 // Scans that do not stall may run at the same time (several watchers in

@@ -66,11 +66,6 @@ func Apply(ctx context.Context, actions []Action, opt ApplyOptions) ([]Outcome, 
 
 	outcomes := make([]Outcome, 0, len(actions))
 	pr := progress{}
-	for _, a := range actions {
-		if a.Kind == ActPowerOff && a.Skipped == "" {
-			pr.offsPlanned++
-		}
-	}
 	for i, a := range actions {
 		if err := ctx.Err(); err != nil {
 			// Journal what will not be done; a failure here changes nothing more.
@@ -95,13 +90,16 @@ func Apply(ctx context.Context, actions []Action, opt ApplyOptions) ([]Outcome, 
 // progress is what Apply has done of a plan so far.
 type progress struct {
 	acted       bool // an acting step ran
-	offsPlanned int  // power-offs the plan means to run
+	offsPlanned int  // power-offs the plan meant to run, so far
 	offsDone    int  // those that ran and succeeded
 }
 
 // applyOne carries out one action; an error means Apply must stop.
 func applyOne(ctx context.Context, a Action, opt ApplyOptions, guards *Guards, pr *progress) (Outcome, error) {
 	j, clock := opt.Journal, opt.Clock
+	if a.Kind == ActPowerOff && a.Skipped == "" {
+		pr.offsPlanned++
+	}
 	if a.Kind == ActRestartAgent && pr.offsDone < pr.offsPlanned {
 		// The plan's reason counts on the power-offs before it; say
 		// which did not happen (refused by a guard, or failed).

@@ -194,6 +194,16 @@ func TestApplyFailedPowerOffNoted(t *testing.T) {
 	if got := ok.calls[2].Reason; got != "vpxa crashed" {
 		t.Errorf("restart reason after the power-off ran: %q", got)
 	}
+	// Only the power-offs before the restart count.
+	p := plan()
+	p[2], p[3] = p[3], p[2]
+	late := &recorder{results: map[ActionKind]string{ActPowerOff: ResultFailed}}
+	if _, err := Apply(context.Background(), p, newApplyEnv(t).opts(late)); err != nil {
+		t.Fatal(err)
+	}
+	if got := late.calls[1]; got.Kind != ActRestartAgent || got.Reason != "vpxa crashed" {
+		t.Errorf("restart before the power-off: %+v", got)
+	}
 }
 
 func TestApplyFailuresOpenBreaker(t *testing.T) {

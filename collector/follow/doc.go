@@ -17,7 +17,9 @@
 // The rotated copies are listed, opened and listed again (openCopies): each
 // is read through the descriptor opened then, and a listing that changed
 // meanwhile (a rotation running) is dropped and taken again, so a copy is
-// never read under another's name, skipped or read twice.
+// not read under another's name, skipped or read twice. (A one-shot read
+// that keeps meeting rotations for half a second goes on with the last
+// listing it took.)
 //
 // The live follower polls (ESXi may lack inotify). Each poll it checks the
 // file itself: inode at the path, size and first-line hash of the file it

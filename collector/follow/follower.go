@@ -238,6 +238,12 @@ func (f *Follower) poll() bool {
 				return false
 			}
 		case stepCur:
+			// The copies are read; do not hold them (the rotator may have
+			// deleted them) while the live file is.
+			if set != nil {
+				set.close()
+				set = nil
+			}
 			if curF != f.held {
 				if f.held != nil {
 					f.held.Close()

@@ -34,6 +34,10 @@ type rotated struct {
 	// f is the copy opened by load. It is read through f, never opened by
 	// name again: a rotation in between would put another copy there.
 	f *os.File
+	// opened says load could open the copy (whether or not it could read
+	// it), and inode is that file's.
+	opened bool
+	inode  uint64
 }
 
 // families lists the rotated copies of the log at path, one list per naming
@@ -117,7 +121,8 @@ func (r *rotated) open(off int64) (io.Reader, error) {
 }
 
 // load opens the copy and fills r.view (inode and head hash; size is not
-// known for a .gz without reading it all, and not needed).
+// known for a .gz without reading it all, and not needed). A copy that is
+// there but cannot be read keeps its inode in r.inode.
 func (r *rotated) load() error {
 	f, err := os.Open(r.path)
 	if err != nil {
@@ -128,6 +133,7 @@ func (r *rotated) load() error {
 		f.Close()
 		return err
 	}
+	r.opened, r.inode = true, inodeOf(fi)
 	r.f = f
 	rc, err := r.open(0)
 	var head string
@@ -139,7 +145,7 @@ func (r *rotated) load() error {
 		r.f = nil
 		return fmt.Errorf("read head of %s: %w", r.path, err)
 	}
-	r.view = fileView{ok: true, inode: inodeOf(fi), head: head, mtime: fi.ModTime()}
+	r.view = fileView{ok: true, inode: r.inode, head: head, mtime: fi.ModTime()}
 	return nil
 }
 
@@ -160,7 +166,8 @@ type copySet struct {
 // during renames can miss a copy or show one twice): read nothing then, and
 // look again. Close the set when done.
 func openCopies(path string, cur fileView) (*copySet, error) {
-	set := &copySet{}
+	// A directory that cannot be listed is reported, not waited for.
+	set := &copySet{stable: true}
 	fams, err := families(path)
 	if err != nil {
 		return set, err
@@ -183,7 +190,8 @@ func openCopies(path string, cur fileView) (*copySet, error) {
 var testHookCopiesOpened func()
 
 // sameCopies reports whether two listings name the same copies and every
-// copy of a is loaded and still at its name.
+// copy of a is still at its name: the file opened under it (read or not;
+// a copy that cannot be read is skipped, not waited for).
 func sameCopies(a, b [][]rotated) bool {
 	if len(a) != len(b) {
 		return false
@@ -193,11 +201,11 @@ func sameCopies(a, b [][]rotated) bool {
 			return false
 		}
 		for i, r := range a[f] {
-			if r.path != b[f][i].path || !r.view.ok {
-				return false
+			if r.path != b[f][i].path || !r.opened {
+				return false // renamed away before it could be opened
 			}
 			fi, err := os.Stat(r.path)
-			if err != nil || inodeOf(fi) != r.view.inode {
+			if err != nil || inodeOf(fi) != r.inode {
 				return false
 			}
 		}

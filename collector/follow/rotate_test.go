@@ -121,3 +121,40 @@ func TestFollowRotationDuringListing(t *testing.T) {
 		t.Errorf("stats %+v, listings %d: want 1 restart, no gap, 2 listings", st, *calls)
 	}
 }
+
+// A copy that is there but cannot be read (an empty .gz) is skipped; it
+// does not make every listing look like a rotation in progress.
+func TestFollowUnreadableCopy(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "vmkernel.log")
+	if err := os.WriteFile(filepath.Join(dir, "vmkernel.7.gz"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	appendFile(t, path, lines("a", 1, 2))
+	h := follow(t, path, Position{}, true, Options{})
+	h.step()
+	appendFile(t, path, lines("a", 3, 1))
+	rotateESXi(t, path, lines("b", 1, 2))
+	h.step()
+	appendFile(t, path, lines("b", 3, 1))
+	h.step()
+	checkLines(t, h, want(lines("a", 1, 3), lines("b", 1, 3)))
+	if st := h.f.Stats(); st.Restarts != 0 || st.Gaps != 0 {
+		t.Errorf("stats %+v: want no restart, no gap", st)
+	}
+
+	pos := h.last().Pos
+	appendFile(t, path, lines("b", 4, 1))
+	rotateESXi(t, path, lines("c", 1, 1))
+	r := ReadFrom(path, pos, Options{Clock: noSleep{}})
+	var got []string
+	for l := range r.Lines() {
+		got = append(got, string(l.Text))
+	}
+	if diff := cmp.Diff(want(lines("b", 4, 1), lines("c", 1, 1)), got); diff != "" {
+		t.Errorf("ReadFrom (-want +got):\n%s", diff)
+	}
+	if st := r.Stats(); st.Restarts != 0 {
+		t.Errorf("ReadFrom stats %+v: want no restart", st)
+	}
+}
