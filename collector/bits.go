@@ -73,10 +73,19 @@ func markBits(p []byte, nl, cand []uint64) {
 	}
 }
 
+// isFingerprint reports whether b (fpLen bytes) is a fingerprint.
 func isFingerprint(b []byte) bool {
-	s := string(b)
-	return s == fingerprints[0] || s == fingerprints[1] || s == fingerprints[2]
+	v := binary.LittleEndian.Uint32(b)
+	return v == fpWords[0] || v == fpWords[1] || v == fpWords[2]
 }
+
+// fpWords are the fingerprints as little-endian words.
+var fpWords = func() (w [len(fingerprints)]uint32) {
+	for i, fp := range fingerprints {
+		w[i] = binary.LittleEndian.Uint32([]byte(fp))
+	}
+	return w
+}()
 
 // fastWords is how many of words words the SIMD routines may fill: each
 // word loads fpLen-1 bytes past its 64, which must lie within p.
