@@ -29,9 +29,10 @@ func markImpls() []int {
 	return impls
 }
 
-// markLinesAVX2 and markLinesAVX512 fill words words of cand as markBits
-// says, write the offsets of the newlines in p[0 : 64*words] to ends (in
-// order, with room for 4 more) and return how many; they read
+// markLinesAVX2 and markLinesAVX512 fill words words of cand with
+// candidates for markBits' fingerprint bits (a superset: see collectHits),
+// write the offsets of the newlines in p[0 : 64*words] to ends (in order,
+// with room for 4 more) and return how many; they read
 // p[0 : 64*words+fpLen-1].
 //
 //go:noescape
