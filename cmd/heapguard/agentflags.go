@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -50,7 +49,7 @@ func addAgentFlags(fs *flag.FlagSet, daemon bool) *agentFlags {
 	def := agent.DefaultConfig()
 	fs.StringVar(&o.config, "config", "", "read flags from `FILE` (lines 'name value'; flags on the command line win)")
 	fs.StringVar(&o.root, "root", "/", "ESXi root `DIR`: prefix for host paths and host commands (a simulated host)")
-	fs.StringVar(&o.stateDir, "state-dir", "", "`DIR` for the journal, budgets, lock and saved state (default: heapguard-state beside the binary)")
+	fs.StringVar(&o.stateDir, "state-dir", "", "`DIR` for the journal, budgets, lock and saved state (default: heapguard-state/HOSTNAME beside the binary)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "run the whole pipeline but change nothing: print and journal the plan")
 	fs.Var(&o.heaps, "heaps", "sample only heaps matching `GLOB` (repeatable; default every heap)")
 	fs.Var(&o.watchHeaps, "watch-heap", "`GLOB` of heaps whose depletion triggers remediation (repeatable; default netGPHeap)")
@@ -131,11 +130,10 @@ func (o *agentFlags) options(logger *zap.Logger) (agent.Options, error) {
 	cfg.HoldPolls, cfg.Predict = o.holdPolls, o.predict
 	stateDir := o.stateDir
 	if stateDir == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return agent.Options{}, fmt.Errorf("find the state folder: %w (give --state-dir)", err)
+		var err error
+		if stateDir, err = defaultStateDir(); err != nil {
+			return agent.Options{}, err
 		}
-		stateDir = filepath.Join(filepath.Dir(exe), "heapguard-state")
 	}
 	clock, err := host.ClockFor(o.root)
 	if err != nil {

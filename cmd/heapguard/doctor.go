@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/heapguard/heapguard/agent"
 )
@@ -34,7 +33,7 @@ EXIT STATUS:
 		flags: func(fs *flag.FlagSet) any {
 			o := &doctorOptions{}
 			fs.StringVar(&o.root, "root", "/", "ESXi root `DIR` (a simulated host)")
-			fs.StringVar(&o.stateDir, "state-dir", "", "state `DIR` to check (default: heapguard-state beside the binary)")
+			fs.StringVar(&o.stateDir, "state-dir", "", "state `DIR` to check (default: heapguard-state/HOSTNAME beside the binary)")
 			fs.BoolVar(&o.json, "json", false, "print JSON")
 			return o
 		},
@@ -49,8 +48,8 @@ func runDoctor(ctx context.Context, e env, opts any, args []string) int {
 	}
 	exe, _ := os.Executable()
 	stateDir := o.stateDir
-	if stateDir == "" && exe != "" {
-		stateDir = filepath.Join(filepath.Dir(exe), "heapguard-state")
+	if stateDir == "" {
+		stateDir, _ = defaultStateDir() // "": the doctor says it found none
 	}
 	d := agent.RunDoctor(ctx, agent.DoctorOptions{Root: o.root, StateDir: stateDir, SelfExe: exe})
 	var err error

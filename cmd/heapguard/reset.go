@@ -4,8 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/heapguard/heapguard/remediate"
 )
@@ -25,7 +23,7 @@ EXIT STATUS:
   0 reset, 3 the state could not be read or written`,
 		flags: func(fs *flag.FlagSet) any {
 			o := &resetOptions{}
-			fs.StringVar(&o.stateDir, "state-dir", "", "`DIR` of the guards (default: heapguard-state beside the binary)")
+			fs.StringVar(&o.stateDir, "state-dir", "", "`DIR` of the guards (default: heapguard-state/HOSTNAME beside the binary)")
 			return o
 		},
 		run: func(ctx context.Context, e env, opts any, args []string) int {
@@ -35,12 +33,11 @@ EXIT STATUS:
 			}
 			dir := o.stateDir
 			if dir == "" {
-				exe, err := os.Executable()
-				if err != nil {
-					fmt.Fprintf(e.stderr, "heapguard reset: %v (give --state-dir)\n", err)
+				var err error
+				if dir, err = defaultStateDir(); err != nil {
+					fmt.Fprintf(e.stderr, "heapguard reset: %v\n", err)
 					return exitUnknown
 				}
-				dir = filepath.Join(filepath.Dir(exe), "heapguard-state")
 			}
 			// A running daemon keeps the guards in memory and would write its
 			// open breaker back: reset only while no instance holds the lock.
