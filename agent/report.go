@@ -32,8 +32,8 @@ type ReportOptions struct {
 	// Year is the year of the oldest 4.x syslog date: the files are read
 	// oldest first (see olderFirst), each going on from the year where the
 	// one before ended. 0: each file takes its own modification year.
-	Year int
-	Since     time.Time
+	Year  int
+	Since time.Time
 	// FlapCycles within FlapWindow make a port flapping (defaults 10 in 5m).
 	FlapCycles int
 	FlapWindow time.Duration
