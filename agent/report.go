@@ -29,11 +29,8 @@ const (
 type ReportOptions struct {
 	Logs      []string // log files, plain or .gz, in any order
 	HeapStats []string // files holding `vsish -e cat|get …/stats` output
-	// Year is the year of the oldest 4.x syslog date: the files are read
-	// oldest first (see olderFirst), each going on from the year where the
-	// one before ended. 0: each file takes its own modification year.
-	Year  int
-	Since time.Time
+	Year      int      // year of 4.x syslog dates; 0: each file's modification year
+	Since     time.Time
 	// FlapCycles within FlapWindow make a port flapping (defaults 10 in 5m).
 	FlapCycles int
 	FlapWindow time.Duration
@@ -108,13 +105,8 @@ func BuildReport(opt ReportOptions) *Report {
 	r := &Report{Files: []string{}, Ports: []PortReport{}, HeapEvents: []HeapEventReport{},
 		Dumps: []DumpReport{}, Heaps: []HeapReport{}, Errors: []string{}, Warnings: []string{}, Reasons: []string{}}
 	scan := collector.ScanOptions{Year: opt.Year, Since: opt.Since, FlapCycles: opt.FlapCycles, FlapWindow: opt.FlapWindow}
-	logs := opt.Logs
-	if opt.Year != 0 && len(logs) > 1 {
-		logs = olderFirst(logs)
-		scan.Syslog = &collector.SyslogState{}
-	}
 	var parts []*collector.Summary
-	for _, p := range logs {
+	for _, p := range opt.Logs {
 		s, err := collector.ScanFile(p, scan)
 		if err != nil {
 			r.Errors = append(r.Errors, fmt.Sprintf("read log %s: %v", p, pathCause(err)))
@@ -443,48 +435,4 @@ func HostLogs(root string) []string {
 		out = append(out, o.path)
 	}
 	return append(out, live)
-}
-
-// olderFirst orders copies of one log oldest first: by the rotation number
-// in their names (messages.2.gz, messages.1.gz, messages.0.gz, then
-// messages), then by modification time (a copy taken without its times
-// keeps the order it was given in).
-func olderFirst(paths []string) []string {
-	type file struct {
-		path  string
-		gen   int // -1: no rotation number, the live file
-		mtime time.Time
-	}
-	files := make([]file, len(paths))
-	for i, p := range paths {
-		files[i] = file{path: p, gen: rotationNumber(filepath.Base(p))}
-		if fi, err := os.Stat(p); err == nil {
-			files[i].mtime = fi.ModTime()
-		}
-	}
-	slices.SortStableFunc(files, func(a, b file) int {
-		if c := cmp.Compare(b.gen, a.gen); c != 0 {
-			return c
-		}
-		return a.mtime.Compare(b.mtime)
-	})
-	out := make([]string, len(files))
-	for i, f := range files {
-		out[i] = f.path
-	}
-	return out
-}
-
-// rotationNumber reads N from "name.N" or "name.N.gz", else -1.
-func rotationNumber(name string) int {
-	name = strings.TrimSuffix(name, ".gz")
-	i := strings.LastIndexByte(name, '.')
-	if i < 0 {
-		return -1
-	}
-	n, err := strconv.Atoi(name[i+1:])
-	if err != nil || n < 0 || strconv.Itoa(n) != name[i+1:] {
-		return -1
-	}
-	return n
 }

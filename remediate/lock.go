@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -34,12 +33,10 @@ type Lock struct {
 	Method string
 }
 
-// lockInfo is what a holder writes in the lock: "pid=123 start=<RFC 3339>
-// up=<seconds since boot>".
+// lockInfo is what a holder writes in the lock: "pid=123 start=<RFC 3339>".
 type lockInfo struct {
 	pid   int
 	start string
-	up    int64 // seconds since boot when written; 0: not known
 }
 
 func (li lockInfo) String() string {
@@ -54,11 +51,7 @@ func (li lockInfo) String() string {
 }
 
 func ownInfo() []byte {
-	b := fmt.Appendf(nil, "pid=%d start=%s", os.Getpid(), time.Now().UTC().Format(time.RFC3339))
-	if m := uptimeSeconds(); m > 0 {
-		b = fmt.Appendf(b, " up=%d", m)
-	}
-	return append(b, '\n')
+	return fmt.Appendf(nil, "pid=%d start=%s\n", os.Getpid(), time.Now().UTC().Format(time.RFC3339))
 }
 
 func parseLockInfo(b []byte) lockInfo {
@@ -75,10 +68,6 @@ func parseLockInfo(b []byte) lockInfo {
 			}
 		case "start":
 			li.start = v
-		case "up":
-			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 {
-				li.up = n
-			}
 		}
 	}
 	return li
@@ -148,7 +137,6 @@ func acquirePIDFile(p string) (*Lock, error) {
 				os.Remove(p)
 				return nil, fmt.Errorf("write lock %s: %w", p, werr)
 			}
-			pidFilesHeld.Store(p, struct{}{})
 			return &Lock{pidPath: p}, nil
 		}
 		if !errors.Is(err, fs.ErrExist) {
@@ -162,7 +150,7 @@ func acquirePIDFile(p string) (*Lock, error) {
 			return nil, fmt.Errorf("read lock %s: %w", p, err)
 		}
 		li := parseLockInfo(b)
-		if li.pid > 0 && processAlive(li.pid) && !staleHolder(p, li) {
+		if li.pid > 0 && processAlive(li.pid) {
 			return nil, fmt.Errorf("%w: %s is held by %s", ErrLocked, p, li)
 		}
 		if li.pid <= 0 {
@@ -180,26 +168,6 @@ func acquirePIDFile(p string) (*Lock, error) {
 	return nil, fmt.Errorf("%w: %s keeps changing hands", ErrLocked, p)
 }
 
-// pidFilesHeld are the pid files this process holds, so that a file naming
-// our pid can be told from one left by an earlier process that had it.
-var pidFilesHeld sync.Map // path -> struct{}
-
-// staleHolder reports whether the live pid li names cannot be the holder:
-// the file was written before the last boot (the host has been up for
-// less time than it had then), or it names this process, which does not
-// hold it. Pids are handed out again after a reboot, so the pid in a file
-// left from before one may well be another process's, or ours.
-func staleHolder(path string, li lockInfo) bool {
-	if now := uptimeSeconds(); li.up > 0 && now > 0 && now < li.up {
-		return true
-	}
-	if li.pid == os.Getpid() {
-		_, held := pidFilesHeld.Load(path)
-		return !held
-	}
-	return false
-}
-
 // Release gives the lock up.
 func (l *Lock) Release() error {
 	if l == nil {
@@ -215,7 +183,6 @@ func (l *Lock) Release() error {
 	if l.pidPath != "" {
 		p := l.pidPath
 		l.pidPath = ""
-		pidFilesHeld.Delete(p)
 		if li := parseLockInfo(readQuiet(p)); li.pid != os.Getpid() {
 			return fmt.Errorf("release lock %s: now held by %s", p, li)
 		}

@@ -113,47 +113,6 @@ func TestLockPIDFileEmpty(t *testing.T) {
 	l.Release()
 }
 
-// A pid file left from before a reboot names a pid that is alive again,
-// another process's or our own: it is stale all the same. One written in
-// this boot by a live process other than us holds.
-func TestLockPIDFileAfterReboot(t *testing.T) {
-	now := uptimeSeconds()
-	if now <= 0 {
-		t.Skip("no uptime here")
-	}
-	for _, c := range []struct {
-		name, content string
-		held          bool
-	}{
-		{"live pid, this boot", fmt.Sprintf("pid=1 start=2026-11-26T10:00:00Z up=%d\n", max(now-10, 1)), true},
-		{"live pid, no boot clock (older heapguard)", "pid=1 start=2026-11-26T10:00:00Z\n", true},
-		{"live pid, before a reboot", fmt.Sprintf("pid=1 start=2026-11-20T10:00:00Z up=%d\n", now+3600), false},
-		{"our pid, not held by us", fmt.Sprintf("pid=%d start=2026-11-20T10:00:00Z up=%d\n", os.Getpid(), max(now-10, 1)), false},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			dir := t.TempDir()
-			if err := os.WriteFile(filepath.Join(dir, LockPIDFile), []byte(c.content), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			l, err := acquireLock(dir, false)
-			if c.held {
-				if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "pid 1 ") {
-					t.Fatalf("got %v, want ErrLocked naming pid 1", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("stale pid file: %v", err)
-			}
-			b, _ := os.ReadFile(filepath.Join(dir, LockPIDFile))
-			if li := parseLockInfo(b); li.pid != os.Getpid() || li.up <= 0 {
-				t.Errorf("lock now says %q: want our pid and the uptime", b)
-			}
-			l.Release()
-		})
-	}
-}
-
 func TestAcquireLockMethod(t *testing.T) {
 	l, err := AcquireLock(t.TempDir())
 	if err != nil {
