@@ -289,7 +289,8 @@ step_doctor() {
 	fi
 	local root="$WORK/host-doctor"
 	sim_host "$root"
-	# The state folder on the simulated datastore, as on a real host.
+	# A state folder on the simulated datastore, as on a real host (where
+	# the default is heapguard-state/<host name> beside the binary).
 	run_step doctor ok "$HEAPGUARD" doctor --root "$root" --state-dir "$root/vmfs/volumes/datastore1/heapguard-state"
 }
 

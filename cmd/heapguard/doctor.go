@@ -49,7 +49,10 @@ func runDoctor(ctx context.Context, e env, opts any, args []string) int {
 	exe, _ := os.Executable()
 	stateDir := o.stateDir
 	if stateDir == "" {
-		stateDir, _ = defaultStateDir() // "": the doctor says it found none
+		var err error
+		if stateDir, err = defaultStateDir(); err != nil {
+			fmt.Fprintf(e.stderr, "heapguard doctor: %v\n", err) // and the state check warns
+		}
 	}
 	d := agent.RunDoctor(ctx, agent.DoctorOptions{Root: o.root, StateDir: stateDir, SelfExe: exe})
 	var err error

@@ -1,27 +1,58 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/heapguard/heapguard/remediate"
 )
+
+// stateRoot is the folder beside the binary that holds one state folder
+// per host.
+const stateRoot = "heapguard-state"
 
 // defaultStateDir is heapguard-state/<host name> beside the binary. The
 // binary usually sits on a datastore, which every host of a cluster may
 // mount: the state (log position, journal, budgets, lock) is one host's,
-// and two hosts must never share it.
+// and two hosts must not share it.
 func defaultStateDir() (string, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return "", fmt.Errorf("find the state folder: %w (give --state-dir)", err)
 	}
 	name, err := os.Hostname()
-	dir := hostDirName(name)
-	if err != nil || dir == "" {
-		return "", fmt.Errorf("find the state folder: no usable host name (%q, %v): give --state-dir", name, err)
+	if err != nil {
+		return "", fmt.Errorf("find the state folder: host name: %w (give --state-dir)", err)
 	}
-	return filepath.Join(filepath.Dir(exe), "heapguard-state", dir), nil
+	return stateDirFor(filepath.Dir(exe), name)
+}
+
+// stateDirFor is defaultStateDir for a binary in dir on the host named
+// name. It refuses a name that does not tell hosts apart, and a
+// heapguard-state that holds state itself (written before state folders
+// were per host): using a new folder beside it would forget its budgets,
+// breaker and log position, and not see its lock.
+func stateDirFor(dir, name string) (string, error) {
+	host := hostDirName(name)
+	if host == "" || host == "localhost" || strings.HasPrefix(host, "localhost.") {
+		return "", fmt.Errorf("find the state folder: the host name %q does not tell hosts apart: set one (esxcli system hostname set) or give --state-dir", name)
+	}
+	root := filepath.Join(dir, stateRoot)
+	for _, f := range []string{remediate.LockFile, remediate.LockPIDFile, remediate.GuardsFile, remediate.JournalFile, "state.json"} {
+		_, err := os.Lstat(filepath.Join(root, f))
+		if err == nil {
+			return "", fmt.Errorf("find the state folder: %s holds the state of an earlier heapguard (%s): stop it, then move those files into %s, or give --state-dir %s",
+				root, f, filepath.Join(root, host), root)
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("find the state folder: %w (give --state-dir)", err)
+		}
+	}
+	return filepath.Join(root, host), nil
 }
 
 // hostDirName turns a host name into one safe path element: lower case,
