@@ -29,8 +29,12 @@ const (
 type ReportOptions struct {
 	Logs      []string // log files, plain or .gz, in any order
 	HeapStats []string // files holding `vsish -e cat|get …/stats` output
-	Year      int      // year of 4.x syslog dates; 0: each file's modification year
-	Since     time.Time
+	// Year is the year of the oldest 4.x syslog date of each log: its
+	// copies are read oldest first (see olderFirst), each going on from
+	// the year where the one before ended. 0: each file takes its own
+	// modification year.
+	Year  int
+	Since time.Time
 	// FlapCycles within FlapWindow make a port flapping (defaults 10 in 5m).
 	FlapCycles int
 	FlapWindow time.Duration
@@ -105,12 +109,31 @@ func BuildReport(opt ReportOptions) *Report {
 	r := &Report{Files: []string{}, Ports: []PortReport{}, HeapEvents: []HeapEventReport{},
 		Dumps: []DumpReport{}, Heaps: []HeapReport{}, Errors: []string{}, Warnings: []string{}, Reasons: []string{}}
 	scan := collector.ScanOptions{Year: opt.Year, Since: opt.Since, FlapCycles: opt.FlapCycles, FlapWindow: opt.FlapWindow}
+	logs := opt.Logs
+	// With a year given, the copies of one log are read oldest first and
+	// each goes on from the year where the one before ended.
+	var chains map[string]*collector.SyslogState
+	if opt.Year != 0 && len(logs) > 1 {
+		logs = olderFirst(logs)
+		chains = map[string]*collector.SyslogState{}
+	}
 	var parts []*collector.Summary
-	for _, p := range opt.Logs {
-		s, err := collector.ScanFile(p, scan)
+	for _, p := range logs {
+		sc := scan
+		if chains != nil {
+			fam := logFamily(p)
+			if chains[fam] == nil {
+				chains[fam] = &collector.SyslogState{}
+			}
+			sc.Syslog = chains[fam]
+		}
+		s, err := collector.ScanFile(p, sc)
 		if err != nil {
 			r.Errors = append(r.Errors, fmt.Sprintf("read log %s: %v", p, pathCause(err)))
 			if s == nil {
+				if chains != nil {
+					r.Warnings = append(r.Warnings, fmt.Sprintf("newer copies of %s take their 4.x year from before the unreadable %s", logFamily(p), p))
+				}
 				continue
 			}
 		}
@@ -435,4 +458,64 @@ func HostLogs(root string) []string {
 		out = append(out, o.path)
 	}
 	return append(out, live)
+}
+
+// olderFirst orders the copies of each log oldest first, the logs (see
+// logFamily) one after the other: by the rotation number in the names
+// (messages.2.gz, messages.1.gz, messages.0.gz, then messages), then by
+// modification time (copies taken without their times keep the order they
+// were given in).
+func olderFirst(paths []string) []string {
+	type file struct {
+		path, family string
+		gen          int // -1: no rotation number, the live file
+		mtime        time.Time
+	}
+	files := make([]file, len(paths))
+	for i, p := range paths {
+		_, gen := splitRotation(filepath.Base(p))
+		files[i] = file{path: p, family: logFamily(p), gen: gen}
+		if fi, err := os.Stat(p); err == nil {
+			files[i].mtime = fi.ModTime()
+		}
+	}
+	slices.SortStableFunc(files, func(a, b file) int {
+		if c := strings.Compare(a.family, b.family); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(b.gen, a.gen); c != 0 {
+			return c
+		}
+		return a.mtime.Compare(b.mtime)
+	})
+	out := make([]string, len(files))
+	for i, f := range files {
+		out[i] = f.path
+	}
+	return out
+}
+
+// logFamily names the log a file is a copy of: its folder and its name
+// without a rotation suffix (".N", ".N.gz") and ".log", so that
+// /var/log/messages.1.gz and /var/log/messages are one log, and two hosts'
+// copies in two folders are two.
+func logFamily(path string) string {
+	base, _ := splitRotation(filepath.Base(path))
+	return filepath.Join(filepath.Dir(path), strings.TrimSuffix(base, ".log"))
+}
+
+// splitRotation splits "name.N" or "name.N.gz" (N below 1000: rotations
+// are few, and larger numbers are dates or addresses) into name and N;
+// other names come back whole (without ".gz") with N = -1.
+func splitRotation(name string) (string, int) {
+	name = strings.TrimSuffix(name, ".gz")
+	i := strings.LastIndexByte(name, '.')
+	if i < 0 {
+		return name, -1
+	}
+	n, err := strconv.Atoi(name[i+1:])
+	if err != nil || n < 0 || n >= 1000 || strconv.Itoa(n) != name[i+1:] {
+		return name, -1
+	}
+	return name[:i], n
 }

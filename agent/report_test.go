@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -41,6 +42,105 @@ func TestReportFileOrder(t *testing.T) {
 		g, w := got.Ports[0], want.Ports[0]
 		if !g.First.Equal(w.First) || !g.Last.Equal(w.Last) || g.Enabled != 120 || g.Enabled != w.Enabled || g.Flapping != w.Flapping {
 			t.Errorf("order %v: port %+v, want %+v", order, g, w)
+		}
+	}
+}
+
+// --year with rotated 4.x copies that cross New Year: the year is the
+// oldest copy's, and the newer copy's January lines fall in the next year,
+// whatever order the files are given in.
+func TestReportYearAcrossFiles(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	older := write("messages.1", "Dec 31 23:59:50 vmkernel: 7:19:45:13.619 cpu5:45459)NetPort: 1165: disabled port 0x3000003\n")
+	newer := write("messages", "Jan  1 00:00:10 vmkernel: 7:19:45:33.619 cpu5:45459)NetPort: 982: enabled port 0x3000003 with mac 00:50:56:84:5a:b1\n")
+	// The copies' times say nothing (copied without them), or the opposite.
+	now := time.Now()
+	os.Chtimes(older, now, now)
+	os.Chtimes(newer, now.Add(-time.Hour), now.Add(-time.Hour))
+	for _, logs := range [][]string{{older, newer}, {newer, older}} {
+		r := BuildReport(ReportOptions{Logs: logs, Year: 2013})
+		if len(r.Ports) != 1 {
+			t.Fatalf("ports %+v", r.Ports)
+		}
+		p := r.Ports[0]
+		if want := time.Date(2013, 12, 31, 23, 59, 50, 0, time.UTC); !p.First.Equal(want) {
+			t.Errorf("logs %v: first %v, want %v", logs, p.First, want)
+		}
+		if want := time.Date(2014, 1, 1, 0, 0, 10, 0, time.UTC); !p.Last.Equal(want) {
+			t.Errorf("logs %v: last %v, want %v", logs, p.Last, want)
+		}
+	}
+}
+
+func TestOlderFirst(t *testing.T) {
+	in := []string{"/l/messages", "/m/messages.1", "/l/messages.0.gz", "/l/messages.2.gz", "/l/messages.10", "/l/messages.1", "/m/messages"}
+	want := []string{"/l/messages.10", "/l/messages.2.gz", "/l/messages.1", "/l/messages.0.gz", "/l/messages", "/m/messages.1", "/m/messages"}
+	if got := olderFirst(in); !slices.Equal(got, want) {
+		t.Errorf("olderFirst(%v) = %v, want %v", in, got, want)
+	}
+	for name, want := range map[string]int{"vmkernel.log": -1, "vmkernel.0.gz": 0, "messages.07": -1, "messages.-1": -1,
+		"x.3": 3, "messages": -1, "messages.20140102": -1, "messages.999": 999} {
+		if _, got := splitRotation(name); got != want {
+			t.Errorf("splitRotation(%q) = %d, want %d", name, got, want)
+		}
+	}
+	for p, want := range map[string]string{"/v/vmkernel.log": "/v/vmkernel", "/v/vmkernel.3.gz": "/v/vmkernel", "/v/messages.1": "/v/messages", "/w/messages": "/w/messages"} {
+		if got := logFamily(p); got != want {
+			t.Errorf("logFamily(%q) = %q, want %q", p, got, want)
+		}
+	}
+
+	// Copies with one rotation number (plain and compressed): by time.
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "messages.0"), filepath.Join(dir, "messages.0.gz")
+	for _, p := range []string{a, b} {
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	os.Chtimes(a, now, now)
+	os.Chtimes(b, now.Add(-time.Hour), now.Add(-time.Hour))
+	if got := olderFirst([]string{a, b}); !slices.Equal(got, []string{b, a}) {
+		t.Errorf("by time: %v, want %v", got, []string{b, a})
+	}
+}
+
+// Two hosts' logs given together with --year do not share a year chain.
+func TestReportYearPerLog(t *testing.T) {
+	dir := t.TempDir()
+	write := func(p, content string) string {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	line := func(mon string, port int) string {
+		return fmt.Sprintf("%s 10 10:00:00 vmkernel: 7:19:45:13.619 cpu5:45459)NetPort: 1165: disabled port 0x300000%d\n", mon, port)
+	}
+	logs := []string{
+		write(filepath.Join(dir, "a", "messages.1"), line("Mar", 1)),
+		write(filepath.Join(dir, "a", "messages"), line("Mar", 2)),
+		write(filepath.Join(dir, "b", "messages.1"), line("Dec", 3)),
+		write(filepath.Join(dir, "b", "messages"), line("Dec", 4)),
+	}
+	r := BuildReport(ReportOptions{Logs: logs, Year: 2013})
+	if len(r.Ports) != 4 {
+		t.Fatalf("ports %+v", r.Ports)
+	}
+	for _, p := range r.Ports {
+		if p.First.Year() != 2013 {
+			t.Errorf("port %s first %v: want 2013", p.Port, p.First)
 		}
 	}
 }

@@ -23,6 +23,7 @@ type Parser struct {
 	modTime time.Time
 	lastMon int
 	started bool // the first syslog line has fixed the year
+	carried bool // year and lastMon come from an older file (ScanOptions.Syslog)
 	prevOK  bool // the previous line was parsed or a continuation
 }
 
@@ -73,6 +74,13 @@ func (p *Parser) syslogYear(h *header) {
 			if h.time(p.year).After(p.modTime.Add(24 * time.Hour)) {
 				p.year--
 			}
+		}
+	} else if p.carried {
+		// The first line after an older file: New Year may lie between
+		// them, and so may a long gap, so the year never goes back here.
+		p.carried = false
+		if h.mon < p.lastMon-6 {
+			p.year++
 		}
 	} else if h.mon < p.lastMon-6 {
 		// Months only go back by a lot across New Year; lines a few seconds

@@ -44,6 +44,24 @@ type ScanOptions struct {
 	// FlapCycles within FlapWindow make a port flapping (defaults 10, 5m).
 	FlapCycles int
 	FlapWindow time.Duration
+	// Syslog, when not nil, carries the year of 4.x dates from one file to
+	// the next copy of the same log (rotated copies read oldest first): a
+	// scan starts from it once it is set, instead of Year or the file's
+	// time, and leaves in it where its own last 4.x line stood. The first
+	// line goes on in the same year, or the next when its month is more
+	// than 6 before the carried one; never back.
+	Syslog *SyslogState
+}
+
+// SyslogState is where 4.x dates stand after a line: its year and month.
+// The zero value means no 4.x line yet.
+type SyslogState struct{ Year, Month int }
+
+// carry leaves the parser's 4.x state in opt.Syslog.
+func (st *scanState) carry(opt ScanOptions) {
+	if opt.Syslog != nil && st.p.started {
+		*opt.Syslog = SyslogState{Year: st.p.year, Month: st.p.lastMon}
+	}
 }
 
 // ScanFile summarises one log file: plain or gzip (detected by its magic
@@ -84,7 +102,9 @@ func ScanFile(path string, opt ScanOptions) (*Summary, error) {
 		// 4.x lines need the year carried from line to line: read in order.
 	}
 	st := newScanState(opt, fi.ModTime(), false)
-	if err := st.readRange(f, 0, fi.Size(), windowSize, MaxLineLen, true); err != nil {
+	err = st.readRange(f, 0, fi.Size(), windowSize, MaxLineLen, true)
+	st.carry(opt)
+	if err != nil {
 		return st.sum, fmt.Errorf("scan %s: %w", path, err)
 	}
 	return st.sum, nil
@@ -99,6 +119,7 @@ func Scan(r io.Reader, opt ScanOptions) (*Summary, error) {
 	}
 	st := newScanState(opt, time.Time{}, false)
 	err := st.read(br, make([]byte, readSize+MaxLineLen), MaxLineLen)
+	st.carry(opt)
 	return st.sum, err
 }
 
@@ -111,7 +132,9 @@ func scanGzip(r io.Reader, opt ScanOptions, modTime time.Time) (*Summary, error)
 	}
 	defer zr.Close()
 	st := newScanState(opt, modTime, false)
-	if err := st.read(zr, make([]byte, readSize+MaxLineLen), MaxLineLen); err != nil {
+	err = st.read(zr, make([]byte, readSize+MaxLineLen), MaxLineLen)
+	st.carry(opt)
+	if err != nil {
 		return st.sum, fmt.Errorf("gunzip: %w", err)
 	}
 	return st.sum, nil
@@ -136,9 +159,13 @@ type scanState struct {
 }
 
 func newScanState(opt ScanOptions, modTime time.Time, chunk bool) *scanState {
+	p := NewParser(opt.Year, modTime)
+	if c := opt.Syslog; c != nil && c.Year != 0 {
+		p.year, p.lastMon, p.started, p.carried = c.Year, c.Month, true, true
+	}
 	return &scanState{
 		sum:      NewSummary(opt.FlapCycles, opt.FlapWindow),
-		p:        NewParser(opt.Year, modTime),
+		p:        p,
 		since:    opt.Since,
 		leadOpen: chunk,
 	}

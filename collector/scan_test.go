@@ -534,3 +534,59 @@ func TestMergeIntoZeroSummary(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
+
+// A 4.x year carried from one file to the next: the January lines of the
+// newer file are in the year after the December lines of the older one.
+func TestScanSyslogCarry(t *testing.T) {
+	older := "Dec 31 23:59:50 vmkernel: 7:19:45:13.619 cpu5:45459)NetPort: 1165: disabled port 0x3000003\n"
+	newer := "Jan  1 00:00:10 vmkernel: 7:19:45:33.619 cpu5:45459)NetPort: 982: enabled port 0x3000003 with mac 00:50:56:84:5a:b1\n"
+	st := &SyslogState{}
+	a, err := Scan(strings.NewReader(older), ScanOptions{Year: 2013, Syslog: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *st != (SyslogState{Year: 2013, Month: 12}) {
+		t.Fatalf("state after the older file: %+v", *st)
+	}
+	iso, err := Scan(strings.NewReader("2014-01-01T00:00:05.000Z cpu1:2)noise\n"), ScanOptions{Year: 2013, Syslog: st})
+	if err != nil || iso.Lines != 1 || *st != (SyslogState{Year: 2013, Month: 12}) {
+		t.Fatalf("an ISO file moved the state: %+v, %v", *st, err)
+	}
+	b, err := Scan(strings.NewReader(newer), ScanOptions{Year: 2013, Syslog: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.First.Year() != 2013 || b.First.Year() != 2014 || *st != (SyslogState{Year: 2014, Month: 1}) {
+		t.Errorf("older %v, newer %v, state %+v: want 2013, 2014, {2014 1}", a.First, b.First, *st)
+	}
+}
+
+// At a file boundary the carried year never goes back: a newer copy that
+// starts more than six months after the older one ended is in the same
+// year, and one a few seconds out of order stays in it too.
+func TestScanSyslogCarryBoundary(t *testing.T) {
+	line := func(date string) string {
+		return date + " vmkernel: 7:19:45:13.619 cpu5:45459)NetPort: 1165: disabled port 0x3000003\n"
+	}
+	for _, c := range []struct {
+		name         string
+		older, newer string
+		want         int
+	}{
+		{"long gap", line("Jan 20 10:00:00"), line("Aug  3 10:00:00"), 2014},
+		{"out of order", line("Mar  1 00:00:01"), line("Feb 28 23:59:59"), 2014},
+		{"new year", line("Dec 31 23:59:59"), line("Jan  1 00:00:01"), 2015},
+	} {
+		st := &SyslogState{}
+		if _, err := Scan(strings.NewReader(c.older), ScanOptions{Year: 2014, Syslog: st}); err != nil {
+			t.Fatal(err)
+		}
+		s, err := Scan(strings.NewReader(c.newer), ScanOptions{Year: 2014, Syslog: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.First.Year() != c.want {
+			t.Errorf("%s: newer file dated %v, want year %d", c.name, s.First, c.want)
+		}
+	}
+}

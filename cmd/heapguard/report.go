@@ -49,7 +49,7 @@ EXIT STATUS:
 			fs.BoolVar(&o.json, "json", false, "print one JSON object (schema: docs/json.md)")
 			fs.Var(&o.heapStats, "heap-stats", "`FILE` with vsish heap stats output (repeatable)")
 			fs.StringVar(&o.root, "root", "", "ESXi root `DIR` for .vmx files and default logs")
-			fs.IntVar(&o.year, "year", 0, "year of 4.x syslog dates (default: each file's modification year)")
+			fs.IntVar(&o.year, "year", 0, "year `N` of the oldest 4.x syslog date of each log; its newer rotated copies go on from it, across New Year (default: each file's modification year)")
 			fs.StringVar(&o.since, "since", "", "ignore events before `T` (RFC 3339, YYYY-MM-DD, or a duration ago like 6h)")
 			return o
 		},
