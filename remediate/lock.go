@@ -7,8 +7,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -28,15 +30,18 @@ var ErrLocked = errors.New("another heapguard instance is acting")
 type Lock struct {
 	f       *os.File // flock held on it
 	pidPath string   // fallback: the pid file we created
+	pidFile os.FileInfo
 	// Method says how the lock is held, for the log: "flock", or why the
 	// pid file fallback was used.
 	Method string
 }
 
-// lockInfo is what a holder writes in the lock: "pid=123 start=<RFC 3339>".
+// lockInfo is what a holder writes in the lock: "pid=123 start=<RFC 3339>
+// up=<seconds since boot>".
 type lockInfo struct {
 	pid   int
 	start string
+	up    int64 // 0: not written (older heapguard, or no uptime)
 }
 
 func (li lockInfo) String() string {
@@ -51,7 +56,11 @@ func (li lockInfo) String() string {
 }
 
 func ownInfo() []byte {
-	return fmt.Appendf(nil, "pid=%d start=%s\n", os.Getpid(), time.Now().UTC().Format(time.RFC3339))
+	b := fmt.Appendf(nil, "pid=%d start=%s", os.Getpid(), time.Now().UTC().Format(time.RFC3339))
+	if up := uptimeSeconds(); up > 0 {
+		b = fmt.Appendf(b, " up=%d", up)
+	}
+	return append(b, '\n')
 }
 
 func parseLockInfo(b []byte) lockInfo {
@@ -68,6 +77,10 @@ func parseLockInfo(b []byte) lockInfo {
 			}
 		case "start":
 			li.start = v
+		case "up":
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 {
+				li.up = n
+			}
 		}
 	}
 	return li
@@ -76,9 +89,11 @@ func parseLockInfo(b []byte) lockInfo {
 // AcquireLock takes <stateDir>/lock with flock(LOCK_EX|LOCK_NB). Where the
 // filesystem does not support flock (ESXi's VMFS and others may not; the
 // answer is ENOSYS, EINVAL, EOPNOTSUPP, or ENOLCK on NFS) it falls back to
-// creating <stateDir>/lock.pid with O_EXCL, holding our pid and start
-// time, and says so in Method. Another holder gives an error wrapping ErrLocked
-// that names its pid.
+// creating <stateDir>/lock.pid with O_EXCL, holding our pid, start time
+// and uptime, and says so in Method. A pid file whose process is gone, or
+// that was written before the last boot, or that names this process
+// without being held by it, is stale and taken over (see staleHolder).
+// Another holder gives an error wrapping ErrLocked that names its pid.
 func AcquireLock(stateDir string) (*Lock, error) { return acquireLock(stateDir, true) }
 
 func acquireLock(stateDir string, useFlock bool) (*Lock, error) {
@@ -122,7 +137,23 @@ func acquireLock(stateDir string, useFlock bool) (*Lock, error) {
 // stale: younger, its writer may be between create and write.
 const staleEmpty = time.Minute
 
+// pidFiles are the pid files this process holds, by file identity (a
+// path may be reached several ways). Its mutex serialises taking and
+// giving them up within the process, so a file naming our pid is ours
+// exactly when it is listed here.
+var pidFiles struct {
+	sync.Mutex
+	held []os.FileInfo
+}
+
+// heldIndex is where fi is in pidFiles.held, or -1.
+func heldIndex(fi os.FileInfo) int {
+	return slices.IndexFunc(pidFiles.held, func(h os.FileInfo) bool { return os.SameFile(h, fi) })
+}
+
 func acquirePIDFile(p string) (*Lock, error) {
+	pidFiles.Lock()
+	defer pidFiles.Unlock()
 	for attempt := 0; attempt < 3; attempt++ {
 		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if err == nil {
@@ -133,11 +164,16 @@ func acquirePIDFile(p string) (*Lock, error) {
 			if cerr := f.Close(); werr == nil {
 				werr = cerr
 			}
+			var fi os.FileInfo
+			if werr == nil {
+				fi, werr = os.Stat(p)
+			}
 			if werr != nil {
 				os.Remove(p)
 				return nil, fmt.Errorf("write lock %s: %w", p, werr)
 			}
-			return &Lock{pidPath: p}, nil
+			pidFiles.held = append(pidFiles.held, fi)
+			return &Lock{pidPath: p, pidFile: fi}, nil
 		}
 		if !errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("create lock %s: %w", p, err)
@@ -150,7 +186,7 @@ func acquirePIDFile(p string) (*Lock, error) {
 			return nil, fmt.Errorf("read lock %s: %w", p, err)
 		}
 		li := parseLockInfo(b)
-		if li.pid > 0 && processAlive(li.pid) {
+		if li.pid > 0 && processAlive(li.pid) && !staleHolder(p, li) {
 			return nil, fmt.Errorf("%w: %s is held by %s", ErrLocked, p, li)
 		}
 		if li.pid <= 0 {
@@ -168,6 +204,34 @@ func acquirePIDFile(p string) (*Lock, error) {
 	return nil, fmt.Errorf("%w: %s keeps changing hands", ErrLocked, p)
 }
 
+// rebootMargin is how far both the uptime and the wall clock must say the
+// holder of a pid file started before this boot before it counts as stale.
+const rebootMargin = 10 * time.Minute
+
+// staleHolder reports whether the live pid li names cannot hold the pid
+// file at p (with pidFiles locked). Pids are handed out again after a
+// reboot, so a pid file left from before one may name another process,
+// or this one:
+//   - written before the last boot: the uptime it records is above the
+//     uptime now, and its start time is before now minus the uptime, both
+//     by rebootMargin (two clocks, so that one clock that is not what it
+//     seems cannot free a held lock alone);
+//   - naming this process, which does not hold it.
+func staleHolder(p string, li lockInfo) bool {
+	if up := uptimeSeconds(); li.up > 0 && up > 0 && time.Duration(li.up-up)*time.Second > rebootMargin {
+		start, err := time.Parse(time.RFC3339, li.start)
+		boot := time.Now().Add(-time.Duration(up) * time.Second)
+		if err == nil && start.Before(boot.Add(-rebootMargin)) {
+			return true
+		}
+	}
+	if li.pid == os.Getpid() {
+		fi, err := os.Stat(p)
+		return err == nil && heldIndex(fi) < 0
+	}
+	return false
+}
+
 // Release gives the lock up.
 func (l *Lock) Release() error {
 	if l == nil {
@@ -183,7 +247,13 @@ func (l *Lock) Release() error {
 	if l.pidPath != "" {
 		p := l.pidPath
 		l.pidPath = ""
-		if li := parseLockInfo(readQuiet(p)); li.pid != os.Getpid() {
+		pidFiles.Lock()
+		defer pidFiles.Unlock()
+		if i := heldIndex(l.pidFile); i >= 0 {
+			pidFiles.held = slices.Delete(pidFiles.held, i, i+1)
+		}
+		fi, err := os.Stat(p)
+		if li := parseLockInfo(readQuiet(p)); err != nil || !os.SameFile(fi, l.pidFile) || li.pid != os.Getpid() {
 			return fmt.Errorf("release lock %s: now held by %s", p, li)
 		}
 		if err := os.Remove(p); err != nil {

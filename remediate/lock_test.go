@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -111,6 +113,98 @@ func TestLockPIDFileEmpty(t *testing.T) {
 		t.Fatalf("old empty pid file: %v", err)
 	}
 	l.Release()
+}
+
+// A pid file left from before a reboot names a pid that may be alive again,
+// another process's or our own: it is stale all the same, but only when
+// both the uptime and the wall clock say so.
+func TestLockPIDFileAfterReboot(t *testing.T) {
+	up := uptimeSeconds()
+	if up <= 0 {
+		t.Skip("no uptime here")
+	}
+	now := time.Now().UTC()
+	stamp := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
+	boot := -time.Duration(up) * time.Second
+	for _, c := range []struct {
+		name, content string
+		held          bool
+	}{
+		{"live pid, this boot", fmt.Sprintf("pid=1 start=%s up=%d\n", stamp(-10*time.Second), max(up-10, 1)), true},
+		{"live pid, no uptime (older heapguard)", fmt.Sprintf("pid=1 start=%s\n", stamp(boot-48*time.Hour)), true},
+		{"live pid, before a reboot", fmt.Sprintf("pid=1 start=%s up=%d\n", stamp(boot-48*time.Hour), up+7200), false},
+		{"uptime says reboot, wall clock does not", fmt.Sprintf("pid=1 start=%s up=%d\n", stamp(-10*time.Second), up+7200), true},
+		{"wall clock says reboot, uptime does not", fmt.Sprintf("pid=1 start=%s up=%d\n", stamp(boot-48*time.Hour), max(up-10, 1)), true},
+		{"our pid, not held by us", fmt.Sprintf("pid=%d start=%s up=%d\n", os.Getpid(), stamp(-10*time.Second), max(up-10, 1)), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, LockPIDFile), []byte(c.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			l, err := acquireLock(dir, false)
+			if c.held {
+				if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "pid 1 ") {
+					t.Fatalf("got %v, want ErrLocked naming pid 1", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("stale pid file: %v", err)
+			}
+			b, _ := os.ReadFile(filepath.Join(dir, LockPIDFile))
+			if li := parseLockInfo(b); li.pid != os.Getpid() || li.up <= 0 {
+				t.Errorf("lock now says %q: want our pid and the uptime", b)
+			}
+			if err := l.Release(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// Within one process the pid-file lock is held once, whatever path leads to
+// it and however many goroutines try.
+func TestLockPIDFileOncePerProcess(t *testing.T) {
+	dir := t.TempDir()
+	alias := filepath.Join(t.TempDir(), "alias")
+	if err := os.Symlink(dir, alias); err != nil {
+		t.Fatal(err)
+	}
+	l, err := acquireLock(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := acquireLock(alias, false); !errors.Is(err, ErrLocked) {
+		t.Fatalf("through a symlink while held: got %v, want ErrLocked", err)
+	}
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
+	}
+
+	var holders, most atomic.Int32
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 200 {
+				l, err := acquireLock(dir, false)
+				if err != nil {
+					continue
+				}
+				n := holders.Add(1)
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				}
+				holders.Add(-1)
+				if err := l.Release(); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if m := most.Load(); m != 1 {
+		t.Errorf("%d holders at once, want 1", m)
+	}
 }
 
 func TestAcquireLockMethod(t *testing.T) {
