@@ -213,7 +213,8 @@ step_stock() {
 	# check starts timers and children, so it reaches the netpoller.
 	local root="$WORK/host-stock" cmd
 	if has_subcommand "$HEAPGUARD_STOCK" check; then
-		cmd=("$HEAPGUARD_STOCK" check --dry-run --root "$root")
+		# Its own state folder: the default lies beside the binary.
+		cmd=("$HEAPGUARD_STOCK" check --dry-run --root "$root" --state-dir "$WORK/state-stock")
 	elif stand_in "$HEAPGUARD_STOCK" report; then
 		cmd=("$HEAPGUARD_STOCK" report --json --root "$root")
 	else
