@@ -88,7 +88,10 @@ type Watcher struct {
 	journal *remediate.Journal
 	guards  *remediate.Guards
 	lock    *remediate.Lock
-	exec    remediate.Executor
+	// lockAt is when the lock's uptime was last refreshed (real time: it
+	// is compared with the host's uptime).
+	lockAt time.Time
+	exec   remediate.Executor
 
 	statePath  string
 	st         savedState
@@ -275,6 +278,7 @@ func acts(p Plan) bool {
 // Poll samples the host, decides and acts: one step of the loop. The log
 // lines must have been consumed before.
 func (w *Watcher) Poll(ctx context.Context) (Result, error) {
+	w.refreshLock()
 	now := w.opt.Clock.Now()
 	obs := Observations{Time: now}
 	obs.Heaps, obs.HeapErr = w.sampleHeaps(ctx, now)
@@ -655,4 +659,18 @@ func withFlapLimits(st collector.FlapState, cycles int, window time.Duration) co
 		st.Window = window
 	}
 	return st
+}
+
+// lockRefresh is how often a long-running watcher brings its pid-file lock
+// up to date, so that a reboot soon after it dies is told apart.
+const lockRefresh = 5 * time.Minute
+
+func (w *Watcher) refreshLock() {
+	if w.lock == nil || time.Since(w.lockAt) < lockRefresh {
+		return
+	}
+	w.lockAt = time.Now()
+	if err := w.lock.Refresh(); err != nil {
+		w.log.Warn("lock", zap.Error(err))
+	}
 }

@@ -31,6 +31,7 @@ type Lock struct {
 	f       *os.File // flock held on it
 	pidPath string   // fallback: the pid file we created
 	pidFile os.FileInfo
+	start   string // when we took it, as written in it
 	// Method says how the lock is held, for the log: "flock", or why the
 	// pid file fallback was used.
 	Method string
@@ -55,8 +56,11 @@ func (li lockInfo) String() string {
 	return s
 }
 
-func ownInfo() []byte {
-	b := fmt.Appendf(nil, "pid=%d start=%s", os.Getpid(), time.Now().UTC().Format(time.RFC3339))
+func ownInfo() []byte { return lockContent(time.Now().UTC().Format(time.RFC3339)) }
+
+// lockContent is what we write in a lock we took at start.
+func lockContent(start string) []byte {
+	b := fmt.Appendf(nil, "pid=%d start=%s", os.Getpid(), start)
 	if up := uptimeSeconds(); up > 0 {
 		b = fmt.Appendf(b, " up=%d", up)
 	}
@@ -157,23 +161,7 @@ func acquirePIDFile(p string) (*Lock, error) {
 	for attempt := 0; attempt < 3; attempt++ {
 		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if err == nil {
-			_, werr := f.Write(ownInfo())
-			if werr == nil {
-				werr = f.Sync()
-			}
-			if cerr := f.Close(); werr == nil {
-				werr = cerr
-			}
-			var fi os.FileInfo
-			if werr == nil {
-				fi, werr = os.Stat(p)
-			}
-			if werr != nil {
-				os.Remove(p)
-				return nil, fmt.Errorf("write lock %s: %w", p, werr)
-			}
-			pidFiles.held = append(pidFiles.held, fi)
-			return &Lock{pidPath: p, pidFile: fi}, nil
+			return createdPIDFile(p, f)
 		}
 		if !errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("create lock %s: %w", p, err)
@@ -187,7 +175,7 @@ func acquirePIDFile(p string) (*Lock, error) {
 		}
 		li := parseLockInfo(b)
 		if li.pid > 0 && processAlive(li.pid) && !staleHolder(p, li) {
-			return nil, fmt.Errorf("%w: %s is held by %s", ErrLocked, p, li)
+			return nil, fmt.Errorf("%w: %s is held by %s (if no heapguard runs on this host, remove the file)", ErrLocked, p, li)
 		}
 		if li.pid <= 0 {
 			st, err := os.Stat(p)
@@ -195,13 +183,95 @@ func acquirePIDFile(p string) (*Lock, error) {
 				return nil, fmt.Errorf("%w: %s is held by %s", ErrLocked, p, li)
 			}
 		}
-		// Stale. Remove it only if it is still the file we judged; another
-		// instance may have replaced it since.
-		if again, err := os.ReadFile(p); err == nil && bytes.Equal(again, b) {
-			os.Remove(p)
-		}
+		// Stale: take away the file judged, and only that one.
+		takeAway(p, func(moved string) bool {
+			again, err := os.ReadFile(moved)
+			return err == nil && bytes.Equal(again, b)
+		})
 	}
 	return nil, fmt.Errorf("%w: %s keeps changing hands", ErrLocked, p)
+}
+
+// createdPIDFile writes our name into f, just created at p, and checks that
+// p is still f: a writer stalled past staleEmpty may have seen its empty
+// file judged stale and replaced, and must not then take the other's.
+func createdPIDFile(p string, f *os.File) (*Lock, error) {
+	fi, err := f.Stat()
+	start := time.Now().UTC().Format(time.RFC3339)
+	if err == nil {
+		_, err = f.Write(lockContent(start))
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		if fi != nil {
+			takeAway(p, func(moved string) bool { return sameFile(moved, fi) })
+		}
+		return nil, fmt.Errorf("write lock %s: %w", p, err)
+	}
+	if !sameFile(p, fi) {
+		return nil, fmt.Errorf("%w: %s was taken over while it was being written (the disk stalled)", ErrLocked, p)
+	}
+	pidFiles.held = append(pidFiles.held, fi)
+	return &Lock{pidPath: p, pidFile: fi, start: start}, nil
+}
+
+// takeAway removes the file at p if it is the one judged (isJudged, given
+// where it was moved). The file is first renamed to a name of our own, an
+// atomic step: when another instance put a new file at p meanwhile, that
+// is what was moved, and it is put back rather than removed.
+func takeAway(p string, isJudged func(moved string) bool) {
+	moved := fmt.Sprintf("%s.stale.%d", p, os.Getpid())
+	if os.Rename(p, moved) != nil {
+		return
+	}
+	if isJudged(moved) {
+		os.Remove(moved)
+		return
+	}
+	os.Rename(moved, p)
+}
+
+func sameFile(p string, fi os.FileInfo) bool {
+	now, err := os.Stat(p)
+	return err == nil && os.SameFile(now, fi)
+}
+
+// Refresh brings the uptime in a pid-file lock up to date, so that the file
+// tells a reboot apart however soon after its start the holder dies (see
+// staleHolder). Long-running holders call it now and then; for flock it
+// does nothing.
+func (l *Lock) Refresh() error {
+	if l == nil || l.pidPath == "" {
+		return nil
+	}
+	pidFiles.Lock()
+	defer pidFiles.Unlock()
+	p := l.pidPath
+	if li := parseLockInfo(readQuiet(p)); !sameFile(p, l.pidFile) || li.pid != os.Getpid() {
+		return fmt.Errorf("refresh lock %s: now held by %s", p, li)
+	}
+	// Rewritten in place: a reader in between sees a young empty file,
+	// which counts as held.
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return fmt.Errorf("refresh lock %s: %w", p, err)
+	}
+	_, err = f.Write(lockContent(l.start))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("refresh lock %s: %w", p, err)
+	}
+	return nil
 }
 
 // rebootMargin is how far both the uptime and the wall clock must say the
@@ -253,6 +323,9 @@ func (l *Lock) Release() error {
 			pidFiles.held = slices.Delete(pidFiles.held, i, i+1)
 		}
 		fi, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("release lock %s: the file is gone", p)
+		}
 		if li := parseLockInfo(readQuiet(p)); err != nil || !os.SameFile(fi, l.pidFile) || li.pid != os.Getpid() {
 			return fmt.Errorf("release lock %s: now held by %s", p, li)
 		}

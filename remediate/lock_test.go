@@ -1,8 +1,10 @@
 package remediate
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -253,4 +255,99 @@ func FuzzParseLockInfo(f *testing.F) {
 		}
 		_ = li.String()
 	})
+}
+
+// A writer stalled while its file was still empty, whose file was judged
+// stale and replaced meanwhile, does not take the other's file for its own.
+func TestLockPIDFileTakenWhileWriting(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, LockPIDFile)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another instance takes the "stale" empty file over.
+	other := "pid=1 start=2026-11-26T10:00:00Z\n"
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(other), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pidFiles.Lock()
+	l, err := createdPIDFile(p, f)
+	pidFiles.Unlock()
+	if !errors.Is(err, ErrLocked) || l != nil {
+		t.Fatalf("got %v, %v; want ErrLocked", l, err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != other {
+		t.Errorf("the other's file now says %q", b)
+	}
+}
+
+// Taking a stale file away never removes a file put there meanwhile.
+func TestLockTakeAway(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, LockPIDFile)
+	judged := []byte("pid=999999 start=2026-11-20T10:00:00Z\n")
+	isJudged := func(moved string) bool {
+		b, err := os.ReadFile(moved)
+		return err == nil && bytes.Equal(b, judged)
+	}
+	live := []byte("pid=1 start=2026-11-26T10:00:00Z\n")
+	if err := os.WriteFile(p, live, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	takeAway(p, isJudged)
+	if b, err := os.ReadFile(p); err != nil || !bytes.Equal(b, live) {
+		t.Errorf("a live file put there meanwhile: now %q, %v", b, err)
+	}
+	if err := os.WriteFile(p, judged, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	takeAway(p, isJudged)
+	if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the judged file is still there: %v", err)
+	}
+	if left, _ := filepath.Glob(p + ".stale.*"); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}
+
+// Refresh keeps the holder and its start, and refuses a file that is no
+// longer ours.
+func TestLockRefresh(t *testing.T) {
+	dir := t.TempDir()
+	l, err := acquireLock(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, LockPIDFile)
+	before := parseLockInfo(readQuiet(p))
+	if err := l.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	after := parseLockInfo(readQuiet(p))
+	if after.pid != os.Getpid() || after.start != before.start || after.up < before.up {
+		t.Errorf("after refresh %+v, before %+v", after, before)
+	}
+	if _, err := acquireLock(dir, false); !errors.Is(err, ErrLocked) {
+		t.Errorf("after refresh, a second acquire: %v", err)
+	}
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("pid=1 start=2026-11-26T10:00:00Z\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Refresh(); err == nil || !strings.Contains(err.Error(), "pid 1") {
+		t.Errorf("refresh of a file no longer ours: %v", err)
+	}
+	if b, _ := os.ReadFile(p); !strings.HasPrefix(string(b), "pid=1 ") {
+		t.Errorf("refresh wrote over another's file: %q", b)
+	}
+	var flock *Lock
+	if err := flock.Refresh(); err != nil {
+		t.Errorf("nil lock: %v", err)
+	}
 }
