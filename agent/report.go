@@ -109,31 +109,28 @@ func BuildReport(opt ReportOptions) *Report {
 	r := &Report{Files: []string{}, Ports: []PortReport{}, HeapEvents: []HeapEventReport{},
 		Dumps: []DumpReport{}, Heaps: []HeapReport{}, Errors: []string{}, Warnings: []string{}, Reasons: []string{}}
 	scan := collector.ScanOptions{Year: opt.Year, Since: opt.Since, FlapCycles: opt.FlapCycles, FlapWindow: opt.FlapWindow}
-	logs := opt.Logs
+	logs := r.uniqueLogs(opt.Logs)
 	// With a year given, the copies of one log are read oldest first and
 	// each goes on from the year where the one before ended.
-	var chains map[string]*collector.SyslogState
+	var chains yearChains
 	if opt.Year != 0 && len(logs) > 1 {
 		logs = olderFirst(logs)
-		chains = map[string]*collector.SyslogState{}
+		chains = yearChains{}
 	}
 	var parts []*collector.Summary
-	for _, p := range logs {
+	for i, p := range logs {
 		sc := scan
+		fam := logFamily(p)
 		if chains != nil {
-			fam := logFamily(p)
-			if chains[fam] == nil {
-				chains[fam] = &collector.SyslogState{}
-			}
-			sc.Syslog = chains[fam]
+			sc.Syslog = chains.next(fam, p, r)
 		}
 		s, err := collector.ScanFile(p, sc)
 		if err != nil {
 			r.Errors = append(r.Errors, fmt.Sprintf("read log %s: %v", p, pathCause(err)))
+			if chains != nil && i+1 < len(logs) && logFamily(logs[i+1]) == fam {
+				r.Warnings = append(r.Warnings, fmt.Sprintf("the 4.x dates of the copies of %s newer than %s may be a year off: it could not be read whole", fam, p))
+			}
 			if s == nil {
-				if chains != nil {
-					r.Warnings = append(r.Warnings, fmt.Sprintf("newer copies of %s take their 4.x year from before the unreadable %s", logFamily(p), p))
-				}
 				continue
 			}
 		}
@@ -458,6 +455,57 @@ func HostLogs(root string) []string {
 		out = append(out, o.path)
 	}
 	return append(out, live)
+}
+
+// uniqueLogs drops a file given again (under the same or another path):
+// read twice, its events would count twice.
+func (r *Report) uniqueLogs(paths []string) []string {
+	var out []string
+	var seen []os.FileInfo
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err == nil {
+			if j := slices.IndexFunc(seen, func(s os.FileInfo) bool { return os.SameFile(s, fi) }); j >= 0 {
+				r.Warnings = append(r.Warnings, fmt.Sprintf("%s is given twice: read once", p))
+				continue
+			}
+			seen = append(seen, fi)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// yearChain carries the 4.x year along the copies of one log (see
+// collector.ScanOptions.Syslog).
+type yearChain struct {
+	state  collector.SyslogState
+	before collector.SyslogState // the state before the last copy read
+	gen    int                   // that copy's rotation number
+	path   string
+}
+
+// yearChains are the chains of the logs, by logFamily.
+type yearChains map[string]*yearChain
+
+// next returns the state the copy at path of the log fam starts from. Two
+// copies with one rotation number (messages.1 and messages.1.gz) are one
+// copy twice: the second starts where the first did.
+func (c yearChains) next(fam, path string, r *Report) *collector.SyslogState {
+	_, gen := splitRotation(filepath.Base(path))
+	ch := c[fam]
+	switch {
+	case ch == nil:
+		ch = &yearChain{gen: gen, path: path}
+		c[fam] = ch
+	case gen == ch.gen:
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s and %s look like one copy of %s (both rotation %d): each is dated on its own", ch.path, path, fam, gen))
+		st := ch.before
+		return &st
+	default:
+		ch.before, ch.gen, ch.path = ch.state, gen, path
+	}
+	return &ch.state
 }
 
 // olderFirst orders the copies of each log oldest first, the logs (see

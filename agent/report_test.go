@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"bytes"
+	"compress/gzip"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -128,11 +130,13 @@ func TestReportYearPerLog(t *testing.T) {
 	line := func(mon string, port int) string {
 		return fmt.Sprintf("%s 10 10:00:00 vmkernel: 7:19:45:13.619 cpu5:45459)NetPort: 1165: disabled port 0x300000%d\n", mon, port)
 	}
+	// Host a's copies sort first and end in December: were b's March
+	// copies to follow in one chain, they would be dated 2014.
 	logs := []string{
-		write(filepath.Join(dir, "a", "messages.1"), line("Mar", 1)),
-		write(filepath.Join(dir, "a", "messages"), line("Mar", 2)),
-		write(filepath.Join(dir, "b", "messages.1"), line("Dec", 3)),
-		write(filepath.Join(dir, "b", "messages"), line("Dec", 4)),
+		write(filepath.Join(dir, "b", "messages.1"), line("Mar", 3)),
+		write(filepath.Join(dir, "b", "messages"), line("Mar", 4)),
+		write(filepath.Join(dir, "a", "messages.1"), line("Dec", 1)),
+		write(filepath.Join(dir, "a", "messages"), line("Dec", 2)),
 	}
 	r := BuildReport(ReportOptions{Logs: logs, Year: 2013})
 	if len(r.Ports) != 4 {
@@ -142,5 +146,67 @@ func TestReportYearPerLog(t *testing.T) {
 		if p.First.Year() != 2013 {
 			t.Errorf("port %s first %v: want 2013", p.Port, p.First)
 		}
+	}
+}
+
+// A file given twice is read once; two copies with one rotation number are
+// dated each on its own; an unreadable copy in a chain is warned about.
+func TestReportYearDuplicates(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	newYear := "Dec 31 23:59:50 vmkernel: 7:19:45:13.619 cpu5:45459)NetPort: 1165: disabled port 0x3000003\n" +
+		"Jan  1 00:00:10 vmkernel: 7:19:45:33.619 cpu5:45459)NetPort: 982: enabled port 0x3000003 with mac 00:50:56:84:5a:b1\n"
+	one := write("messages.1", newYear)
+	r := BuildReport(ReportOptions{Logs: []string{one, filepath.Join(dir, ".", "messages.1")}, Year: 2013})
+	if len(r.Ports) != 1 || r.Ports[0].Disabled != 1 || !r.Ports[0].Last.Equal(time.Date(2014, 1, 1, 0, 0, 10, 0, time.UTC)) {
+		t.Errorf("given twice: ports %+v", r.Ports)
+	}
+	if !slices.ContainsFunc(r.Warnings, func(w string) bool { return strings.Contains(w, "given twice") }) {
+		t.Errorf("given twice: warnings %q", r.Warnings)
+	}
+
+	// messages.1 and messages.1.gz: one copy, plain and compressed.
+	gz := filepath.Join(dir, "messages.1.gz")
+	writeGzip(t, gz, newYear)
+	r = BuildReport(ReportOptions{Logs: []string{one, gz}, Year: 2013})
+	if len(r.Ports) != 1 || !r.Ports[0].Last.Equal(time.Date(2014, 1, 1, 0, 0, 10, 0, time.UTC)) || !r.Ports[0].First.Equal(time.Date(2013, 12, 31, 23, 59, 50, 0, time.UTC)) {
+		t.Errorf("one copy twice: ports %+v", r.Ports)
+	}
+	if !slices.ContainsFunc(r.Warnings, func(w string) bool { return strings.Contains(w, "look like one copy") }) {
+		t.Errorf("one copy twice: warnings %q", r.Warnings)
+	}
+
+	// An unreadable copy between two readable ones.
+	older := write("messages.2", "Dec 30 10:00:00 vmkernel: 7:19:45:13.619 cpu5:45459)NetPort: 1165: disabled port 0x3000004\n")
+	bad := write("messages.1", "")
+	os.Remove(bad)
+	if err := os.Mkdir(bad, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	newer := write("messages", "Jan  2 10:00:00 vmkernel: 7:19:45:13.619 cpu5:45459)NetPort: 1165: disabled port 0x3000005\n")
+	r = BuildReport(ReportOptions{Logs: []string{newer, bad, older}, Year: 2013})
+	if !slices.ContainsFunc(r.Warnings, func(w string) bool { return strings.Contains(w, "may be a year off") }) {
+		t.Errorf("unreadable copy: warnings %q", r.Warnings)
+	}
+}
+
+func writeGzip(t *testing.T, path, content string) {
+	t.Helper()
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	if _, err := zw.Write([]byte(content)); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

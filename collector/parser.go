@@ -23,8 +23,13 @@ type Parser struct {
 	modTime time.Time
 	lastMon int
 	started bool // the first syslog line has fixed the year
-	carried bool // year and lastMon come from an older file (ScanOptions.Syslog)
-	prevOK  bool // the previous line was parsed or a continuation
+	carried bool // year and lastMon come from an older copy (ScanOptions.Syslog)
+	// carriedLast is the time of the older copy's last 4.x line.
+	carriedLast time.Time
+	// last is the last 4.x line's stamp (msg cleared), lastYear its year.
+	last     header
+	lastYear int
+	prevOK   bool // the previous line was parsed or a continuation
 }
 
 // NewParser returns a Parser for one file; see Parser for year and modTime.
@@ -76,12 +81,22 @@ func (p *Parser) syslogYear(h *header) {
 			}
 		}
 	} else if p.carried {
-		// The first line after an older file: New Year may lie between
-		// them, and so may a long gap, so the year never goes back here.
-		p.carried = false
-		if h.mon < p.lastMon-6 {
-			p.year++
+		// The first line after an older copy: New Year or a long gap may
+		// lie between them, and lines a few seconds out of order are
+		// common. It takes the year that dates it earliest, but not more
+		// than an hour before the older copy's last line.
+		y := p.year - 1
+		for y < p.year+1 && h.time(y).Before(p.carriedLast.Add(-time.Hour)) {
+			y++
 		}
+		if y < p.year {
+			// Out of order across New Year: it belongs to the year
+			// before and must not move the state (as below).
+			h.year, h.yearFromStamp = y, true
+			p.remember(h)
+			return
+		}
+		p.carried, p.year = false, y
 	} else if h.mon < p.lastMon-6 {
 		// Months only go back by a lot across New Year; lines a few seconds
 		// out of order (the 4.x sample has some) do not.
@@ -92,9 +107,21 @@ func (p *Parser) syslogYear(h *header) {
 		// not move the year state, or the next January line would add a
 		// second year.
 		h.year, h.yearFromStamp = p.year-1, true
+		p.remember(h)
 		return
 	}
 	p.lastMon = h.mon
+	p.remember(h)
+}
+
+// remember keeps h's stamp as the last 4.x line's (for SyslogState).
+func (p *Parser) remember(h *header) {
+	p.last = *h
+	p.last.msg = nil
+	p.lastYear = p.year
+	if h.yearFromStamp {
+		p.lastYear = h.year
+	}
 }
 
 // continues decides for an unparsed line whether it continues the record

@@ -48,20 +48,32 @@ type ScanOptions struct {
 	// the next copy of the same log (rotated copies read oldest first): a
 	// scan starts from it once it is set, instead of Year or the file's
 	// time, and leaves in it where its own last 4.x line stood. The first
-	// line goes on in the same year, or the next when its month is more
-	// than 6 before the carried one; never back.
+	// line takes the year that dates it earliest but not more than an hour
+	// before the carried last line.
 	Syslog *SyslogState
 }
 
-// SyslogState is where 4.x dates stand after a line: its year and month.
-// The zero value means no 4.x line yet.
-type SyslogState struct{ Year, Month int }
+// SyslogState is where 4.x dates stand at the end of a copy: the year and
+// month its lines had reached, and the time of its last line. The zero
+// value means no 4.x line yet.
+type SyslogState struct {
+	Year, Month int
+	Last        time.Time
+}
 
 // carry leaves the parser's 4.x state in opt.Syslog.
 func (st *scanState) carry(opt ScanOptions) {
-	if opt.Syslog != nil && st.p.started {
-		*opt.Syslog = SyslogState{Year: st.p.year, Month: st.p.lastMon}
+	p := st.p
+	if opt.Syslog == nil || !p.started {
+		return
 	}
+	if p.carried {
+		// No line of this copy settled the year: the older copy's
+		// state still holds.
+		*opt.Syslog = SyslogState{Year: p.year, Month: p.lastMon, Last: p.carriedLast}
+		return
+	}
+	*opt.Syslog = SyslogState{Year: p.year, Month: p.lastMon, Last: p.last.time(p.lastYear)}
 }
 
 // ScanFile summarises one log file: plain or gzip (detected by its magic
@@ -161,7 +173,7 @@ type scanState struct {
 func newScanState(opt ScanOptions, modTime time.Time, chunk bool) *scanState {
 	p := NewParser(opt.Year, modTime)
 	if c := opt.Syslog; c != nil && c.Year != 0 {
-		p.year, p.lastMon, p.started, p.carried = c.Year, c.Month, true, true
+		p.year, p.lastMon, p.started, p.carried, p.carriedLast = c.Year, c.Month, true, true, c.Last
 	}
 	return &scanState{
 		sum:      NewSummary(opt.FlapCycles, opt.FlapWindow),

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"errors"
 	"flag"
+	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -545,18 +546,18 @@ func TestScanSyslogCarry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *st != (SyslogState{Year: 2013, Month: 12}) {
+	if st.Year != 2013 || st.Month != 12 || !st.Last.Equal(time.Date(2013, 12, 31, 23, 59, 50, 0, time.UTC)) {
 		t.Fatalf("state after the older file: %+v", *st)
 	}
 	iso, err := Scan(strings.NewReader("2014-01-01T00:00:05.000Z cpu1:2)noise\n"), ScanOptions{Year: 2013, Syslog: st})
-	if err != nil || iso.Lines != 1 || *st != (SyslogState{Year: 2013, Month: 12}) {
+	if err != nil || iso.Lines != 1 || st.Year != 2013 || st.Month != 12 {
 		t.Fatalf("an ISO file moved the state: %+v, %v", *st, err)
 	}
 	b, err := Scan(strings.NewReader(newer), ScanOptions{Year: 2013, Syslog: st})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.First.Year() != 2013 || b.First.Year() != 2014 || *st != (SyslogState{Year: 2014, Month: 1}) {
+	if a.First.Year() != 2013 || b.First.Year() != 2014 || st.Year != 2014 || st.Month != 1 {
 		t.Errorf("older %v, newer %v, state %+v: want 2013, 2014, {2014 1}", a.First, b.First, *st)
 	}
 }
@@ -576,6 +577,7 @@ func TestScanSyslogCarryBoundary(t *testing.T) {
 		{"long gap", line("Jan 20 10:00:00"), line("Aug  3 10:00:00"), 2014},
 		{"out of order", line("Mar  1 00:00:01"), line("Feb 28 23:59:59"), 2014},
 		{"new year", line("Dec 31 23:59:59"), line("Jan  1 00:00:01"), 2015},
+		{"december to june", line("Dec 31 10:00:00"), line("Jun  1 10:00:00"), 2015},
 	} {
 		st := &SyslogState{}
 		if _, err := Scan(strings.NewReader(c.older), ScanOptions{Year: 2014, Syslog: st}); err != nil {
@@ -588,5 +590,35 @@ func TestScanSyslogCarryBoundary(t *testing.T) {
 		if s.First.Year() != c.want {
 			t.Errorf("%s: newer file dated %v, want year %d", c.name, s.First, c.want)
 		}
+	}
+}
+
+// A December line a few seconds out of order at the start of the copy
+// after New Year belongs to the year before, and does not push the copy's
+// January lines, or the next copy, a year on.
+func TestScanSyslogCarryOutOfOrder(t *testing.T) {
+	line := func(date string, port int) string {
+		return fmt.Sprintf("%s vmkernel: 7:19:45:13.619 cpu5:45459)NetPort: 1165: disabled port 0x300000%d\n", date, port)
+	}
+	st := &SyslogState{}
+	if _, err := Scan(strings.NewReader(line("Jan  1 00:00:01", 1)), ScanOptions{Year: 2014, Syslog: st}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Scan(strings.NewReader(line("Dec 31 23:59:59", 2)+line("Jan  1 00:00:05", 3)), ScanOptions{Year: 2014, Syslog: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Ports[0x3000002].First; got.Year() != 2013 {
+		t.Errorf("out-of-order December line dated %v, want 2013", got)
+	}
+	if got := s.Ports[0x3000003].First; got.Year() != 2014 {
+		t.Errorf("January line after it dated %v, want 2014", got)
+	}
+	next, err := Scan(strings.NewReader(line("Jan  2 00:00:00", 4)), ScanOptions{Year: 2014, Syslog: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := next.First; got.Year() != 2014 {
+		t.Errorf("the next copy dated %v, want 2014", got)
 	}
 }

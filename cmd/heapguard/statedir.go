@@ -41,16 +41,26 @@ func stateDirFor(dir, name string) (string, error) {
 	if host == "" || host == "localhost" || strings.HasPrefix(host, "localhost.") {
 		return "", fmt.Errorf("find the state folder: the host name %q does not tell hosts apart: set one (esxcli system hostname set) or give --state-dir", name)
 	}
+	if host != strings.ToLower(strings.TrimSpace(name)) {
+		// Two names could come out as one folder.
+		return "", fmt.Errorf("find the state folder: the host name %q has characters a folder name cannot keep: give --state-dir", name)
+	}
 	root := filepath.Join(dir, stateRoot)
-	for _, f := range []string{remediate.LockFile, remediate.LockPIDFile, remediate.GuardsFile, remediate.JournalFile, "state.json"} {
-		_, err := os.Lstat(filepath.Join(root, f))
-		if err == nil {
-			return "", fmt.Errorf("find the state folder: %s holds the state of an earlier heapguard (%s): stop it, then move those files into %s, or give --state-dir %s",
-				root, f, filepath.Join(root, host), root)
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
+	var old []string
+	for _, f := range []string{remediate.LockFile, remediate.LockPIDFile, remediate.GuardsFile, remediate.JournalFile, "state.json", "state.dry-run.json"} {
+		fi, err := os.Lstat(filepath.Join(root, f))
+		switch {
+		case err == nil && fi.Mode().IsRegular():
+			old = append(old, f)
+		case err == nil, errors.Is(err, fs.ErrNotExist):
+			// A folder: some host's, named like a state file.
+		default:
 			return "", fmt.Errorf("find the state folder: %w (give --state-dir)", err)
 		}
+	}
+	if len(old) > 0 {
+		return "", fmt.Errorf("find the state folder: %s holds the state of an earlier heapguard (%s): stop it, then move those files into %s, or give --state-dir %s",
+			root, strings.Join(old, ", "), filepath.Join(root, host), root)
 	}
 	return filepath.Join(root, host), nil
 }

@@ -35,7 +35,7 @@ func TestStateDirFor(t *testing.T) {
 	if errA != nil || errB != nil || a == b || a != filepath.Join(dir, stateRoot, "esx01.lab") {
 		t.Fatalf("esx01: %q, %v; esx02: %q, %v", a, errA, b, errB)
 	}
-	for _, name := range []string{"localhost", "LocalHost.localdomain", "", "..", " "} {
+	for _, name := range []string{"localhost", "LocalHost.localdomain", "", "..", " ", "esx 01", "esx/01", "\u00e9sx"} {
 		if got, err := stateDirFor(dir, name); err == nil || !strings.Contains(err.Error(), "--state-dir") {
 			t.Errorf("host %q: got %q, %v; want a refusal naming --state-dir", name, got, err)
 		}
@@ -47,11 +47,23 @@ func TestStateDirFor(t *testing.T) {
 	if _, err := stateDirFor(dir, "esx01.lab"); err != nil {
 		t.Fatalf("with the host folder made: %v", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, stateRoot, "guards.json"), []byte("{}"), 0o600); err != nil {
+	// A host named like a state file has a folder of that name: fine.
+	if _, err := stateDirFor(dir, "lock"); err != nil {
+		t.Fatalf("host named lock: %v", err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, stateRoot, "lock"), 0o700); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := stateDirFor(dir, "esx01.lab"); err != nil {
+		t.Fatalf("with a host folder named lock: %v", err)
+	}
+	for _, f := range []string{"guards.json", "journal.jsonl"} {
+		if err := os.WriteFile(filepath.Join(dir, stateRoot, f), []byte("{}"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	_, err := stateDirFor(dir, "esx01.lab")
-	if err == nil || !strings.Contains(err.Error(), "earlier heapguard (guards.json)") || !strings.Contains(err.Error(), a) {
+	if err == nil || !strings.Contains(err.Error(), "earlier heapguard (guards.json, journal.jsonl)") || !strings.Contains(err.Error(), a) {
 		t.Errorf("old layout: %v", err)
 	}
 }
