@@ -151,6 +151,7 @@ func Open(opt Options) (*Watcher, error) {
 		if w.lock, err = remediate.AcquireLock(opt.StateDir); err != nil {
 			return nil, err
 		}
+		w.lockAt = time.Now()
 	}
 	if w.journal, err = remediate.OpenJournal(opt.StateDir, opt.Clock); err != nil {
 		w.Close()
@@ -278,7 +279,9 @@ func acts(p Plan) bool {
 // Poll samples the host, decides and acts: one step of the loop. The log
 // lines must have been consumed before.
 func (w *Watcher) Poll(ctx context.Context) (Result, error) {
-	w.refreshLock()
+	if err := w.refreshLock(); err != nil {
+		return Result{}, fmt.Errorf("not acting: %w", err)
+	}
 	now := w.opt.Clock.Now()
 	obs := Observations{Time: now}
 	obs.Heaps, obs.HeapErr = w.sampleHeaps(ctx, now)
@@ -298,6 +301,13 @@ func (w *Watcher) Poll(ctx context.Context) (Result, error) {
 		// policy's settle times) and does not repeat them.
 		if serr := w.saveState(); serr != nil {
 			return res, fmt.Errorf("not acting: %w", serr)
+		}
+		// Another instance may have taken a pid-file lock over (see
+		// remediate.Lock.Check): then this one must not act.
+		if acts(plan) {
+			if lerr := w.lock.Check(); lerr != nil {
+				return res, fmt.Errorf("not acting: %w", lerr)
+			}
 		}
 		w.log.Info("decision", zap.String("status", plan.Status.String()), zap.String("summary", plan.NagiosLine()),
 			zap.Int("actions", len(plan.Actions)), zap.Bool("dry_run", w.opt.DryRun))
@@ -612,6 +622,10 @@ func (w *Watcher) Run(ctx context.Context, forDur time.Duration, onPoll func(Res
 					w.log.Error("journal cannot be written: stopping, no action taken", zap.Error(err))
 					return w.stop(err)
 				}
+				if errors.Is(err, remediate.ErrLocked) {
+					w.log.Error("lock lost to another instance: stopping, no action taken", zap.Error(err))
+					return w.stop(err)
+				}
 				if ctx.Err() == nil {
 					w.log.Error("poll", zap.Error(err))
 				}
@@ -665,12 +679,17 @@ func withFlapLimits(st collector.FlapState, cycles int, window time.Duration) co
 // up to date, so that a reboot soon after it dies is told apart.
 const lockRefresh = 5 * time.Minute
 
-func (w *Watcher) refreshLock() {
+// refreshLock refreshes the lock when due. An error wrapping
+// remediate.ErrLocked means the lock was lost: nothing may be done then.
+func (w *Watcher) refreshLock() error {
 	if w.lock == nil || time.Since(w.lockAt) < lockRefresh {
-		return
+		return nil
 	}
 	w.lockAt = time.Now()
-	if err := w.lock.Refresh(); err != nil {
-		w.log.Warn("lock", zap.Error(err))
+	err := w.lock.Refresh()
+	if err != nil && !errors.Is(err, remediate.ErrLocked) {
+		w.log.Warn("lock", zap.Error(err)) // a write error: still ours
+		return nil
 	}
+	return err
 }

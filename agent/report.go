@@ -131,6 +131,9 @@ func BuildReport(opt ReportOptions) *Report {
 				r.Warnings = append(r.Warnings, fmt.Sprintf("the 4.x dates of the copies of %s newer than %s may be a year off: it could not be read whole", fam, p))
 			}
 			if s == nil {
+				if chains != nil {
+					chains.unread(fam)
+				}
 				continue
 			}
 		}
@@ -498,7 +501,7 @@ func (c yearChains) next(fam, path string, r *Report) *collector.SyslogState {
 	case ch == nil:
 		ch = &yearChain{gen: gen, path: path}
 		c[fam] = ch
-	case gen == ch.gen:
+	case gen >= 0 && gen == ch.gen:
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%s and %s look like one copy of %s (both rotation %d): each is dated on its own", ch.path, path, fam, gen))
 		st := ch.before
 		return &st
@@ -506,6 +509,14 @@ func (c yearChains) next(fam, path string, r *Report) *collector.SyslogState {
 		ch.before, ch.gen, ch.path = ch.state, gen, path
 	}
 	return &ch.state
+}
+
+// unread forgets the copy just given out for fam: it could not be read,
+// so another with its rotation number is no repeat.
+func (c yearChains) unread(fam string) {
+	if ch := c[fam]; ch != nil {
+		ch.state, ch.gen, ch.path = ch.before, -2, ""
+	}
 }
 
 // olderFirst orders the copies of each log oldest first, the logs (see

@@ -182,6 +182,29 @@ func TestReportYearDuplicates(t *testing.T) {
 		t.Errorf("one copy twice: warnings %q", r.Warnings)
 	}
 
+	// messages.1 unreadable, messages.1.gz readable: the chain goes on
+	// through the readable one, and newer copies follow it.
+	dir2 := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir2, "messages.1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeGzip(t, filepath.Join(dir2, "messages.1.gz"), "Dec 31 23:59:50 vmkernel: 7:19:45:13.619 cpu5:45459)NetPort: 1165: disabled port 0x3000006\n")
+	if err := os.WriteFile(filepath.Join(dir2, "messages"), []byte("Jan  1 00:00:10 vmkernel: 7:19:45:13.619 cpu5:45459)NetPort: 1165: disabled port 0x3000007\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = BuildReport(ReportOptions{Logs: []string{filepath.Join(dir2, "messages"), filepath.Join(dir2, "messages.1"), filepath.Join(dir2, "messages.1.gz")}, Year: 2013})
+	if len(r.Ports) != 2 {
+		t.Fatalf("unreadable .1, readable .1.gz: ports %+v", r.Ports)
+	}
+	for _, p := range r.Ports {
+		if want := map[string]int{"0x3000006": 2013, "0x3000007": 2014}[p.Port]; p.First.Year() != want {
+			t.Errorf("unreadable .1, readable .1.gz: port %s dated %v, want %d", p.Port, p.First, want)
+		}
+	}
+	if slices.ContainsFunc(r.Warnings, func(w string) bool { return strings.Contains(w, "look like one copy") }) {
+		t.Errorf("an unreadable copy is no repeat: warnings %q", r.Warnings)
+	}
+
 	// An unreadable copy between two readable ones.
 	older := write("messages.2", "Dec 30 10:00:00 vmkernel: 7:19:45:13.619 cpu5:45459)NetPort: 1165: disabled port 0x3000004\n")
 	bad := write("messages.1", "")

@@ -82,21 +82,23 @@ func (p *Parser) syslogYear(h *header) {
 		}
 	} else if p.carried {
 		// The first line after an older copy: New Year or a long gap may
-		// lie between them, and lines a few seconds out of order are
-		// common. It takes the year that dates it earliest, but not more
-		// than an hour before the older copy's last line.
+		// lie between them, and lines out of order (a clock set back at
+		// boot) are common. It takes the year that dates it earliest, but
+		// not more than a day before the older copy's last line.
 		y := p.year - 1
-		for y < p.year+1 && h.time(y).Before(p.carriedLast.Add(-time.Hour)) {
+		for y < p.year+1 && h.time(y).Before(p.carriedLast.Add(-carrySlack)) {
 			y++
 		}
+		p.carried = false
 		if y < p.year {
 			// Out of order across New Year: it belongs to the year
-			// before and must not move the state (as below).
+			// before and must not move the state; the lines after it
+			// follow the rules within a file.
 			h.year, h.yearFromStamp = y, true
 			p.remember(h)
 			return
 		}
-		p.carried, p.year = false, y
+		p.year = y
 	} else if h.mon < p.lastMon-6 {
 		// Months only go back by a lot across New Year; lines a few seconds
 		// out of order (the 4.x sample has some) do not.
@@ -113,6 +115,10 @@ func (p *Parser) syslogYear(h *header) {
 	p.lastMon = h.mon
 	p.remember(h)
 }
+
+// carrySlack is how far before the older copy's last line the first line
+// of the next copy may be dated.
+const carrySlack = 24 * time.Hour
 
 // remember keeps h's stamp as the last 4.x line's (for SyslogState).
 func (p *Parser) remember(h *header) {

@@ -48,7 +48,7 @@ type ScanOptions struct {
 	// the next copy of the same log (rotated copies read oldest first): a
 	// scan starts from it once it is set, instead of Year or the file's
 	// time, and leaves in it where its own last 4.x line stood. The first
-	// line takes the year that dates it earliest but not more than an hour
+	// line takes the year that dates it earliest but not more than a day
 	// before the carried last line.
 	Syslog *SyslogState
 }

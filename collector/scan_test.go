@@ -578,6 +578,7 @@ func TestScanSyslogCarryBoundary(t *testing.T) {
 		{"out of order", line("Mar  1 00:00:01"), line("Feb 28 23:59:59"), 2014},
 		{"new year", line("Dec 31 23:59:59"), line("Jan  1 00:00:01"), 2015},
 		{"december to june", line("Dec 31 10:00:00"), line("Jun  1 10:00:00"), 2015},
+		{"clock set back 2 hours", line("Jun 10 12:00:00"), line("Jun 10 10:00:00"), 2014},
 	} {
 		st := &SyslogState{}
 		if _, err := Scan(strings.NewReader(c.older), ScanOptions{Year: 2014, Syslog: st}); err != nil {
@@ -620,5 +621,26 @@ func TestScanSyslogCarryOutOfOrder(t *testing.T) {
 	}
 	if got := next.First; got.Year() != 2014 {
 		t.Errorf("the next copy dated %v, want 2014", got)
+	}
+}
+
+// Several lines out of order across New Year at the start of a copy are
+// dated as they would be within one file.
+func TestScanSyslogCarrySeveralOutOfOrder(t *testing.T) {
+	line := func(date string, port int) string {
+		return fmt.Sprintf("%s vmkernel: 7:19:45:13.619 cpu5:45459)NetPort: 1165: disabled port 0x300000%d\n", date, port)
+	}
+	st := &SyslogState{}
+	if _, err := Scan(strings.NewReader(line("Jan  1 00:30:00", 1)), ScanOptions{Year: 2014, Syslog: st}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Scan(strings.NewReader(line("Dec 31 23:45:00", 2)+line("Dec 31 23:20:00", 3)+line("Jan  1 00:31:00", 4)), ScanOptions{Year: 2014, Syslog: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for port, want := range map[Port]int{0x3000002: 2013, 0x3000003: 2013, 0x3000004: 2014} {
+		if got := s.Ports[port].First.Year(); got != want {
+			t.Errorf("port %v dated %d, want %d", port, got, want)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -31,7 +32,9 @@ type Lock struct {
 	f       *os.File // flock held on it
 	pidPath string   // fallback: the pid file we created
 	pidFile os.FileInfo
-	start   string // when we took it, as written in it
+	pidF    *os.File // kept open: Refresh writes through it
+	start   string   // when we took it, as written in it
+	written int      // bytes of the pid file
 	// Method says how the lock is held, for the log: "flock", or why the
 	// pid file fallback was used.
 	Method string
@@ -166,7 +169,7 @@ func acquirePIDFile(p string) (*Lock, error) {
 		if !errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("create lock %s: %w", p, err)
 		}
-		b, err := os.ReadFile(p)
+		b, judged, err := readLockFile(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // released meanwhile
 		}
@@ -183,10 +186,11 @@ func acquirePIDFile(p string) (*Lock, error) {
 				return nil, fmt.Errorf("%w: %s is held by %s", ErrLocked, p, li)
 			}
 		}
-		// Stale: take away the file judged, and only that one.
+		// Stale: take away the file judged (the same file, unchanged), and
+		// only that one.
 		takeAway(p, func(moved string) bool {
-			again, err := os.ReadFile(moved)
-			return err == nil && bytes.Equal(again, b)
+			again, fi, err := readLockFile(moved)
+			return err == nil && sameVersion(fi, judged) && bytes.Equal(again, b)
 		})
 	}
 	return nil, fmt.Errorf("%w: %s keeps changing hands", ErrLocked, p)
@@ -198,26 +202,42 @@ func acquirePIDFile(p string) (*Lock, error) {
 func createdPIDFile(p string, f *os.File) (*Lock, error) {
 	fi, err := f.Stat()
 	start := time.Now().UTC().Format(time.RFC3339)
+	content := lockContent(start)
 	if err == nil {
-		_, err = f.Write(lockContent(start))
+		_, err = f.Write(content)
 	}
 	if err == nil {
 		err = f.Sync()
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
+		f.Close()
 		if fi != nil {
 			takeAway(p, func(moved string) bool { return sameFile(moved, fi) })
 		}
 		return nil, fmt.Errorf("write lock %s: %w", p, err)
 	}
 	if !sameFile(p, fi) {
+		f.Close()
 		return nil, fmt.Errorf("%w: %s was taken over while it was being written (the disk stalled)", ErrLocked, p)
 	}
 	pidFiles.held = append(pidFiles.held, fi)
-	return &Lock{pidPath: p, pidFile: fi, start: start}, nil
+	return &Lock{pidPath: p, pidFile: fi, pidF: f, start: start, written: len(content)}, nil
+}
+
+// readLockFile reads the file at p through one descriptor, with its
+// identity.
+func readLockFile(p string) ([]byte, os.FileInfo, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
+	return b, fi, err
 }
 
 // takeAway removes the file at p if it is the one judged (isJudged, given
@@ -233,7 +253,23 @@ func takeAway(p string, isJudged func(moved string) bool) {
 		os.Remove(moved)
 		return
 	}
-	os.Rename(moved, p)
+	// Another instance's file: put it back without replacing a file a
+	// third one may have made at p since. If one did, the second's file is
+	// dropped, and it finds the lock lost at its next Check.
+	err := os.Link(moved, p)
+	switch {
+	case err == nil, errors.Is(err, fs.ErrExist):
+		os.Remove(moved)
+	default: // no hard links on this filesystem
+		os.Rename(moved, p)
+	}
+}
+
+// sameVersion reports whether a and b are one file, not modified in
+// between. The inode alone is not enough: a file removed and made again at
+// once often gets the same number back.
+func sameVersion(a, b os.FileInfo) bool {
+	return os.SameFile(a, b) && a.ModTime().Equal(b.ModTime()) && a.Size() == b.Size()
 }
 
 func sameFile(p string, fi os.FileInfo) bool {
@@ -243,33 +279,54 @@ func sameFile(p string, fi os.FileInfo) bool {
 
 // Refresh brings the uptime in a pid-file lock up to date, so that the file
 // tells a reboot apart however soon after its start the holder dies (see
-// staleHolder). Long-running holders call it now and then; for flock it
-// does nothing.
+// staleHolder). Long-running holders call it now and then. The content is
+// written over in place through our own descriptor, never truncated to
+// nothing first, so a reader never sees it empty. An error
+// wrapping ErrLocked says the lock was lost. For flock it does nothing.
 func (l *Lock) Refresh() error {
 	if l == nil || l.pidPath == "" {
 		return nil
 	}
 	pidFiles.Lock()
 	defer pidFiles.Unlock()
-	p := l.pidPath
-	if li := parseLockInfo(readQuiet(p)); !sameFile(p, l.pidFile) || li.pid != os.Getpid() {
-		return fmt.Errorf("refresh lock %s: now held by %s", p, li)
+	if err := l.check(); err != nil {
+		return err
 	}
-	// Rewritten in place: a reader in between sees a young empty file,
-	// which counts as held.
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
+	content := lockContent(l.start)
+	if _, err := l.pidF.WriteAt(content, 0); err != nil {
+		return fmt.Errorf("refresh lock %s: %w", l.pidPath, err)
+	}
+	if len(content) < l.written { // the uptime could not be read this time
+		if err := l.pidF.Truncate(int64(len(content))); err != nil {
+			return fmt.Errorf("refresh lock %s: %w", l.pidPath, err)
+		}
+	}
+	l.written = len(content)
+	if err := l.pidF.Sync(); err != nil {
+		return fmt.Errorf("refresh lock %s: %w", l.pidPath, err)
+	}
+	return nil
+}
+
+// Check reports whether the lock is still ours: for a pid file, the file at
+// its path is the one we made and names us. Holders call it before acting.
+// The error wraps ErrLocked.
+func (l *Lock) Check() error {
+	if l == nil || l.pidPath == "" {
+		return nil
+	}
+	pidFiles.Lock()
+	defer pidFiles.Unlock()
+	return l.check()
+}
+
+func (l *Lock) check() error {
+	b, fi, err := readLockFile(l.pidPath)
 	if err != nil {
-		return fmt.Errorf("refresh lock %s: %w", p, err)
+		return fmt.Errorf("%w: lock %s lost: %w", ErrLocked, l.pidPath, err)
 	}
-	_, err = f.Write(lockContent(l.start))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("refresh lock %s: %w", p, err)
+	if li := parseLockInfo(b); !os.SameFile(fi, l.pidFile) || li.pid != os.Getpid() {
+		return fmt.Errorf("%w: lock %s lost: now held by %s", ErrLocked, l.pidPath, li)
 	}
 	return nil
 }
@@ -288,7 +345,7 @@ const rebootMargin = 10 * time.Minute
 //     seems cannot free a held lock alone);
 //   - naming this process, which does not hold it.
 func staleHolder(p string, li lockInfo) bool {
-	if up := uptimeSeconds(); li.up > 0 && up > 0 && time.Duration(li.up-up)*time.Second > rebootMargin {
+	if up := uptimeSeconds(); li.up > 0 && up > 0 && li.up-up > int64(rebootMargin/time.Second) {
 		start, err := time.Parse(time.RFC3339, li.start)
 		boot := time.Now().Add(-time.Duration(up) * time.Second)
 		if err == nil && start.Before(boot.Add(-rebootMargin)) {
@@ -319,6 +376,10 @@ func (l *Lock) Release() error {
 		l.pidPath = ""
 		pidFiles.Lock()
 		defer pidFiles.Unlock()
+		if l.pidF != nil {
+			l.pidF.Close()
+			l.pidF = nil
+		}
 		if i := heldIndex(l.pidFile); i >= 0 {
 			pidFiles.held = slices.Delete(pidFiles.held, i, i+1)
 		}

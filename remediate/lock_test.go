@@ -351,3 +351,71 @@ func TestLockRefresh(t *testing.T) {
 		t.Errorf("nil lock: %v", err)
 	}
 }
+
+// A stale empty file is judged by identity as well as content: another
+// instance's new file, empty for an instant while it is written, is not
+// taken for it.
+func TestLockTakeAwayByIdentity(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, LockPIDFile)
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * staleEmpty)
+	if err := os.Chtimes(p, old, old); err != nil {
+		t.Fatal(err)
+	}
+	b, judged, err := readLockFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Meanwhile another instance took the stale file over and made its own.
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	takeAway(p, func(moved string) bool {
+		again, fi, err := readLockFile(moved)
+		return err == nil && sameVersion(fi, judged) && bytes.Equal(again, b)
+	})
+	if _, err := os.Stat(p); err != nil {
+		t.Errorf("the other's new file was taken away: %v", err)
+	}
+}
+
+// Check says whether the lock is still ours.
+func TestLockCheck(t *testing.T) {
+	dir := t.TempDir()
+	l, err := acquireLock(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Check(); err != nil {
+		t.Fatalf("just taken: %v", err)
+	}
+	p := filepath.Join(dir, LockPIDFile)
+	os.Remove(p)
+	if err := l.Check(); !errors.Is(err, ErrLocked) {
+		t.Errorf("file gone: %v", err)
+	}
+	if err := os.WriteFile(p, []byte(fmt.Sprintf("pid=%d start=x\n", os.Getpid())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Check(); !errors.Is(err, ErrLocked) {
+		t.Errorf("another file naming our pid: %v", err)
+	}
+	var none *Lock
+	if err := none.Check(); err != nil {
+		t.Errorf("nil lock: %v", err)
+	}
+	fl, err := acquireLock(t.TempDir(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fl.Release()
+	if err := fl.Check(); err != nil {
+		t.Errorf("flock: %v", err)
+	}
+}
