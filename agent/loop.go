@@ -89,9 +89,11 @@ type Watcher struct {
 	guards  *remediate.Guards
 	lock    *remediate.Lock
 	// lockAt is when the lock's uptime was last refreshed (real time: it
-	// is compared with the host's uptime).
-	lockAt time.Time
-	exec   remediate.Executor
+	// is compared with the host's uptime); lockLost says another instance
+	// holds it now.
+	lockAt   time.Time
+	lockLost bool
+	exec     remediate.Executor
 
 	statePath  string
 	st         savedState
@@ -212,6 +214,9 @@ func (w *Watcher) loadState() error {
 }
 
 func (w *Watcher) saveState() error {
+	if w.lockLost {
+		return nil // the state is another instance's now
+	}
 	w.st.Version = 1
 	w.st.Flaps = w.tracker.Snapshot()
 	w.st.Saved = w.opt.Clock.Now()
@@ -299,15 +304,17 @@ func (w *Watcher) Poll(ctx context.Context) (Result, error) {
 		// Persist what was planned before acting: after a kill -9 mid-action
 		// the next run knows the power-offs and restart are under way (the
 		// policy's settle times) and does not repeat them.
-		if serr := w.saveState(); serr != nil {
-			return res, fmt.Errorf("not acting: %w", serr)
-		}
 		// Another instance may have taken a pid-file lock over (see
-		// remediate.Lock.Check): then this one must not act.
+		// remediate.Lock.Check): then this one must neither act nor write
+		// the state the other now keeps.
 		if acts(plan) {
 			if lerr := w.lock.Check(); lerr != nil {
+				w.lockLost = true
 				return res, fmt.Errorf("not acting: %w", lerr)
 			}
+		}
+		if serr := w.saveState(); serr != nil {
+			return res, fmt.Errorf("not acting: %w", serr)
 		}
 		w.log.Info("decision", zap.String("status", plan.Status.String()), zap.String("summary", plan.NagiosLine()),
 			zap.Int("actions", len(plan.Actions)), zap.Bool("dry_run", w.opt.DryRun))
@@ -690,6 +697,9 @@ func (w *Watcher) refreshLock() error {
 	if err != nil && !errors.Is(err, remediate.ErrLocked) {
 		w.log.Warn("lock", zap.Error(err)) // a write error: still ours
 		return nil
+	}
+	if err != nil {
+		w.lockLost = true
 	}
 	return err
 }

@@ -95,7 +95,8 @@ func parseLockInfo(b []byte) lockInfo {
 
 // AcquireLock takes <stateDir>/lock with flock(LOCK_EX|LOCK_NB). Where the
 // filesystem does not support flock (ESXi's VMFS and others may not; the
-// answer is ENOSYS, EINVAL, EOPNOTSUPP, or ENOLCK on NFS) it falls back to
+// answer is ENOSYS, EINVAL or EOPNOTSUPP; ENOLCK, which may pass, is an
+// error: NFS without a lock daemon needs a local --state-dir) it falls back to
 // creating <stateDir>/lock.pid with O_EXCL, holding our pid, start time
 // and uptime, and says so in Method. A pid file whose process is gone, or
 // that was written before the last boot, or that names this process
@@ -390,8 +391,15 @@ func (l *Lock) Release() error {
 		if li := parseLockInfo(readQuiet(p)); err != nil || !os.SameFile(fi, l.pidFile) || li.pid != os.Getpid() {
 			return fmt.Errorf("release lock %s: now held by %s", p, li)
 		}
-		if err := os.Remove(p); err != nil {
-			return fmt.Errorf("release lock %s: %w", p, err)
+		// Moved away first, so that a file another instance put there in
+		// between is put back, not removed.
+		mine := false
+		takeAway(p, func(moved string) bool {
+			mine = sameFile(moved, l.pidFile)
+			return mine
+		})
+		if !mine {
+			return fmt.Errorf("release lock %s: taken over while being released", p)
 		}
 	}
 	return nil

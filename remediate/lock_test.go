@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -196,6 +197,10 @@ func TestLockPIDFileOncePerProcess(t *testing.T) {
 				n := holders.Add(1)
 				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
 				}
+				if err := l.Check(); err != nil {
+					t.Errorf("holder's check: %v", err)
+				}
+				runtime.Gosched()
 				holders.Add(-1)
 				if err := l.Release(); err != nil {
 					t.Error(err)

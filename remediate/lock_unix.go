@@ -19,12 +19,12 @@ func flockExclusive(f *os.File) error {
 	}
 }
 
-// flockUnsupported tells the answers of a filesystem without flock
-// (ENOLCK: NFS without a lock daemon).
+// flockUnsupported tells the answers of a filesystem without flock. Not
+// ENOLCK: it also means the kernel is short of lock records for a while,
+// and a pid file taken then would not see the flock holder.
 func flockUnsupported(err error) bool {
 	return errors.Is(err, syscall.ENOSYS) || errors.Is(err, syscall.EINVAL) ||
-		errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.ENOTSUP) ||
-		errors.Is(err, syscall.ENOLCK)
+		errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.ENOTSUP)
 }
 
 // processAlive reports whether pid exists; EPERM means it does (another user's).
