@@ -181,11 +181,8 @@ func acquirePIDFile(p string) (*Lock, error) {
 		if li.pid > 0 && processAlive(li.pid) && !staleHolder(p, li) {
 			return nil, fmt.Errorf("%w: %s is held by %s (if no heapguard runs on this host, remove the file)", ErrLocked, p, li)
 		}
-		if li.pid <= 0 {
-			st, err := os.Stat(p)
-			if err != nil || time.Since(st.ModTime()) < staleEmpty {
-				return nil, fmt.Errorf("%w: %s is held by %s", ErrLocked, p, li)
-			}
+		if li.pid <= 0 && time.Since(judged.ModTime()) < staleEmpty {
+			return nil, fmt.Errorf("%w: %s is held by %s", ErrLocked, p, li)
 		}
 		// Stale: take away the file judged (the same file, unchanged), and
 		// only that one.
