@@ -1,7 +1,6 @@
 package follow
 
 import (
-	"context"
 	"io"
 	"os"
 	"path/filepath"
@@ -9,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/heapguard/heapguard/host"
 )
 
 // A listed copy is read through the file opened when it was listed, even
@@ -75,11 +75,6 @@ func rotateDuringListing(t *testing.T, path, first string) *int {
 	return &calls
 }
 
-type noSleep struct{}
-
-func (noSleep) Now() time.Time                                   { return time.Now() }
-func (noSleep) Sleep(ctx context.Context, _ time.Duration) error { return ctx.Err() }
-
 // A one-shot read that meets a rotation in progress reads nothing from
 // that look, looks again and then reads every line once.
 func TestReadFromRotationDuringListing(t *testing.T) {
@@ -90,7 +85,7 @@ func TestReadFromRotationDuringListing(t *testing.T) {
 	rotateESXi(t, path, lines("b", 1, 2))
 	calls := rotateDuringListing(t, path, lines("c", 1, 2))
 
-	r := ReadFrom(path, pos, Options{Clock: noSleep{}})
+	r := ReadFrom(path, pos, Options{Clock: host.NewManualClock(time.Now())})
 	got := []string{}
 	for l := range r.Lines() {
 		got = append(got, string(l.Text))
@@ -146,7 +141,7 @@ func TestFollowUnreadableCopy(t *testing.T) {
 	pos := h.last().Pos
 	appendFile(t, path, lines("b", 4, 1))
 	rotateESXi(t, path, lines("c", 1, 1))
-	r := ReadFrom(path, pos, Options{Clock: noSleep{}})
+	r := ReadFrom(path, pos, Options{Clock: host.NewManualClock(time.Now())})
 	var got []string
 	for l := range r.Lines() {
 		got = append(got, string(l.Text))
