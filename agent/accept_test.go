@@ -18,15 +18,11 @@ import (
 	"github.com/heapguard/heapguard/remediate"
 )
 
-// Acceptance tests: heapguard's watch loop against a simulated ESXi host
-// whose clock runs faster than the wall clock. Each test lays out a
-// scenario, lets simulated time pass to just before the interesting part,
-// then runs the simulation and the agent side by side.
-
-// simSpeed is for the one test of the daemon at speed; the others step
-// the simulation with the agent's own waits (esxsim.StepClock), so they
-// do not depend on how fast this machine is.
-const simSpeed = 50
+// Acceptance tests: heapguard's watch loop against a simulated ESXi host.
+// Each test lays out a scenario, lets simulated time pass to just before
+// the interesting part, then runs the agent; the simulated host moves on
+// only while the agent waits (esxsim.StepClock), so the tests do not
+// depend on how fast or loaded this machine is.
 
 type simRun struct {
 	h        *esxsim.Host
@@ -41,16 +37,15 @@ func newSim(t *testing.T, scenario string, opts ...esxsim.Option) *esxsim.Host {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The tools are a plain build of cmd/esxsim, not this test binary: under
-	// -race every exec of a race-enabled binary costs ~100 ms, and a run execs
-	// over a thousand tools.
-	return esxsim.New(t, sc, append(opts, esxsim.WithBinary(esxsim.BuildBinary(t)))...)
+	return esxsim.New(t, sc, opts...)
 }
 
 func agentOptions(h *esxsim.Host, stateDir string, clock host.Clock) Options {
 	return Options{
-		Root: h.Root(), StateDir: stateDir, Interval: 10 * time.Second, LogPoll: 5 * time.Second,
-		Policy: DefaultConfig(), Clock: clock, Runner: host.Exec{Root: h.Root()},
+		Root: h.Root(), StateDir: stateDir, Interval: 10 * time.Second,
+		// The tools run in this process (esxsim.Runner): a run makes over a
+		// thousand calls, and an exec costs tens of ms on a slow machine.
+		Policy: DefaultConfig(), Clock: clock, Runner: esxsim.Runner{Root: h.Root()},
 		// The simulated guests take 20 s to shut down; polls every 5 s of host time.
 		ShutdownTimeout: 2 * time.Minute, CommandTimeout: 10 * time.Second,
 	}
@@ -86,21 +81,12 @@ func watch(t *testing.T, h *esxsim.Host, d time.Duration, configure func(*Option
 	return r
 }
 
-// watchDaemon runs the simulation at simSpeed and the daemon loop (log
-// follower, ticker) for d of host time.
+// watchDaemon runs the daemon loop (`heapguard run`) for d of host time,
+// the simulated host moving on only while the loop waits.
 func watchDaemon(t *testing.T, h *esxsim.Host, d time.Duration, configure func(*Options)) *simRun {
 	t.Helper()
 	r := &simRun{h: h, stateDir: filepath.Join(t.TempDir(), "state"), before: h.State()}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	simErr := make(chan error, 1)
-	go func() {
-		defer wg.Done()
-		simErr <- esxsim.Run(ctx, h.Root(), esxsim.RunOptions{Speed: simSpeed})
-	}()
-	opt := agentOptions(h, r.stateDir, waitRunning(t, h.Root()))
+	opt := agentOptions(h, r.stateDir, esxsim.NewStepClock(h.Root()))
 	if configure != nil {
 		configure(&opt)
 	}
@@ -108,45 +94,14 @@ func watchDaemon(t *testing.T, h *esxsim.Host, d time.Duration, configure func(*
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	err = w.Run(ctx, d, func(res Result) {
-		mu.Lock()
-		r.results = append(r.results, res)
-		mu.Unlock()
-	})
+	err = w.Run(context.Background(), d, func(res Result) { r.results = append(r.results, res) })
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		t.Fatalf("agent run: %v", err)
 	}
-	cancel()
-	wg.Wait()
-	if err := <-simErr; err != nil && !errors.Is(err, context.Canceled) {
-		t.Fatalf("esxsim run: %v", err)
-	}
 	return r
-}
-
-// waitRunning waits until esxsim publishes a running clock.
-func waitRunning(t *testing.T, root string) host.Clock {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		c, err := host.ClockFor(root)
-		if err == nil {
-			if sc, ok := c.(*host.SimClock); ok {
-				a := sc.Now()
-				time.Sleep(20 * time.Millisecond)
-				if sc.Now().After(a) {
-					return c
-				}
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatal("esxsim run did not start its clock")
-	return nil
 }
 
 func (r *simRun) journal(t *testing.T) []remediate.Entry {
@@ -467,7 +422,7 @@ func TestAcceptHangingTools(t *testing.T) {
 	h.Advance(100 * time.Minute)
 	r := watch(t, h, 20*time.Minute, func(o *Options) {
 		o.Policy.PowerOffAllow = []string{"DSVA*"}
-		o.CommandTimeout = 2 * time.Second
+		o.CommandTimeout = time.Second
 	})
 	var timedOut bool
 	for _, e := range r.journal(t) {
@@ -488,9 +443,9 @@ func TestAcceptHangingTools(t *testing.T) {
 	}
 }
 
-// TestAcceptDaemon runs `heapguard run`'s loop (log follower, ticker, host
-// clock at 50x) against the simulation running on its own: the three DSVA
-// appliances end powered off and nothing else is.
+// TestAcceptDaemon runs `heapguard run`'s loop: one poll per interval of
+// host time, each after reading the log; the three DSVA appliances end
+// powered off and nothing else is.
 func TestAcceptDaemon(t *testing.T) {
 	t.Parallel()
 	h := newSim(t, "seed-incident")
@@ -508,8 +463,17 @@ func TestAcceptDaemon(t *testing.T) {
 			t.Errorf("%s still powered on", vm.Name)
 		}
 	}
-	if len(r.results) < 10 {
-		t.Errorf("%d polls in 20 simulated minutes at a 10 s interval", len(r.results))
+	// One poll per interval of host time, unless the poll before it acted
+	// (its waits for the guests and vpxa take host time too).
+	for i := 1; i < len(r.results); i++ {
+		prev, cur := r.results[i-1], r.results[i]
+		gap := cur.Plan.Time.Sub(prev.Plan.Time)
+		if gap < 10*time.Second || gap > 10*time.Second && len(prev.Outcomes) == 0 {
+			t.Errorf("poll %d came %s after the one before (which ran %d steps), want 10s", i, gap, len(prev.Outcomes))
+		}
+	}
+	if n := len(r.results); n < 100 {
+		t.Errorf("%d polls in 20 simulated minutes at a 10 s interval", n)
 	}
 }
 
@@ -526,7 +490,7 @@ func TestAcceptBreakerTrips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := esxsim.New(t, sc, esxsim.WithBinary(esxsim.BuildBinary(t)))
+	h := esxsim.New(t, sc)
 	h.Advance(100 * time.Minute)
 	r := watch(t, h, 15*time.Minute, func(o *Options) {
 		o.Policy.PowerOffAllow = []string{"DSVA*"}
@@ -630,7 +594,7 @@ func TestInventoryReused(t *testing.T) {
 	t.Parallel()
 	h := newSim(t, "flap-no-leak")
 	h.Advance(10 * time.Minute)
-	counter := &countingRunner{Runner: host.Exec{Root: h.Root()}, n: map[string]int{}}
+	counter := &countingRunner{Runner: esxsim.Runner{Root: h.Root()}, n: map[string]int{}}
 	r := watch(t, h, 10*time.Minute, func(o *Options) { o.Runner = counter })
 	polls := len(r.results)
 	t.Logf("%d polls: getallvms %d, power.getstate %d", polls, counter.n["vim-cmd vmsvc/getallvms"], counter.n["vim-cmd vmsvc/power.getstate"])

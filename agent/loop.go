@@ -29,11 +29,9 @@ type Options struct {
 	Root string
 	// StateDir keeps the journal, the guards, the lock and the saved state.
 	StateDir string
-	// Interval is the host time between two heap samples (run mode).
+	// Interval is the host time between two polls (run mode).
 	Interval time.Duration
-	// LogPoll is how often the log is checked for new lines (run mode).
-	LogPoll time.Duration
-	DryRun  bool
+	DryRun   bool
 	// Heaps are globs of the heaps to sample; empty: every heap.
 	Heaps  []string
 	Policy Config
@@ -56,7 +54,6 @@ type Options struct {
 // Defaults of the loop.
 const (
 	DefaultInterval = 10 * time.Second
-	DefaultLogPoll  = time.Second
 	// statusTimeout bounds `vpxa status`; vsishTimeout bounds one heap read.
 	statusTimeout = 10 * time.Second
 )
@@ -124,9 +121,6 @@ func Open(opt Options) (*Watcher, error) {
 	}
 	if opt.Interval <= 0 {
 		opt.Interval = DefaultInterval
-	}
-	if opt.LogPoll <= 0 {
-		opt.LogPoll = DefaultLogPoll
 	}
 	if opt.Logger == nil {
 		opt.Logger = zap.NewNop()
@@ -577,87 +571,46 @@ func (w *Watcher) Check(ctx context.Context) (Result, error) {
 	return w.Poll(ctx)
 }
 
-// Run is the daemon loop: it follows the log and polls every Interval of
-// host time until ctx is done or, when forDur > 0, that much host time has
-// passed. onPoll, when not nil, sees every poll's result.
+// Run is the daemon loop: every Interval of host time it reads the log
+// from where it stopped and polls, as Check does, until ctx is done or,
+// when forDur > 0, that much host time has passed. onPoll, when not nil,
+// sees every poll's result.
+//
+// One goroutine does everything, so each poll sees every line written
+// before it, however late the last read was, and a stepped test clock
+// moves the host only while the loop waits.
 func (w *Watcher) Run(ctx context.Context, forDur time.Duration, onPoll func(Result)) error {
 	start := w.opt.Clock.Now()
-	f, err := follow.New(w.logPath, w.st.Position, follow.Options{Poll: w.opt.LogPoll, Logger: w.log, Clock: w.opt.Clock})
-	if err != nil {
-		return fmt.Errorf("follow %s: %w", w.logPath, err)
-	}
-	defer f.Stop()
 	w.log.Info("watching", zap.String("log", w.logPath), zap.Duration("interval", w.opt.Interval),
 		zap.Bool("dry_run", w.opt.DryRun), zap.Strings("power_off_allow", w.opt.Policy.PowerOffAllow))
-
-	tick := make(chan struct{})
-	tickCtx, stopTicks := context.WithCancel(ctx)
-	defer stopTicks()
-	go func() {
-		for w.opt.Clock.Sleep(tickCtx, w.opt.Interval) == nil {
-			select {
-			case tick <- struct{}{}:
-			case <-tickCtx.Done():
-				return
-			}
-		}
-	}()
 	for {
-		select {
-		case <-ctx.Done():
-			return w.stop(nil)
-		case l, ok := <-f.Lines():
-			if !ok {
-				return w.stop(errors.New("log follower stopped"))
-			}
-			if l.Err != nil {
-				w.log.Warn("log", zap.Error(l.Err))
-				continue
-			}
-			w.consume(l.Text)
-			w.st.Position = l.Pos
-		case <-tick:
-			w.drain(f)
-			res, err := w.Poll(ctx)
-			if onPoll != nil {
-				onPoll(res)
-			}
-			if err != nil {
-				if errors.Is(err, remediate.ErrJournal) {
-					// Blind to its own actions, the daemon stops rather than
-					// idle: exit 2 tells a supervisor (or a person) at once.
-					w.log.Error("journal cannot be written: stopping, no action taken", zap.Error(err))
-					return w.stop(err)
-				}
-				if errors.Is(err, remediate.ErrLocked) {
-					w.log.Error("lock lost to another instance: stopping, no action taken", zap.Error(err))
-					return w.stop(err)
-				}
-				if ctx.Err() == nil {
-					w.log.Error("poll", zap.Error(err))
-				}
-			}
-			if forDur > 0 && w.opt.Clock.Now().Sub(start) >= forDur {
+		if err := w.opt.Clock.Sleep(ctx, w.opt.Interval); err != nil {
+			if ctx.Err() != nil {
 				return w.stop(nil)
 			}
+			return w.stop(fmt.Errorf("wait for the next poll: %w", err))
 		}
-	}
-}
-
-// drain consumes the lines already waiting, so a poll sees the log up to now.
-func (w *Watcher) drain(f *follow.Follower) {
-	for {
-		select {
-		case l, ok := <-f.Lines():
-			if !ok {
-				return
+		res, err := w.Check(ctx)
+		if onPoll != nil {
+			onPoll(res)
+		}
+		if err != nil {
+			if errors.Is(err, remediate.ErrJournal) {
+				// Blind to its own actions, the daemon stops rather than
+				// idle: exit 2 tells a supervisor (or a person) at once.
+				w.log.Error("journal cannot be written: stopping, no action taken", zap.Error(err))
+				return w.stop(err)
 			}
-			if l.Err == nil {
-				w.consume(l.Text)
-				w.st.Position = l.Pos
+			if errors.Is(err, remediate.ErrLocked) {
+				w.log.Error("lock lost to another instance: stopping, no action taken", zap.Error(err))
+				return w.stop(err)
 			}
-		default:
-			return
+			if ctx.Err() == nil {
+				w.log.Error("poll", zap.Error(err))
+			}
+		}
+		if forDur > 0 && w.opt.Clock.Now().Sub(start) >= forDur {
+			return w.stop(nil)
 		}
 	}
 }

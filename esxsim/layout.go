@@ -141,6 +141,9 @@ func toolPaths(root string) []string {
 	for _, t := range binTools {
 		ps = append(ps, "/bin/"+t)
 	}
+	// The simulator's own command, for heapguard's stepped test clock
+	// (host.SimStepClock runs `esxsim advance` from the host's PATH).
+	ps = append(ps, "/bin/esxsim")
 	st, err := readState(root)
 	v := versions[2]
 	if err == nil {

@@ -25,14 +25,15 @@ var _ host.Clock = (*StepClock)(nil)
 // NewStepClock returns the stepping clock of a laid-out simulated host.
 func NewStepClock(root string) *StepClock { return &StepClock{root: root} }
 
-// Now reads the simulated clock from the state; on error it returns the
-// zero time, which no window or trend accepts.
+// Now reads the clock the simulated host publishes (every change of its
+// time publishes it); on error it returns the zero time, which no window
+// or trend accepts.
 func (c *StepClock) Now() time.Time {
-	st, err := LoadState(c.root)
+	a, err := host.ReadSimClock(c.root)
 	if err != nil {
 		return time.Time{}
 	}
-	return st.Now
+	return a.At(time.Now())
 }
 
 // Sleep advances the simulation by d.

@@ -23,6 +23,9 @@ type call struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// loaded is the state read when the call began, for its first
+	// read-only look (one parse per call).
+	loaded *State
 }
 
 func (c *call) args() []string { return c.argv[1:] }
@@ -110,7 +113,11 @@ func runTool(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 127
 	}
 	c := &call{root: root, name: name, argv: argv, stdin: stdin, stdout: stdout, stderr: stderr}
-	f, err := takeFault(root, faultCommand(name), argv[1:])
+	if c.loaded, err = LoadState(root); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 1
+	}
+	f, err := takeFault(root, c.loaded, faultCommand(name), argv[1:])
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
@@ -146,19 +153,8 @@ func runTool(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 // takeFault finds the first fault matching the call and counts the hit.
-func takeFault(root, cmd string, args []string) (*Fault, error) {
-	var candidates bool
-	if err := view(root, func(st *State) error {
-		for _, f := range st.Scenario.Faults {
-			if faultMatches(f, cmd, args) {
-				candidates = true
-			}
-		}
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	if !candidates {
+func takeFault(root string, st *State, cmd string, args []string) (*Fault, error) {
+	if !slices.ContainsFunc(st.Scenario.Faults, func(f Fault) bool { return faultMatches(f, cmd, args) }) {
 		return nil, nil
 	}
 	var hit *Fault
@@ -246,8 +242,13 @@ func mutate(c *call, target string, fn func(st *State, s *sim) (exit int, result
 	return exit
 }
 
-// readState for a read-only tool; prints the error itself.
+// state is the state for a read-only tool (the one read when the call
+// began, the first time); it prints the error itself.
 func (c *call) state() (*State, bool) {
+	if st := c.loaded; st != nil {
+		c.loaded = nil
+		return st, true
+	}
 	st, err := LoadState(c.root)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "%s: %v\n", c.name, err)

@@ -310,7 +310,7 @@ func TestLayoutPerVersion(t *testing.T) {
 		files, absent     []string
 	}{
 		{"seed-incident", "", host.Layout{LogPath: "/var/log/vmkernel.log", VpxaInit: "/etc/init.d/vpxa", HostdInit: "/etc/init.d/hostd"},
-			[]string{"/etc/rc.local.d/local.sh", "/var/spool/cron/crontabs/root", "/etc/inetd.conf", "/bin/vsish", "/bin/vim-cmd", "/bin/net-stats", "/bin/esxcli", "/bin/vmware",
+			[]string{"/etc/rc.local.d/local.sh", "/var/spool/cron/crontabs/root", "/etc/inetd.conf", "/bin/vsish", "/bin/vim-cmd", "/bin/net-stats", "/bin/esxcli", "/bin/vmware", "/bin/esxsim",
 				"/vmfs/volumes/datastore1/DSVA03/dsva03.vmx", "/vmfs/volumes/datastore1/DSVA01/DSVA01.vmx", "/vmfs/volumes/datastore1/DSVA04/DSVA04.vmx", host.SimClockPath},
 			[]string{"/var/log/messages", "/var/log/vmkwarning.log"}},
 		{"old-esx41", "", host.Layout{LogPath: "/var/log/messages", VpxaInit: "/etc/opt/init.d/vmware-vpxa", HostdInit: "/etc/init.d/hostd"},
@@ -336,7 +336,7 @@ func TestLayoutPerVersion(t *testing.T) {
 			if fi, err := os.Lstat(h.Path("/vmfs/volumes/datastore1")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 				t.Errorf("datastore1 is not a symlink: %v", err)
 			}
-			clk, err := host.ClockFor(h.Root())
+			clk, err := host.ClockFromEnv(simClockEnv, h.Root(), nil)
 			if err != nil || !clk.Now().Equal(h.State().Now) {
 				t.Errorf("clock %v, err %v, want %v", clk.Now(), err, h.State().Now)
 			}

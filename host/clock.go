@@ -3,9 +3,7 @@ package host
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -67,53 +65,84 @@ func (a SimClockAnchor) At(wall time.Time) time.Time {
 	return a.Sim.Add(time.Duration(float64(wall.Sub(a.Wall)) * a.Speed)).UTC()
 }
 
+// TestClockEnv names the environment variable through which tests, the
+// demo and the benchmarks hand heapguard a simulated host's clock. Nothing
+// else selects a simulated clock: without it heapguard keeps the system
+// clock, whatever the root holds.
+const TestClockEnv = "HEAPGUARD_TEST_CLOCK"
+
+// ClockFromEnv returns the clock that getenv(TestClockEnv) asks for:
+//
+//	""     the system clock;
+//	"sim"  the clock a running simulator publishes under root (SimClock);
+//	"step" the simulator's clock, moved on by each wait (SimStepClock),
+//	       so the host and heapguard move in lock step.
+func ClockFromEnv(getenv func(string) string, root string, runner Runner) (Clock, error) {
+	switch mode := getenv(TestClockEnv); mode {
+	case "":
+		return SystemClock{}, nil
+	case "sim", "step":
+		if IsRealRoot(root) {
+			return nil, fmt.Errorf("%s=%s needs --root of a simulated host", TestClockEnv, mode)
+		}
+		c := &SimClock{path: Path(root, SimClockPath), wall: time.Now, fresh: mode == "step"}
+		if _, err := c.load(); err != nil {
+			return nil, err
+		}
+		if mode == "sim" {
+			return c, nil
+		}
+		return &SimStepClock{root: root, runner: runner, sim: c}, nil
+	default:
+		return nil, fmt.Errorf("%s=%q: want sim or step", TestClockEnv, mode)
+	}
+}
+
 // SimClock follows the clock a simulated host publishes under its root. It
 // re-reads the anchor file at most every few milliseconds of wall time, so
 // a simulator that restarts or changes speed is followed.
 type SimClock struct {
 	path string
+	// wall is the machine's clock (time.Now); tests replace it.
+	wall func() time.Time
 
 	mu     sync.Mutex
 	anchor SimClockAnchor
 	readAt time.Time
+	// fresh: read the anchor on every call (a stepped simulator).
+	fresh bool
 }
 
 var _ Clock = (*SimClock)(nil)
 
-// ClockFor returns the simulated clock when root holds one, else the system clock.
-func ClockFor(root string) (Clock, error) {
-	if IsRealRoot(root) {
-		return SystemClock{}, nil
-	}
-	p := Path(root, SimClockPath)
-	if _, err := os.Stat(p); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return SystemClock{}, nil
-		}
-		return nil, fmt.Errorf("open host clock %s: %w", p, err)
-	}
-	c := &SimClock{path: p}
-	if _, err := c.load(); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
 func (c *SimClock) load() (SimClockAnchor, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.readAt.IsZero() && time.Since(c.readAt) < 5*time.Millisecond {
+	if !c.fresh && !c.readAt.IsZero() && c.wall().Sub(c.readAt) < 5*time.Millisecond {
 		return c.anchor, nil
 	}
-	b, err := os.ReadFile(c.path)
+	a, err := readSimClock(c.path)
 	if err != nil {
-		return c.anchor, fmt.Errorf("read host clock %s: %w", c.path, err)
+		return c.anchor, err
+	}
+	c.anchor, c.readAt = a, c.wall()
+	return a, nil
+}
+
+// ReadSimClock reads the clock a simulated host under root publishes.
+func ReadSimClock(root string) (SimClockAnchor, error) {
+	return readSimClock(Path(root, SimClockPath))
+}
+
+func readSimClock(p string) (SimClockAnchor, error) {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return SimClockAnchor{}, fmt.Errorf("read host clock %s: %w", p, err)
 	}
 	var a SimClockAnchor
 	if err := json.Unmarshal(b, &a); err != nil || a.Sim.IsZero() {
-		return c.anchor, fmt.Errorf("read host clock %s: bad anchor %q", c.path, b)
+		return SimClockAnchor{}, fmt.Errorf("read host clock %s: bad anchor %q", p, b)
 	}
-	c.anchor, c.readAt = a, time.Now()
 	return a, nil
 }
 
@@ -121,17 +150,51 @@ func (c *SimClock) load() (SimClockAnchor, error) {
 // the last good one rather than jumping.
 func (c *SimClock) Now() time.Time {
 	a, _ := c.load()
-	return a.At(time.Now())
+	return a.At(c.wall())
 }
 
 // Sleep waits d of simulated time. While the simulation is paused it waits
 // d of wall time, so a loop never hangs on a stopped simulator.
 func (c *SimClock) Sleep(ctx context.Context, d time.Duration) error {
-	a, _ := c.load()
-	if a.Speed > 0 {
-		d = time.Duration(float64(d) / a.Speed)
+	return sleepWall(ctx, c.wallFor(d))
+}
+
+// wallFor is the wall time that d of simulated time takes now.
+func (c *SimClock) wallFor(d time.Duration) time.Duration {
+	if a, _ := c.load(); a.Speed > 0 {
+		return time.Duration(float64(d) / a.Speed)
 	}
-	return sleepWall(ctx, d)
+	return d
+}
+
+// SimStepClock is a simulated host's clock that moves only when heapguard
+// waits: Sleep(d) runs the simulator's `esxsim advance --by d` (found on
+// the host's PATH under the root) and returns once the host is d later.
+// The out-of-process twin of esxsim.StepClock, for tests of the binary.
+type SimStepClock struct {
+	root   string
+	runner Runner
+	sim    *SimClock
+}
+
+var _ Clock = (*SimStepClock)(nil)
+
+// stepTimeout bounds one advance of the simulator.
+const stepTimeout = 2 * time.Minute
+
+func (c *SimStepClock) Now() time.Time { return c.sim.Now() }
+
+func (c *SimStepClock) Sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d <= 0 {
+		return nil
+	}
+	if _, err := c.runner.Run(ctx, stepTimeout, "esxsim", "advance", "--root", c.root, "--by", d.String()); err != nil {
+		return fmt.Errorf("advance the simulated host: %w", err)
+	}
+	return nil
 }
 
 // WriteSimClock publishes an anchor atomically (temp file plus rename), so

@@ -2,8 +2,11 @@ package host
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -21,55 +24,124 @@ func TestPath(t *testing.T) {
 	}
 }
 
-func TestClockForRealRootIsSystem(t *testing.T) {
-	c, err := ClockFor("/")
-	if err != nil {
+// env is a getenv for ClockFromEnv.
+func env(mode string) func(string) string {
+	return func(k string) string {
+		if k == TestClockEnv {
+			return mode
+		}
+		return ""
+	}
+}
+
+// recordingRunner records the commands it is asked to run.
+type recordingRunner struct{ argvs [][]string }
+
+func (r *recordingRunner) Run(_ context.Context, _ time.Duration, argv ...string) (Result, error) {
+	r.argvs = append(r.argvs, argv)
+	return Result{Argv: argv}, nil
+}
+
+func TestClockFromEnv(t *testing.T) {
+	root := t.TempDir()
+	sim := time.Date(2012, 7, 26, 1, 0, 0, 0, time.UTC)
+	if err := WriteSimClock(root, SimClockAnchor{Sim: sim, Wall: time.Now(), Speed: 0}); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := c.(SystemClock); !ok {
-		t.Fatalf("ClockFor(/) = %T", c)
-	}
-	c, err = ClockFor(t.TempDir()) // a root without a simulator clock
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := c.(SystemClock); !ok {
-		t.Fatalf("ClockFor(empty root) = %T", c)
+	for _, tt := range []struct {
+		mode, root, want, wantErr string
+	}{
+		// A simulator's clock under the root is never picked up by itself.
+		{mode: "", root: root, want: "host.SystemClock"},
+		{mode: "", root: "/", want: "host.SystemClock"},
+		{mode: "sim", root: root, want: "*host.SimClock"},
+		{mode: "step", root: root, want: "*host.SimStepClock"},
+		{mode: "sim", root: "/", wantErr: "needs --root of a simulated host"},
+		{mode: "sim", root: t.TempDir(), wantErr: "read host clock"},
+		{mode: "fast", root: root, wantErr: `want sim or step`},
+	} {
+		c, err := ClockFromEnv(env(tt.mode), tt.root, &recordingRunner{})
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("mode %q root %q: error %v, want %q", tt.mode, tt.root, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("mode %q root %q: %v", tt.mode, tt.root, err)
+			continue
+		}
+		if got := fmt.Sprintf("%T", c); got != tt.want {
+			t.Errorf("mode %q root %q: %s, want %s", tt.mode, tt.root, got, tt.want)
+		}
 	}
 }
 
 func TestSimClockFollowsAnchor(t *testing.T) {
 	root := t.TempDir()
 	sim := time.Date(2012, 7, 26, 1, 0, 0, 0, time.UTC)
-	wall := time.Now().Add(-2 * time.Second)
+	wall := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 	if err := WriteSimClock(root, SimClockAnchor{Sim: sim, Wall: wall, Speed: 120}); err != nil {
 		t.Fatal(err)
 	}
-	c, err := ClockFor(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := c.Now()
-	// 2 s of wall time at 120x is 4 min of host time (plus the test's own run time).
-	if d := got.Sub(sim); d < 4*time.Minute || d > 5*time.Minute {
-		t.Errorf("host time advanced %s, want about 4m", d)
+	now := wall.Add(2 * time.Second)
+	c := &SimClock{path: Path(root, SimClockPath), wall: func() time.Time { return now }}
+	// 2 s of wall time at 120x is 4 min of host time.
+	if got := c.Now(); !got.Equal(sim.Add(4 * time.Minute)) {
+		t.Errorf("Now = %s, want %s", got, sim.Add(4*time.Minute))
 	}
 	// A 60 s host-time sleep at 120x takes 0.5 s of wall time.
-	start := time.Now()
-	if err := c.Sleep(context.Background(), 60*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if el := time.Since(start); el < 400*time.Millisecond || el > 3*time.Second {
-		t.Errorf("60s of host time at 120x took %s of wall time", el)
+	if got := c.wallFor(60 * time.Second); got != 500*time.Millisecond {
+		t.Errorf("60s of host time at 120x takes %s of wall time, want 500ms", got)
 	}
 
-	// Paused: time stands still.
+	// Paused: time stands still, and a sleep waits its own length.
 	if err := WriteSimClock(root, SimClockAnchor{Sim: sim, Wall: wall, Speed: 0}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(10 * time.Millisecond) // let the cached anchor expire
+	now = now.Add(10 * time.Millisecond) // past the cached anchor
 	if got := c.Now(); !got.Equal(sim) {
 		t.Errorf("paused clock = %s, want %s", got, sim)
+	}
+	if got := c.wallFor(time.Second); got != time.Second {
+		t.Errorf("a paused clock's 1s sleep takes %s of wall time, want 1s", got)
+	}
+}
+
+// TestSimStepClock: each wait runs the simulator's advance, and Now reads
+// the clock it then publishes, with no caching in between.
+func TestSimStepClock(t *testing.T) {
+	root := t.TempDir()
+	sim := time.Date(2012, 7, 26, 1, 0, 0, 0, time.UTC)
+	if err := WriteSimClock(root, SimClockAnchor{Sim: sim, Wall: time.Now(), Speed: 0}); err != nil {
+		t.Fatal(err)
+	}
+	r := &recordingRunner{}
+	c, err := ClockFromEnv(env("step"), root, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Now(); !got.Equal(sim) {
+		t.Fatalf("Now = %s, want %s", got, sim)
+	}
+	if err := c.Sleep(context.Background(), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"esxsim", "advance", "--root", root, "--by", "10s"}
+	if len(r.argvs) != 1 || !slices.Equal(r.argvs[0], want) {
+		t.Fatalf("Sleep ran %q, want %q", r.argvs, want)
+	}
+	// The simulator publishes its new time; the very next Now sees it.
+	if err := WriteSimClock(root, SimClockAnchor{Sim: sim.Add(10 * time.Second), Wall: time.Now(), Speed: 0}); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Now(); !got.Equal(sim.Add(10 * time.Second)) {
+		t.Errorf("Now after the step = %s, want %s", got, sim.Add(10*time.Second))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.Sleep(ctx, time.Second); err == nil || len(r.argvs) != 1 {
+		t.Errorf("Sleep on a cancelled context: %v, %d advances; want an error and no advance", err, len(r.argvs))
 	}
 }
 
@@ -78,7 +150,7 @@ func TestSimClockBadAnchor(t *testing.T) {
 	p := Path(root, SimClockPath)
 	os.MkdirAll(filepath.Dir(p), 0o755)
 	os.WriteFile(p, []byte("not json"), 0o644)
-	if _, err := ClockFor(root); err == nil {
+	if _, err := ClockFromEnv(env("sim"), root, nil); err == nil {
 		t.Fatal("want an error for a bad clock file")
 	}
 }

@@ -5,8 +5,7 @@
 #  1. Steady state: `heapguard run --interval 10s` on a healthy host for
 #     AGENT_POLLS polls. The simulation runs at 10x so the run is short;
 #     CPU is reported per poll and converted to a share of one core at a
-#     real 10 s interval (the log follower's own polls run 10x as often here,
-#     so the figure is an upper bound). RSS is the peak (VmHWM).
+#     real 10 s interval. RSS is the peak (VmHWM).
 #     Targets: RSS <= 10 MB, idle CPU <= 0.2 % of a core.
 #  2. Reaction: the seed incident a little above the 10 % threshold, the
 #     simulation at real speed, `heapguard run --interval 10s`; the delay
@@ -16,6 +15,8 @@
 #     default --hold-polls 3 (by design about 2 intervals more).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# heapguard follows the simulator's published clock (a test-only setting).
+export HEAPGUARD_TEST_CLOCK=sim
 HEAPGUARD=${HEAPGUARD:-bin/heapguard}
 ESXSIM=${ESXSIM:-bin/esxsim}
 POLLS=${AGENT_POLLS:-60}

@@ -2,18 +2,16 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/heapguard/heapguard/esxsim"
+	"github.com/heapguard/heapguard/host"
 	"github.com/heapguard/heapguard/remediate"
 )
 
@@ -41,20 +39,12 @@ func simHost(t *testing.T, scenario string) *esxsim.Host {
 	return esxsim.New(t, sc, esxsim.WithBinary(esxsim.BuildBinary(t)))
 }
 
-// runSim runs the simulation at speed until the test ends.
-func runSim(t *testing.T, h *esxsim.Host, speed float64) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := esxsim.Run(ctx, h.Root(), esxsim.RunOptions{Speed: speed}); err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("esxsim run: %v", err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	time.Sleep(100 * time.Millisecond)
+// steppedCommand runs the heapguard binary on a simulated host whose clock
+// moves only while heapguard waits (host.SimStepClock).
+func steppedCommand(bin string, args ...string) *exec.Cmd {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), host.TestClockEnv+"=step")
+	return cmd
 }
 
 func readJournal(t *testing.T, stateDir string) []remediate.Entry {
@@ -76,13 +66,12 @@ func readJournal(t *testing.T, stateDir string) []remediate.Entry {
 func TestKillDashNineKeepsBudgets(t *testing.T) {
 	h := simHost(t, "seed-incident")
 	h.Advance(105 * time.Minute) // about 11% free: critical within a few minutes
-	runSim(t, h, 40)
 	bin := heapguardBin(t)
 	state := filepath.Join(t.TempDir(), "state")
 	args := []string{"run", "--root", h.Root(), "--state-dir", state, "--power-off-allow", "DSVA*",
 		"--max-power-offs", "2", "--interval", "10s"}
 
-	first := exec.Command(bin, args...)
+	first := steppedCommand(bin, args...)
 	var firstErr bytes.Buffer
 	first.Stderr = &firstErr
 	if err := first.Start(); err != nil {
@@ -104,7 +93,7 @@ func TestKillDashNineKeepsBudgets(t *testing.T) {
 		t.Fatalf("no power-off started within 90 s; stderr:\n%s", firstErr.String())
 	}
 
-	second := exec.Command(bin, append(args, "--for", "12m")...)
+	second := steppedCommand(bin, append(args, "--for", "12m")...)
 	out, err := second.CombinedOutput()
 	if err != nil {
 		t.Fatalf("second run: %v\n%s", err, out)
@@ -138,6 +127,7 @@ func TestKillDashNineKeepsBudgets(t *testing.T) {
 // TestCheckNagios: heapguard check prints one Nagios line and exits with
 // its status; --config sets flags, and flags on the command line win.
 func TestCheckNagios(t *testing.T) {
+	t.Setenv(host.TestClockEnv, "sim") // the simulated host's time, not today's
 	h := simHost(t, "flap-no-leak")
 	h.Advance(10 * time.Minute)
 	state := t.TempDir()

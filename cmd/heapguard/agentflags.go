@@ -135,7 +135,8 @@ func (o *agentFlags) options(logger *zap.Logger) (agent.Options, error) {
 			return agent.Options{}, err
 		}
 	}
-	clock, err := host.ClockFor(o.root)
+	runner := host.Exec{Root: o.root}
+	clock, err := host.ClockFromEnv(os.Getenv, o.root, runner)
 	if err != nil {
 		return agent.Options{}, err
 	}
@@ -145,7 +146,7 @@ func (o *agentFlags) options(logger *zap.Logger) (agent.Options, error) {
 		Guards:     remediate.GuardLimits{MaxPowerOffs: o.maxPowerOffs, BreakerAfter: o.breakerAfter},
 		FlapCycles: o.flapCycles, FlapWindow: o.flapWindow,
 		ShutdownTimeout: o.shutdownTimeout, CommandTimeout: o.commandTimeout, Year: o.year,
-		Logger: logger, Clock: clock, Runner: host.Exec{Root: o.root},
+		Logger: logger, Clock: clock, Runner: runner,
 	}, nil
 }
 
