@@ -14,7 +14,7 @@ help: ## list the targets
 build: ## static, stripped bin/heapguard with the ESXi-safe runtime, and bin/esxsim
 	$(GO) run ./tools/rtpatch -out build/_overlay
 	CGO_ENABLED=0 $(GO) build -overlay $(OVERLAY) -trimpath -ldflags '$(LDFLAGS)' -o bin/heapguard ./cmd/heapguard
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/esxsim ./cmd/esxsim
+	CGO_ENABLED=0 $(GO) build -overlay $(OVERLAY) -trimpath -ldflags '$(LDFLAGS)' -o bin/esxsim ./cmd/esxsim
 
 build-stock: ## the same source with the stock runtime (it dies on ESXi; for esxi-test)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/heapguard-stock ./cmd/heapguard

@@ -5,14 +5,26 @@
 #       signature, else the emulation is not faithful and the test fails;
 #   (b) the SHIPPED build completes `report --json` on a log;
 #   (c) `check --dry-run` against a simulated host (timers, children, tail);
-#   (d) `doctor`.
+#   (d) `run --dry-run` following the log of a running simulated host;
+#   (e) `doctor`.
+# Each step passes only on its expected exit status and content (the
+# journal for check and run), and fails when any of its processes printed
+# the runtime's ESXi signature, whatever the exit status.
 # After each run it lists which calls actually answered ENOSYS, and how
 # often, so a new need shows up in the output.
+#
+# The simulated host's tools (esxsim's multi-call binary answering as
+# vim-cmd, vsish, esxcli, ...) run as children of heapguard, so strace -f
+# injects the faults into them too. On ESXi those tools are native and
+# never die of a Go runtime, so esxsim is built with the same ESXi-safe
+# runtime as heapguard (ESXSIM must carry the marker, checked below); a
+# stock-built tool would die at random, depending on whether its runtime's
+# sysmon reached the netpoller before it exited.
 #
 # Environment:
 #   HEAPGUARD        shipped binary (default: built here with the overlay)
 #   HEAPGUARD_STOCK  same source built without the overlay (default: built here)
-#   ESXSIM           simulator binary for (c) (default: built from ./cmd/esxsim if it has a main)
+#   ESXSIM           simulator binary, built with the ESXi-safe runtime (default: built here)
 #   ESXI_TARGET      heapguard | probe | auto (default auto: heapguard when
 #                    ./cmd/heapguard builds, else tools/esxiprobe stands in)
 #   ESXI_PROFILE     profile file (default esxi/syscalls.profile)
@@ -148,44 +160,33 @@ stand_in() {
 	return 1
 }
 
-# sim_host ROOT: a simulated ESXi root for (b) and (c). With esxsim, its
-# default scenario (the seed incident); without, a sample log is copied in.
+# sim_host ROOT: a simulated ESXi root with esxsim's default scenario (the
+# seed incident).
 sim_host() {
 	local root=$1
-	mkdir -p "$root/var/log"
-	if [ -z "${ESXSIM:-}" ] && main_builds ./cmd/esxsim; then
-		ESXSIM="$WORK/esxsim"
-		CGO_ENABLED=0 go build -o "$ESXSIM" ./cmd/esxsim
+	if ! "$ESXSIM" init --root "$root" >"$root.esxsim.out" 2>&1; then
+		cat "$root.esxsim.out"
+		fail "esxsim init --root $root"
+		return 1
 	fi
-	# Lead: adjust this line to esxsim's real CLI once it exists.
-	if [ -n "${ESXSIM:-}" ] && "$ESXSIM" init --root "$root" >"$root.esxsim.out" 2>&1; then
-		return
-	fi
-	if [ -n "${ESXSIM:-}" ]; then
-		say "INFO esxsim init failed ($(head -n1 "$root.esxsim.out")): using a sample log instead"
-	fi
-	cp /work/shared/samples/vmkernel-5x.log "$root/var/log/vmkernel.log" 2>/dev/null ||
-		printf '2013-08-20T12:00:00.123Z cpu3:33421)NetPort: 1632: disabled port 0x2000004\n' >"$root/var/log/vmkernel.log"
 }
 
-# run_step NAME EXPECT CMD...: EXPECT is "ok" (exit 0) or "netpoll" (die
-# with the netpoll signature).
+# The runtime's ESXi signature: a Go program that used a call ESXi lacks.
+# Any process of a step printing it (heapguard, or a simulated tool whose
+# error heapguard passed on) fails the step, whatever its exit status.
+SIGNATURE='runtime: epollwait on fd [0-9]+ failed with 38|fatal error: runtime|^panic: '
+
+# run_step NAME WANT CHECK CMD...: run CMD under the emulation. WANT is the
+# exit status the step must end with, or "netpoll" (it must die with the
+# ESXi signature). CHECK is a function called with the output file (stdout
+# and stderr) that prints why the content is wrong and returns 1, or "-".
 run_step() {
-	local name=$1 expect=$2 rc=0
-	shift 2
+	local name=$1 want=$2 check=$3 rc=0 why=
+	shift 3
 	local out="$WORK/$name.out" log="$WORK/$name.strace"
 	say "---- $name: $*"
 	emulate "$log" "$@" >"$out" 2>&1 || rc=$?
-	case $expect in
-	ok)
-		if [ "$rc" -eq 0 ]; then
-			say "PASS $name"
-		else
-			sed 's/^/     | /' "$out" | tail -n 30
-			fail "$name: exit status $rc, want 0"
-		fi
-		;;
-	netpoll)
+	if [ "$want" = netpoll ]; then
 		if [ "$rc" -ne 0 ] && grep -qE 'runtime: epollwait on fd [0-9]+ failed with 38' "$out" &&
 			grep -q 'fatal error: runtime: netpoll failed' "$out"; then
 			say "PASS $name: died as on ESXi: $(grep -m1 'epollwait on fd' "$out")"
@@ -193,12 +194,33 @@ run_step() {
 			sed 's/^/     | /' "$out" | tail -n 30
 			fail "$name: exit status $rc without the netpoll signature: the emulation is not faithful"
 		fi
-		;;
-	esac
+		enosys_summary "$log"
+		return
+	fi
+	if [ "$rc" -ne "$want" ]; then
+		why="exit status $rc, want $want"
+	elif grep -qE "$SIGNATURE" "$out" "${STEP_FILES[@]}" 2>/dev/null; then
+		why="a process died of the runtime: $(grep -hm1 -E "$SIGNATURE" "$out" "${STEP_FILES[@]}" 2>/dev/null | head -n1 | cut -c1-200)"
+	elif [ "$check" != - ]; then
+		why=$("$check" "$out") || true
+	fi
+	if [ -z "$why" ]; then
+		say "PASS $name (exit $rc): $(head -n1 "$out" | cut -c1-160)"
+	else
+		sed 's/^/     | /' "$out" | tail -n 30
+		fail "$name: $why"
+	fi
+	STEP_FILES=()
 	enosys_summary "$log"
 }
+# STEP_FILES: more files of the running step to search for the signature
+# (the journal, which keeps the commands' output).
+STEP_FILES=()
 
-# ---- the four steps (point these at the real commands) -------------------
+# count PATTERN FILE: lines of FILE matching the extended regexp.
+count() { grep -cE "$1" "$2" 2>/dev/null || true; }
+
+# ---- the steps ----------------------------------------------------------
 
 # step_stock: the emulation must be faithful. The stock probe always runs
 # (its timers need the netpoller) and must die with the ESXi signature. The
@@ -206,7 +228,7 @@ run_step() {
 # one-shot scan with no timer and no child) survives even on ESXi, so its
 # survival is only reported, unless ESXI_STOCK_STRICT=1.
 step_stock() {
-	run_step stock-probe netpoll "$PROBE_STOCK" -stages timers
+	run_step stock-probe netpoll - "$PROBE_STOCK" -stages timers
 	if [ "$TARGET" = probe ]; then
 		return
 	fi
@@ -222,7 +244,7 @@ step_stock() {
 	fi
 	sim_host "$root"
 	if [ "${ESXI_STOCK_STRICT:-0}" = 1 ]; then
-		run_step stock-heapguard netpoll "${cmd[@]}"
+		run_step stock-heapguard netpoll - "${cmd[@]}"
 		return
 	fi
 	local rc=0 log="$WORK/stock-heapguard.strace" out="$WORK/stock-heapguard.out"
@@ -236,80 +258,108 @@ step_stock() {
 	enosys_summary "$log"
 }
 
+# The seed incident 100 simulated minutes in: three DSVA appliances flap
+# (ports 0x3000003, 0x3000005, 0x3000007) and netGPHeap is at 14 % free;
+# at 110 minutes it is below 10 %.
+
+# report must find the three flapping ports, each mapped to its VM.
+check_report() {
+	local n
+	grep -q '"verdict": "WARNING"' "$1" || { echo 'verdict is not WARNING'; return 1; }
+	n=$(count '"vm": "DSVA0[134]"' "$1")
+	[ "$n" -eq 3 ] || { echo "$n flapping ports mapped to a DSVA VM, want 3"; return 1; }
+}
+
 step_report() {
 	local root="$WORK/host-report"
 	if [ "$TARGET" = probe ] || ! stand_in "$HEAPGUARD" report; then
-		run_step report ok "$PROBE" -stages timers,goroutines,alloc,files,rand -dir "$WORK"
+		run_step report 0 - "$PROBE" -stages timers,goroutines,alloc,files,rand -dir "$WORK"
 		return
 	fi
 	sim_host "$root"
-	run_step report ok "$HEAPGUARD" report --json --root "$root"
+	"$ESXSIM" advance --root "$root" --by 100m >/dev/null
+	# Exit 1: WARNING, ports flap (the log alone shows no heap figure).
+	run_step report 1 check_report "$HEAPGUARD" report --json --root "$root"
+}
+
+# check must reach a complete inventory (getallvms, net-stats and the .vmx
+# files) and plan the three power-offs: each needs the VM's vmid.
+check_check() {
+	local j="$WORK/state-check/journal.jsonl" n
+	grep -q '^HEAPGUARD CRITICAL: .*powering off 3 VMs' "$1" ||
+		{ echo "Nagios line is not CRITICAL, powering off 3 VMs"; return 1; }
+	grep -q 'inventory incomplete' "$1" && { echo 'the inventory was incomplete'; return 1; }
+	n=$(count '"action":"power_off","target":"DSVA0[134]","vmid":"[134]".*"result":"dry_run"' "$j")
+	[ "$n" -eq 3 ] || { echo "$n power-offs journaled as dry_run with a vmid, want 3"; return 1; }
 }
 
 step_check() {
 	local root="$WORK/host-check"
 	if [ "$TARGET" = probe ] || ! stand_in "$HEAPGUARD" check; then
-		run_step check ok "$PROBE" -stages timers,exec,signal,tail,goroutines,alloc -dir "$WORK"
+		run_step check 0 - "$PROBE" -stages timers,exec,signal,tail,goroutines,alloc -dir "$WORK"
 		return
 	fi
 	sim_host "$root"
-	# 100 simulated minutes into the incident: ports flap and the heap is
-	# low, so check maps MACs to VMs (vim-cmd, net-stats child processes).
-	[ -n "${ESXSIM:-}" ] && "$ESXSIM" advance --root "$root" --by 100m >/dev/null 2>&1
-	local rc=0
-	# check exits 0-3 (Nagios); anything else, or a runtime crash, fails.
-	run_step_nagios check "$HEAPGUARD" check --dry-run --power-off-allow 'DSVA*' --root "$root" \
-		--state-dir "$WORK/state-check" || rc=$?
-	return "$rc"
+	"$ESXSIM" advance --root "$root" --by 110m >/dev/null
+	# One pass: --hold-polls 1 lets it act on its first sample.
+	STEP_FILES=("$WORK/state-check/journal.jsonl")
+	run_step check 2 check_check env HEAPGUARD_TEST_CLOCK=sim "$HEAPGUARD" check --dry-run --hold-polls 1 --power-off-allow 'DSVA*' \
+		--root "$root" --state-dir "$WORK/state-check"
 }
 
-# step_run: the daemon under emulation for 3 simulated minutes while
-# esxsim runs the incident at 60x: the log follower (nxadm/tail, polling),
-# the interval timer and the heap sampling's child processes.
+# run must have followed the log (read lines written after it started),
+# sampled the heaps, and planned the power-offs.
+RUN_LINES_AT_START=0
+check_run() {
+	local j="$WORK/state-run/journal.jsonl" n lines
+	n=$(count '"action":"power_off","target":"DSVA0[134]","vmid":"[134]".*"result":"dry_run"' "$j")
+	[ "$n" -ge 3 ] || { echo "$n power-offs journaled as dry_run, want 3 or more"; return 1; }
+	grep -q '"heap":{"name":"netGPHeap' "$j" || { echo 'no journal entry carries heap figures'; return 1; }
+	lines=$(grep '"msg":"stopped"' "$1" | sed -nE 's/.*"lines":([0-9]+).*/\1/p' | tail -n1)
+	[ -n "$lines" ] && [ "$lines" -gt "$RUN_LINES_AT_START" ] ||
+		{ echo "read ${lines:-no} log lines, want more than the $RUN_LINES_AT_START there at its start"; return 1; }
+}
+
+# step_run: the daemon under emulation for 5 simulated minutes while
+# esxsim runs the incident at 60x: the log follower, the interval timer
+# and the heap sampling's child processes.
 step_run() {
-	if [ "$TARGET" = probe ] || ! stand_in "$HEAPGUARD" run || [ -z "${ESXSIM:-}" ]; then
-		say "SKIP run: needs heapguard run and esxsim"
+	if [ "$TARGET" = probe ] || ! stand_in "$HEAPGUARD" run; then
+		say "SKIP run: needs heapguard run"
 		return
 	fi
 	local root="$WORK/host-run"
 	sim_host "$root"
-	"$ESXSIM" advance --root "$root" --by 100m >/dev/null 2>&1
+	"$ESXSIM" advance --root "$root" --by 110m >/dev/null
+	RUN_LINES_AT_START=$(wc -l <"$root/var/log/vmkernel.log")
 	"$ESXSIM" run --root "$root" --speed 60 >"$WORK/esxsim-run.out" 2>&1 &
 	local sim=$!
 	sleep 0.5
-	run_step run ok "$HEAPGUARD" run --dry-run --power-off-allow 'DSVA*' --interval 10s --for 3m \
-		--root "$root" --state-dir "$WORK/state-run"
+	STEP_FILES=("$WORK/state-run/journal.jsonl")
+	run_step run 0 check_run env HEAPGUARD_TEST_CLOCK=sim "$HEAPGUARD" run --dry-run --hold-polls 1 --power-off-allow 'DSVA*' \
+		--interval 10s --for 5m --root "$root" --state-dir "$WORK/state-run"
 	kill "$sim" 2>/dev/null
 	wait "$sim" 2>/dev/null || true
 }
 
+# doctor must pass every line a real host passes.
+check_doctor() {
+	local bad
+	bad=$(grep -E '^(WARN|FAIL) ' "$1" | head -n3)
+	[ -z "$bad" ] || { echo "not every line is OK: $bad"; return 1; }
+	grep -q '^doctor: OK' "$1" || { echo 'no "doctor: OK" verdict'; return 1; }
+}
+
 step_doctor() {
 	if [ "$TARGET" = probe ] || ! stand_in "$HEAPGUARD" doctor; then
-		run_step doctor ok "$PROBE" -dir "$WORK"
+		run_step doctor 0 - "$PROBE" -dir "$WORK"
 		return
 	fi
 	local root="$WORK/host-doctor"
 	sim_host "$root"
 	# A state folder on the simulated datastore, as on a real host (where
 	# the default is heapguard-state/<host name> beside the binary).
-	run_step doctor ok "$HEAPGUARD" doctor --root "$root" --state-dir "$root/vmfs/volumes/datastore1/heapguard-state"
-}
-
-# run_step_nagios NAME CMD...: exit 0..3 is a valid Nagios answer; a Go
-# runtime fatal error is not, whatever the status.
-run_step_nagios() {
-	local name=$1 rc=0
-	shift
-	local out="$WORK/$name.out" log="$WORK/$name.strace"
-	say "---- $name: $*"
-	emulate "$log" "$@" >"$out" 2>&1 || rc=$?
-	if [ "$rc" -le 3 ] && ! grep -qE '^fatal error:|^panic:' "$out"; then
-		say "PASS $name (exit $rc): $(head -n1 "$out")"
-	else
-		sed 's/^/     | /' "$out" | tail -n 30
-		fail "$name: exit status $rc"
-	fi
-	enosys_summary "$log"
+	run_step doctor 0 check_doctor "$HEAPGUARD" doctor --root "$root" --state-dir "$root/vmfs/volumes/datastore1/heapguard-state"
 }
 
 # step_fallbacks: the runtime's own fallbacks beyond the profile
@@ -317,7 +367,7 @@ run_step_nagios() {
 # on the probe's stages that need no os.Pipe.
 step_fallbacks() {
 	EXTRA_CALLS=$FALLBACK_CALLS
-	run_step fallbacks ok "$PROBE" -stages timers,goroutines,signal,tail,alloc,net -dir "$WORK"
+	run_step fallbacks 0 - "$PROBE" -stages timers,goroutines,signal,tail,alloc,net -dir "$WORK"
 	EXTRA_CALLS=
 }
 
@@ -345,6 +395,11 @@ main() {
 		check_marker "$HEAPGUARD" yes
 		check_marker "$HEAPGUARD_STOCK" no
 	fi
+	if [ -z "${ESXSIM:-}" ]; then
+		ESXSIM="$WORK/esxsim"
+		CGO_ENABLED=0 go build -overlay "$OVERLAY" "${GOFLAGS_BUILD[@]}" -o "$ESXSIM" ./cmd/esxsim
+	fi
+	check_marker "$ESXSIM" yes
 	step_stock
 	step_report
 	step_check
