@@ -390,6 +390,68 @@ func TestAcceptFlapNoLeak(t *testing.T) {
 	}
 }
 
+// TestAcceptAmbiguousMACNotActedOn: when two registered, powered-on VMs
+// claim the flapping MAC on present NICs, neither is powered off and no
+// plan names a VM for that port; the other flapping VMs are still handled.
+// Fails if flapping maps a MAC whose owner is Ambiguous.
+func TestAcceptAmbiguousMACNotActedOn(t *testing.T) {
+	t.Parallel()
+	h := newSim(t, "seed-incident")
+	// Just above 10% free: CRITICAL within the first polls.
+	h.Advance(108 * time.Minute)
+	const flapMAC = "00:50:56:84:5a:b1" // DSVA04's ethernet2, which flaps
+	var dsva04, twin esxsim.VM
+	h.Mutate(func(st *esxsim.State) {
+		dsva04 = *st.VMByName("DSVA04")
+		vm := st.VMByName("mon-01")
+		vm.NICs[0].MAC = flapMAC
+		twin = *vm
+	})
+	// Mutate does not rewrite .vmx files; the inventory reads them.
+	st := h.State()
+	vmx := h.Path("/vmfs/volumes/" + st.Scenario.DatastoreUUID + "/" + twin.Vmx)
+	if err := os.WriteFile(vmx, []byte(esxsim.RenderVmx(st.Ver(), twin)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !dsva04.PoweredOn || !twin.PoweredOn {
+		t.Fatalf("DSVA04 and mon-01 must both run: %v, %v", dsva04.PoweredOn, twin.PoweredOn)
+	}
+
+	r := watch(t, h, 3*time.Minute, allow("DSVA*", "mon-01"))
+	ops := powerOps(h.Actions())
+	for _, id := range []int{dsva04.ID, twin.ID} {
+		if len(ops[itoa(id)]) != 0 {
+			t.Errorf("vmid %d, one of two VMs with MAC %s, got %v", id, flapMAC, ops[itoa(id)])
+		}
+	}
+	// The agent did act on the unambiguous flapping VMs in this time.
+	for _, name := range []string{"DSVA01", "DSVA03"} {
+		if id := itoa(st.VMByName(name).ID); len(ops[id]) == 0 {
+			t.Errorf("%s (vmid %s) was not powered off; power operations: %v", name, id, ops)
+		}
+	}
+	var seen bool
+	for _, res := range r.results {
+		for _, f := range res.Plan.Flapping {
+			if f.MAC != flapMAC {
+				continue
+			}
+			seen = true
+			if f.VM != nil {
+				t.Errorf("plan at %s maps %s to %+v", res.Plan.Time, flapMAC, *f.VM)
+			}
+		}
+	}
+	if !seen {
+		t.Errorf("no plan listed %s as flapping", flapMAC)
+	}
+	for _, e := range r.journal(t) {
+		if e.Action == remediate.ActPowerOff && (e.MAC == flapMAC || e.VMID == itoa(dsva04.ID) || e.VMID == itoa(twin.ID)) {
+			t.Errorf("power-off journaled for the ambiguous MAC: %+v", e)
+		}
+	}
+}
+
 // TestAcceptSecondInstanceRefuses: two agents on one state folder (a cron
 // overlap) never act at once.
 func TestAcceptSecondInstanceRefuses(t *testing.T) {

@@ -189,3 +189,66 @@ func TestFlapTrackerForget(t *testing.T) {
 		t.Fatalf("status %+v: 3 new cycles must not flap", st)
 	}
 }
+
+// TestFlapTrackerWindowEdges pins each comparison at exactly the window:
+// cycles spanning exactly W start a flap, and a flap lasts until more than
+// W passes without a cycle (both inclusive, as the doc says "within
+// window" and "window passes"); Status's Cycles counts only cycles less
+// than W before now.
+func TestFlapTrackerWindowEdges(t *testing.T) {
+	const w = time.Minute
+	type got struct {
+		Listed   bool
+		Cycles   int
+		Flapping bool
+		Since    time.Duration
+	}
+	tests := []struct {
+		name   string
+		cycles []time.Duration
+		now    time.Duration
+		want   got
+	}{
+		// Fails if Observe starts a flap only when the cycles span less than W.
+		{"3 cycles spanning exactly W flap", []time.Duration{0, 30 * time.Second, w}, w + time.Millisecond,
+			got{true, 2, true, w}},
+		{"3 cycles spanning just over W do not", []time.Duration{0, 30 * time.Second, w + 1}, w + time.Millisecond,
+			got{true, 2, false, 0}},
+		// Fails if Status counts a cycle exactly W before now.
+		{"a cycle exactly W old is not counted", []time.Duration{0, 10 * time.Second}, w,
+			got{true, 1, false, 0}},
+		{"a cycle just under W old is", []time.Duration{0, 10 * time.Second}, w - 1,
+			got{true, 2, false, 0}},
+		// Fails if Status ends a flap when exactly W has passed since its last cycle.
+		// (Flapping with 0 Cycles: the two Status comparisons differ at W.)
+		{"still flapping exactly W after the last cycle", []time.Duration{0, time.Second, 2 * time.Second}, 2*time.Second + w,
+			got{true, 0, true, 2 * time.Second}},
+		{"gone just over W after the last cycle", []time.Duration{0, time.Second, 2 * time.Second}, 2*time.Second + w + 1,
+			got{}},
+		// Fails if Observe ends a flap at a cycle exactly W after the last one.
+		{"a cycle exactly W after the last continues the flap", []time.Duration{0, time.Second, 2 * time.Second, 2*time.Second + w}, 2*time.Second + w,
+			got{true, 1, true, 2 * time.Second}},
+		{"a cycle just over W after the last does not", []time.Duration{0, time.Second, 2 * time.Second, 2*time.Second + w + 1}, 2*time.Second + w + 1,
+			got{true, 1, false, 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ft := NewFlapTracker(3, w)
+			for _, at := range tt.cycles {
+				ft.Observe(enabled(7, at))
+			}
+			var g got
+			if st := ft.Status(t0.Add(tt.now)); len(st) == 1 {
+				g = got{Listed: true, Cycles: st[0].Cycles, Flapping: st[0].Flapping}
+				if !st[0].FlappingSince.IsZero() {
+					g.Since = st[0].FlappingSince.Sub(t0)
+				}
+			} else if len(st) > 1 {
+				t.Fatalf("status %+v: want one port", st)
+			}
+			if diff := cmp.Diff(tt.want, g); diff != "" {
+				t.Errorf("Status at %v (-want +got):\n%s", tt.now, diff)
+			}
+		})
+	}
+}

@@ -207,6 +207,45 @@ func TestParseStatsCases(t *testing.T) {
 	}
 }
 
+// A used-up heap's 0 is a figure, not an absent one: both inputs are the
+// esxi4 depleted sample, edited as each case says.
+func TestFreeOfMaxZeroIsKnown(t *testing.T) {
+	depleted := readFixture(t, "vsish-heap-stats-netGPHeap-esxi4-depleted.txt")
+	edit := func(t *testing.T, in, old, new string) string {
+		t.Helper()
+		if !strings.Contains(in, old) {
+			t.Fatalf("fixture has no %q", old)
+		}
+		return strings.Replace(in, old, new, 1)
+	}
+	tests := []struct {
+		name    string
+		in      func(t *testing.T) string
+		wantSrc FreeSource
+	}{
+		// Fails if a printed "percent free of max size:0" is taken for absent.
+		{"only the printed percentage, 0", func(t *testing.T) string {
+			in := edit(t, depleted, "current bytes allocated:63765168\n", "")
+			return edit(t, in, "maximum bytes available:3344800\n", "")
+		}, FreeFromPrinted},
+		// Fails if "maximum bytes available:0" is taken for absent.
+		{"maximum bytes available 0", func(t *testing.T) string {
+			return edit(t, depleted, "maximum bytes available:3344800\n", "maximum bytes available:0\n")
+		}, FreeFromMaxAvailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseStats(strings.NewReader(tt.in(t)))
+			if err != nil || len(got) != 1 {
+				t.Fatalf("ParseStats: %d samples, %v", len(got), err)
+			}
+			if pct, src, ok := got[0].FreeOfMax(); pct != 0 || src != tt.wantSrc || !ok {
+				t.Errorf("FreeOfMax() = %v, %q, %v; want 0, %q, true", pct, src, ok, tt.wantSrc)
+			}
+		})
+	}
+}
+
 func TestParseStatsLongLine(t *testing.T) {
 	in := "Heap stats {\nName:" + strings.Repeat("x", maxLine+10) + "\n"
 	if _, err := ParseStats(strings.NewReader(in)); err == nil {

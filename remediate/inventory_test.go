@@ -227,6 +227,35 @@ func TestInventoryAmbiguousMAC(t *testing.T) {
 	}
 }
 
+// A getallvms path that matches two .vmx files only when case is folded
+// names neither: the VM gets no .vmx, and neither file's MACs map to it.
+// Fails if NewInventory takes the first of several case-folded matches.
+func TestInventoryCaseFoldedPathAmbiguous(t *testing.T) {
+	vmx := func(mac string) *fstest.MapFile {
+		return &fstest.MapFile{Data: []byte("ethernet0.present = \"TRUE\"\nethernet0.generatedAddress = \"" + mac + "\"\n")}
+	}
+	fsys := fstest.MapFS{
+		"vmfs/volumes/v/DSVA01/dsva01.vmx": vmx("00:50:56:00:00:01"),
+		"vmfs/volumes/v/dsva01/DSVA01.vmx": vmx("00:50:56:00:00:02"),
+	}
+	rows := []VMRow{{ID: "7", Name: "DSVA01", Datastore: "v", Path: "Dsva01/Dsva01.vmx"}}
+	inv := NewInventory(fsys, rows, nil)
+	if len(inv.VMs) == 0 || inv.VMs[0].ID != "7" {
+		t.Fatalf("VMs = %+v, want vm 7 first", inv.VMs)
+	}
+	if vm := inv.VMs[0]; vm.VMX != "" || len(vm.NICs) != 0 {
+		t.Errorf("vm 7 got %q with %d NICs, want no .vmx", vm.VMX, len(vm.NICs))
+	}
+	if !slices.ContainsFunc(inv.Notes, func(n string) bool { return strings.Contains(n, "vm 7 (DSVA01)") }) {
+		t.Errorf("notes = %q, want one about vm 7", inv.Notes)
+	}
+	for _, mac := range []string{"00:50:56:00:00:01", "00:50:56:00:00:02"} {
+		if o, ok := inv.ByMAC(mac); !ok || o.VMID != "" {
+			t.Errorf("ByMAC(%s) = %+v, %v; want the unregistered file", mac, o, ok)
+		}
+	}
+}
+
 // invRunner answers argv with canned results. It checks the argv and
 // timeouts LoadInventory uses; end-to-end runs use esxsim.
 type invRunner struct {

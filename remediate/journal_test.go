@@ -26,11 +26,13 @@ type syncCounter struct {
 	syncErr   error
 	failAfter int // writes that succeed before writeErr applies; -1: never fail
 	writes    int
+	refused   []string // the writes writeErr refused
 }
 
 func (s *syncCounter) Write(p []byte) (int, error) {
 	s.writes++
 	if s.writeErr != nil && s.writes > s.failAfter {
+		s.refused = append(s.refused, string(p))
 		return 0, s.writeErr
 	}
 	return s.Buffer.Write(p)

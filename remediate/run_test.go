@@ -3,6 +3,7 @@ package remediate
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -254,12 +255,15 @@ func TestApplyStopsWhenJournalFails(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		failAfter int
+		failAt    string // the entry whose write fails: "action result"
 		wantCalls []string
 	}{
-		{"decision", 0, nil},
-		{"alert result", 2, []string{"alert netGPHeap"}},
-		{"power-off start", 3, []string{"alert netGPHeap"}},
-		{"power-off result", 5, []string{"alert netGPHeap", "power_off dsva-1"}},
+		{"decision", 0, "decide ok", nil},
+		{"alert result", 2, "alert ok", []string{"alert netGPHeap"}},
+		{"skipped power-off", 3, "power_off skipped", []string{"alert netGPHeap"}},
+		// Fails if applyOne runs the power-off after its "started" entry failed to write.
+		{"power-off start", 4, "power_off started", []string{"alert netGPHeap"}},
+		{"power-off result", 5, "power_off ok", []string{"alert netGPHeap", "power_off dsva-1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newApplyEnv(t)
@@ -270,6 +274,16 @@ func TestApplyStopsWhenJournalFails(t *testing.T) {
 			_, err := Apply(context.Background(), plan(), opt)
 			if !errors.Is(err, ErrJournal) {
 				t.Fatalf("got %v, want ErrJournal", err)
+			}
+			if len(w.refused) == 0 {
+				t.Fatal("no journal write failed")
+			}
+			var first Entry
+			if err := json.Unmarshal(bytes.TrimSpace([]byte(w.refused[0])), &first); err != nil {
+				t.Fatal(err)
+			}
+			if got := string(first.Action) + " " + first.Result; got != tc.failAt {
+				t.Fatalf("the first failed write was %q, want %q", got, tc.failAt)
 			}
 			if d := cmp.Diff(tc.wantCalls, kinds(rec.calls)); d != "" {
 				t.Errorf("executed (-want +got):\n%s", d)

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -150,6 +151,47 @@ func TestFollowTruncateRegrow(t *testing.T) {
 	checkLines(t, h, want(lines("a", 1, 5), lines("b", 1, 12)))
 	if st := h.f.Stats(); st.Truncations != 1 {
 		t.Errorf("stats = %+v, want 1 truncation", st)
+	}
+}
+
+// TestFollowRewrittenDuringRead: the file is truncated and regrown past
+// the old offset (same inode, new first line) while a read is under way.
+// What was read from the old offset of the new file is dropped, and the
+// new file is read from its start.
+// Fails if readLive stops comparing the first line after a read.
+func TestFollowRewrittenDuringRead(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vmkernel.log")
+	appendFile(t, path, lines("a", 1, 5))
+	h := follow(t, path, Position{}, true, Options{})
+	h.step()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendFile(t, path, lines("a", 6, 2))
+	var rewrites int
+	var rewriteErr error
+	h.f.libRead = func(p string, from int64, timeout time.Duration) ([]libLine, error) {
+		if rewrites == 0 {
+			// O_TRUNC keeps the inode; "bb" lines do not align with the old offset.
+			rewriteErr = os.WriteFile(path, []byte(lines("bb", 1, 12)), 0o644)
+		}
+		rewrites++
+		return libraryRead(p, from, timeout)
+	} // the follower sleeps: no race
+	h.step()
+	if rewriteErr != nil {
+		t.Fatal(rewriteErr)
+	}
+	if fi2, err := os.Stat(path); err != nil || inodeOf(fi2) != inodeOf(fi) {
+		t.Fatalf("the rewrite changed the inode (%v); the test needs it kept", err)
+	}
+	if rewrites == 0 {
+		t.Fatal("the library was not called")
+	}
+	checkLines(t, h, want(lines("a", 1, 5), lines("bb", 1, 12)))
+	if st := h.f.Stats(); st.Restarts == 0 {
+		t.Errorf("stats = %+v, want the read restarted", st)
 	}
 }
 
