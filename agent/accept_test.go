@@ -390,65 +390,100 @@ func TestAcceptFlapNoLeak(t *testing.T) {
 	}
 }
 
-// TestAcceptAmbiguousMACNotActedOn: when two registered, powered-on VMs
-// claim the flapping MAC on present NICs, neither is powered off and no
-// plan names a VM for that port; the other flapping VMs are still handled.
+// TestAcceptAmbiguousMAC: a second powered-on VM (mon-01) declares the
+// flapping MAC of DSVA04's ethernet2 on a present NIC. Where nothing live
+// tells the two apart (no port list, or twins of one name and NIC), neither
+// is powered off and the plan names both; where net-stats names the port's
+// client, that settles it. The other flapping VMs are handled either way.
 // Fails if flapping maps a MAC whose owner is Ambiguous.
-func TestAcceptAmbiguousMACNotActedOn(t *testing.T) {
-	t.Parallel()
-	h := newSim(t, "seed-incident")
-	// Just above 10% free: CRITICAL within the first polls.
-	h.Advance(108 * time.Minute)
+func TestAcceptAmbiguousMAC(t *testing.T) {
 	const flapMAC = "00:50:56:84:5a:b1" // DSVA04's ethernet2, which flaps
-	var dsva04, twin esxsim.VM
-	h.Mutate(func(st *esxsim.State) {
-		dsva04 = *st.VMByName("DSVA04")
-		vm := st.VMByName("mon-01")
-		vm.NICs[0].MAC = flapMAC
-		twin = *vm
-	})
-	// Mutate does not rewrite .vmx files; the inventory reads them.
-	st := h.State()
-	vmx := h.Path("/vmfs/volumes/" + st.Scenario.DatastoreUUID + "/" + twin.Vmx)
-	if err := os.WriteFile(vmx, []byte(esxsim.RenderVmx(st.Ver(), twin)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if !dsva04.PoweredOn || !twin.PoweredOn {
-		t.Fatalf("DSVA04 and mon-01 must both run: %v, %v", dsva04.PoweredOn, twin.PoweredOn)
-	}
+	for _, tc := range []struct {
+		name string
+		// twin changes mon-01 (and the scenario) beyond taking the MAC.
+		twin      func(st *esxsim.State, vm *esxsim.VM)
+		ambiguous bool
+	}{
+		{"no port list", func(st *esxsim.State, vm *esxsim.VM) {
+			st.Scenario.Faults = append(st.Scenario.Faults, esxsim.Fault{Command: "net-stats", ExitCode: 1, Stderr: "net-stats: not supported\n"})
+		}, true},
+		{"twins of one name", func(st *esxsim.State, vm *esxsim.VM) {
+			vm.Name, vm.NICs[0].Index = "DSVA04", 2
+		}, true},
+		{"net-stats names the client", func(*esxsim.State, *esxsim.VM) {}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newSim(t, "seed-incident")
+			// Just above 10% free: CRITICAL within the first polls.
+			h.Advance(108 * time.Minute)
+			var dsva04, twin esxsim.VM
+			h.Mutate(func(st *esxsim.State) {
+				dsva04 = *st.VMByName("DSVA04")
+				vm := st.VMByName("mon-01")
+				vm.NICs[0].MAC = flapMAC
+				tc.twin(st, vm)
+				twin = *vm
+			})
+			// Mutate does not rewrite .vmx files; the inventory reads them.
+			st := h.State()
+			vmx := h.Path("/vmfs/volumes/" + st.Scenario.DatastoreUUID + "/" + twin.Vmx)
+			if err := os.WriteFile(vmx, []byte(esxsim.RenderVmx(st.Ver(), twin)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if !dsva04.PoweredOn || !twin.PoweredOn {
+				t.Fatalf("DSVA04 and mon-01 must both run: %v, %v", dsva04.PoweredOn, twin.PoweredOn)
+			}
 
-	r := watch(t, h, 3*time.Minute, allow("DSVA*", "mon-01"))
-	ops := powerOps(h.Actions())
-	for _, id := range []int{dsva04.ID, twin.ID} {
-		if len(ops[itoa(id)]) != 0 {
-			t.Errorf("vmid %d, one of two VMs with MAC %s, got %v", id, flapMAC, ops[itoa(id)])
-		}
-	}
-	// The agent did act on the unambiguous flapping VMs in this time.
-	for _, name := range []string{"DSVA01", "DSVA03"} {
-		if id := itoa(st.VMByName(name).ID); len(ops[id]) == 0 {
-			t.Errorf("%s (vmid %s) was not powered off; power operations: %v", name, id, ops)
-		}
-	}
-	var seen bool
-	for _, res := range r.results {
-		for _, f := range res.Plan.Flapping {
-			if f.MAC != flapMAC {
-				continue
+			r := watch(t, h, 3*time.Minute, allow("DSVA*", "mon-01"))
+			ops := powerOps(h.Actions())
+			if len(ops[itoa(twin.ID)]) != 0 {
+				t.Errorf("mon-01 (vmid %d), not the port's owner, got %v", twin.ID, ops[itoa(twin.ID)])
 			}
-			seen = true
-			if f.VM != nil {
-				t.Errorf("plan at %s maps %s to %+v", res.Plan.Time, flapMAC, *f.VM)
+			if got := len(ops[itoa(dsva04.ID)]) != 0; got == tc.ambiguous {
+				t.Errorf("DSVA04 (vmid %d) powered off: %v, want %v", dsva04.ID, got, !tc.ambiguous)
 			}
-		}
-	}
-	if !seen {
-		t.Errorf("no plan listed %s as flapping", flapMAC)
-	}
-	for _, e := range r.journal(t) {
-		if e.Action == remediate.ActPowerOff && (e.MAC == flapMAC || e.VMID == itoa(dsva04.ID) || e.VMID == itoa(twin.ID)) {
-			t.Errorf("power-off journaled for the ambiguous MAC: %+v", e)
-		}
+			// The agent did act on the unambiguous flapping VMs in this time.
+			for _, name := range []string{"DSVA01", "DSVA03"} {
+				if id := itoa(st.VMByName(name).ID); len(ops[id]) == 0 {
+					t.Errorf("%s (vmid %s) was not powered off; power operations: %v", name, id, ops)
+				}
+			}
+			var seen, settled bool
+			for _, res := range r.results {
+				for _, f := range res.Plan.Flapping {
+					if f.MAC != flapMAC {
+						continue
+					}
+					seen = true
+					if f.VM != nil && f.VM.ID == itoa(twin.ID) {
+						t.Errorf("plan at %s maps %s to mon-01", res.Plan.Time, flapMAC)
+					}
+					if tc.ambiguous && (f.VM != nil || !f.Ambiguous || len(f.Claimants) != 2) {
+						t.Errorf("plan at %s: %s maps to %+v, ambiguous %v, claimants %q; want no VM, ambiguous, both claimants",
+							res.Plan.Time, flapMAC, f.VM, f.Ambiguous, f.Claimants)
+					}
+					if f.VM != nil && f.VM.ID == itoa(dsva04.ID) && f.VM.PoweredOn && strings.Contains(strings.Join(f.Notes, " "), "mon-01") {
+						settled = true
+					}
+				}
+			}
+			if !seen {
+				t.Errorf("no plan listed %s as flapping", flapMAC)
+			}
+			if !tc.ambiguous && !settled {
+				t.Errorf("no plan mapped %s to DSVA04 with a note naming mon-01", flapMAC)
+			}
+			for _, e := range r.journal(t) {
+				if e.Action == remediate.ActPowerOff && e.VMID == itoa(twin.ID) ||
+					tc.ambiguous && e.Action == remediate.ActPowerOff && (e.MAC == flapMAC || e.VMID == itoa(dsva04.ID)) {
+					t.Errorf("power-off journaled for the ambiguous MAC: %+v", e)
+				}
+				if tc.ambiguous && e.Action == remediate.ActAlert && e.MAC == flapMAC && !strings.Contains(e.Reason, "ambiguous") {
+					t.Errorf("alert for %s does not say it is ambiguous: %s", flapMAC, e.Reason)
+				}
+			}
+		})
 	}
 }
 

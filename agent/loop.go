@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -457,8 +456,11 @@ func (w *Watcher) vpxaStatus(ctx context.Context) AgentObs {
 	return AgentObs{}
 }
 
-// flapping maps the tracker's flapping ports to VMs. The inventory costs
-// a few commands, so it is only loaded when something flaps.
+// flapping maps the tracker's flapping ports to the VMs that own them, as
+// the host confirms at this poll (remediate.Inventory.OwnerOf): a fresh
+// net-stats port list each poll, the .vmx claims of the cached inventory,
+// and the candidates' power states read now. The inventory costs a few
+// commands, so it is only loaded when something flaps.
 func (w *Watcher) flapping(ctx context.Context, now time.Time) []FlapObs {
 	var out []FlapObs
 	for _, p := range w.tracker.Status(now) {
@@ -475,51 +477,54 @@ func (w *Watcher) flapping(ctx context.Context, now time.Time) []FlapObs {
 		return nil
 	}
 	inv := w.inventory(ctx, now, out)
+	power := remediate.RunnerPower(w.opt.Runner, w.commandTimeout())
 	for i := range out {
 		f := &out[i]
-		owner, ok := inv.ByMAC(f.MAC)
-		if !ok || owner.VMID == "" || owner.Ambiguous {
-			if ok && owner.Ambiguous {
-				w.log.Warn("MAC belongs to several registered VMs: not mapping it", zap.String("mac", f.MAC), zap.Strings("others", owner.Others))
-			}
+		port, err := collector.ParsePort(f.Port)
+		if err != nil {
+			f.Unconfirmed = err.Error()
 			continue
 		}
-		vm := &VMRef{ID: owner.VMID, Name: owner.Name, VMX: owner.VMX, PoweredOn: true}
-		if st, err := w.powerState(ctx, owner.VMID); err == nil {
-			vm.PoweredOn = st == remediate.PoweredOn
-		}
-		f.VM = vm
-		if !vm.PoweredOn {
+		o := inv.OwnerOf(ctx, uint32(port), f.MAC, power)
+		switch {
+		case o.Owner != nil:
+			f.VM = &VMRef{ID: o.Owner.VMID, Name: o.Owner.Name, VMX: o.Owner.VMX, PoweredOn: true}
+			f.Notes = o.Notes
+		case o.Off != nil:
+			f.VM = &VMRef{ID: o.Off.VMID, Name: o.Off.Name, VMX: o.Off.VMX}
 			// Its flaps are over: if it is powered on again it must flap
 			// anew before it is taken for a flapping VM (this poll still
 			// reports it, so the plan can say it is already off).
-			if port, perr := collector.ParsePort(f.Port); perr == nil {
-				w.tracker.Forget(port)
-			}
-		}
-		// A powered-off VM has no port in net-stats; only a running one
-		// can contradict the log.
-		if port, perr := collector.ParsePort(f.Port); perr == nil && vm.PoweredOn {
-			if cerr := inv.CheckPort(uint32(port), f.MAC); cerr != nil && !errors.Is(cerr, remediate.ErrNoNetStats) {
-				w.log.Warn("port and MAC disagree with net-stats", zap.Error(cerr))
-			}
+			w.tracker.Forget(port)
+		default:
+			f.Unconfirmed, f.Ambiguous = o.Why, o.Ambiguous
+			f.Claimants = o.Claimants()
+			w.log.Warn("flapping port not confirmed live", zap.String("port", f.Port), zap.String("mac", f.MAC),
+				zap.String("why", o.Why), zap.Strings("claimants", f.Claimants))
 		}
 	}
 	return out
 }
 
-// Reuse of the MAC -> VM inventory while ports flap (host time): loading it
-// runs vim-cmd getallvms and net-stats and reads every .vmx on every
+// commandTimeout bounds each read-only host command (--command-timeout).
+func (w *Watcher) commandTimeout() time.Duration {
+	if w.opt.CommandTimeout > 0 {
+		return w.opt.CommandTimeout
+	}
+	return statusTimeout
+}
+
+// Reuse of the .vmx claims and registered VMs while ports flap (host
+// time): loading them runs vim-cmd getallvms and reads every .vmx on every
 // datastore, too much for each 10 s poll of a flap that can last hours.
-// A MAC the inventory does not know reloads it sooner (a VM just
-// registered), but not more often than inventoryRetry.
+// A MAC no VM claims reloads them sooner (a VM just registered), but not
+// more often than inventoryRetry. The port list is read fresh every poll.
 const (
 	inventoryTTL   = 5 * time.Minute
 	inventoryRetry = 30 * time.Second
 )
 
-// inventory returns a recent inventory, loading it when it is stale. Power
-// states are not part of it: they are read live for each flapping VM.
+// inventory returns a recent inventory with this poll's port list.
 func (w *Watcher) inventory(ctx context.Context, now time.Time, flaps []FlapObs) *remediate.Inventory {
 	age := now.Sub(w.invAt)
 	fresh := w.inv != nil && age >= 0 && age < inventoryTTL
@@ -531,26 +536,23 @@ func (w *Watcher) inventory(ctx context.Context, now time.Time, flaps []FlapObs)
 		}
 	}
 	if fresh {
-		return w.inv
+		ports, err := remediate.LoadPorts(ctx, w.opt.Runner, w.opt.CommandTimeout)
+		if err != nil {
+			w.log.Warn("port list", zap.Error(err))
+		}
+		inv := w.inv.WithPorts(ports)
+		return &inv
 	}
-	inv, err := remediate.LoadInventory(ctx, w.opt.Runner, w.opt.Root)
+	inv, err := remediate.LoadInventory(ctx, w.opt.Runner, w.opt.Root, w.opt.CommandTimeout)
 	if err != nil {
-		// Without vmids nothing can be powered off; the plan will say the
-		// MACs map to no VM, which is the truth as far as we can tell. An
+		// Without vmids nothing can be powered off; the plan will say no
+		// VM is confirmed, which is the truth as far as we can tell. An
 		// incomplete inventory is not kept.
 		w.log.Warn("inventory incomplete", zap.Error(err))
 		return &inv
 	}
 	w.inv, w.invAt = &inv, now
 	return w.inv
-}
-
-func (w *Watcher) powerState(ctx context.Context, vmid string) (remediate.PowerState, error) {
-	res, err := w.opt.Runner.Run(ctx, statusTimeout, "vim-cmd", "vmsvc/power.getstate", vmid)
-	if err != nil {
-		return "", err
-	}
-	return remediate.ParsePowerState(bytes.NewReader(res.Stdout))
 }
 
 // Check is one pass for cron: the log from the saved position, one heap

@@ -155,8 +155,13 @@ func (p Plan) WriteText(w io.Writer) error {
 		fmt.Fprintln(bw, "flapping ports:")
 		for _, f := range p.Flapping {
 			vm := "no known VM"
-			if f.VM != nil {
+			switch {
+			case f.VM != nil:
 				vm = vmText(*f.VM)
+			case f.Ambiguous:
+				vm = "ambiguous owner (" + strings.Join(f.Claimants, ", ") + ")"
+			case f.Unconfirmed != "":
+				vm = "no VM confirmed (" + f.Unconfirmed + ")"
 			}
 			fmt.Fprintln(bw, clean("  "+flapText(f)+": "+vm))
 		}

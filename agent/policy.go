@@ -219,8 +219,19 @@ type FlapObs struct {
 	MAC    string        `json:"mac,omitempty"`
 	Cycles int           `json:"cycles"`
 	Window time.Duration `json:"window_ns"`
-	// VM is the VM that owns MAC; nil when the MAC maps to no VM.
+	// VM is the VM the host confirms owns the port (powered on), or its
+	// only claimant confirmed powered off; nil when no VM is confirmed.
 	VM *VMRef `json:"vm,omitempty"`
+	// Unconfirmed says why no VM is confirmed (the port list disagrees
+	// with the .vmx claims, the owner is ambiguous, …); Claimants are
+	// every VM NIC that declares the MAC; Ambiguous: more than one could
+	// own the port.
+	Unconfirmed string   `json:"unconfirmed,omitempty"`
+	Claimants   []string `json:"claimants,omitempty"`
+	Ambiguous   bool     `json:"ambiguous,omitempty"`
+	// Notes are facts about a confirmed owner worth keeping (another VM
+	// declaring the same MAC, no live port list on this host).
+	Notes []string `json:"notes,omitempty"`
 }
 
 // VMRef is a VM of the inventory.
@@ -611,7 +622,7 @@ func (d *decision) remediate() {
 				Target: t.Name,
 				Port:   f.Port,
 				MAC:    f.MAC,
-				Reason: base + "; " + flapText(f) + ", but its MAC belongs to no known VM: find it by hand (net-stats -l, .vmx files)",
+				Reason: base + "; " + flapText(f) + ", but " + unconfirmedText(f),
 				Heap:   hfig,
 			})
 			continue
@@ -693,7 +704,7 @@ func (d *decision) remediate() {
 			why = append(why, plural(skipped, "flapping VM")+" not in "+d.cfg.allowDesc())
 		}
 		if noVM > 0 {
-			why = append(why, plural(noVM, "flapping port")+" with no known VM")
+			why = append(why, plural(noVM, "flapping port")+" with no confirmed VM")
 		}
 		if off > 0 && len(why) == 0 {
 			why = append(why, "the flapping VMs are already off and the heap is still low")
@@ -705,6 +716,27 @@ func (d *decision) remediate() {
 			Heap:   hfig,
 		})
 	}
+}
+
+// unconfirmedText says why a flapping port has no VM to act on, naming
+// every claimant of its MAC.
+func unconfirmedText(f FlapObs) string {
+	var s string
+	switch {
+	case f.Ambiguous:
+		s = "its owner is ambiguous: " + f.Unconfirmed
+	case f.Unconfirmed != "":
+		s = "no VM is confirmed as its owner: " + f.Unconfirmed
+	default:
+		s = "its MAC belongs to no known VM"
+	}
+	switch len(f.Claimants) {
+	case 0:
+		s += "; no .vmx file declares the MAC"
+	default:
+		s += "; MAC declared by " + strings.Join(f.Claimants, ", ")
+	}
+	return s + ": find it by hand (net-stats -l, .vmx files)"
 }
 
 // restart plans a vpxa restart unless one was planned less than

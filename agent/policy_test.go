@@ -47,7 +47,9 @@ import (
 //	      heap NAME free=P [rate=BYTES/S] [tte=D] [max=N] [alloc=N]
 //	        (tte given: a prediction exists)
 //	      flap PORT [mac=M] cycles=N [window=D] [vm=ID] [name=NAME] [vmx=P] [on|off]
-//	        (vm= or name= given: the MAC maps to that VM)
+//	           [unconfirmed=WHY] [claimants=A;B] [ambiguous]
+//	        (vm= or name= given: the host confirms that VM owns the port;
+//	        otherwise unconfirmed= says why none is)
 //	      vpxa running|down [crashed]     (no vpxa line: vpxa state unknown)
 //	      heaperr TEXT
 //	state
@@ -289,20 +291,25 @@ func storyObs(lines []string) (Observations, error) {
 			if len(bare) < 1 {
 				return obs, fmt.Errorf("flap line %q: want a port", line)
 			}
-			f := FlapObs{Port: bare[0], MAC: kv["mac"], Cycles: int(num("cycles")), Window: dur("window")}
+			f := FlapObs{Port: bare[0], MAC: kv["mac"], Cycles: int(num("cycles")), Window: dur("window"), Unconfirmed: kv["unconfirmed"]}
+			if c := kv["claimants"]; c != "" {
+				f.Claimants = strings.Split(c, ";")
+			}
 			_, hasID := kv["vm"]
 			_, hasName := kv["name"]
 			if hasID || hasName {
 				f.VM = &VMRef{ID: kv["vm"], Name: kv["name"], VMX: kv["vmx"], PoweredOn: true}
-				for _, b := range bare[1:] {
-					switch b {
-					case "on":
-						f.VM.PoweredOn = true
-					case "off":
-						f.VM.PoweredOn = false
-					default:
-						return obs, fmt.Errorf("flap line %q: unexpected %q", line, b)
-					}
+			}
+			for _, b := range bare[1:] {
+				switch {
+				case b == "ambiguous":
+					f.Ambiguous = true
+				case b == "on" && f.VM != nil:
+					f.VM.PoweredOn = true
+				case b == "off" && f.VM != nil:
+					f.VM.PoweredOn = false
+				default:
+					return obs, fmt.Errorf("flap line %q: unexpected %q", line, b)
 				}
 			}
 			obs.Flapping = append(obs.Flapping, f)

@@ -397,32 +397,23 @@ func (inv *Inventory) CheckPort(port uint32, mac string) error {
 	return nil
 }
 
-// LoadInventory runs `vim-cmd vmsvc/getallvms` and `net-stats -l` (each
-// with its timeout) and joins them with the .vmx files under root (""
-// or "/" for the real host). A failing or missing net-stats is noted, not
-// fatal. When getallvms fails, the inventory of the .vmx files alone
-// (no vmids, so nothing can be powered off) comes with the error. When the
-// .vmx files cannot be read within VMXScanTimeout, the registered VMs
-// alone (no MACs, so nothing maps to a VM) come with an error wrapping
-// ErrVMXStalled.
-func LoadInventory(ctx context.Context, runner host.Runner, root string) (Inventory, error) {
+// LoadInventory runs `vim-cmd vmsvc/getallvms` and `net-stats -l` and
+// joins them with the .vmx files under root ("" or "/" for the real host).
+// Each command gets timeout (0: GetAllVMsTimeout and NetStatsTimeout). A
+// failing or missing net-stats is noted, not fatal. When getallvms fails,
+// the inventory of the .vmx files alone (no vmids, so nothing can be
+// powered off) comes with the error. When the .vmx files cannot be read
+// within VMXScanTimeout, the registered VMs alone (no MACs, so nothing
+// maps to a VM) come with an error wrapping ErrVMXStalled.
+func LoadInventory(ctx context.Context, runner host.Runner, root string, timeout time.Duration) (Inventory, error) {
 	fsys := os.DirFS(host.Path(root, "/"))
 	var notes []string
-	var ports []NetPort
-	res, err := runner.Run(ctx, NetStatsTimeout, "net-stats", "-l")
+	ports, err := LoadPorts(ctx, runner, timeout)
 	if err != nil {
-		notes = append(notes, fmt.Sprintf("net-stats -l: %v (ports not cross-checked)", err))
-	} else {
-		ports, err = ParseNetStats(bytes.NewReader(res.Stdout))
-		if err != nil {
-			notes = append(notes, err.Error())
-		}
-		if ports == nil {
-			ports = []NetPort{}
-		}
+		notes = append(notes, err.Error())
 	}
 	var rows []VMRow
-	res, gerr := runner.Run(ctx, GetAllVMsTimeout, "vim-cmd", "vmsvc/getallvms")
+	res, gerr := runner.Run(ctx, orDefault(timeout, GetAllVMsTimeout), "vim-cmd", "vmsvc/getallvms")
 	if gerr == nil {
 		rows, gerr = ParseGetAllVMs(bytes.NewReader(res.Stdout))
 	}
@@ -435,6 +426,29 @@ func LoadInventory(ctx context.Context, runner host.Runner, root string) (Invent
 		return inv, fmt.Errorf("load inventory: %w", err)
 	}
 	return inv, nil
+}
+
+// LoadPorts runs `net-stats -l` (timeout 0: NetStatsTimeout). Nil ports
+// mean the host gave no port list; the error says why. Rows it cannot
+// parse are left out and named in the error.
+func LoadPorts(ctx context.Context, runner host.Runner, timeout time.Duration) ([]NetPort, error) {
+	res, err := runner.Run(ctx, orDefault(timeout, NetStatsTimeout), "net-stats", "-l")
+	if err != nil {
+		return nil, fmt.Errorf("net-stats -l: %w (ports not cross-checked)", err)
+	}
+	ports, err := ParseNetStats(bytes.NewReader(res.Stdout))
+	if ports == nil {
+		ports = []NetPort{}
+	}
+	return ports, err
+}
+
+// WithPorts returns a copy of the inventory with a newer port list (nil:
+// none), so the .vmx files need not be read again for a fresh net-stats.
+func (inv Inventory) WithPorts(ports []NetPort) Inventory {
+	inv.Ports = ports
+	inv.index()
+	return inv
 }
 
 // stalledScans counts .vmx scans given up on that are still blocked in a

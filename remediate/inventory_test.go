@@ -302,7 +302,7 @@ func TestLoadInventory(t *testing.T) {
 	ctx := context.Background()
 
 	r := &invRunner{out: map[string]string{"vim-cmd vmsvc/getallvms": getallvms, "net-stats -l": netstats}}
-	inv, err := LoadInventory(ctx, r, root)
+	inv, err := LoadInventory(ctx, r, root, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +316,7 @@ func TestLoadInventory(t *testing.T) {
 	// net-stats missing: noted, not fatal, ports unchecked.
 	r = &invRunner{out: map[string]string{"vim-cmd vmsvc/getallvms": getallvms},
 		fail: map[string]error{"net-stats -l": errors.New("exec: \"net-stats\": executable file not found in $PATH")}}
-	inv, err = LoadInventory(ctx, r, root)
+	inv, err = LoadInventory(ctx, r, root, 0)
 	if err != nil || inv.Ports != nil || len(inv.Notes) == 0 || !strings.Contains(inv.Notes[0], "net-stats -l") {
 		t.Errorf("without net-stats: err=%v ports=%v notes=%q", err, inv.Ports, inv.Notes)
 	}
@@ -327,7 +327,7 @@ func TestLoadInventory(t *testing.T) {
 	// getallvms timing out (hostd hung): the .vmx-only inventory and the error.
 	r = &invRunner{out: map[string]string{"net-stats -l": netstats},
 		fail: map[string]error{"vim-cmd vmsvc/getallvms": fmt.Errorf("%w after 30s", host.ErrTimeout)}}
-	inv, err = LoadInventory(ctx, r, root)
+	inv, err = LoadInventory(ctx, r, root, 0)
 	if !errors.Is(err, host.ErrTimeout) {
 		t.Errorf("getallvms timeout: %v", err)
 	}
