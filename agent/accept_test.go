@@ -576,7 +576,8 @@ func TestAcceptDaemon(t *testing.T) {
 
 // TestAcceptBreakerTrips: every power operation fails (vim-cmd exits 1):
 // each failure is journaled with the command's error, and after
-// --breaker-after failures in a row heapguard stops acting and says why.
+// --breaker-after failed plans in a row (a plan's failures count once)
+// heapguard stops acting and says why.
 func TestAcceptBreakerTrips(t *testing.T) {
 	t.Parallel()
 	sc, err := esxsim.ParseScenario([]byte(`{"base": "seed-incident", "name": "broken-vim-cmd",
@@ -589,9 +590,10 @@ func TestAcceptBreakerTrips(t *testing.T) {
 	}
 	h := esxsim.New(t, sc)
 	h.Advance(100 * time.Minute)
-	r := watch(t, h, 15*time.Minute, func(o *Options) {
+	r := watch(t, h, 20*time.Minute, func(o *Options) {
 		o.Policy.PowerOffAllow = []string{"DSVA*"}
 		o.Guards.BreakerAfter = 2
+		o.Guards.MaxPowerOffs = 10 // the budget must not stop it first
 	})
 	var failed, breaker int
 	for _, e := range r.journal(t) {
@@ -605,8 +607,8 @@ func TestAcceptBreakerTrips(t *testing.T) {
 			breaker++
 		}
 	}
-	if failed != 2 {
-		t.Errorf("%d failed power-offs journaled, want 2 (the breaker opens after 2)", failed)
+	if failed != 6 {
+		t.Errorf("%d failed power-offs journaled, want 6 (two plans of 3; the breaker opens after 2 plans)", failed)
 	}
 	if breaker == 0 {
 		t.Error("no action was refused by the open circuit breaker")

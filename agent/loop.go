@@ -83,7 +83,10 @@ type Watcher struct {
 
 	journal *remediate.Journal
 	guards  *remediate.Guards
-	lock    *remediate.Lock
+	// hostLock is taken by every acting instance on the host, whatever
+	// its state folder; lock keeps the state folder to one instance.
+	hostLock *remediate.Lock
+	lock     *remediate.Lock
 	// lockAt is when the lock's uptime was last refreshed (real time: it
 	// is compared with the host's uptime); lockLost says another instance
 	// holds it now.
@@ -142,8 +145,13 @@ func Open(opt Options) (*Watcher, error) {
 		w.statePath = filepath.Join(opt.StateDir, "state.dry-run.json")
 	}
 	var err error
+	hostDir := host.Path(opt.Root, remediate.HostDir)
 	if !opt.DryRun {
+		if w.hostLock, err = acquireHostLock(hostDir, opt.StateDir); err != nil {
+			return nil, err
+		}
 		if w.lock, err = remediate.AcquireLock(opt.StateDir); err != nil {
+			w.Close()
 			return nil, err
 		}
 		w.lockAt = time.Now()
@@ -152,7 +160,7 @@ func Open(opt Options) (*Watcher, error) {
 		w.Close()
 		return nil, err
 	}
-	if w.guards, err = remediate.OpenGuards(opt.StateDir, opt.Guards); err != nil {
+	if w.guards, err = remediate.OpenHostGuards(opt.StateDir, hostDir, opt.Guards); err != nil {
 		w.Close()
 		return nil, err
 	}
@@ -169,6 +177,12 @@ func Open(opt Options) (*Watcher, error) {
 		w.Close()
 		return nil, err
 	}
+	if !opt.DryRun {
+		if err := w.recover(); err != nil {
+			w.Close()
+			return nil, err
+		}
+	}
 	w.parser = collector.NewParser(opt.Year, opt.Clock.Now())
 	return w, nil
 }
@@ -182,7 +196,83 @@ func (w *Watcher) Close() error {
 	if w.lock != nil {
 		errs = append(errs, w.lock.Release())
 	}
+	if w.hostLock != nil {
+		errs = append(errs, w.hostLock.Release())
+	}
 	return errors.Join(errs...)
+}
+
+// holderFile, beside the host lock, names the state folder of the
+// instance that holds it, so a refused instance can say who acts.
+const holderFile = "holder"
+
+// acquireHostLock takes the host-wide lock in hostDir. Refused, the error
+// names the holder's pid and state folder.
+func acquireHostLock(hostDir, stateDir string) (*remediate.Lock, error) {
+	if err := os.MkdirAll(hostDir, 0o700); err != nil {
+		return nil, fmt.Errorf("host lock folder: %w", err)
+	}
+	l, err := remediate.AcquireLock(hostDir)
+	if errors.Is(err, remediate.ErrLocked) {
+		if b, rerr := os.ReadFile(filepath.Join(hostDir, holderFile)); rerr == nil && len(b) > 0 {
+			err = fmt.Errorf("%w, state folder %s", err, strings.TrimSpace(string(b)))
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if abs, aerr := filepath.Abs(stateDir); aerr == nil {
+		stateDir = abs
+	}
+	if err := host.WriteFileAtomic(filepath.Join(hostDir, holderFile), []byte(stateDir+"\n"), 0o600); err != nil {
+		l.Release()
+		return nil, fmt.Errorf("host lock: %w", err)
+	}
+	return l, nil
+}
+
+// recover reads the journal back before anything else is done: steps a
+// killed heapguard left started are resolved against the host and
+// journaled; what the journal says was spent is restored into the guards;
+// and the policy's "planned at" marks are those of the steps the journal
+// says started, so a damaged or stale state.json can neither hide a
+// power-off under way nor keep a step that never started waiting.
+func (w *Watcher) recover() error {
+	entries, err := remediate.ReadJournalTail(w.opt.StateDir)
+	if err != nil {
+		return err
+	}
+	if steps := remediate.Unfinished(entries); len(steps) > 0 {
+		w.log.Warn("steps left started by an earlier heapguard: resolving them against the host", zap.Int("steps", len(steps)))
+		ctx := context.Background()
+		done, err := remediate.ResolveUnfinished(ctx, w.journal, steps, w.opt.Runner, w.layout, w.commandTimeout())
+		if err != nil {
+			return err
+		}
+		entries = append(entries, done...)
+	}
+	now := w.opt.Clock.Now()
+	if err := w.guards.Recover(entries, now); err != nil {
+		return err
+	}
+	w.st.Policy.PowerOffPlannedAt, w.st.Policy.RestartPlannedAt = nil, time.Time{}
+	for _, e := range entries {
+		t, err := time.Parse(time.RFC3339Nano, e.Time)
+		if e.DryRun || e.Result != remediate.ResultStarted || err != nil {
+			continue
+		}
+		switch {
+		case e.Action == remediate.ActPowerOff && within(now, t, w.opt.Policy.PowerOffSettle):
+			if w.st.Policy.PowerOffPlannedAt == nil {
+				w.st.Policy.PowerOffPlannedAt = map[string]time.Time{}
+			}
+			w.st.Policy.PowerOffPlannedAt[vmKey(VMRef{ID: e.VMID})] = t
+		case e.Action == remediate.ActRestartAgent && e.Target == Agent && within(now, t, w.opt.Policy.RestartSettle) &&
+			t.After(w.st.Policy.RestartPlannedAt):
+			w.st.Policy.RestartPlannedAt = t
+		}
+	}
+	return nil
 }
 
 func (w *Watcher) loadState() error {

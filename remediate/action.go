@@ -69,4 +69,8 @@ type Outcome struct {
 	Err     string        `json:"error,omitempty"`
 	Output  string        `json:"output,omitempty"`
 	Elapsed time.Duration `json:"elapsed_ns,omitempty"`
+	// Mutated: a command that changes the host was run (a shutdown,
+	// power-off, restart, stop or start), whether or not it worked. A
+	// failed step that ran none changed nothing and costs no budget.
+	Mutated bool `json:"mutated,omitempty"`
 }

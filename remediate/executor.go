@@ -103,7 +103,7 @@ func (l *Live) Execute(ctx context.Context, a Action) Outcome {
 	default:
 		err = fmt.Errorf("unknown action %q", a.Kind)
 	}
-	o := Outcome{Action: a, Result: ResultOK, Output: s.out.String(), Elapsed: clock.Now().Sub(start)}
+	o := Outcome{Action: a, Result: ResultOK, Output: s.out.String(), Elapsed: clock.Now().Sub(start), Mutated: s.mutated}
 	if err != nil {
 		o.Result, o.Err = ResultFailed, err.Error()
 	}
@@ -117,6 +117,8 @@ type session struct {
 	out   strings.Builder
 	max   int
 	cut   bool
+	// mutated: a command that changes the host was run.
+	mutated bool
 }
 
 // run runs one command and adds it to the transcript:
@@ -132,6 +134,9 @@ func (s *session) run(ctx context.Context, timeout time.Duration, argv ...string
 	if s.live.Runner == nil {
 		s.write(fmt.Sprintf("$ %s\n[not run: no command runner configured]\n", FormatArgv(argv)))
 		return host.Result{Argv: argv, ExitCode: -1}, errors.New("no command runner configured")
+	}
+	if mutating(argv) {
+		s.mutated = true
 	}
 	res, err := s.live.Runner.Run(ctx, timeout, argv...)
 	var b strings.Builder
@@ -160,6 +165,22 @@ func (s *session) run(ctx context.Context, timeout time.Duration, argv ...string
 	fmt.Fprintf(&b, "[%s, %s]\n", status, res.Duration.Round(time.Millisecond))
 	s.write(b.String())
 	return res, err
+}
+
+// mutating reports whether argv changes the host: a VM power operation or
+// an init script's restart, stop or start.
+func mutating(argv []string) bool {
+	if len(argv) < 2 {
+		return false
+	}
+	if argv[0] == "vim-cmd" {
+		return argv[1] == "vmsvc/power.shutdown" || argv[1] == "vmsvc/power.off"
+	}
+	switch argv[1] {
+	case "restart", "stop", "start":
+		return true
+	}
+	return false
 }
 
 func (s *session) note(format string, args ...any) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -13,7 +14,8 @@ import (
 	"github.com/heapguard/heapguard/host"
 )
 
-// GuardsFile is the guards' state inside the state directory.
+// GuardsFile is the guards' state inside the state directory, and the
+// name of the host-wide record beside the host lock.
 const GuardsFile = "guards.json"
 
 // Sentinels of a guard's refusal.
@@ -76,37 +78,115 @@ type guardState struct {
 	LastFailure   string    `json:"last_failure,omitempty"`
 }
 
+// merge folds another record of the same host into st: every power-off
+// either knows, the latest restart of each agent, the longer failure
+// streak and an open breaker if either is open.
+func (st *guardState) merge(o guardState) {
+	// A time either record holds n times is held max(n) times: power-offs
+	// started in one second are distinct, copies of one are not.
+	count := func(ts []time.Time, t time.Time) int {
+		n := 0
+		for _, u := range ts {
+			if u.Equal(t) {
+				n++
+			}
+		}
+		return n
+	}
+	mine := slices.Clone(st.PowerOffs)
+	for i, t := range o.PowerOffs {
+		if count(o.PowerOffs[:i+1], t) > count(mine, t) {
+			st.PowerOffs = append(st.PowerOffs, t)
+		}
+	}
+	sort.Slice(st.PowerOffs, func(i, j int) bool { return st.PowerOffs[i].Before(st.PowerOffs[j]) })
+	for k, t := range o.AgentRestarts {
+		if t.After(st.AgentRestarts[k]) {
+			st.AgentRestarts[k] = t
+		}
+	}
+	if o.FailureStreak > st.FailureStreak {
+		st.FailureStreak, st.LastFailure = o.FailureStreak, o.LastFailure
+	}
+	if o.BreakerOpen && (!st.BreakerOpen || o.BreakerSince.Before(st.BreakerSince)) {
+		st.BreakerOpen, st.BreakerSince = true, o.BreakerSince
+	}
+}
+
 // Guards enforce the power-off budget, the agent restart cooldown and the
 // circuit breaker. Every change is persisted (write, fsync, rename) before
 // the call returns, so restarting heapguard never resets them.
 type Guards struct {
-	path   string // "" for an in-memory copy (dry run)
+	// paths are the records kept in step: the state folder's and, when
+	// given, the host-wide one. None for an in-memory copy (dry run).
+	paths  []string
 	limits GuardLimits
 
 	mu sync.Mutex
 	st guardState
+	// open are the charges of steps started and not yet ended, so a step
+	// that ends failed without running a mutating command is refunded.
+	open map[string]charge
+	// inPlan and planFailed make one plan's failures count once toward
+	// the breaker; breakerAtStart is the breaker as the plan began.
+	inPlan, planFailed, breakerAtStart bool
+}
+
+// charge is what starting a step spent: a power-off's time in the
+// budget, or an agent restart's cooldown (and the restart time before it).
+type charge struct {
+	at, prev time.Time
 }
 
 // OpenGuards loads <stateDir>/guards.json, or starts empty when it does
 // not exist. A file that exists but cannot be read or parsed is an error
 // (wrapping ErrGuardState): starting empty would hand back a spent budget.
 func OpenGuards(stateDir string, lim GuardLimits) (*Guards, error) {
-	g := &Guards{path: filepath.Join(stateDir, GuardsFile), limits: lim.withDefaults()}
-	b, err := os.ReadFile(g.path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		g.st = guardState{Version: 1}
-	case err != nil:
-		return nil, fmt.Errorf("%w: read %s: %w", ErrGuardState, g.path, err)
-	default:
-		if err := json.Unmarshal(b, &g.st); err != nil {
-			return nil, fmt.Errorf("%w: parse %s (fix or remove it; removing it resets the budgets): %w", ErrGuardState, g.path, err)
-		}
+	return OpenHostGuards(stateDir, "", lim)
+}
+
+// OpenHostGuards is OpenGuards that also keeps a host-wide record in
+// hostDir (beside the host lock), shared by every instance on the host
+// whatever its state folder: budgets and the breaker are the host's. The
+// two records are merged on open and both written on every change, so
+// the state folder's copy survives a reboot and the host's sees every
+// instance.
+func OpenHostGuards(stateDir, hostDir string, lim GuardLimits) (*Guards, error) {
+	g := &Guards{limits: lim.withDefaults(), open: map[string]charge{}}
+	g.st = guardState{Version: 1, AgentRestarts: map[string]time.Time{}}
+	g.paths = []string{filepath.Join(stateDir, GuardsFile)}
+	if hostDir != "" {
+		g.paths = append(g.paths, filepath.Join(hostDir, GuardsFile))
 	}
-	if g.st.AgentRestarts == nil {
-		g.st.AgentRestarts = map[string]time.Time{}
+	for _, p := range g.paths {
+		st, err := readGuardState(p)
+		if err != nil {
+			return nil, err
+		}
+		g.st.merge(st)
 	}
 	return g, nil
+}
+
+// readGuardState reads one record; a missing file is an empty record.
+func readGuardState(p string) (guardState, error) {
+	st := guardState{Version: 1}
+	b, err := os.ReadFile(p)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return st, nil
+	case err != nil:
+		return st, fmt.Errorf("%w: read %s: %w", ErrGuardState, p, err)
+	}
+	st = guardState{}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("%w: parse %s (fix or remove it; removing it resets the budgets): %w", ErrGuardState, p, err)
+	}
+	// "{}" or another program's JSON is not an empty budget.
+	if st.Version != 1 {
+		return st, fmt.Errorf("%w: %s has version %d, want 1: not a heapguard guards file (fix or remove it; removing it resets the budgets)", ErrGuardState, p, st.Version)
+	}
+	return st, nil
 }
 
 // Limits returns the limits in force.
@@ -117,7 +197,7 @@ func (g *Guards) Limits() GuardLimits { return g.limits }
 func (g *Guards) dryCopy() *Guards {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	c := &Guards{limits: g.limits, st: g.st}
+	c := &Guards{limits: g.limits, st: g.st, open: map[string]charge{}}
 	c.st.PowerOffs = append([]time.Time(nil), g.st.PowerOffs...)
 	c.st.AgentRestarts = make(map[string]time.Time, len(g.st.AgentRestarts))
 	for k, v := range g.st.AgentRestarts {
@@ -129,6 +209,22 @@ func (g *Guards) dryCopy() *Guards {
 // acting reports whether an action changes the host (and so is guarded).
 func acting(k ActionKind) bool { return k == ActPowerOff || k == ActRestartAgent }
 
+// BeginPlan starts a plan: until EndPlan its failures count once toward
+// the breaker, and the breaker is judged as it was now, so a plan's own
+// failures never refuse its later steps (its restart and verification).
+func (g *Guards) BeginPlan() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.inPlan, g.planFailed, g.breakerAtStart = true, false, g.st.BreakerOpen
+}
+
+// EndPlan ends what BeginPlan started.
+func (g *Guards) EndPlan() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.inPlan, g.planFailed = false, false
+}
+
 // Check says whether a may start at now. Alerts and verifications are
 // always allowed; they change nothing.
 func (g *Guards) Check(a Action, now time.Time) error {
@@ -137,7 +233,11 @@ func (g *Guards) Check(a Action, now time.Time) error {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.st.BreakerOpen {
+	breaker := g.st.BreakerOpen
+	if g.inPlan {
+		breaker = g.breakerAtStart
+	}
+	if breaker {
 		return fmt.Errorf("%w: %d failed remediations in a row (last: %s) since %s; run \"heapguard reset\" after checking the host",
 			ErrBreakerOpen, g.st.FailureStreak, g.st.LastFailure, fmtTime(g.st.BreakerSince))
 	}
@@ -195,26 +295,32 @@ func (g *Guards) recentPowerOffs(now time.Time) []time.Time {
 // Record notes what happened to a. With o.Result == ResultStarted it spends
 // the budget (power-off) or starts the cooldown (agent restart): this must
 // be called, and succeed, before the action's first command runs, so a
-// crash mid-action cannot hand the budget back. With the final outcome it
-// updates the failure streak: a failure of an acting step or of a
-// verification extends it and may open the breaker; a successful
-// verification closes it.
+// crash mid-action cannot hand the budget back. A step that then fails
+// without having run a mutating command (o.Mutated false) is refunded: it
+// changed nothing on the host. With the final outcome it updates the
+// failure streak: a failure of an acting step or of a verification
+// extends it (once per plan, see BeginPlan) and may open the breaker; a
+// successful verification closes it.
 // Errors wrap ErrGuardState.
 func (g *Guards) Record(a Action, o Outcome, now time.Time) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	changed := false
+	key := string(a.Kind) + "\x00" + a.Target + "\x00" + a.VMID
 	switch o.Result {
 	case ResultStarted:
 		switch a.Kind {
 		case ActPowerOff:
 			g.st.PowerOffs = append(g.recentPowerOffs(now), now)
+			g.open[key] = charge{at: now}
 			changed = true
 		case ActRestartAgent:
+			g.open[key] = charge{at: now, prev: g.st.AgentRestarts[a.Target]}
 			g.st.AgentRestarts[a.Target] = now
 			changed = true
 		}
 	case ResultOK:
+		delete(g.open, key)
 		// Only a verified recovery closes the streak: a power-off or a
 		// restart that "worked" while the host never recovered is still a
 		// failed remediation, and every acting plan ends with a verification.
@@ -223,7 +329,13 @@ func (g *Guards) Record(a Action, o Outcome, now time.Time) error {
 			g.st.FailureStreak = 0
 		}
 	case ResultFailed:
-		if acting(a.Kind) || a.Kind == ActVerify {
+		if c, ok := g.open[key]; ok && !o.Mutated {
+			g.refund(a, c)
+			changed = true
+		}
+		delete(g.open, key)
+		if (acting(a.Kind) || a.Kind == ActVerify) && !(g.inPlan && g.planFailed) {
+			g.planFailed = g.inPlan
 			g.st.FailureStreak++
 			g.st.LastFailure = fmt.Sprintf("%s %s at %s: %s", a.Kind, a.Target, fmtTime(now), o.Err)
 			if g.st.FailureStreak >= g.limits.BreakerAfter && !g.st.BreakerOpen {
@@ -236,6 +348,24 @@ func (g *Guards) Record(a Action, o Outcome, now time.Time) error {
 		return nil
 	}
 	return g.persist()
+}
+
+// refund takes back what starting a spent. Called with g.mu held.
+func (g *Guards) refund(a Action, c charge) {
+	switch a.Kind {
+	case ActPowerOff:
+		if i := slices.IndexFunc(g.st.PowerOffs, c.at.Equal); i >= 0 {
+			g.st.PowerOffs = slices.Delete(g.st.PowerOffs, i, i+1)
+		}
+	case ActRestartAgent:
+		if g.st.AgentRestarts[a.Target].Equal(c.at) {
+			if c.prev.IsZero() {
+				delete(g.st.AgentRestarts, a.Target)
+			} else {
+				g.st.AgentRestarts[a.Target] = c.prev
+			}
+		}
+	}
 }
 
 // Reset closes the circuit breaker and clears the failure streak (the
@@ -277,10 +407,10 @@ func (g *Guards) Status(now time.Time) GuardStatus {
 	return s
 }
 
-// persist writes the state atomically: temp file, fsync, rename, fsync of
-// the directory. Called with g.mu held.
+// persist writes every record atomically: temp file, fsync, rename,
+// fsync of the directory. Called with g.mu held.
 func (g *Guards) persist() error {
-	if g.path == "" {
+	if len(g.paths) == 0 {
 		return nil
 	}
 	b, err := json.MarshalIndent(g.st, "", "  ")
@@ -288,8 +418,10 @@ func (g *Guards) persist() error {
 		return fmt.Errorf("%w: encode: %w", ErrGuardState, err)
 	}
 	b = append(b, '\n')
-	if err := host.WriteFileAtomic(g.path, b, 0o600); err != nil {
-		return fmt.Errorf("%w: %w", ErrGuardState, err)
+	for _, p := range g.paths {
+		if err := host.WriteFileAtomic(p, b, 0o600); err != nil {
+			return fmt.Errorf("%w: %w", ErrGuardState, err)
+		}
 	}
 	return nil
 }

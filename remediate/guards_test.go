@@ -269,3 +269,111 @@ func TestGuardsClockSteppedBack(t *testing.T) {
 		t.Errorf("a year-ahead cooldown still held after a cooldown: %v", err)
 	}
 }
+
+// TestGuardsHostWide: two instances with different state folders on one
+// host share the budget and the breaker through the host record; each
+// state folder keeps its own copy for after a reboot.
+func TestGuardsHostWide(t *testing.T) {
+	hostDir := t.TempDir()
+	a, b := t.TempDir(), t.TempDir()
+	open := func(dir string) *Guards {
+		t.Helper()
+		g, err := OpenHostGuards(dir, hostDir, GuardLimits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	ga := open(a)
+	for i := 0; i < DefaultMaxPowerOffs; i++ {
+		start(t, ga, powerOff, t0) // three in one second: three charges
+	}
+	start(t, ga, vpxa, t0)
+	gb := open(b)
+	if err := gb.Check(powerOff, t0.Add(time.Minute)); !errors.Is(err, ErrBudgetSpent) {
+		t.Errorf("second state folder, power-off: %v, want ErrBudgetSpent", err)
+	}
+	if err := gb.Check(vpxa, t0.Add(time.Minute)); !errors.Is(err, ErrCooldown) {
+		t.Errorf("second state folder, vpxa: %v, want ErrCooldown", err)
+	}
+	// After a reboot the host record is gone (it lives in RAM on ESXi):
+	// the state folder's copy still holds the budget.
+	os.Remove(filepath.Join(hostDir, GuardsFile))
+	if err := open(a).Check(powerOff, t0.Add(time.Minute)); !errors.Is(err, ErrBudgetSpent) {
+		t.Errorf("after the host record is lost: %v, want ErrBudgetSpent", err)
+	}
+	// The breaker, opened through one folder, holds for the other.
+	ga = open(a)
+	for i := 0; i < DefaultBreakerAfter; i++ {
+		ga.Record(vpxa, Outcome{Result: ResultFailed, Mutated: true}, t0)
+	}
+	if err := open(b).Check(vpxa, t0.Add(time.Hour)); !errors.Is(err, ErrBreakerOpen) {
+		t.Errorf("breaker opened through the other folder: %v, want ErrBreakerOpen", err)
+	}
+}
+
+// TestGuardsRefundWhenNothingRan: a step that fails before any command
+// that changes the host (getstate failing) hands its budget back; one
+// that ran a power-off keeps it spent. Fails if Record ignores Mutated.
+func TestGuardsRefundWhenNothingRan(t *testing.T) {
+	g, err := OpenGuards(t.TempDir(), GuardLimits{BreakerAfter: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		start(t, g, powerOff, t0)
+		if err := g.Record(powerOff, Outcome{Result: ResultFailed, Err: "vim-cmd: connection refused"}, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := g.Status(t0); st.PowerOffsInWindow != 0 {
+		t.Errorf("%d power-offs spent by steps that ran nothing, want 0", st.PowerOffsInWindow)
+	}
+	start(t, g, vpxa, t0)
+	g.Record(vpxa, Outcome{Result: ResultFailed, Err: "no init script"}, t0)
+	if err := g.Check(vpxa, t0.Add(time.Minute)); err != nil {
+		t.Errorf("vpxa restart that ran nothing still cools down: %v", err)
+	}
+	start(t, g, powerOff, t0)
+	g.Record(powerOff, Outcome{Result: ResultFailed, Err: "still on", Mutated: true}, t0)
+	if st := g.Status(t0); st.PowerOffsInWindow != 1 {
+		t.Errorf("%d power-offs spent after one that ran power.off, want 1", st.PowerOffsInWindow)
+	}
+}
+
+// TestGuardsPlanFailsOnce: a plan whose three power-offs fail counts one
+// failed remediation, and the breaker it opens does not refuse that
+// plan's own restart. Fails if every failure of a plan counts.
+func TestGuardsPlanFailsOnce(t *testing.T) {
+	g, err := OpenGuards(t.TempDir(), GuardLimits{BreakerAfter: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.BeginPlan()
+	for i := 0; i < 3; i++ {
+		start(t, g, powerOff, t0)
+		g.Record(powerOff, Outcome{Result: ResultFailed, Mutated: true}, t0)
+	}
+	if err := g.Check(vpxa, t0); err != nil {
+		t.Errorf("the plan's restart refused by a breaker its own failures opened: %v", err)
+	}
+	g.EndPlan()
+	if st := g.Status(t0); st.FailureStreak != 1 || !st.BreakerOpen {
+		t.Errorf("status %+v, want streak 1 and the breaker open (BreakerAfter 1)", st)
+	}
+	g.BeginPlan()
+	if err := g.Check(vpxa, t0); !errors.Is(err, ErrBreakerOpen) {
+		t.Errorf("next plan: %v, want ErrBreakerOpen", err)
+	}
+	g.EndPlan()
+}
+
+func TestGuardsNotAGuardsFile(t *testing.T) {
+	for _, body := range []string{`{}`, `{"version": 2, "power_offs": []}`, `[]`} {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, GuardsFile), []byte(body), 0o600)
+		if _, err := OpenGuards(dir, GuardLimits{}); !errors.Is(err, ErrGuardState) {
+			t.Errorf("guards.json %s: got %v, want ErrGuardState", body, err)
+		}
+	}
+}

@@ -42,6 +42,9 @@ type Entry struct {
 	Heap      *HeapFigures `json:"heap"`
 	Output    string       `json:"output,omitempty"`
 	ElapsedMS int64        `json:"elapsed_ms"`
+	// Mutated: the step ran a command that changes the host (final
+	// entries of power-offs and restarts).
+	Mutated bool `json:"mutated,omitempty"`
 	// Summary and Plan are set on decision entries only.
 	Summary string   `json:"summary,omitempty"`
 	Plan    []Action `json:"plan,omitempty"`

@@ -15,6 +15,12 @@ import (
 	"time"
 )
 
+// HostDir is where, on the host (under --root), every acting heapguard
+// takes the host-wide lock and keeps the host's guards record, whatever
+// its state folder. /var/run is in RAM on ESXi: it is emptied at boot,
+// when no action can be under way.
+const HostDir = "/var/run/heapguard"
+
 // Lock files inside the state directory.
 const (
 	LockFile = "lock"

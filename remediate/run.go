@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/heapguard/heapguard/host"
 )
@@ -37,8 +38,10 @@ type ApplyOptions struct {
 // an agent restart is guarded on its own, and it is what makes the host
 // manageable again even when the heap was not given back; the
 // verification then says whether the host recovered. A failed power-off,
-// restart or verification extends the guards' failure streak; a
-// verification only counts when an acting step of this plan ran.
+// restart or verification extends the guards' failure streak, once per
+// plan, and the breaker is judged as it stood when the plan began; a
+// verification only counts when an acting step of this plan ran. A step
+// that failed without running a mutating command costs no budget.
 //
 // When the journal cannot be written, nothing more runs and the error
 // wraps ErrJournal. When ctx is cancelled (SIGTERM), the running action
@@ -63,6 +66,8 @@ func Apply(ctx context.Context, actions []Action, opt ApplyOptions) ([]Outcome, 
 	if err := j.Decide(opt.PlanID, opt.Summary, actions, opt.DryRun); err != nil {
 		return nil, err
 	}
+	guards.BeginPlan()
+	defer guards.EndPlan()
 
 	outcomes := make([]Outcome, 0, len(actions))
 	pr := progress{}
@@ -117,10 +122,15 @@ func applyOne(ctx context.Context, a Action, opt ApplyOptions, guards *Guards, p
 	if err := guards.Check(a, clock.Now()); err != nil {
 		return skip(err.Error())
 	}
-	if err := j.Append(entryFor(opt.PlanID, a, opt.DryRun, ResultStarted)); err != nil {
+	// The journal and the guards hold the same start time, so that the
+	// journal can later restore what a lost guards file spent.
+	startedAt := clock.Now().UTC()
+	started := entryFor(opt.PlanID, a, opt.DryRun, ResultStarted)
+	started.Time = startedAt.Format(time.RFC3339Nano)
+	if err := j.Append(started); err != nil {
 		return Outcome{Action: a, Result: ResultSkipped, Err: err.Error()}, err
 	}
-	if err := guards.Record(a, Outcome{Action: a, Result: ResultStarted}, clock.Now()); err != nil {
+	if err := guards.Record(a, Outcome{Action: a, Result: ResultStarted}, startedAt); err != nil {
 		err = fmt.Errorf("%s %s not run: %w", a.Kind, a.Target, err)
 		o := Outcome{Action: a, Result: ResultFailed, Err: err.Error()}
 		e := entryFor(opt.PlanID, a, opt.DryRun, ResultFailed)
@@ -140,7 +150,7 @@ func applyOne(ctx context.Context, a Action, opt ApplyOptions, guards *Guards, p
 	o.Action = a
 
 	e := entryFor(opt.PlanID, a, opt.DryRun, o.Result)
-	e.Error, e.Output, e.ElapsedMS = o.Err, o.Output, o.Elapsed.Milliseconds()
+	e.Error, e.Output, e.ElapsedMS, e.Mutated = o.Err, o.Output, o.Elapsed.Milliseconds(), o.Mutated
 	jerr := j.Append(e)
 	// Record even when the journal failed: the guards must know.
 	rec := o

@@ -410,8 +410,10 @@ func TestApplyCancelDuringHangingCommand(t *testing.T) {
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("journal (-want +got):\n%s", d)
 	}
-	if st := e.guards.Status(e.clock.Now()); st.FailureStreak != 1 || st.PowerOffsInWindow != 1 {
-		t.Errorf("guards %+v: want the failure recorded and the budget spent", st)
+	// The hanging command was the first getstate: nothing changed on the
+	// host, so the budget is handed back; the failure still counts.
+	if st := e.guards.Status(e.clock.Now()); st.FailureStreak != 1 || st.PowerOffsInWindow != 0 {
+		t.Errorf("guards %+v: want the failure recorded and the budget refunded", st)
 	}
 }
 
