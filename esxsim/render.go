@@ -353,7 +353,7 @@ func RenderStatus(w io.Writer, st *State) {
 		for _, n := range vm.NICs {
 			flap := ""
 			for _, f := range st.Flappers {
-				if f.VM == vm.Name && f.NIC == n.Index {
+				if f.Port == 0 && f.VMID == vm.ID && f.NIC == n.Index {
 					flap = fmt.Sprintf(" FLAPPING(%d)", f.Flaps)
 				}
 			}

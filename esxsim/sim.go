@@ -93,9 +93,9 @@ func (s *sim) nextEvent() (time.Time, eventKind, int) {
 			consider(*s.st.VMs[i].ShutdownAt, evShutdown, i)
 		}
 	}
-	for i, f := range s.st.Flappers {
-		if vm := s.st.VMByName(f.VM); vm != nil && vm.PoweredOn {
-			consider(f.Next, evFlap, i)
+	for i := range s.st.Flappers {
+		if _, ok := s.st.flapPort(&s.st.Flappers[i]); ok {
+			consider(s.st.Flappers[i].Next, evFlap, i)
 		}
 	}
 	if s.st.Scenario.Noise.PerMinute > 0 {
@@ -145,13 +145,7 @@ func (s *sim) advance(to time.Time) error {
 func (s *sim) flap(i int, at time.Time) {
 	f := &s.st.Flappers[i]
 	spec := s.st.Scenario.Flaps[i]
-	vm := s.st.VMByName(f.VM)
-	var nic NIC
-	for _, n := range vm.NICs {
-		if n.Index == f.NIC {
-			nic = n
-		}
-	}
+	nic, _ := s.st.flapPort(f)
 	w := f.Worlds[f.Flaps%2]
 	cpu := s.r.IntN(s.st.Scenario.CPUs)
 	// The pair shares cpu and world and is ~3 ms apart, as in the incident.
@@ -226,8 +220,8 @@ func (s *sim) powerOff(vm *VM, at time.Time, opID string) {
 		s.lines = append(s.lines, logLine{At: at, CPU: s.r.IntN(s.st.Scenario.CPUs), World: vm.WorldID, OpID: opID,
 			Msg: fmt.Sprintf("NetPort: %d: disabled port %s", s.v.LineNetPortDisabled, n.Port)})
 	}
-	for _, f := range s.st.Scenario.Flaps {
-		if f.VM != vm.Name || f.ReleaseOnStop == 0 {
+	for i, f := range s.st.Scenario.Flaps {
+		if s.st.Flappers[i].VMID != vm.ID || f.ReleaseOnStop == 0 {
 			continue
 		}
 		if h := s.st.Heap(f.Heap); h != nil {
@@ -245,7 +239,7 @@ func (s *sim) powerOn(vm *VM, at time.Time, opID string) {
 			Msg: fmt.Sprintf("NetPort: %d: enabled port %s with mac %s", s.v.LineNetPortEnabled, n.Port, n.MAC)})
 	}
 	for i, f := range s.st.Scenario.Flaps {
-		if f.VM == vm.Name {
+		if s.st.Flappers[i].VMID == vm.ID {
 			s.st.Flappers[i].Next = at.Add(f.Period.D() + s.jitter(f.Jitter))
 		}
 	}
@@ -351,12 +345,21 @@ func newState(sc Scenario, ver Version, seed int64) (*State, error) {
 		st.Agents = append(st.Agents, Agent{Name: name, Running: true, PID: pid, Watchdog: pid - 1 - s.r.IntN(40)})
 	}
 	for _, f := range sc.Flaps {
+		fl := Flapper{NIC: f.NIC, Port: f.Port}
+		if f.Port == 0 {
+			vm, err := sc.flapVM(f)
+			if err != nil {
+				return nil, err
+			}
+			fl.VM, fl.VMID = vm.Name, vm.ID
+		}
 		phase := f.Phase.D()
 		if phase <= 0 {
 			phase = time.Duration(s.r.Int64N(int64(f.Period)))
 		}
 		w := s.world()
-		st.Flappers = append(st.Flappers, Flapper{VM: f.VM, NIC: f.NIC, Next: st.Now.Add(phase), Worlds: [2]int{w, w - 1}})
+		fl.Next, fl.Worlds = st.Now.Add(phase), [2]int{w, w - 1}
+		st.Flappers = append(st.Flappers, fl)
 	}
 	if sc.Noise.PerMinute > 0 {
 		st.NextNoise = s.nextNoise(st.Now)

@@ -126,13 +126,46 @@ type Agent struct {
 	Restarts int `json:"restarts"`
 }
 
-// Flapper is one flapping port's schedule.
+// Flapper is one flapping port's schedule (Scenario.Flaps[i] for
+// Flappers[i]): a VM NIC's, found by vmid so that VMs sharing a display
+// name stay apart, or a host port's.
 type Flapper struct {
-	VM     string    `json:"vm"`
+	VM     string    `json:"vm,omitempty"` // the VM's display name, for people
+	VMID   int       `json:"vm_id,omitempty"`
 	NIC    int       `json:"nic"`
+	Port   PortID    `json:"port,omitempty"` // a host port (Scenario.Ports) instead of a VM NIC
 	Next   time.Time `json:"next"`
 	Worlds [2]int    `json:"worlds"` // the worlds that log this port's lines
 	Flaps  int64     `json:"flaps"`
+}
+
+// flapTarget is the port a flapper takes down and up.
+type flapTarget struct {
+	Port PortID
+	MAC  string
+}
+
+// flapPort returns the port f flaps and whether it flaps now: a host port
+// always, a VM NIC while its VM is registered and running.
+func (st *State) flapPort(f *Flapper) (flapTarget, bool) {
+	if f.Port != 0 {
+		for _, p := range st.Scenario.Ports {
+			if p.Port == f.Port {
+				return flapTarget{p.Port, p.MAC}, true
+			}
+		}
+		return flapTarget{}, false
+	}
+	vm := st.VM(f.VMID)
+	if vm == nil || !vm.PoweredOn {
+		return flapTarget{}, false
+	}
+	for _, n := range vm.NICs {
+		if n.Index == f.NIC {
+			return flapTarget{n.Port, n.MAC}, true
+		}
+	}
+	return flapTarget{}, false
 }
 
 // RunInfo describes the `esxsim run` driving the clock.
