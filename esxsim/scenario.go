@@ -107,6 +107,20 @@ type NIC struct {
 	Port        PortID `json:"port"` // "0x3000005"
 	Switch      string `json:"switch"`
 	Uplink      string `json:"uplink,omitempty"`
+	// Absent is a NIC the .vmx keeps with ethernetN.present = "FALSE": it
+	// has no port, so it never shows in net-stats or esxcli, nor flaps.
+	Absent bool `json:"absent,omitempty"`
+}
+
+// presentNICs drops the absent NICs: those the VM runs with.
+func presentNICs(nics []NIC) []NIC {
+	var ps []NIC
+	for _, n := range nics {
+		if !n.Absent {
+			ps = append(ps, n)
+		}
+	}
+	return ps
 }
 
 // PortID is a vSwitch port id; hex ("0x3000005") in scenario files and
@@ -450,12 +464,20 @@ func (sc *Scenario) Validate() error {
 			if n.Index < 0 || n.Index > 9 {
 				return bad("vm %q: nic index %d", vm.Name, n.Index)
 			}
+			if !validMAC(n.MAC) {
+				return bad("vm %q: mac %q is malformed", vm.Name, n.MAC)
+			}
+			// An absent NIC has no port, and its MAC is only text in a
+			// .vmx: it may repeat another NIC's.
+			if n.Absent {
+				continue
+			}
 			if ports[n.Port] || n.Port == 0 {
 				return bad("vm %q: port %s is zero or not unique", vm.Name, n.Port)
 			}
 			ports[n.Port] = true
-			if !validMAC(n.MAC) || macs[n.MAC] {
-				return bad("vm %q: mac %q is malformed or not unique", vm.Name, n.MAC)
+			if macs[n.MAC] {
+				return bad("vm %q: mac %q is not unique", vm.Name, n.MAC)
 			}
 			macs[n.MAC] = true
 			switch n.AddressType {
@@ -526,8 +548,8 @@ func (sc *Scenario) checkFlap(f FlapSpec, hnames map[string]bool) error {
 		if err != nil {
 			return err
 		}
-		if !slices.ContainsFunc(vm.NICs, func(n NIC) bool { return n.Index == f.NIC }) {
-			return fmt.Errorf("flap: vm %q has no ethernet%d", vm.Name, f.NIC)
+		if !slices.ContainsFunc(presentNICs(vm.NICs), func(n NIC) bool { return n.Index == f.NIC }) {
+			return fmt.Errorf("flap: vm %q has no present ethernet%d", vm.Name, f.NIC)
 		}
 	}
 	if f.Period.D() < 10*time.Millisecond || f.Jitter.D() < 0 || f.Jitter.D() >= f.Period.D()/2 {

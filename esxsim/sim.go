@@ -216,7 +216,7 @@ func (s *sim) crash(a *Agent, at time.Time) {
 // scenario's memory comes back.
 func (s *sim) powerOff(vm *VM, at time.Time, opID string) {
 	vm.PoweredOn, vm.ToolsRunning, vm.ShutdownAt = false, false, nil
-	for _, n := range vm.NICs {
+	for _, n := range presentNICs(vm.NICs) {
 		s.lines = append(s.lines, logLine{At: at, CPU: s.r.IntN(s.st.Scenario.CPUs), World: vm.WorldID, OpID: opID,
 			Msg: fmt.Sprintf("NetPort: %d: disabled port %s", s.v.LineNetPortDisabled, n.Port)})
 	}
@@ -234,7 +234,7 @@ func (s *sim) powerOn(vm *VM, at time.Time, opID string) {
 	vm.PoweredOn = true
 	vm.ToolsRunning = vm.ToolsInstalled == ToolsRunning
 	vm.WorldID = s.world()
-	for _, n := range vm.NICs {
+	for _, n := range presentNICs(vm.NICs) {
 		s.lines = append(s.lines, logLine{At: at, CPU: s.r.IntN(s.st.Scenario.CPUs), World: vm.WorldID, OpID: opID,
 			Msg: fmt.Sprintf("NetPort: %d: enabled port %s with mac %s", s.v.LineNetPortEnabled, n.Port, n.MAC)})
 	}

@@ -146,7 +146,7 @@ type flapTarget struct {
 }
 
 // flapPort returns the port f flaps and whether it flaps now: a host port
-// always, a VM NIC while its VM is registered and running.
+// always, a present VM NIC while its VM is registered and running.
 func (st *State) flapPort(f *Flapper) (flapTarget, bool) {
 	if f.Port != 0 {
 		for _, p := range st.Scenario.Ports {
@@ -160,7 +160,7 @@ func (st *State) flapPort(f *Flapper) (flapTarget, bool) {
 	if vm == nil || !vm.PoweredOn {
 		return flapTarget{}, false
 	}
-	for _, n := range vm.NICs {
+	for _, n := range presentNICs(vm.NICs) {
 		if n.Index == f.NIC {
 			return flapTarget{n.Port, n.MAC}, true
 		}
