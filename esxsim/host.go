@@ -91,6 +91,26 @@ func (h *Host) Mutate(fn func(st *State)) {
 	}
 }
 
+// EditVMX rewrites the .vmx of the registered VM with that display name as
+// edit returns it (atomically), e.g. to claim another VM's MAC or leave a
+// stale ethernetN.generatedAddress line. The state is not changed.
+func (h *Host) EditVMX(name string, edit func(text string) string) {
+	h.tb.Helper()
+	if err := editVmx(h.root, name, edit); err != nil {
+		h.tb.Fatalf("esxsim: EditVMX: %v", err)
+	}
+}
+
+// RenderVMX rewrites the .vmx of the registered VM with that display name
+// from the state, so that after a Mutate of its NICs the .vmx agrees with
+// net-stats and the log.
+func (h *Host) RenderVMX(name string) {
+	h.tb.Helper()
+	if err := renderVmxFile(h.root, name); err != nil {
+		h.tb.Fatalf("esxsim: RenderVMX: %v", err)
+	}
+}
+
 // Actions returns the parsed action log (what commands changed).
 func (h *Host) Actions() []Action {
 	h.tb.Helper()

@@ -1,6 +1,7 @@
 package esxsim
 
 import (
+	"fmt"
 	"os"
 	"regexp"
 	"slices"
@@ -134,5 +135,83 @@ func TestAbsentNIC(t *testing.T) {
 	h.Advance(time.Minute)
 	if n := grepCount(logLines(t, h.Root(), "/var/log/vmkernel.log"), "port 0x3000007"); n != grepCount(lines, "port 0x3000007") {
 		t.Errorf("DSVA03's absent ethernet2 went on flapping")
+	}
+}
+
+// fatalTB records the Fatalf of a Host method (and stops it, as
+// testing.T's Fatalf would).
+type fatalTB struct {
+	TB
+	msg string
+}
+
+type fatalStop struct{}
+
+func (f *fatalTB) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	panic(fatalStop{})
+}
+
+// fatalOf runs fn on a copy of h whose failures are recorded, and returns
+// the Fatalf message ("" if none).
+func fatalOf(t *testing.T, h *Host, fn func(h *Host)) (msg string) {
+	tb := &fatalTB{TB: t}
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(fatalStop); !ok {
+				panic(r)
+			}
+			msg = tb.msg
+		}
+	}()
+	fn(&Host{tb: tb, root: h.root})
+	return ""
+}
+
+// EditVMX changes only the file: a .vmx can claim another VM's MAC and
+// keep a stale line while net-stats still shows the truth.
+func TestEditVMX(t *testing.T) {
+	h := New(t, Incident())
+	h.EditVMX("DSVA01", func(s string) string {
+		s = strings.Replace(s, `ethernet2.generatedAddress = "00:50:56:84:5a:ba"`, `ethernet2.generatedAddress = "00:50:56:84:5a:b4"`, 1)
+		return s + "ethernet3.generatedAddress = \"00:50:56:84:5a:b1\"\n"
+	})
+	vmx := vmxText(t, h, "DSVA01/DSVA01.vmx")
+	if !strings.Contains(vmx, `ethernet2.generatedAddress = "00:50:56:84:5a:b4"`+"\n") ||
+		!strings.HasSuffix(vmx, `ethernet3.generatedAddress = "00:50:56:84:5a:b1"`+"\n") || strings.Contains(vmx, "5a:ba") {
+		t.Errorf("edited DSVA01.vmx:\n%s", vmx)
+	}
+	if mustCall(t, h, "net-stats", "-l") != RenderNetStatsL(portsOf(h.State())) || !strings.Contains(mustCall(t, h, "net-stats", "-l"), "00:50:56:84:5a:ba") {
+		t.Error("EditVMX changed what net-stats shows")
+	}
+	if _, err := os.Stat(h.Path("/vmfs/volumes/datastore1/DSVA01/DSVA01.vmx")); err != nil {
+		t.Errorf("through the datastore link: %v", err)
+	}
+	if m := fatalOf(t, h, func(h *Host) { h.EditVMX("nobody", func(s string) string { return s }) }); !strings.Contains(m, `no registered vm named "nobody"`) {
+		t.Errorf("EditVMX of an unknown VM: %q", m)
+	}
+}
+
+// RenderVMX brings the .vmx in line with a Mutate of the VM's NICs.
+func TestRenderVMXAfterMutate(t *testing.T) {
+	h := New(t, Incident())
+	h.Mutate(func(st *State) { st.VM(12).NICs[0].MAC = "00:50:56:3f:10:99" })
+	if strings.Contains(vmxText(t, h, "mon-01/mon-01.vmx"), "10:99") {
+		t.Fatal("the .vmx changed before RenderVMX")
+	}
+	h.RenderVMX("mon-01")
+	if vmx := vmxText(t, h, "mon-01/mon-01.vmx"); vmx != RenderVmx(h.State().Ver(), *h.State().VM(12)) || !strings.Contains(vmx, `ethernet0.address = "00:50:56:3f:10:99"`) {
+		t.Errorf("mon-01.vmx after RenderVMX:\n%s", vmx)
+	}
+	if !regexp.MustCompile(`00:50:56:3f:10:99 +mon-01\.eth0\n`).MatchString(mustCall(t, h, "net-stats", "-l")) {
+		t.Error("net-stats does not show the new MAC")
+	}
+
+	sc := Incident()
+	sc.VMs = append(sc.VMs, cloneOfDSVA03())
+	sc.Flaps = nil
+	d := New(t, sc)
+	if m := fatalOf(t, d, func(h *Host) { h.RenderVMX("DSVA03") }); !strings.Contains(m, `vms 3 and 20 are both named "DSVA03"`) {
+		t.Errorf("RenderVMX of a shared name: %q", m)
 	}
 }

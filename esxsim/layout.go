@@ -69,12 +69,13 @@ func Init(root string, sc Scenario, o InitOptions) error {
 	if err := os.Symlink(sc.DatastoreUUID, link); err != nil {
 		return fmt.Errorf("datastore link: %w", err)
 	}
-	for _, vm := range st.VMs {
-		p := host.Path(root, "vmfs/volumes/"+sc.DatastoreUUID+"/"+vm.Vmx)
+	for i := range st.VMs {
+		vm := &st.VMs[i]
+		p := vmxPath(root, st, vm)
 		if err := ensureDir(p); err != nil {
 			return err
 		}
-		if err := os.WriteFile(p, []byte(RenderVmx(ver, vm)), 0o644); err != nil {
+		if err := os.WriteFile(p, []byte(RenderVmx(ver, *vm)), 0o644); err != nil {
 			return err
 		}
 	}
