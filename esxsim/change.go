@@ -49,6 +49,20 @@ func (st *State) uniqueVM(name string) (*VM, error) {
 	return found, nil
 }
 
+// unregisterVM removes a VM from the inventory (sim.unregister).
+func unregisterVM(root string, id int) error {
+	return update(root, func(st *State) error {
+		s, err := newSim(root, st)
+		if err != nil {
+			return err
+		}
+		if err := s.unregister(id, st.Now, ""); err != nil {
+			return err
+		}
+		return s.flush()
+	})
+}
+
 // editVmx replaces the .vmx of the VM named name by edit's result.
 func editVmx(root, name string, edit func(text string) string) error {
 	return locked(root, func(st *State) error {

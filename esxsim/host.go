@@ -91,6 +91,18 @@ func (h *Host) Mutate(fn func(st *State)) {
 	}
 }
 
+// Unregister removes the VM with that vmid from the inventory, as
+// `vim-cmd vmsvc/unregister` would after powering it off: a running VM is
+// powered off first (its ports go down and leave net-stats), it leaves
+// getallvms, its flapping ports stop for good, and its .vmx stays on the
+// datastore. Not logged as an Action.
+func (h *Host) Unregister(id int) {
+	h.tb.Helper()
+	if err := unregisterVM(h.root, id); err != nil {
+		h.tb.Fatalf("esxsim: %v", err)
+	}
+}
+
 // EditVMX rewrites the .vmx of the registered VM with that display name as
 // edit returns it (atomically), e.g. to claim another VM's MAC or leave a
 // stale ethernetN.generatedAddress line. The state is not changed.

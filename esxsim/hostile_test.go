@@ -215,3 +215,81 @@ func TestRenderVMXAfterMutate(t *testing.T) {
 		t.Errorf("RenderVMX of a shared name: %q", m)
 	}
 }
+
+// Unregistering DSVA03 powers it off, takes it out of getallvms and
+// net-stats and stops its flaps; its .vmx stays. Its MAC can then move to
+// another VM.
+func TestUnregisterAndMoveMAC(t *testing.T) {
+	h := New(t, Incident())
+	h.Advance(time.Minute)
+	before := h.State().Heap("netGPHeap").Allocated
+	h.Unregister(3)
+
+	if out := mustCall(t, h, "vim-cmd", "vmsvc/getallvms"); strings.Contains(out, "DSVA03") {
+		t.Errorf("getallvms still lists DSVA03:\n%s", out)
+	}
+	for _, port := range []string{"50331658", "67108869", "50331655"} { // 0x300000a, 0x4000005, 0x3000007
+		if c, ok := netStatsClients(t, h)[port]; ok {
+			t.Errorf("net-stats still lists port %s (%s)", port, c)
+		}
+	}
+	if out, _, code := h.Call("vim-cmd", "vmsvc/power.getstate", "3"); code == 0 {
+		t.Errorf("getstate of the unregistered VM: %q", out)
+	}
+	vmx := vmxText(t, h, "DSVA03/dsva03.vmx")
+	if !strings.Contains(vmx, `ethernet2.generatedAddress = "00:50:56:84:5a:b4"`) {
+		t.Errorf("DSVA03's .vmx is gone or changed:\n%s", vmx)
+	}
+	if got := h.State().Heap("netGPHeap").Allocated; got != before-1048576 {
+		t.Errorf("allocated %d -> %d, want DSVA03's 1 MiB back", before, got)
+	}
+	lines := logLines(t, h.Root(), "/var/log/vmkernel.log")
+	flaps := grepCount(lines, "disabled port 0x3000007")
+	h.Advance(time.Minute)
+	if n := grepCount(logLines(t, h.Root(), "/var/log/vmkernel.log"), "disabled port 0x3000007"); n != flaps {
+		t.Errorf("0x3000007 went on flapping after the unregister: %d -> %d lines", flaps, n)
+	}
+	if len(h.Actions()) != 0 {
+		t.Errorf("Host.Unregister logged actions: %+v", h.Actions())
+	}
+
+	// The MAC moves to mon-01.
+	h.Mutate(func(st *State) { st.VM(12).NICs[0].MAC = "00:50:56:84:5a:b4" })
+	h.RenderVMX("mon-01")
+	if !regexp.MustCompile(`00:50:56:84:5a:b4 +mon-01\.eth0\n`).MatchString(mustCall(t, h, "net-stats", "-l")) {
+		t.Error("net-stats does not show the moved MAC on mon-01")
+	}
+	if !strings.Contains(vmxText(t, h, "mon-01/mon-01.vmx"), `ethernet0.address = "00:50:56:84:5a:b4"`) {
+		t.Error("mon-01.vmx does not carry the moved MAC")
+	}
+
+	if m := fatalOf(t, h, func(h *Host) { h.Unregister(3) }); !strings.Contains(m, "no vm with vmid 3") {
+		t.Errorf("second Unregister: %q", m)
+	}
+}
+
+// vim-cmd vmsvc/unregister refuses a running VM, unregisters a powered-off
+// one silently, and is logged as an Action.
+func TestVimCmdUnregister(t *testing.T) {
+	h := New(t, Incident())
+	out, _, code := h.Call("vim-cmd", "vmsvc/unregister", "1")
+	if code != 1 || !strings.Contains(out, "vim.fault.InvalidPowerState") || h.State().VM(1) == nil {
+		t.Errorf("unregister of a running VM: exit %d %q", code, out)
+	}
+	if out := mustCall(t, h, "vim-cmd", "vmsvc/unregister", "11"); out != "" {
+		t.Errorf("unregister printed %q", out)
+	}
+	if h.State().VM(11) != nil || strings.Contains(mustCall(t, h, "vim-cmd", "vmsvc/getallvms"), "old-build-03") {
+		t.Error("vmid 11 still registered")
+	}
+	if _, _, code := h.Call("vim-cmd", "vmsvc/unregister", "11"); code != 1 {
+		t.Errorf("second unregister: exit %d", code)
+	}
+	var results []string
+	for _, a := range h.Actions() {
+		results = append(results, a.Target+" "+a.Result)
+	}
+	if want := []string{"1 InvalidPowerState", "11 ok", "11 NotFound"}; !slices.Equal(results, want) {
+		t.Errorf("actions %q, want %q", results, want)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/heapguard/heapguard/host"
@@ -228,6 +229,26 @@ func (s *sim) powerOff(vm *VM, at time.Time, opID string) {
 			s.alloc(h, -f.ReleaseOnStop, at)
 		}
 	}
+}
+
+// unregister removes the VM with that vmid from the inventory: powered off
+// first if it runs (its ports go down), its flappers stopped for good. Its
+// files stay on the datastore, as after `vim-cmd vmsvc/unregister`.
+func (s *sim) unregister(id int, at time.Time, opID string) error {
+	i := slices.IndexFunc(s.st.VMs, func(vm VM) bool { return vm.ID == id })
+	if i < 0 {
+		return fmt.Errorf("unregister: no vm with vmid %d", id)
+	}
+	if s.st.VMs[i].PoweredOn {
+		s.powerOff(&s.st.VMs[i], at, opID)
+	}
+	for j := range s.st.Flappers {
+		if f := &s.st.Flappers[j]; f.Port == 0 && f.VMID == id {
+			f.Stopped = true
+		}
+	}
+	s.st.VMs = slices.Delete(s.st.VMs, i, i+1)
+	return nil
 }
 
 func (s *sim) powerOn(vm *VM, at time.Time, opID string) {

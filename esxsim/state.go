@@ -137,6 +137,8 @@ type Flapper struct {
 	Next   time.Time `json:"next"`
 	Worlds [2]int    `json:"worlds"` // the worlds that log this port's lines
 	Flaps  int64     `json:"flaps"`
+	// Stopped: the port flaps no more, whatever its VM does.
+	Stopped bool `json:"stopped,omitempty"`
 }
 
 // flapTarget is the port a flapper takes down and up.
@@ -148,6 +150,9 @@ type flapTarget struct {
 // flapPort returns the port f flaps and whether it flaps now: a host port
 // always, a present VM NIC while its VM is registered and running.
 func (st *State) flapPort(f *Flapper) (flapTarget, bool) {
+	if f.Stopped {
+		return flapTarget{}, false
+	}
 	if f.Port != 0 {
 		for _, p := range st.Scenario.Ports {
 			if p.Port == f.Port {
