@@ -293,3 +293,63 @@ func TestVimCmdUnregister(t *testing.T) {
 		t.Errorf("actions %q, want %q", results, want)
 	}
 }
+
+// A host port (vmk1) flaps like a VM's, leaks the same way, and goes on
+// whatever the VMs do.
+func TestHostPortFlaps(t *testing.T) {
+	sc, err := ParseScenario([]byte(`{"base": "seed-incident", "name": "vmk-flap",
+		"flaps": [{"port": "0x4000002", "period": "5s", "jitter": "10ms", "phase": "1s", "heap": "netGPHeap", "leak_bytes": 1000}],
+		"crashes": []}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(t, sc)
+	a0 := h.State().Heap("netGPHeap").Allocated
+	h.Advance(time.Minute)
+	lines := logLines(t, h.Root(), "/var/log/vmkernel.log")
+	down, up := grepCount(lines, "NetPort: 1632: disabled port 0x4000002"), grepCount(lines, "NetPort: 1426: enabled port 0x4000002 with mac 00:50:56:6a:3c:91")
+	if down != 12 || up != 12 {
+		t.Errorf("vmk1 flapped %d/%d times in a minute, want 12", down, up)
+	}
+	if got := h.State().Heap("netGPHeap").Allocated - a0; got != 12*1000 {
+		t.Errorf("12 flaps leaked %d bytes", got)
+	}
+	for _, vm := range h.State().VMs {
+		if vm.PoweredOn {
+			mustCall(t, h, "vim-cmd", "vmsvc/power.off", strconv.Itoa(vm.ID))
+		}
+	}
+	h.Advance(time.Minute)
+	if n := grepCount(logLines(t, h.Root(), "/var/log/vmkernel.log"), "enabled port 0x4000002 with mac"); n != 24 {
+		t.Errorf("with every VM off vmk1 flapped %d times in two minutes, want 24", n)
+	}
+	var status strings.Builder
+	RenderStatus(&status, h.State())
+	if !strings.Contains(status.String(), "host port 0x4000002 00:50:56:6a:3c:91 vmk1 FLAPPING(24)") {
+		t.Errorf("status:\n%s", status.String())
+	}
+}
+
+func TestFlapTargetErrors(t *testing.T) {
+	for _, c := range []struct{ name, flap, want string }{
+		{"port and vm", `{"port": "0x4000002", "vm": "DSVA01", "nic": 2, "period": "3s"}`, "not both"},
+		{"port and nic", `{"port": "0x4000002", "nic": 2, "period": "3s"}`, "not both"},
+		{"port and vm_id", `{"port": "0x4000002", "vm_id": 1, "period": "3s"}`, "not both"},
+		{"neither", `{"nic": 2, "period": "3s"}`, "give vm (or vm_id) and nic, or a host port"},
+		{"unknown port", `{"port": "0x4000099", "period": "3s"}`, "no host port 0x4000099"},
+		{"vm's port as host port", `{"port": "0x3000007", "period": "3s"}`, "no host port 0x3000007"},
+		{"release without vm", `{"port": "0x4000002", "period": "3s", "heap": "netGPHeap", "release_on_stop": 10}`, "release_on_stop needs a VM"},
+		{"unknown vm_id", `{"vm_id": 99, "nic": 0, "period": "3s"}`, "no vm with vm_id 99"},
+		{"vm_id and other name", `{"vm_id": 1, "vm": "DSVA03", "nic": 0, "period": "3s"}`, `vm_id 1 is named "DSVA01", not "DSVA03"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := ParseScenario([]byte(`{"base": "seed-incident", "flaps": [` + c.flap + `]}`))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("err %v, want %q", err, c.want)
+			}
+		})
+	}
+	if _, err := ParseScenario([]byte(`{"base": "seed-incident", "flaps": [{"vm_id": 1, "vm": "DSVA01", "nic": 2, "period": "3s"}]}`)); err != nil {
+		t.Errorf("vm_id with its own name: %v", err)
+	}
+}

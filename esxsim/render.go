@@ -327,6 +327,15 @@ func RenderKernelSetting(v Version, on bool) string {
 		v.EsxcliPadded)
 }
 
+// flapNote is how status shows a flapper: how often it flapped, and
+// whether it stopped.
+func flapNote(f Flapper) string {
+	if f.Stopped {
+		return fmt.Sprintf("FLAPPED(%d), stopped", f.Flaps)
+	}
+	return fmt.Sprintf("FLAPPING(%d)", f.Flaps)
+}
+
 // RenderStatus is `esxsim status`: the host for a human.
 func RenderStatus(w io.Writer, st *State) {
 	v := st.Ver()
@@ -359,7 +368,7 @@ func RenderStatus(w io.Writer, st *State) {
 			flap := ""
 			for _, f := range st.Flappers {
 				if f.Port == 0 && f.VMID == vm.ID && f.NIC == n.Index {
-					flap = fmt.Sprintf(" FLAPPING(%d)", f.Flaps)
+					flap = " " + flapNote(f)
 				}
 			}
 			ports = append(ports, fmt.Sprintf("%s %s %q%s", n.Port, n.MAC, n.Network, flap))
@@ -367,6 +376,16 @@ func RenderStatus(w io.Writer, st *State) {
 		fmt.Fprintf(tw, "%d\t%q\t%s\t%s\t%d\t%s\n", vm.ID, vm.Name, power, tools, vm.WorldID, strings.Join(ports, "; "))
 	}
 	tw.Flush()
+	for _, f := range st.Flappers {
+		if f.Port == 0 {
+			continue
+		}
+		for _, p := range st.Scenario.Ports {
+			if p.Port == f.Port {
+				fmt.Fprintf(w, "host port %s %s %s %s\n", p.Port, p.MAC, p.Client, flapNote(f))
+			}
+		}
+	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "HEAP\tALLOCATED\tMAX\tFREE%\tLOWEST%\tFAILED\t")
