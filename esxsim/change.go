@@ -63,6 +63,77 @@ func unregisterVM(root string, id int) error {
 	})
 }
 
+// live is the scenario as the host stands now (registered VMs, live
+// heaps), to check run-time changes with the scenario's own rules.
+func (st *State) live() *Scenario {
+	sc := st.Scenario
+	sc.VMs = nil
+	for _, vm := range st.VMs {
+		sc.VMs = append(sc.VMs, VMSpec{ID: vm.ID, Name: vm.Name, Vmx: vm.Vmx, NICs: vm.NICs})
+	}
+	sc.Heaps = nil
+	for _, h := range st.Heaps {
+		sc.Heaps = append(sc.Heaps, HeapSpec{Name: h.Name})
+	}
+	return &sc
+}
+
+// addFlap starts a new flapping port on a running host.
+func addFlap(root string, f FlapSpec) error {
+	return update(root, func(st *State) error {
+		sc := st.live()
+		hnames := map[string]bool{}
+		for _, h := range sc.Heaps {
+			hnames[h.Name] = true
+		}
+		if err := sc.checkFlap(f, hnames); err != nil {
+			return err
+		}
+		s, err := newSim(root, st)
+		if err != nil {
+			return err
+		}
+		fl, err := s.newFlapper(sc, f, st.Now)
+		if err != nil {
+			return err
+		}
+		st.Scenario.Flaps = append(st.Scenario.Flaps, f)
+		st.Flappers = append(st.Flappers, fl)
+		return s.flush()
+	})
+}
+
+// stopFlapping stops the flappers of one VM NIC (port 0) or one host port
+// for good; the port stays up.
+func stopFlapping(root, vmName string, nic int, port PortID) error {
+	return update(root, func(st *State) error {
+		id := 0
+		if port == 0 {
+			vm, err := st.uniqueVM(vmName)
+			if err != nil {
+				return fmt.Errorf("stop flapping: %w", err)
+			}
+			id = vm.ID
+		}
+		stopped := 0
+		for i := range st.Flappers {
+			f := &st.Flappers[i]
+			if f.Stopped || f.Port != port || port == 0 && (f.VMID != id || f.NIC != nic) {
+				continue
+			}
+			f.Stopped = true
+			stopped++
+		}
+		if stopped > 0 {
+			return nil
+		}
+		if port != 0 {
+			return fmt.Errorf("stop flapping: host port %s does not flap", port)
+		}
+		return fmt.Errorf("stop flapping: %q ethernet%d does not flap", vmName, nic)
+	})
+}
+
 // editVmx replaces the .vmx of the VM named name by edit's result.
 func editVmx(root, name string, edit func(text string) string) error {
 	return locked(root, func(st *State) error {

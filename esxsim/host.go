@@ -103,6 +103,37 @@ func (h *Host) Unregister(id int) {
 	}
 }
 
+// AddFlap makes one more port flap from now on (first flap at now +
+// f.Phase, random within a period when 0), checked like a scenario's flap
+// against the VMs registered now: e.g. the new owner of a moved MAC.
+func (h *Host) AddFlap(f FlapSpec) {
+	h.tb.Helper()
+	if err := addFlap(h.root, f); err != nil {
+		h.tb.Fatalf("esxsim: AddFlap: %v", err)
+	}
+}
+
+// StopFlapping stops the flapping of ethernet<nic> of the registered VM
+// with that display name for good, without powering it off: the port stays
+// up and stops leaking (what it leaked stays allocated).
+func (h *Host) StopFlapping(vm string, nic int) {
+	h.tb.Helper()
+	if err := stopFlapping(h.root, vm, nic, 0); err != nil {
+		h.tb.Fatalf("esxsim: %v", err)
+	}
+}
+
+// StopPortFlapping is StopFlapping for a host port (a flap's "port").
+func (h *Host) StopPortFlapping(port PortID) {
+	h.tb.Helper()
+	if port == 0 {
+		h.tb.Fatalf("esxsim: StopPortFlapping: port 0")
+	}
+	if err := stopFlapping(h.root, "", 0, port); err != nil {
+		h.tb.Fatalf("esxsim: %v", err)
+	}
+}
+
 // EditVMX rewrites the .vmx of the registered VM with that display name as
 // edit returns it (atomically), e.g. to claim another VM's MAC or leave a
 // stale ethernetN.generatedAddress line. The state is not changed.

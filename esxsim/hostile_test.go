@@ -353,3 +353,84 @@ func TestFlapTargetErrors(t *testing.T) {
 		t.Errorf("vm_id with its own name: %v", err)
 	}
 }
+
+// StopFlapping ends a port's flaps while its VM runs on; powering the VM
+// off and on does not bring them back.
+func TestStopFlapping(t *testing.T) {
+	h := New(t, Incident())
+	h.Advance(time.Minute)
+	h.StopFlapping("DSVA03", 2)
+	count := func(s string) int { return grepCount(logLines(t, h.Root(), "/var/log/vmkernel.log"), s) }
+	n3, n1 := count("disabled port 0x3000007"), count("disabled port 0x3000005")
+	a0 := h.State().Heap("netGPHeap").Allocated
+	h.Advance(time.Minute)
+	if count("disabled port 0x3000007") != n3 {
+		t.Error("DSVA03's ethernet2 still flaps")
+	}
+	if count("disabled port 0x3000005") < n1+19 {
+		t.Error("DSVA01's ethernet2 stopped too")
+	}
+	if !h.State().VM(3).PoweredOn || netStatsClients(t, h)["50331655"] != "DSVA03.eth2" {
+		t.Error("DSVA03 or its port went away")
+	}
+	// Only DSVA01's and DSVA04's flaps leak now: 6000 bytes each, ~20 a minute.
+	if got := h.State().Heap("netGPHeap").Allocated - a0; got < 2*19*6000 || got > 2*21*6000 {
+		t.Errorf("leaked %d bytes in a minute with two flapping ports", got)
+	}
+	mustCall(t, h, "vim-cmd", "vmsvc/power.off", "3")
+	mustCall(t, h, "vim-cmd", "vmsvc/power.on", "3")
+	h.Advance(time.Minute)
+	if count("disabled port 0x3000007") != n3+1 { // the power-off line only
+		t.Error("power cycling DSVA03 restarted its flaps")
+	}
+	var status strings.Builder
+	RenderStatus(&status, h.State())
+	if !strings.Contains(status.String(), "0x3000007 00:50:56:84:5a:b4 \"vShield-DvFilter\" FLAPPED(") {
+		t.Errorf("status:\n%s", status.String())
+	}
+	if m := fatalOf(t, h, func(h *Host) { h.StopFlapping("DSVA03", 2) }); !strings.Contains(m, `"DSVA03" ethernet2 does not flap`) {
+		t.Errorf("second StopFlapping: %q", m)
+	}
+	if m := fatalOf(t, h, func(h *Host) { h.StopFlapping("mon-01", 0) }); !strings.Contains(m, "does not flap") {
+		t.Errorf("StopFlapping of a quiet port: %q", m)
+	}
+}
+
+// A host port's flaps stop the same way.
+func TestStopPortFlapping(t *testing.T) {
+	sc := Incident()
+	sc.Flaps = []FlapSpec{{Port: 0x4000002, Period: Duration(5 * time.Second), Phase: Duration(time.Second)}}
+	h := New(t, sc)
+	h.Advance(30 * time.Second)
+	h.StopPortFlapping(0x4000002)
+	h.Advance(time.Minute)
+	if n := grepCount(logLines(t, h.Root(), "/var/log/vmkernel.log"), "disabled port 0x4000002"); n != 6 {
+		t.Errorf("vmk1 flapped %d times, want 6 (before the stop only)", n)
+	}
+	if m := fatalOf(t, h, func(h *Host) { h.StopPortFlapping(0x4000002) }); !strings.Contains(m, "host port 0x4000002 does not flap") {
+		t.Errorf("second StopPortFlapping: %q", m)
+	}
+}
+
+// AddFlap makes the new owner of a moved MAC flap: the log then shows the
+// old MAC on another port.
+func TestAddFlapOnMovedMAC(t *testing.T) {
+	h := New(t, Incident())
+	h.Unregister(3)
+	h.Mutate(func(st *State) { st.VM(12).NICs[0].MAC = "00:50:56:84:5a:b4" })
+	h.RenderVMX("mon-01")
+	h.AddFlap(FlapSpec{VMID: 12, NIC: 0, Period: Duration(3 * time.Second), Phase: Duration(500 * time.Millisecond), Heap: "netGPHeap", LeakBytes: 6000})
+	h.Advance(10 * time.Second)
+	lines := logLines(t, h.Root(), "/var/log/vmkernel.log")
+	if n := grepCount(lines, "enabled port 0x3000011 with mac 00:50:56:84:5a:b4"); n != 4 {
+		t.Errorf("mon-01 flapped %d times in 10 s, want 4", n)
+	}
+	if m := fatalOf(t, h, func(h *Host) { h.AddFlap(FlapSpec{VM: "DSVA03", NIC: 2, Period: Duration(3 * time.Second)}) }); !strings.Contains(m, `no vm "DSVA03"`) {
+		t.Errorf("AddFlap of an unregistered VM: %q", m)
+	}
+	if m := fatalOf(t, h, func(h *Host) {
+		h.AddFlap(FlapSpec{Port: 0x4000002, Period: Duration(3 * time.Second), Heap: "nope", LeakBytes: 1})
+	}); !strings.Contains(m, `no heap "nope"`) {
+		t.Errorf("AddFlap with an unknown heap: %q", m)
+	}
+}

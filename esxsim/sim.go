@@ -321,6 +321,26 @@ func (s *sim) noise(at time.Time) {
 	}
 }
 
+// newFlapper schedules a checked flap spec of sc: its first flap at now +
+// Phase (random within a period when 0).
+func (s *sim) newFlapper(sc *Scenario, f FlapSpec, now time.Time) (Flapper, error) {
+	fl := Flapper{NIC: f.NIC, Port: f.Port}
+	if f.Port == 0 {
+		vm, err := sc.flapVM(f)
+		if err != nil {
+			return Flapper{}, err
+		}
+		fl.VM, fl.VMID = vm.Name, vm.ID
+	}
+	phase := f.Phase.D()
+	if phase <= 0 {
+		phase = time.Duration(s.r.Int64N(int64(f.Period)))
+	}
+	w := s.world()
+	fl.Next, fl.Worlds = now.Add(phase), [2]int{w, w - 1}
+	return fl, nil
+}
+
 // newState builds the state at the scenario's start.
 func newState(sc Scenario, ver Version, seed int64) (*State, error) {
 	st := &State{Scenario: sc, Version: ver.Name, Seed: seed, Now: sc.Start.UTC()}
@@ -366,20 +386,10 @@ func newState(sc Scenario, ver Version, seed int64) (*State, error) {
 		st.Agents = append(st.Agents, Agent{Name: name, Running: true, PID: pid, Watchdog: pid - 1 - s.r.IntN(40)})
 	}
 	for _, f := range sc.Flaps {
-		fl := Flapper{NIC: f.NIC, Port: f.Port}
-		if f.Port == 0 {
-			vm, err := sc.flapVM(f)
-			if err != nil {
-				return nil, err
-			}
-			fl.VM, fl.VMID = vm.Name, vm.ID
+		fl, err := s.newFlapper(&sc, f, st.Now)
+		if err != nil {
+			return nil, err
 		}
-		phase := f.Phase.D()
-		if phase <= 0 {
-			phase = time.Duration(s.r.Int64N(int64(f.Period)))
-		}
-		w := s.world()
-		fl.Next, fl.Worlds = st.Now.Add(phase), [2]int{w, w - 1}
 		st.Flappers = append(st.Flappers, fl)
 	}
 	if sc.Noise.PerMinute > 0 {
