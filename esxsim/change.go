@@ -134,6 +134,23 @@ func stopFlapping(root, vmName string, nic int, port PortID) error {
 	})
 }
 
+// allocate takes n bytes of the named heap now (gives them back when
+// n < 0), failing and logging as the simulator's own allocations do.
+func allocate(root, heap string, n int64) error {
+	return update(root, func(st *State) error {
+		h := st.Heap(heap)
+		if h == nil {
+			return fmt.Errorf("allocate: no heap %q", heap)
+		}
+		s, err := newSim(root, st)
+		if err != nil {
+			return err
+		}
+		s.alloc(h, n, st.Now)
+		return s.flush()
+	})
+}
+
 // editVmx replaces the .vmx of the VM named name by edit's result.
 func editVmx(root, name string, edit func(text string) string) error {
 	return locked(root, func(st *State) error {

@@ -134,6 +134,18 @@ func (h *Host) StopPortFlapping(port PortID) {
 	}
 }
 
+// Allocate takes bytes of the heap (name without address) at the current
+// simulated time, once; negative bytes give memory back. Like a flap's
+// leak it fails when it would leave less than the heap's reserve: the heap
+// is unchanged, the log gets the "already at its maximum size" pair, and a
+// crash the scenario ties to the heap may follow.
+func (h *Host) Allocate(heap string, bytes int64) {
+	h.tb.Helper()
+	if err := allocate(h.root, heap, bytes); err != nil {
+		h.tb.Fatalf("esxsim: %v", err)
+	}
+}
+
 // EditVMX rewrites the .vmx of the registered VM with that display name as
 // edit returns it (atomically), e.g. to claim another VM's MAC or leave a
 // stale ethernetN.generatedAddress line. The state is not changed.

@@ -434,3 +434,59 @@ func TestAddFlapOnMovedMAC(t *testing.T) {
 		t.Errorf("AddFlap with an unknown heap: %q", m)
 	}
 }
+
+// heapAllocated reads "current bytes allocated" through vsish.
+func heapAllocated(t *testing.T, h *Host) int64 {
+	t.Helper()
+	out := mustCall(t, h, "vsish", "-e", "get", "/system/heaps/netGPHeap-0x410001000000/stats")
+	m := regexp.MustCompile(`current bytes allocated:(\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("vsish stats:\n%s", out)
+	}
+	n, _ := strconv.ParseInt(m[1], 10, 64)
+	return n
+}
+
+// One allocation of 5 MB at 60 % free, then a flat heap; a release gives
+// it back; one that does not fit fails as the simulator's own do.
+func TestAllocate(t *testing.T) {
+	h := New(t, preset(t, "healthy"))
+	h.Mutate(func(st *State) {
+		hp := st.Heap("netGPHeap")
+		hp.Allocated = hp.Max * 40 / 100
+		hp.Current = hp.Allocated + 1<<20
+	})
+	a0 := heapAllocated(t, h)
+	h.Advance(10 * time.Minute)
+	h.Allocate("netGPHeap", 5<<20)
+	if got := heapAllocated(t, h); got != a0+5<<20 {
+		t.Errorf("allocated %d, want %d", got, a0+5<<20)
+	}
+	hp := h.State().Heap("netGPHeap")
+	if hp.Current < hp.Allocated || hp.LowestPct != hp.PctFreeOfMax() || hp.PctFreeOfMax() != 52 {
+		t.Errorf("heap after the jump: %+v", hp)
+	}
+	h.Advance(30 * time.Minute)
+	if got := heapAllocated(t, h); got != a0+5<<20 {
+		t.Errorf("the heap moved after the jump: %d", got)
+	}
+	h.Allocate("netGPHeap", -5<<20)
+	if got := heapAllocated(t, h); got != a0 {
+		t.Errorf("after the release: %d, want %d", got, a0)
+	}
+
+	h.Allocate("netGPHeap", hp.Max)
+	lines := logLines(t, h.Root(), "/var/log/vmkernel.log")
+	want := h.State().Now.Format("2006-01-02T15:04:05.000Z") + " cpu"
+	for _, l := range lines {
+		if strings.Contains(l, "Heap netGPHeap already at its maximum size") && !strings.HasPrefix(l, want) {
+			t.Errorf("failure line not at the current time: %q", l)
+		}
+	}
+	if grepCount(lines, "Heap netGPHeap already at its maximum size") != 1 || heapAllocated(t, h) != a0 || h.State().Heap("netGPHeap").Failures != 1 {
+		t.Errorf("an allocation over the maximum: %+v", h.State().Heap("netGPHeap"))
+	}
+	if m := fatalOf(t, h, func(h *Host) { h.Allocate("nope", 1) }); !strings.Contains(m, `no heap "nope"`) {
+		t.Errorf("Allocate of an unknown heap: %q", m)
+	}
+}
