@@ -72,6 +72,18 @@ func (h *Host) Advance(d time.Duration) {
 	}
 }
 
+// StepClock steps the simulated clock by d (back when negative) as an NTP
+// step would (StepSimClock): scheduled events keep their pace in the new
+// time, later log lines and actions carry stepped times, the published
+// clock follows. Not to be confused with the StepClock type, a host.Clock
+// whose Sleep advances the simulation.
+func (h *Host) StepClock(d time.Duration) {
+	h.tb.Helper()
+	if err := StepSimClock(h.root, d); err != nil {
+		h.tb.Fatalf("esxsim: step clock by %s: %v", d, err)
+	}
+}
+
 // State returns a copy of the simulated truth.
 func (h *Host) State() *State {
 	h.tb.Helper()

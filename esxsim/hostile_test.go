@@ -1,6 +1,7 @@
 package esxsim
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"regexp"
@@ -488,5 +489,165 @@ func TestAllocate(t *testing.T) {
 	}
 	if m := fatalOf(t, h, func(h *Host) { h.Allocate("nope", 1) }); !strings.Contains(m, `no heap "nope"`) {
 		t.Errorf("Allocate of an unknown heap: %q", m)
+	}
+}
+
+// lineTimes returns the timestamps of the ISO-format lines holding sub.
+func lineTimes(t *testing.T, lines []string, sub string) []time.Time {
+	t.Helper()
+	var ts []time.Time
+	for _, l := range lines {
+		if !strings.Contains(l, sub) {
+			continue
+		}
+		at, err := time.Parse("2006-01-02T15:04:05.000Z", l[:strings.IndexByte(l, ' ')])
+		if err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		ts = append(ts, at)
+	}
+	return ts
+}
+
+// A clock stepped back an hour: the flaps go on at their period with
+// timestamps an hour earlier, the per-minute leak and a pending guest
+// shutdown keep their pace, actions and the published clock follow, and
+// `esxsim advance` continues from the new time.
+func TestStepClockBack(t *testing.T) {
+	sc := Incident()
+	sc.Heaps[0].LeakPerMinute = 1000
+	h := New(t, sc)
+	h.Advance(time.Minute)
+	mustCall(t, h, "vim-cmd", "vmsvc/power.shutdown", "1") // 25 s
+	before := h.State()
+	h.StepClock(-time.Hour)
+
+	st := h.State()
+	if want := before.Now.Add(-time.Hour); !st.Now.Equal(want) || !st.Boot.Equal(before.Boot.Add(-time.Hour)) {
+		t.Errorf("now %v boot %v, want %v and the boot an hour earlier", st.Now, st.Boot, want)
+	}
+	if a := readAnchor(t, h.Root()); !a.Sim.Equal(st.Now) || a.Speed != 0 {
+		t.Errorf("published clock %+v, want %v", a, st.Now)
+	}
+	h.Advance(24 * time.Second)
+	if !h.State().VM(1).PoweredOn {
+		t.Error("the guest shutdown ended early")
+	}
+	h.Advance(2 * time.Second)
+	if h.State().VM(1).PoweredOn {
+		t.Error("the guest shutdown did not end 25 s after it began")
+	}
+	a0 := h.State().Heap("netGPHeap").Allocated
+	h.Advance(2 * time.Minute)
+
+	flaps := lineTimes(t, logLines(t, h.Root(), "/var/log/vmkernel.log"), "disabled port 0x3000007")
+	i := slices.IndexFunc(flaps[1:], func(at time.Time) bool { return at.Before(flaps[0]) }) + 1
+	if i == 0 {
+		t.Fatal("no flap line after the step goes back in time")
+	}
+	last, next := flaps[i-1], flaps[i]
+	if gap := next.Sub(last.Add(-time.Hour)); gap < 2990*time.Millisecond || gap > 3030*time.Millisecond {
+		t.Errorf("first flap after the step at %v, last before at %v: %s apart on the new clock, want ~3.01s", next, last, gap)
+	}
+	for j := i + 1; j < len(flaps); j++ {
+		if gap := flaps[j].Sub(flaps[j-1]); gap < 2990*time.Millisecond || gap > 3030*time.Millisecond {
+			t.Errorf("flaps %v and %v: %s apart", flaps[j-1], flaps[j], gap)
+		}
+	}
+	if n := len(flaps) - i; n < 48 || n > 50 {
+		t.Errorf("%d flaps in the 2 min 26 s after the step", n)
+	}
+	// 2 minutes: two drifts of 1000 bytes and ~40 flaps of DSVA03 and
+	// DSVA04 of 6000 each (DSVA01 is off).
+	if got := h.State().Heap("netGPHeap").Allocated - a0; (got-2000)%6000 != 0 || got < 2000+78*6000 || got > 2000+82*6000 {
+		t.Errorf("leaked %d bytes in 2 minutes after the step", got)
+	}
+	mustCall(t, h, "vim-cmd", "vmsvc/power.off", "3")
+	acts := h.Actions()
+	if got, want := acts[len(acts)-1].Time, h.State().Now; !got.Equal(want) || !got.Before(before.Now) {
+		t.Errorf("action at %v, want the stepped %v", got, want)
+	}
+
+	var o, e strings.Builder
+	now := h.State().Now
+	if code := Main([]string{"esxsim", "step-clock", "--root", h.Root(), "--by", "-30m"}, nil, &o, &e); code != 0 ||
+		o.String() != "esxsim: clock at "+now.Add(-30*time.Minute).Format(time.RFC3339)+"\n" {
+		t.Errorf("step-clock: exit %d %q %q", code, o.String(), e.String())
+	}
+	o.Reset()
+	if code := Main([]string{"esxsim", "advance", "--root", h.Root(), "--by", "90s"}, nil, &o, &e); code != 0 ||
+		o.String() != "esxsim: clock at "+now.Add(-30*time.Minute+90*time.Second).Format(time.RFC3339)+"\n" {
+		t.Errorf("advance after the step: exit %d %q %q", code, o.String(), e.String())
+	}
+	if code := Main([]string{"esxsim", "step-clock", "--root", h.Root()}, nil, &o, &e); code != 2 {
+		t.Errorf("step-clock without --by: exit %d", code)
+	}
+}
+
+// On 4.x the line's wall time steps but the uptime it prints does not.
+func TestStepClockKeepsUptime(t *testing.T) {
+	h := New(t, preset(t, "old-esx41"))
+	h.Advance(time.Minute)
+	h.StepClock(-time.Hour)
+	h.Advance(time.Minute)
+	re := regexp.MustCompile(`^(\w{3} [ \d]\d \d\d:\d\d:\d\d) vmkernel: (\d+):(\d\d):(\d\d):(\d\d)\.(\d{3}) `)
+	var prevWall time.Time
+	var prevUp time.Duration
+	stepped := false
+	for _, l := range logLines(t, h.Root(), "/var/log/messages") {
+		m := re.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		wall, err := time.Parse("Jan _2 15:04:05", m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f [5]int
+		for i := range f {
+			f[i], _ = strconv.Atoi(m[i+2])
+		}
+		up := time.Duration(f[0])*24*time.Hour + time.Duration(f[1])*time.Hour + time.Duration(f[2])*time.Minute +
+			time.Duration(f[3])*time.Second + time.Duration(f[4])*time.Millisecond
+		if up < prevUp-5*time.Millisecond {
+			t.Errorf("uptime went back at %q", l)
+		}
+		if wall.Before(prevWall.Add(-50 * time.Minute)) {
+			stepped = true
+		}
+		prevWall, prevUp = wall, up
+	}
+	if !stepped {
+		t.Error("no line shows the step back")
+	}
+}
+
+// A running `esxsim run` follows a step instead of catching up with the
+// wall clock.
+func TestStepClockDuringRun(t *testing.T) {
+	h := New(t, preset(t, "healthy"))
+	start := h.State().Now
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, h.Root(), RunOptions{Speed: 60, Tick: 5 * time.Millisecond}) }()
+	for h.State().Run == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	h.StepClock(-time.Hour)
+	time.Sleep(100 * time.Millisecond)
+	now := h.State().Now
+	if !now.Before(start) || now.Before(start.Add(-time.Hour)) {
+		t.Errorf("a run stepped back an hour from %v is at %v", start, now)
+	}
+	if a := readAnchor(t, h.Root()); a.Speed != 60 || a.At(time.Now()).After(start) {
+		t.Errorf("published anchor %+v after the step", a)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if a := readAnchor(t, h.Root()); a.Speed != 0 || !a.Sim.Equal(h.State().Now) {
+		t.Errorf("anchor after the run %+v, state at %v", a, h.State().Now)
 	}
 }

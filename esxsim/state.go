@@ -173,11 +173,14 @@ func (st *State) flapPort(f *Flapper) (flapTarget, bool) {
 	return flapTarget{}, false
 }
 
-// RunInfo describes the `esxsim run` driving the clock.
+// RunInfo describes the `esxsim run` driving the clock: the simulated
+// time is Start + (wall time - Since) x Speed.
 type RunInfo struct {
 	PID   int       `json:"pid"`
 	Speed float64   `json:"speed"`
 	Since time.Time `json:"since"` // wall time
+	// Start is the simulated time at Since; a clock step moves it.
+	Start time.Time `json:"start"`
 }
 
 // VM returns the VM with that vmid.
@@ -325,6 +328,11 @@ func update(root string, fn func(st *State) error) error {
 // publishClock writes the host.SimClockAnchor for the program under test.
 func publishClock(root string, sim time.Time, speed float64) error {
 	return host.WriteSimClock(root, host.SimClockAnchor{Sim: sim.UTC(), Wall: time.Now().UTC(), Speed: speed})
+}
+
+// publishRunClock publishes the clock of a running `esxsim run`.
+func publishRunClock(root string, r *RunInfo) error {
+	return host.WriteSimClock(root, host.SimClockAnchor{Sim: r.Start.UTC(), Wall: r.Since.UTC(), Speed: r.Speed})
 }
 
 // Action is one line of var/log/esxsim-actions.log: a command that changes
