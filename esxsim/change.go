@@ -151,6 +151,18 @@ func allocate(root, heap string, n int64) error {
 	})
 }
 
+// appendLog writes raw lines to the live vmkernel log (messages on 4.x),
+// rotating it as the simulator's own lines do.
+func appendLog(root string, lines []string) error {
+	return locked(root, func(st *State) error {
+		raw := make([]string, len(lines))
+		for i, l := range lines {
+			raw[i] = l + "\n"
+		}
+		return appendRotating(host.Path(root, st.Ver().LogPath()), raw, st.Scenario.Log)
+	})
+}
+
 // editVmx replaces the .vmx of the VM named name by edit's result.
 func editVmx(root, name string, edit func(text string) string) error {
 	return locked(root, func(st *State) error {

@@ -158,6 +158,17 @@ func (h *Host) Allocate(heap string, bytes int64) {
 	}
 }
 
+// AppendLog appends lines as they are, each with a newline, to the live
+// vmkernel log (/var/log/messages on 4.x; never vmkwarning.log), under the
+// root's lock and with its rotation: for out-of-order, malformed or
+// hand-made lines.
+func (h *Host) AppendLog(lines ...string) {
+	h.tb.Helper()
+	if err := appendLog(h.root, lines); err != nil {
+		h.tb.Fatalf("esxsim: AppendLog: %v", err)
+	}
+}
+
 // EditVMX rewrites the .vmx of the registered VM with that display name as
 // edit returns it (atomically), e.g. to claim another VM's MAC or leave a
 // stale ethernetN.generatedAddress line. The state is not changed.

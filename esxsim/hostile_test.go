@@ -651,3 +651,32 @@ func TestStepClockDuringRun(t *testing.T) {
 		t.Errorf("anchor after the run %+v, state at %v", a, h.State().Now)
 	}
 }
+
+// AppendLog puts hand-made lines into the live log, in between the
+// simulator's, and rotates like them.
+func TestAppendLog(t *testing.T) {
+	sc := Incident()
+	sc.Log = LogSpec{RotateBytes: 4000, Keep: 3}
+	h := New(t, sc)
+	h.Advance(10 * time.Second)
+	old := "2014-06-10T05:00:00.000Z cpu3:35459)NetPort: 1426: enabled port 0x3000007 with mac 00:50:56:84:5a:b4"
+	h.AppendLog(old, "not a vmkernel line")
+	lines := logLines(t, h.Root(), "/var/log/vmkernel.log")
+	if got := lines[len(lines)-2:]; !slices.Equal(got, []string{old, "not a vmkernel line"}) {
+		t.Errorf("last lines %q", got)
+	}
+	h.Advance(10 * time.Second)
+	lines = logLines(t, h.Root(), "/var/log/vmkernel.log")
+	if i := slices.Index(lines, old); i < 0 || i+2 >= len(lines) || lines[i+1] != "not a vmkernel line" {
+		t.Errorf("the appended lines are lost or not followed by the simulator's")
+	}
+	if _, err := os.Stat(h.Path("/var/log/vmkernel.0.gz")); err != nil {
+		t.Fatalf("no rotation yet: %v", err)
+	}
+	live, _ := os.ReadFile(h.Path("/var/log/vmkernel.log"))
+	h.AppendLog(strings.Repeat("x", 4000))
+	now, err := os.ReadFile(h.Path("/var/log/vmkernel.log"))
+	if err != nil || len(now) != 0 {
+		t.Errorf("a line over the rotation size left %d bytes in the live log (had %d): %v", len(now), len(live), err)
+	}
+}
