@@ -163,6 +163,21 @@ func appendLog(root string, lines []string) error {
 	})
 }
 
+// addFault makes later calls of a command misbehave.
+func addFault(root string, f Fault) error {
+	if err := checkFault(f); err != nil {
+		return err
+	}
+	return update(root, func(st *State) error {
+		for len(st.FaultHits) < len(st.Scenario.Faults) {
+			st.FaultHits = append(st.FaultHits, 0)
+		}
+		st.Scenario.Faults = append(st.Scenario.Faults, f)
+		st.FaultHits = append(st.FaultHits, 0)
+		return nil
+	})
+}
+
 // editVmx replaces the .vmx of the VM named name by edit's result.
 func editVmx(root, name string, edit func(text string) string) error {
 	return locked(root, func(st *State) error {

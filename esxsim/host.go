@@ -169,6 +169,17 @@ func (h *Host) AppendLog(lines ...string) {
 	}
 }
 
+// AddFault adds a fault (as in the scenario's faults) from now on: e.g.
+// vim-cmd with ArgsPrefix ["vmsvc/power.getstate", "3"], ExitCode 1 and
+// Times 2 for a VM whose power state cannot be read twice. The scenario's
+// faults come first when several match.
+func (h *Host) AddFault(f Fault) {
+	h.tb.Helper()
+	if err := addFault(h.root, f); err != nil {
+		h.tb.Fatalf("esxsim: AddFault: %v", err)
+	}
+}
+
 // EditVMX rewrites the .vmx of the registered VM with that display name as
 // edit returns it (atomically), e.g. to claim another VM's MAC or leave a
 // stale ethernetN.generatedAddress line. The state is not changed.

@@ -680,3 +680,39 @@ func TestAppendLog(t *testing.T) {
 		t.Errorf("a line over the rotation size left %d bytes in the live log (had %d): %v", len(now), len(live), err)
 	}
 }
+
+// A VM whose power state cannot be read for a while: a scenario fault on
+// power.getstate of one vmid, and the same fault added at run time.
+func TestGetStateFault(t *testing.T) {
+	sc, err := ParseScenario([]byte(`{"base": "seed-incident", "name": "getstate-fails",
+		"faults": [{"command": "vim-cmd", "args_prefix": ["vmsvc/power.getstate", "3"], "exit_code": 1,
+			"stderr": "vim-cmd: failed\n", "times": 2}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(t, sc)
+	getstate := func(id string) (string, string, int) { return h.Call("vim-cmd", "vmsvc/power.getstate", id) }
+	for i := range 2 {
+		if out, errOut, code := getstate("3"); code != 1 || out != "" || errOut != "vim-cmd: failed\n" {
+			t.Errorf("call %d: exit %d %q %q, want the fault", i, code, out, errOut)
+		}
+		mustCall(t, h, "vim-cmd", "vmsvc/power.getstate", "4")
+	}
+	if out := mustCall(t, h, "vim-cmd", "vmsvc/power.getstate", "3"); out != "Retrieved runtime info\nPowered on\n" {
+		t.Errorf("third call %q", out)
+	}
+
+	h.AddFault(Fault{Command: "vim-cmd", ArgsPrefix: []string{"vmsvc/power.getstate"}, Stdout: "Retrieved runtime info\n", Times: 1})
+	if out := mustCall(t, h, "vim-cmd", "vmsvc/power.getstate", "4"); out != "Retrieved runtime info\n" {
+		t.Errorf("with the added fault: %q", out)
+	}
+	if out := mustCall(t, h, "vim-cmd", "vmsvc/power.getstate", "4"); out != "Retrieved runtime info\nPowered on\n" {
+		t.Errorf("after the added fault: %q", out)
+	}
+	if len(h.Actions()) != 0 {
+		t.Errorf("getstate faults logged as actions: %+v", h.Actions())
+	}
+	if m := fatalOf(t, h, func(h *Host) { h.AddFault(Fault{Command: "vim_cmd"}) }); !strings.Contains(m, `fault command "vim_cmd"`) {
+		t.Errorf("AddFault of an unknown command: %q", m)
+	}
+}

@@ -520,9 +520,22 @@ func (sc *Scenario) Validate() error {
 		return bad("noise per_minute %v out of 0..6000", sc.Noise.PerMinute)
 	}
 	for _, f := range sc.Faults {
-		if f.Command == "" {
-			return bad("fault without command")
+		if err := checkFault(f); err != nil {
+			return bad("%v", err)
 		}
+	}
+	return nil
+}
+
+// faultCommands are the names a Fault's Command can match (faultCommand).
+var faultCommands = []string{"vsish", "vim-cmd", "net-stats", "esxcli", "vmware", "vpxa", "hostd"}
+
+func checkFault(f Fault) error {
+	if !slices.Contains(faultCommands, f.Command) {
+		return fmt.Errorf("fault command %q (want one of %s)", f.Command, strings.Join(faultCommands, ", "))
+	}
+	if f.Times < 0 || f.Truncate < 0 {
+		return fmt.Errorf("fault of %s: negative times or truncate", f.Command)
 	}
 	return nil
 }
