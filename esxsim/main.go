@@ -241,18 +241,14 @@ func Advance(root string, d time.Duration) error {
 	if d < 0 {
 		return fmt.Errorf("advance by %s: negative", d)
 	}
-	var now time.Time
-	err := update(root, func(st *State) error {
+	// The clock is published under the lock, so that concurrent changes of
+	// the time publish in the order they happen.
+	return update(root, func(st *State) error {
 		if err := advanceState(root, st, st.Now.Add(d)); err != nil {
 			return err
 		}
-		now = st.Now
-		return nil
+		return publishClock(root, st.Now, 0)
 	})
-	if err != nil {
-		return err
-	}
-	return publishClock(root, now, 0)
 }
 
 func advanceState(root string, st *State, to time.Time) error {
@@ -291,8 +287,6 @@ func StepSimClock(root string, d time.Duration) error {
 				vm.ShutdownAt = &at
 			}
 		}
-		// Published under the lock, so a run ending meanwhile cannot
-		// publish before and be overwritten by a stale anchor.
 		if st.Run != nil {
 			shift(&st.Run.Start)
 			return publishRunClock(root, st.Run)
@@ -353,12 +347,8 @@ func Run(ctx context.Context, root string, o RunOptions) error {
 			break
 		}
 	}
-	var now time.Time
-	err = update(root, func(st *State) error { st.Run = nil; now = st.Now; return nil })
+	err = update(root, func(st *State) error { st.Run = nil; return publishClock(root, st.Now, 0) })
 	if runErr == nil {
-		runErr = err
-	}
-	if err := publishClock(root, now, 0); runErr == nil {
 		runErr = err
 	}
 	return runErr
