@@ -134,9 +134,9 @@ func runVimCmd(c *call) int {
 				vm.ShutdownAt = &at
 			}
 		case "unregister":
-			// The API's UnregisterVM refuses a running VM. unverified:
-			// vim-cmd's output, here nothing on success and the power
-			// operations' fault otherwise.
+			// The API's UnregisterVM refuses a running VM.
+			// unverified: vim-cmd's output; here nothing on success and
+			// the power operations' fault for a running VM.
 			if vm.PoweredOn {
 				fmt.Fprint(c.stdout, invalidPowerState("poweredOff", vm))
 				return 1, "InvalidPowerState"
