@@ -43,10 +43,23 @@
 //
 // # Time
 //
-// Simulated time only moves in Advance (Host.Advance, `esxsim advance`) or
-// while `esxsim run` runs; a command run at any other moment sees the time
-// stored in the state file, so nothing drifts. Effects caused by time (a
+// Simulated time only moves in Advance (Host.Advance, `esxsim advance`),
+// while `esxsim run` runs, or in a clock step (Host.StepClock, `esxsim
+// step-clock`: everything scheduled moves with the clock, as after an NTP
+// step); a command run at any other moment sees the time stored in the
+// state file, so nothing drifts. Effects caused by time (a
 // guest shutdown completing, flaps, leaks, crashes, log rotation) happen
 // there; effects of commands (power operations, agent restarts) happen at
 // once, under the lock, and are logged as Actions.
+//
+// # Hostile hosts
+//
+// Tests set up what a scenario cannot say through Host methods that take
+// the root's lock and are not logged as Actions: Mutate, EditVMX and
+// RenderVMX (a .vmx that disagrees with the host, or agrees again),
+// Unregister, AddFlap, StopFlapping and StopPortFlapping, Allocate (one
+// jump of a heap), StepClock, AppendLog (hand-made log lines) and
+// AddFault. Scenarios themselves allow VMs that share a display name,
+// absent NICs (ethernetN.present = "FALSE") and flapping host ports; see
+// scenarios/README.md.
 package esxsim

@@ -72,6 +72,18 @@ func (h *Host) Advance(d time.Duration) {
 	}
 }
 
+// StepClock steps the simulated clock by d (back when negative) as an NTP
+// step would (StepSimClock): scheduled events keep their pace in the new
+// time, later log lines and actions carry stepped times, the published
+// clock follows. Not to be confused with the StepClock type, a host.Clock
+// whose Sleep advances the simulation.
+func (h *Host) StepClock(d time.Duration) {
+	h.tb.Helper()
+	if err := StepSimClock(h.root, d); err != nil {
+		h.tb.Fatalf("esxsim: step clock by %s: %v", d, err)
+	}
+}
+
 // State returns a copy of the simulated truth.
 func (h *Host) State() *State {
 	h.tb.Helper()
@@ -88,6 +100,103 @@ func (h *Host) Mutate(fn func(st *State)) {
 	h.tb.Helper()
 	if err := update(h.root, func(st *State) error { fn(st); return nil }); err != nil {
 		h.tb.Fatalf("esxsim: mutate: %v", err)
+	}
+}
+
+// Unregister removes the VM with that vmid from the inventory, as
+// `vim-cmd vmsvc/unregister` would after powering it off: a running VM is
+// powered off first (its ports go down and leave net-stats), it leaves
+// getallvms, its flapping ports stop for good, and its .vmx stays on the
+// datastore. Not logged as an Action.
+func (h *Host) Unregister(id int) {
+	h.tb.Helper()
+	if err := unregisterVM(h.root, id); err != nil {
+		h.tb.Fatalf("esxsim: %v", err)
+	}
+}
+
+// AddFlap makes one more port flap from now on (first flap at now +
+// f.Phase, random within a period when 0), checked like a scenario's flap
+// against the VMs registered now: e.g. the new owner of a moved MAC.
+func (h *Host) AddFlap(f FlapSpec) {
+	h.tb.Helper()
+	if err := addFlap(h.root, f); err != nil {
+		h.tb.Fatalf("esxsim: AddFlap: %v", err)
+	}
+}
+
+// StopFlapping stops the flapping of ethernet<nic> of the registered VM
+// with that display name for good, without powering it off: the port stays
+// up and stops leaking (what it leaked stays allocated).
+func (h *Host) StopFlapping(vm string, nic int) {
+	h.tb.Helper()
+	if err := stopFlapping(h.root, vm, nic, 0); err != nil {
+		h.tb.Fatalf("esxsim: %v", err)
+	}
+}
+
+// StopPortFlapping is StopFlapping for a host port (a flap's "port").
+func (h *Host) StopPortFlapping(port PortID) {
+	h.tb.Helper()
+	if port == 0 {
+		h.tb.Fatalf("esxsim: StopPortFlapping: port 0")
+	}
+	if err := stopFlapping(h.root, "", 0, port); err != nil {
+		h.tb.Fatalf("esxsim: %v", err)
+	}
+}
+
+// Allocate takes bytes of the heap (name without address) at the current
+// simulated time, once; negative bytes give memory back. Like a flap's
+// leak it fails when it would leave less than the heap's reserve: the heap
+// is unchanged, the log gets the "already at its maximum size" pair, and a
+// crash the scenario ties to the heap may follow.
+func (h *Host) Allocate(heap string, bytes int64) {
+	h.tb.Helper()
+	if err := allocate(h.root, heap, bytes); err != nil {
+		h.tb.Fatalf("esxsim: %v", err)
+	}
+}
+
+// AppendLog appends lines as they are, each with a newline, to the live
+// vmkernel log (/var/log/messages on 4.x; never vmkwarning.log), under the
+// root's lock and with its rotation: for out-of-order, malformed or
+// hand-made lines.
+func (h *Host) AppendLog(lines ...string) {
+	h.tb.Helper()
+	if err := appendLog(h.root, lines); err != nil {
+		h.tb.Fatalf("esxsim: AppendLog: %v", err)
+	}
+}
+
+// AddFault adds a fault (as in the scenario's faults) from now on: e.g.
+// vim-cmd with ArgsPrefix ["vmsvc/power.getstate", "3"], ExitCode 1 and
+// Times 2 for a VM whose power state cannot be read twice. The scenario's
+// faults come first when several match.
+func (h *Host) AddFault(f Fault) {
+	h.tb.Helper()
+	if err := addFault(h.root, f); err != nil {
+		h.tb.Fatalf("esxsim: AddFault: %v", err)
+	}
+}
+
+// EditVMX rewrites the .vmx of the registered VM with that display name as
+// edit returns it (atomically), e.g. to claim another VM's MAC or leave a
+// stale ethernetN.generatedAddress line. The state is not changed.
+func (h *Host) EditVMX(name string, edit func(text string) string) {
+	h.tb.Helper()
+	if err := editVmx(h.root, name, edit); err != nil {
+		h.tb.Fatalf("esxsim: EditVMX: %v", err)
+	}
+}
+
+// RenderVMX rewrites the .vmx of the registered VM with that display name
+// from the state, so that after a Mutate of its NICs the .vmx agrees with
+// net-stats and the log.
+func (h *Host) RenderVMX(name string) {
+	h.tb.Helper()
+	if err := renderVmxFile(h.root, name); err != nil {
+		h.tb.Fatalf("esxsim: RenderVMX: %v", err)
 	}
 }
 

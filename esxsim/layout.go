@@ -69,12 +69,13 @@ func Init(root string, sc Scenario, o InitOptions) error {
 	if err := os.Symlink(sc.DatastoreUUID, link); err != nil {
 		return fmt.Errorf("datastore link: %w", err)
 	}
-	for _, vm := range st.VMs {
-		p := host.Path(root, "vmfs/volumes/"+sc.DatastoreUUID+"/"+vm.Vmx)
+	for i := range st.VMs {
+		vm := &st.VMs[i]
+		p := vmxPath(root, st, vm)
 		if err := ensureDir(p); err != nil {
 			return err
 		}
-		if err := os.WriteFile(p, []byte(RenderVmx(ver, vm)), 0o644); err != nil {
+		if err := os.WriteFile(p, []byte(RenderVmx(ver, *vm)), 0o644); err != nil {
 			return err
 		}
 	}
@@ -220,8 +221,10 @@ var vmxGuestOS = map[string]string{
 // RenderVmx writes a VM's .vmx the way ESXi does (key = "value", sorted
 // as hostd writes a fresh file). The ethernet lines follow
 // vmx-ethernet.txt / vmx-ethernet-2.txt; "vpx" and "generated" NICs carry
-// ethernetN.generatedAddress, "static" ones ethernetN.address.
-// unverified: a real static-address .vmx was not captured.
+// ethernetN.generatedAddress, "static" ones ethernetN.address; an absent
+// NIC keeps its lines with ethernetN.present = "FALSE".
+// unverified: a real static-address .vmx was not captured, nor a real one
+// with ethernetN.present = "FALSE".
 func RenderVmx(v Version, vm VM) string {
 	guest, ok := vmxGuestOS[vm.GuestOS]
 	if !ok {
@@ -259,7 +262,11 @@ func RenderVmx(v Version, vm VM) string {
 			kv(e+"generatedAddress", n.MAC)
 		}
 		kv(e+"pciSlotNumber", fmt.Sprint(160+32*n.Index))
-		kv(e+"present", "TRUE")
+		present := "TRUE"
+		if n.Absent {
+			present = "FALSE"
+		}
+		kv(e+"present", present)
 	}
 	if vm.ToolsInstalled != ToolsNotInstalled {
 		kv("tools.syncTime", "FALSE")

@@ -35,16 +35,18 @@ const esxsimUsage = `Usage: esxsim <command> [flags]
 A simulated VMware ESXi host for tests and demos.
 
 Commands:
-  init      lay out a simulated ESXi root
-  run       advance the scenario in real time x speed
-  advance   advance the simulated clock at once
-  status    print the VMs, heaps, agents and clock
-  scenarios list the embedded scenarios
+  init        lay out a simulated ESXi root
+  run         advance the scenario in real time x speed
+  advance     advance the simulated clock at once
+  step-clock  step the simulated clock back or forward, as NTP would
+  status      print the VMs, heaps, agents and clock
+  scenarios   list the embedded scenarios
 
 Examples:
   esxsim init --root /tmp/esx --scenario seed-incident --version 5.5
   PATH=/tmp/esx/bin:$PATH vim-cmd vmsvc/getallvms
   esxsim run --root /tmp/esx --speed 120 --for 2h
+  esxsim step-clock --root /tmp/esx --by -1h
   esxsim status --root /tmp/esx
 
 EXIT STATUS
@@ -64,6 +66,8 @@ func esxsimMain(args []string, stdout, stderr io.Writer) int {
 		err = cmdRun(args[1:], stdout, stderr)
 	case "advance":
 		err = cmdAdvance(args[1:], stdout, stderr)
+	case "step-clock":
+		err = cmdStepClock(args[1:], stdout, stderr)
 	case "status":
 		err = cmdStatus(args[1:], stdout, stderr)
 	case "scenarios":
@@ -195,6 +199,28 @@ func cmdAdvance(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+func cmdStepClock(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("step-clock", stderr, "--root DIR --by D")
+	root := fs.String("root", "", "simulated root (required)")
+	by := fs.Duration("by", 0, "how far to step the clock; negative steps it back (required, not 0)")
+	if err := parse(fs, args, root); err != nil {
+		return err
+	}
+	if *by == 0 {
+		fs.Usage()
+		return errUsage
+	}
+	if err := StepSimClock(*root, *by); err != nil {
+		return err
+	}
+	st, err := LoadState(*root)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "esxsim: clock at %s\n", st.Now.Format(time.RFC3339))
+	return nil
+}
+
 func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("status", stderr, "--root DIR")
 	root := fs.String("root", "", "simulated root (required)")
@@ -215,18 +241,14 @@ func Advance(root string, d time.Duration) error {
 	if d < 0 {
 		return fmt.Errorf("advance by %s: negative", d)
 	}
-	var now time.Time
-	err := update(root, func(st *State) error {
+	// The clock is published under the lock, so that concurrent changes of
+	// the time publish in the order they happen.
+	return update(root, func(st *State) error {
 		if err := advanceState(root, st, st.Now.Add(d)); err != nil {
 			return err
 		}
-		now = st.Now
-		return nil
+		return publishClock(root, st.Now, 0)
 	})
-	if err != nil {
-		return err
-	}
-	return publishClock(root, now, 0)
 }
 
 func advanceState(root string, st *State, to time.Time) error {
@@ -238,6 +260,39 @@ func advanceState(root string, st *State, to time.Time) error {
 		return err
 	}
 	return s.flush()
+}
+
+// StepSimClock steps a root's simulated clock by d (back when negative), as
+// an NTP step would: everything scheduled (flaps, noise, leaks, guest
+// shutdowns) moves with it, so it keeps its pace in the new time and
+// nothing happens for the skipped or repeated stretch. The uptime does not
+// change. A running `esxsim run` follows the step.
+func StepSimClock(root string, d time.Duration) error {
+	return update(root, func(st *State) error {
+		shift := func(t *time.Time) {
+			if !t.IsZero() {
+				*t = t.Add(d)
+			}
+		}
+		shift(&st.Now)
+		shift(&st.Boot)
+		shift(&st.NextNoise)
+		shift(&st.NextDrift)
+		for i := range st.Flappers {
+			shift(&st.Flappers[i].Next)
+		}
+		for i := range st.VMs {
+			if vm := &st.VMs[i]; vm.ShutdownAt != nil {
+				at := vm.ShutdownAt.Add(d)
+				vm.ShutdownAt = &at
+			}
+		}
+		if st.Run != nil {
+			shift(&st.Run.Start)
+			return publishRunClock(root, st.Run)
+		}
+		return publishClock(root, st.Now, 0)
+	})
 }
 
 // RunOptions tune Run.
@@ -258,22 +313,13 @@ func Run(ctx context.Context, root string, o RunOptions) error {
 	if o.Tick <= 0 {
 		o.Tick = 50 * time.Millisecond
 	}
-	var start time.Time
 	wall := time.Now()
 	err := update(root, func(st *State) error {
-		start = st.Now
-		st.Run = &RunInfo{PID: os.Getpid(), Speed: o.Speed, Since: wall.UTC()}
-		return nil
+		st.Run = &RunInfo{PID: os.Getpid(), Speed: o.Speed, Since: wall.UTC(), Start: st.Now}
+		return publishRunClock(root, st.Run)
 	})
 	if err != nil {
 		return err
-	}
-	if err := publishClock(root, start, o.Speed); err != nil {
-		return err
-	}
-	end := time.Time{}
-	if o.For > 0 {
-		end = start.Add(o.For)
 	}
 	t := time.NewTicker(o.Tick)
 	defer t.Stop()
@@ -284,21 +330,25 @@ func Run(ctx context.Context, root string, o RunOptions) error {
 			done = true
 		case <-t.C:
 		}
-		target := start.Add(time.Duration(float64(time.Since(wall)) * o.Speed))
-		if !end.IsZero() && !target.Before(end) {
-			target, done = end, true
-		}
-		if err := update(root, func(st *State) error { return advanceState(root, st, target) }); err != nil {
+		err := update(root, func(st *State) error {
+			if st.Run == nil {
+				return errors.New("run: the state lost its run mark")
+			}
+			// The run's start is read each time: a clock step moves it.
+			start := st.Run.Start
+			target := start.Add(time.Duration(float64(time.Since(wall)) * o.Speed))
+			if o.For > 0 && !target.Before(start.Add(o.For)) {
+				target, done = start.Add(o.For), true
+			}
+			return advanceState(root, st, target)
+		})
+		if err != nil {
 			runErr = err
 			break
 		}
 	}
-	var now time.Time
-	err = update(root, func(st *State) error { st.Run = nil; now = st.Now; return nil })
+	err = update(root, func(st *State) error { st.Run = nil; return publishClock(root, st.Now, 0) })
 	if runErr == nil {
-		runErr = err
-	}
-	if err := publishClock(root, now, 0); runErr == nil {
 		runErr = err
 	}
 	return runErr

@@ -170,7 +170,7 @@ func RenderNetStatsL(ports []netPort) string {
 }
 
 // portsOf lists the ports net-stats shows: the host's own and those of
-// powered-on VMs ("<name>.ethN", type 5).
+// powered-on VMs' present NICs ("<name>.ethN", type 5).
 func portsOf(st *State) []netPort {
 	var ps []netPort
 	for _, p := range st.Scenario.Ports {
@@ -180,7 +180,7 @@ func portsOf(st *State) []netPort {
 		if !vm.PoweredOn {
 			continue
 		}
-		for _, n := range vm.NICs {
+		for _, n := range presentNICs(vm.NICs) {
 			ps = append(ps, netPort{n.Port, 5, nicSubType(n.VirtualDev), n.Switch, n.MAC, fmt.Sprintf("%s.eth%d", vm.Name, n.Index)})
 		}
 	}
@@ -249,10 +249,11 @@ func RenderEsxcliVMList(v Version, vms []VM) string {
 			continue
 		}
 		var nets []string
-		for _, n := range vm.NICs {
+		nics := presentNICs(vm.NICs)
+		for _, n := range nics {
 			nets = append(nets, n.Network)
 		}
-		rows = append(rows, []string{strconv.Itoa(vm.WorldID), vm.Name, strconv.Itoa(len(vm.NICs)), strings.Join(nets, ", ")})
+		rows = append(rows, []string{strconv.Itoa(vm.WorldID), vm.Name, strconv.Itoa(len(nics)), strings.Join(nets, ", ")})
 	}
 	return esxcliTable([]string{"World ID", "Name", "Num Ports", "Networks"}, []bool{true, false, true, false}, rows, v.EsxcliPadded)
 }
@@ -267,7 +268,7 @@ func RenderEsxcliPortList(v Version, vm VM, hostPorts []PortSpec) string {
 	if v.EsxcliPadded {
 		dv = "   DVPort ID: \n"
 	}
-	for i, n := range vm.NICs {
+	for i, n := range presentNICs(vm.NICs) {
 		if i > 0 {
 			b.WriteByte('\n')
 		}
@@ -326,6 +327,15 @@ func RenderKernelSetting(v Version, on bool) string {
 		v.EsxcliPadded)
 }
 
+// flapNote is how status shows a flapper: how often it flapped, and
+// whether it stopped.
+func flapNote(f Flapper) string {
+	if f.Stopped {
+		return fmt.Sprintf("FLAPPED(%d), stopped", f.Flaps)
+	}
+	return fmt.Sprintf("FLAPPING(%d)", f.Flaps)
+}
+
 // RenderStatus is `esxsim status`: the host for a human.
 func RenderStatus(w io.Writer, st *State) {
 	v := st.Ver()
@@ -351,10 +361,14 @@ func RenderStatus(w io.Writer, st *State) {
 		}
 		var ports []string
 		for _, n := range vm.NICs {
+			if n.Absent {
+				ports = append(ports, fmt.Sprintf("ethernet%d absent %s", n.Index, n.MAC))
+				continue
+			}
 			flap := ""
 			for _, f := range st.Flappers {
-				if f.VM == vm.Name && f.NIC == n.Index {
-					flap = fmt.Sprintf(" FLAPPING(%d)", f.Flaps)
+				if f.Port == 0 && f.VMID == vm.ID && f.NIC == n.Index {
+					flap = " " + flapNote(f)
 				}
 			}
 			ports = append(ports, fmt.Sprintf("%s %s %q%s", n.Port, n.MAC, n.Network, flap))
@@ -362,6 +376,16 @@ func RenderStatus(w io.Writer, st *State) {
 		fmt.Fprintf(tw, "%d\t%q\t%s\t%s\t%d\t%s\n", vm.ID, vm.Name, power, tools, vm.WorldID, strings.Join(ports, "; "))
 	}
 	tw.Flush()
+	for _, f := range st.Flappers {
+		if f.Port == 0 {
+			continue
+		}
+		for _, p := range st.Scenario.Ports {
+			if p.Port == f.Port {
+				fmt.Fprintf(w, "host port %s %s %s %s\n", p.Port, p.MAC, p.Client, flapNote(f))
+			}
+		}
+	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "HEAP\tALLOCATED\tMAX\tFREE%\tLOWEST%\tFAILED\t")

@@ -107,6 +107,20 @@ type NIC struct {
 	Port        PortID `json:"port"` // "0x3000005"
 	Switch      string `json:"switch"`
 	Uplink      string `json:"uplink,omitempty"`
+	// Absent is a NIC the .vmx keeps with ethernetN.present = "FALSE": it
+	// has no port, so it never shows in net-stats or esxcli, nor flaps.
+	Absent bool `json:"absent,omitempty"`
+}
+
+// presentNICs drops the absent NICs: those the VM runs with.
+func presentNICs(nics []NIC) []NIC {
+	var ps []NIC
+	for _, n := range nics {
+		if !n.Absent {
+			ps = append(ps, n)
+		}
+	}
+	return ps
 }
 
 // PortID is a vSwitch port id; hex ("0x3000005") in scenario files and
@@ -164,10 +178,16 @@ type HeapSpec struct {
 	LowestPct *int `json:"lowest_pct,omitempty"`
 }
 
-// FlapSpec makes one VM NIC's port go down and up over and over.
+// FlapSpec makes one port go down and up over and over: a VM NIC's (VM or
+// VMID, and NIC) or one of the host's own Ports (Port).
 type FlapSpec struct {
-	VM     string   `json:"vm"`  // VM display name
-	NIC    int      `json:"nic"` // ethernet index
+	VM string `json:"vm,omitempty"` // VM display name
+	// VMID picks the VM by vmid, for display names two VMs share.
+	VMID int `json:"vm_id,omitempty"`
+	NIC  int `json:"nic"` // ethernet index
+	// Port is a host port (Scenario.Ports: a VMkernel NIC, an uplink) that
+	// flaps whatever the VMs do; it excludes VM, VMID and NIC.
+	Port   PortID   `json:"port,omitempty"`
 	Period Duration `json:"period"`
 	Jitter Duration `json:"jitter,omitempty"` // uniform in ±Jitter
 	Phase  Duration `json:"phase,omitempty"`  // first flap at Start+Phase
@@ -422,16 +442,16 @@ func (sc *Scenario) Validate() error {
 	if strings.ContainsAny(sc.Datastore, "/\x00") || strings.HasPrefix(sc.Datastore, ".") {
 		return bad("datastore %q is not a folder name", sc.Datastore)
 	}
-	ids, names, ports, macs := map[int]bool{}, map[string]bool{}, map[PortID]bool{}, map[string]bool{}
+	ids, ports, macs := map[int]bool{}, map[PortID]bool{}, map[string]bool{}
 	for _, vm := range sc.VMs {
 		if vm.ID <= 0 || ids[vm.ID] {
 			return bad("vm %q: id %d is not positive or not unique", vm.Name, vm.ID)
 		}
 		ids[vm.ID] = true
-		if vm.Name == "" || names[vm.Name] {
-			return bad("vm id %d: name %q is empty or not unique", vm.ID, vm.Name)
+		// Display names need not be unique, as on ESXi: vmids are.
+		if vm.Name == "" {
+			return bad("vm id %d: empty name", vm.ID)
 		}
-		names[vm.Name] = true
 		if err := checkRelPath(vm.Vmx); err != nil || !strings.HasSuffix(vm.Vmx, ".vmx") {
 			return bad("vm %q: vmx %q must be a relative path ending in .vmx", vm.Name, vm.Vmx)
 		}
@@ -444,12 +464,20 @@ func (sc *Scenario) Validate() error {
 			if n.Index < 0 || n.Index > 9 {
 				return bad("vm %q: nic index %d", vm.Name, n.Index)
 			}
+			if !validMAC(n.MAC) {
+				return bad("vm %q: mac %q is malformed", vm.Name, n.MAC)
+			}
+			// An absent NIC has no port, and its MAC is only text in a
+			// .vmx: it may repeat another NIC's.
+			if n.Absent {
+				continue
+			}
 			if ports[n.Port] || n.Port == 0 {
 				return bad("vm %q: port %s is zero or not unique", vm.Name, n.Port)
 			}
 			ports[n.Port] = true
-			if !validMAC(n.MAC) || macs[n.MAC] {
-				return bad("vm %q: mac %q is malformed or not unique", vm.Name, n.MAC)
+			if macs[n.MAC] {
+				return bad("vm %q: mac %q is not unique", vm.Name, n.MAC)
 			}
 			macs[n.MAC] = true
 			switch n.AddressType {
@@ -470,18 +498,8 @@ func (sc *Scenario) Validate() error {
 		}
 	}
 	for _, f := range sc.Flaps {
-		vm := sc.vmSpec(f.VM)
-		if vm == nil {
-			return bad("flap: no vm %q", f.VM)
-		}
-		if !slices.ContainsFunc(vm.NICs, func(n NIC) bool { return n.Index == f.NIC }) {
-			return bad("flap: vm %q has no ethernet%d", f.VM, f.NIC)
-		}
-		if f.Period.D() < 10*time.Millisecond || f.Jitter.D() < 0 || f.Jitter.D() >= f.Period.D()/2 {
-			return bad("flap %s: period must be >= 10ms and jitter < period/2", f.VM)
-		}
-		if (f.LeakBytes != 0 || f.ReleaseOnStop != 0) && !hnames[f.Heap] {
-			return bad("flap %s: no heap %q", f.VM, f.Heap)
+		if err := sc.checkFlap(f, hnames); err != nil {
+			return bad("%v", err)
 		}
 	}
 	for _, c := range sc.Crashes {
@@ -502,20 +520,94 @@ func (sc *Scenario) Validate() error {
 		return bad("noise per_minute %v out of 0..6000", sc.Noise.PerMinute)
 	}
 	for _, f := range sc.Faults {
-		if f.Command == "" {
-			return bad("fault without command")
+		if err := checkFault(f); err != nil {
+			return bad("%v", err)
 		}
 	}
 	return nil
 }
 
-func (sc *Scenario) vmSpec(name string) *VMSpec {
-	for i := range sc.VMs {
-		if sc.VMs[i].Name == name {
-			return &sc.VMs[i]
-		}
+// faultCommands are the names a Fault's Command can match (faultCommand).
+var faultCommands = []string{"vsish", "vim-cmd", "net-stats", "esxcli", "vmware", "vpxa", "hostd"}
+
+func checkFault(f Fault) error {
+	if !slices.Contains(faultCommands, f.Command) {
+		return fmt.Errorf("fault command %q (want one of %s)", f.Command, strings.Join(faultCommands, ", "))
+	}
+	if f.Times < 0 || f.Truncate < 0 {
+		return fmt.Errorf("fault of %s: negative times or truncate", f.Command)
 	}
 	return nil
+}
+
+// checkFlap checks one flap spec against the scenario's VMs, ports and
+// heaps (hnames).
+func (sc *Scenario) checkFlap(f FlapSpec, hnames map[string]bool) error {
+	if f.Port != 0 {
+		if f.VM != "" || f.VMID != 0 || f.NIC != 0 {
+			return fmt.Errorf("flap of port %s: give either port or vm/vm_id and nic, not both", f.Port)
+		}
+		if !slices.ContainsFunc(sc.Ports, func(p PortSpec) bool { return p.Port == f.Port }) {
+			return fmt.Errorf("flap: no host port %s in ports", f.Port)
+		}
+		if f.ReleaseOnStop != 0 {
+			return fmt.Errorf("flap of port %s: release_on_stop needs a VM that powers off", f.Port)
+		}
+	} else {
+		if f.VM == "" && f.VMID == 0 {
+			return errors.New("flap: give vm (or vm_id) and nic, or a host port")
+		}
+		vm, err := sc.flapVM(f)
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(presentNICs(vm.NICs), func(n NIC) bool { return n.Index == f.NIC }) {
+			return fmt.Errorf("flap: vm %q has no present ethernet%d", vm.Name, f.NIC)
+		}
+	}
+	if f.Period.D() < 10*time.Millisecond || f.Jitter.D() < 0 || f.Jitter.D() >= f.Period.D()/2 {
+		return fmt.Errorf("flap %s: period must be >= 10ms and jitter < period/2", f.target())
+	}
+	if (f.LeakBytes != 0 || f.ReleaseOnStop != 0) && !hnames[f.Heap] {
+		return fmt.Errorf("flap %s: no heap %q", f.target(), f.Heap)
+	}
+	return nil
+}
+
+// flapVM finds the VM a flap spec names: by vmid when given (the name, if
+// also given, must agree), else by a display name only one VM has.
+func (sc *Scenario) flapVM(f FlapSpec) (*VMSpec, error) {
+	var found *VMSpec
+	for i := range sc.VMs {
+		vm := &sc.VMs[i]
+		if f.VMID != 0 && vm.ID != f.VMID || f.VMID == 0 && vm.Name != f.VM {
+			continue
+		}
+		if found != nil {
+			return nil, fmt.Errorf("flap: vms %d and %d are both named %q; give vm_id", found.ID, vm.ID, f.VM)
+		}
+		found = vm
+	}
+	switch {
+	case found == nil && f.VMID != 0:
+		return nil, fmt.Errorf("flap: no vm with vm_id %d", f.VMID)
+	case found == nil:
+		return nil, fmt.Errorf("flap: no vm %q", f.VM)
+	case f.VM != "" && found.Name != f.VM:
+		return nil, fmt.Errorf("flap: vm_id %d is named %q, not %q", f.VMID, found.Name, f.VM)
+	}
+	return found, nil
+}
+
+// target names what a flap spec flaps, for messages.
+func (f FlapSpec) target() string {
+	switch {
+	case f.Port != 0:
+		return "port " + f.Port.String()
+	case f.VMID != 0:
+		return fmt.Sprintf("vm_id %d ethernet%d", f.VMID, f.NIC)
+	}
+	return fmt.Sprintf("%s ethernet%d", f.VM, f.NIC)
 }
 
 func checkRelPath(p string) error {

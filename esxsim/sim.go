@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/heapguard/heapguard/host"
@@ -93,9 +94,9 @@ func (s *sim) nextEvent() (time.Time, eventKind, int) {
 			consider(*s.st.VMs[i].ShutdownAt, evShutdown, i)
 		}
 	}
-	for i, f := range s.st.Flappers {
-		if vm := s.st.VMByName(f.VM); vm != nil && vm.PoweredOn {
-			consider(f.Next, evFlap, i)
+	for i := range s.st.Flappers {
+		if _, ok := s.st.flapPort(&s.st.Flappers[i]); ok {
+			consider(s.st.Flappers[i].Next, evFlap, i)
 		}
 	}
 	if s.st.Scenario.Noise.PerMinute > 0 {
@@ -145,13 +146,7 @@ func (s *sim) advance(to time.Time) error {
 func (s *sim) flap(i int, at time.Time) {
 	f := &s.st.Flappers[i]
 	spec := s.st.Scenario.Flaps[i]
-	vm := s.st.VMByName(f.VM)
-	var nic NIC
-	for _, n := range vm.NICs {
-		if n.Index == f.NIC {
-			nic = n
-		}
-	}
+	nic, _ := s.st.flapPort(f)
 	w := f.Worlds[f.Flaps%2]
 	cpu := s.r.IntN(s.st.Scenario.CPUs)
 	// The pair shares cpu and world and is ~3 ms apart, as in the incident.
@@ -222,12 +217,12 @@ func (s *sim) crash(a *Agent, at time.Time) {
 // scenario's memory comes back.
 func (s *sim) powerOff(vm *VM, at time.Time, opID string) {
 	vm.PoweredOn, vm.ToolsRunning, vm.ShutdownAt = false, false, nil
-	for _, n := range vm.NICs {
+	for _, n := range presentNICs(vm.NICs) {
 		s.lines = append(s.lines, logLine{At: at, CPU: s.r.IntN(s.st.Scenario.CPUs), World: vm.WorldID, OpID: opID,
 			Msg: fmt.Sprintf("NetPort: %d: disabled port %s", s.v.LineNetPortDisabled, n.Port)})
 	}
-	for _, f := range s.st.Scenario.Flaps {
-		if f.VM != vm.Name || f.ReleaseOnStop == 0 {
+	for i, f := range s.st.Scenario.Flaps {
+		if s.st.Flappers[i].VMID != vm.ID || f.ReleaseOnStop == 0 {
 			continue
 		}
 		if h := s.st.Heap(f.Heap); h != nil {
@@ -236,16 +231,36 @@ func (s *sim) powerOff(vm *VM, at time.Time, opID string) {
 	}
 }
 
+// unregister removes the VM with that vmid from the inventory: powered off
+// first if it runs (its ports go down), its flappers stopped for good. Its
+// files stay on the datastore, as after `vim-cmd vmsvc/unregister`.
+func (s *sim) unregister(id int, at time.Time, opID string) error {
+	i := slices.IndexFunc(s.st.VMs, func(vm VM) bool { return vm.ID == id })
+	if i < 0 {
+		return fmt.Errorf("unregister: no vm with vmid %d", id)
+	}
+	if s.st.VMs[i].PoweredOn {
+		s.powerOff(&s.st.VMs[i], at, opID)
+	}
+	for j := range s.st.Flappers {
+		if f := &s.st.Flappers[j]; f.Port == 0 && f.VMID == id {
+			f.Stopped = true
+		}
+	}
+	s.st.VMs = slices.Delete(s.st.VMs, i, i+1)
+	return nil
+}
+
 func (s *sim) powerOn(vm *VM, at time.Time, opID string) {
 	vm.PoweredOn = true
 	vm.ToolsRunning = vm.ToolsInstalled == ToolsRunning
 	vm.WorldID = s.world()
-	for _, n := range vm.NICs {
+	for _, n := range presentNICs(vm.NICs) {
 		s.lines = append(s.lines, logLine{At: at, CPU: s.r.IntN(s.st.Scenario.CPUs), World: vm.WorldID, OpID: opID,
 			Msg: fmt.Sprintf("NetPort: %d: enabled port %s with mac %s", s.v.LineNetPortEnabled, n.Port, n.MAC)})
 	}
 	for i, f := range s.st.Scenario.Flaps {
-		if f.VM == vm.Name {
+		if s.st.Flappers[i].VMID == vm.ID {
 			s.st.Flappers[i].Next = at.Add(f.Period.D() + s.jitter(f.Jitter))
 		}
 	}
@@ -306,6 +321,26 @@ func (s *sim) noise(at time.Time) {
 	}
 }
 
+// newFlapper schedules a checked flap spec of sc: its first flap at now +
+// Phase (random within a period when 0).
+func (s *sim) newFlapper(sc *Scenario, f FlapSpec, now time.Time) (Flapper, error) {
+	fl := Flapper{NIC: f.NIC, Port: f.Port}
+	if f.Port == 0 {
+		vm, err := sc.flapVM(f)
+		if err != nil {
+			return Flapper{}, err
+		}
+		fl.VM, fl.VMID = vm.Name, vm.ID
+	}
+	phase := f.Phase.D()
+	if phase <= 0 {
+		phase = time.Duration(s.r.Int64N(int64(f.Period)))
+	}
+	w := s.world()
+	fl.Next, fl.Worlds = now.Add(phase), [2]int{w, w - 1}
+	return fl, nil
+}
+
 // newState builds the state at the scenario's start.
 func newState(sc Scenario, ver Version, seed int64) (*State, error) {
 	st := &State{Scenario: sc, Version: ver.Name, Seed: seed, Now: sc.Start.UTC()}
@@ -351,12 +386,11 @@ func newState(sc Scenario, ver Version, seed int64) (*State, error) {
 		st.Agents = append(st.Agents, Agent{Name: name, Running: true, PID: pid, Watchdog: pid - 1 - s.r.IntN(40)})
 	}
 	for _, f := range sc.Flaps {
-		phase := f.Phase.D()
-		if phase <= 0 {
-			phase = time.Duration(s.r.Int64N(int64(f.Period)))
+		fl, err := s.newFlapper(&sc, f, st.Now)
+		if err != nil {
+			return nil, err
 		}
-		w := s.world()
-		st.Flappers = append(st.Flappers, Flapper{VM: f.VM, NIC: f.NIC, Next: st.Now.Add(phase), Worlds: [2]int{w, w - 1}})
+		st.Flappers = append(st.Flappers, fl)
 	}
 	if sc.Noise.PerMinute > 0 {
 		st.NextNoise = s.nextNoise(st.Now)

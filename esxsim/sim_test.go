@@ -596,6 +596,7 @@ func TestScenarioErrors(t *testing.T) {
 		{"tiny period", `{"base": "seed-incident", "flaps": [{"vm": "DSVA01", "nic": 2, "period": "1ms"}]}`, "period"},
 		{"bad duration", `{"base": "seed-incident", "uptime": "soon"}`, "duration"},
 		{"bad mac", `{"base": "healthy", "vms": [{"id": 1, "name": "a", "vmx": "a/a.vmx", "nics": [{"index": 0, "network": "n", "virtual_dev": "e1000", "address_type": "vpx", "mac": "zz", "port": "0x3000005", "switch": "s"}]}]}`, "mac"},
+		{"fault of no tool", `{"base": "healthy", "faults": [{"command": "vmware-vpxa"}]}`, "fault command"},
 		{"heap over max", `{"base": "healthy", "heaps": [{"name": "h", "address": "0x1", "max": 10, "allocated": 11}]}`, "allocated"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -126,20 +126,61 @@ type Agent struct {
 	Restarts int `json:"restarts"`
 }
 
-// Flapper is one flapping port's schedule.
+// Flapper is one flapping port's schedule (Scenario.Flaps[i] for
+// Flappers[i]): a VM NIC's, found by vmid so that VMs sharing a display
+// name stay apart, or a host port's.
 type Flapper struct {
-	VM     string    `json:"vm"`
+	VM     string    `json:"vm,omitempty"` // the VM's display name, for people
+	VMID   int       `json:"vm_id,omitempty"`
 	NIC    int       `json:"nic"`
+	Port   PortID    `json:"port,omitempty"` // a host port (Scenario.Ports) instead of a VM NIC
 	Next   time.Time `json:"next"`
 	Worlds [2]int    `json:"worlds"` // the worlds that log this port's lines
 	Flaps  int64     `json:"flaps"`
+	// Stopped: the port flaps no more, whatever its VM does.
+	Stopped bool `json:"stopped,omitempty"`
 }
 
-// RunInfo describes the `esxsim run` driving the clock.
+// flapTarget is the port a flapper takes down and up.
+type flapTarget struct {
+	Port PortID
+	MAC  string
+}
+
+// flapPort returns the port f flaps and whether it flaps now: a host port
+// always, a present VM NIC while its VM is registered and running.
+func (st *State) flapPort(f *Flapper) (flapTarget, bool) {
+	if f.Stopped {
+		return flapTarget{}, false
+	}
+	if f.Port != 0 {
+		for _, p := range st.Scenario.Ports {
+			if p.Port == f.Port {
+				return flapTarget{p.Port, p.MAC}, true
+			}
+		}
+		return flapTarget{}, false
+	}
+	vm := st.VM(f.VMID)
+	if vm == nil || !vm.PoweredOn {
+		return flapTarget{}, false
+	}
+	for _, n := range presentNICs(vm.NICs) {
+		if n.Index == f.NIC {
+			return flapTarget{n.Port, n.MAC}, true
+		}
+	}
+	return flapTarget{}, false
+}
+
+// RunInfo describes the `esxsim run` driving the clock: the simulated
+// time is Start + (wall time - Since) x Speed.
 type RunInfo struct {
 	PID   int       `json:"pid"`
 	Speed float64   `json:"speed"`
 	Since time.Time `json:"since"` // wall time
+	// Start is the simulated time at Since; a clock step moves it.
+	Start time.Time `json:"start"`
 }
 
 // VM returns the VM with that vmid.
@@ -287,6 +328,11 @@ func update(root string, fn func(st *State) error) error {
 // publishClock writes the host.SimClockAnchor for the program under test.
 func publishClock(root string, sim time.Time, speed float64) error {
 	return host.WriteSimClock(root, host.SimClockAnchor{Sim: sim.UTC(), Wall: time.Now().UTC(), Speed: speed})
+}
+
+// publishRunClock publishes the clock of a running `esxsim run`.
+func publishRunClock(root string, r *RunInfo) error {
+	return host.WriteSimClock(root, host.SimClockAnchor{Sim: r.Start.UTC(), Wall: r.Since.UTC(), Speed: r.Speed})
 }
 
 // Action is one line of var/log/esxsim-actions.log: a command that changes

@@ -16,7 +16,7 @@ const vimCmdTop = "Commands available under /:\n" +
 // vimCmdVmsvc is the listing of the vmsvc commands esxsim knows.
 const vimCmdVmsvc = "Commands available under vmsvc/:\n" +
 	"getallvms          power.getstate     power.off          power.on           \n" +
-	"power.shutdown     \n"
+	"power.shutdown     unregister         \n"
 
 // vimFault renders a vmodl fault the way vim-cmd prints it.
 // unverified: no real fault output was captured; this follows the
@@ -70,7 +70,7 @@ func runVimCmd(c *call) int {
 		}
 		fmt.Fprint(c.stdout, RenderGetAllVMs(st.Scenario.Datastore, st.VMs))
 		return 0
-	case "power.getstate", "power.on", "power.off", "power.shutdown":
+	case "power.getstate", "power.on", "power.off", "power.shutdown", "unregister":
 	default:
 		fmt.Fprintf(c.stderr, "Unknown command: '%s'\n", cmd) // unverified
 		fmt.Fprint(c.stderr, vimCmdVmsvc)
@@ -132,6 +132,18 @@ func runVimCmd(c *call) int {
 			if vm.ShutdownAt == nil {
 				at := st.Now.Add(max(vm.ShutdownTime.D(), time.Millisecond))
 				vm.ShutdownAt = &at
+			}
+		case "unregister":
+			// The API's UnregisterVM refuses a running VM.
+			// unverified: vim-cmd's output; here nothing on success and
+			// the power operations' fault for a running VM.
+			if vm.PoweredOn {
+				fmt.Fprint(c.stdout, invalidPowerState("poweredOff", vm))
+				return 1, "InvalidPowerState"
+			}
+			if err := s.unregister(id, st.Now, opID); err != nil {
+				fmt.Fprintf(c.stderr, "%v\n", err)
+				return 1, err.Error()
 			}
 		}
 		return 0, "ok"

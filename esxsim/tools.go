@@ -183,7 +183,7 @@ func faultMatches(f Fault, cmd string, args []string) bool {
 func isMutation(name string, args []string) (bool, string) {
 	switch name {
 	case "vim-cmd":
-		if len(args) >= 1 && slices.Contains([]string{"vmsvc/power.on", "vmsvc/power.off", "vmsvc/power.shutdown"}, args[0]) {
+		if len(args) >= 1 && slices.Contains([]string{"vmsvc/power.on", "vmsvc/power.off", "vmsvc/power.shutdown", "vmsvc/unregister"}, args[0]) {
 			t := ""
 			if len(args) >= 2 {
 				t = args[1]
