@@ -704,3 +704,40 @@ func TestInventoryReused(t *testing.T) {
 		t.Errorf("power.getstate ran %d times in %d polls: power states must be read every poll", got, polls)
 	}
 }
+
+// failingWriter refuses every write, as a full or read-only disk does.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+// TestAcceptJournalUnwritable: with the journal unwritable nothing is done
+// on the host, and the status line says so instead of "powering off".
+func TestAcceptJournalUnwritable(t *testing.T) {
+	t.Parallel()
+	h := newSim(t, "seed-incident")
+	h.Advance(110 * time.Minute)
+	clock := esxsim.NewStepClock(h.Root())
+	opt := agentOptions(h, filepath.Join(t.TempDir(), "state"), clock)
+	opt.Policy.PowerOffAllow, opt.Policy.HoldPolls = []string{"DSVA*"}, 1
+	w, err := Open(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	w.journal.Close()
+	w.journal = remediate.NewJournal(failingWriter{}, clock)
+	res, err := w.Check(context.Background())
+	if !errors.Is(err, remediate.ErrJournal) {
+		t.Fatalf("check: %v, want ErrJournal", err)
+	}
+	if !strings.Contains(res.Plan.NagiosLine(), "powering off 3 VMs") {
+		t.Fatalf("the plan did not mean to act: %s", res.Plan.NagiosLine())
+	}
+	if acts := h.Actions(); len(acts) != 0 {
+		t.Errorf("acted with the journal unwritable: %+v", acts)
+	}
+	line := res.Plan.NagiosLineNotActing("journal cannot be written, no action taken")
+	if !strings.HasPrefix(line, "HEAPGUARD CRITICAL: journal cannot be written, no action taken, netGPHeap ") || strings.Contains(line, "powering off") {
+		t.Errorf("status line %q", line)
+	}
+}

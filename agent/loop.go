@@ -376,6 +376,11 @@ func (w *Watcher) Poll(ctx context.Context) (Result, error) {
 	obs.Vpxa = w.vpxaStatus(ctx)
 	obs.Vpxa.CrashSeen = w.vpxaCrash
 	obs.Flapping = w.flapping(ctx, now)
+	gs := w.guards.Status(now)
+	obs.Guards = &GuardObs{
+		PowerOffsLeft: max(gs.MaxPowerOffs-gs.PowerOffsInWindow, 0), NextPowerOffAt: gs.NextPowerOffAt,
+		RestartAllowedAt: gs.CooldownUntil[Agent], BreakerOpen: gs.BreakerOpen, BreakerWhy: gs.LastFailure,
+	}
 
 	plan, next := Decide(w.opt.Policy, w.st.Policy, obs)
 	w.st.Policy = next

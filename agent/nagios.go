@@ -22,9 +22,23 @@ const nagiosHeaps = 3
 // ('label'=value[UOM];[warn];[crit];[min];[max]). The thresholds are
 // written as ranges "20:" and "10:": in the guidelines' range syntax a bare
 // "20" would mean "alert above 20", the opposite of a free-space threshold.
-func (p Plan) NagiosLine() string {
+func (p Plan) NagiosLine() string { return p.nagios("") }
+
+// NagiosLineNotActing is the line of a plan whose actions were not carried
+// out because of why (the journal cannot be written): CRITICAL, why first,
+// and nothing that says a VM is being powered off.
+func (p Plan) NagiosLineNotActing(why string) string {
+	p.Status = max(p.Status, Crit)
+	p.Actions = nil
+	return p.nagios(why)
+}
+
+func (p Plan) nagios(first string) string {
 	var parts, perf []string
-	if p.Status == Unknown && p.HeapErr != "" {
+	if first != "" {
+		parts = append(parts, first)
+	}
+	if p.HeapErr != "" {
 		parts = append(parts, "heaps could not be read: "+p.HeapErr)
 	}
 	// Heaps are named without their address suffix, which is noise on a
@@ -72,22 +86,26 @@ func (p Plan) NagiosLine() string {
 	if p.Vpxa.down() {
 		parts = append(parts, Agent+" "+vpxaState(p.Vpxa))
 	}
-	var off, skipped int
+	var off, notAllowed, refused int
 	for _, a := range p.Actions {
-		if a.Kind != remediate.ActPowerOff {
-			continue
-		}
-		if a.Skipped == "" {
+		switch {
+		case a.Kind != remediate.ActPowerOff:
+		case a.Skipped == "":
 			off++
-		} else {
-			skipped++
+		case strings.HasPrefix(a.Skipped, notInAllowList):
+			notAllowed++
+		default:
+			refused++
 		}
 	}
 	if off > 0 {
 		parts = append(parts, "powering off "+plural(off, "VM"))
 	}
-	if skipped > 0 {
-		parts = append(parts, plural(skipped, "VM")+" not allowed to be powered off")
+	if notAllowed > 0 {
+		parts = append(parts, plural(notAllowed, "VM")+" not allowed to be powered off")
+	}
+	if refused > 0 {
+		parts = append(parts, plural(refused, "power-off")+" refused by the guards")
 	}
 	if len(parts) == 0 {
 		parts = append(parts, "no heaps sampled")

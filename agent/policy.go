@@ -172,6 +172,9 @@ func (c Config) allowed(name string) bool {
 	return false
 }
 
+// notInAllowList starts the skip reason of a VM the allow-list leaves out.
+const notInAllowList = "not in "
+
 // allowDesc is how skip reasons name the allow-list.
 func (c Config) allowDesc() string {
 	if len(c.PowerOffAllow) == 0 {
@@ -193,8 +196,31 @@ type Observations struct {
 	Flapping []FlapObs
 	Vpxa     AgentObs
 	// HeapErr is not empty when the heaps could not be read this poll; the
-	// policy then does nothing at all (it never acts blind).
+	// policy then acts on nothing but a vpxa that is down (a restart
+	// needs no heap figure).
 	HeapErr string
+	// Guards is what the safety guards allow now; nil: not known (the
+	// plan is then checked only when it is carried out).
+	Guards *GuardObs
+}
+
+// GuardObs is what the guards (budgets, cooldown, breaker) allow at this
+// poll. remediate enforces them again when the plan is carried out; the
+// policy reads them so that a step they would refuse is planned as
+// skipped with their reason, not planned, refused and planned again at
+// every poll.
+type GuardObs struct {
+	// PowerOffsLeft in the budget window; NextPowerOffAt is when one more
+	// is allowed once they are spent.
+	PowerOffsLeft  int
+	NextPowerOffAt time.Time
+	// RestartAllowedAt is when a vpxa restart is allowed again (zero or
+	// past: now).
+	RestartAllowedAt time.Time
+	// BreakerOpen: failed remediations opened the circuit breaker;
+	// BreakerWhy says which.
+	BreakerOpen bool
+	BreakerWhy  string
 }
 
 // HeapObs is one heap's sample and trend.
@@ -332,6 +358,8 @@ func Decide(cfg Config, st State, obs Observations) (Plan, State) {
 	}
 	if obs.HeapErr != "" {
 		d.blind()
+		d.verify()
+		d.prune()
 		return d.plan, next
 	}
 	d.heaps()
@@ -355,17 +383,23 @@ func (d *decision) note(format string, args ...any) {
 	d.plan.Notes = append(d.plan.Notes, fmt.Sprintf(format, args...))
 }
 
-// blind: the heaps could not be read, so nothing is done and no heap state
-// changes; the notes say what was seen anyway.
+// blind: the heaps could not be read, so no VM is powered off and no heap
+// state changes; the notes say what was seen anyway. A vpxa that is down
+// is CRITICAL whatever the heaps say, and its restart needs no heap
+// figure: it is planned (within its cooldown) and verified on the agent
+// alone.
 func (d *decision) blind() {
 	d.plan.Status = Unknown
 	d.plan.HeapErr = d.obs.HeapErr
-	d.note("heaps could not be read (%s): no action without heap figures", d.obs.HeapErr)
+	d.note("heaps could not be read (%s): no VM is powered off without heap figures", d.obs.HeapErr)
 	for _, f := range d.plan.Flapping {
 		d.note("%s: not acted on while heaps cannot be read", flapText(f))
 	}
 	if d.obs.Vpxa.down() {
-		d.note("%s: not restarted while heaps cannot be read", vpxaText(d.obs.Vpxa))
+		if !d.obs.Vpxa.Running {
+			d.plan.Status = Crit
+		}
+		d.restart(vpxaText(d.obs.Vpxa)+"; the heaps cannot be read, but a restart needs no heap figure", nil)
 	}
 }
 
@@ -636,7 +670,7 @@ func (d *decision) remediate() {
 		}
 		c.flaps = append(c.flaps, f)
 	}
-	live, waiting, skipped, off := 0, 0, 0, 0
+	live, waiting, skipped, refused, off := 0, 0, 0, 0, 0
 	for _, c := range cands {
 		var ports []string
 		for _, f := range c.flaps {
@@ -663,15 +697,19 @@ func (d *decision) remediate() {
 			Reason: base + "; " + strings.Join(ports, "; "),
 			Heap:   hfig,
 		}
-		if d.cfg.allowed(c.vm.Name) {
+		switch why := d.guardRefuses(remediate.ActPowerOff, live); {
+		case !d.cfg.allowed(c.vm.Name):
+			skipped++
+			a.Skipped = notInAllowList + d.cfg.allowDesc()
+		case why != "":
+			refused++
+			a.Skipped = why
+		default:
 			live++
 			if d.next.PowerOffPlannedAt == nil {
 				d.next.PowerOffPlannedAt = map[string]time.Time{}
 			}
 			d.next.PowerOffPlannedAt[c.key] = d.now
-		} else {
-			skipped++
-			a.Skipped = "not in " + d.cfg.allowDesc()
 		}
 		d.add(a)
 	}
@@ -688,7 +726,7 @@ func (d *decision) remediate() {
 		d.restart(why+"; "+base, t)
 	case pending:
 		d.noteRestartWait()
-	case skipped > 0:
+	case skipped > 0 || refused > 0:
 		// Say what the whole remediation would be.
 		d.add(remediate.Action{
 			Kind:    remediate.ActRestartAgent,
@@ -702,6 +740,9 @@ func (d *decision) remediate() {
 		var why []string
 		if skipped > 0 {
 			why = append(why, plural(skipped, "flapping VM")+" not in "+d.cfg.allowDesc())
+		}
+		if refused > 0 {
+			why = append(why, plural(refused, "power-off")+" refused by the guards")
 		}
 		if noVM > 0 {
 			why = append(why, plural(noVM, "flapping port")+" with no confirmed VM")
@@ -750,8 +791,33 @@ func (d *decision) restart(reason string, h *HeapVerdict) {
 	if h != nil {
 		a.Heap = ptr(h.HeapFigures)
 	}
+	if a.Skipped = d.guardRefuses(remediate.ActRestartAgent, 0); a.Skipped == "" {
+		d.next.RestartPlannedAt = d.now
+	}
 	d.add(a)
-	d.next.RestartPlannedAt = d.now
+}
+
+// guardRefuses says why the guards would refuse an acting step now ("":
+// they allow it); planned is how many power-offs this plan already holds.
+func (d *decision) guardRefuses(kind remediate.ActionKind, planned int) string {
+	g := d.obs.Guards
+	if g == nil {
+		return ""
+	}
+	if g.BreakerOpen {
+		return "circuit breaker open (" + g.BreakerWhy + "): run \"heapguard reset\" after checking the host"
+	}
+	switch kind {
+	case remediate.ActPowerOff:
+		if planned >= g.PowerOffsLeft {
+			return "power-off budget spent: next allowed at " + stamp(g.NextPowerOffAt)
+		}
+	case remediate.ActRestartAgent:
+		if g.RestartAllowedAt.After(d.now) {
+			return Agent + " restart cooling down: next allowed at " + stamp(g.RestartAllowedAt)
+		}
+	}
+	return ""
 }
 
 func (d *decision) noteRestartWait() {
@@ -781,7 +847,7 @@ func (d *decision) verify() {
 	if h == nil {
 		h = d.lowestWatched()
 	}
-	a := remediate.Action{Kind: remediate.ActVerify, Target: Agent}
+	a := remediate.Action{Kind: remediate.ActVerify, Target: Agent, AgentOnly: d.obs.HeapErr != ""}
 	if h != nil {
 		a.Heap = ptr(h.HeapFigures)
 		a.Reason = fmt.Sprintf("after %s: check that %s runs and %s stops falling (now %s)", strings.Join(did, ", "), Agent, h.Name, heapText(*h))

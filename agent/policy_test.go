@@ -52,6 +52,9 @@ import (
 //	        otherwise unconfirmed= says why none is)
 //	      vpxa running|down [crashed]     (no vpxa line: vpxa state unknown)
 //	      heaperr TEXT
+//	      guards left=N [next=D] [restart-at=D] [breaker=WHY]
+//	        (no guards line: the guards' answer is not known to the policy;
+//	        next and restart-at are durations after the story's epoch)
 //	state
 //	    the State as JSON, as `heapguard check` would save it.
 //
@@ -329,6 +332,15 @@ func storyObs(lines []string) (Observations, error) {
 			}
 		case "heaperr":
 			obs.HeapErr = strings.TrimSpace(strings.TrimPrefix(line, "heaperr"))
+		case "guards":
+			g := &GuardObs{PowerOffsLeft: int(num("left")), BreakerWhy: kv["breaker"], BreakerOpen: kv["breaker"] != ""}
+			if _, ok := kv["next"]; ok {
+				g.NextPowerOffAt = storyEpoch.Add(dur("next"))
+			}
+			if _, ok := kv["restart-at"]; ok {
+				g.RestartAllowedAt = storyEpoch.Add(dur("restart-at"))
+			}
+			obs.Guards = g
 		default:
 			return obs, fmt.Errorf("unknown observation %q", line)
 		}
@@ -633,10 +645,20 @@ func TestDecide(t *testing.T) {
 		{
 			name:       "heap error: unknown, nothing done",
 			cfg:        func(c *Config) { c.PowerOffAllow = []string{"*"}; c.HoldPolls = 1 },
-			steps:      []Observations{crit(3, dsva03), {HeapErr: "vsish: exit status 1", Flapping: []FlapObs{dsva03}, Vpxa: AgentObs{Known: true}}},
+			steps:      []Observations{crit(3, dsva03), {HeapErr: "vsish: exit status 1", Flapping: []FlapObs{dsva03}, Vpxa: AgentObs{Known: true, Running: true}}},
 			wantStatus: Unknown,
 			wantLevel:  -1,
-			wantNote:   "heaps could not be read (vsish: exit status 1): no action without heap figures",
+			wantNote:   "heaps could not be read (vsish: exit status 1): no VM is powered off without heap figures",
+		},
+		{
+			// Fails if a vpxa that is down waits for heap figures.
+			name:       "heap error, vpxa down: critical, restarted, verified on the agent",
+			cfg:        func(c *Config) { c.PowerOffAllow = []string{"*"} },
+			steps:      []Observations{{HeapErr: "vsish: exit status 1", Flapping: []FlapObs{dsva03}, Vpxa: AgentObs{Known: true}}},
+			wantStatus: Crit,
+			wantLevel:  -1,
+			want:       []string{"restart_agent vpxa", "verify vpxa"},
+			wantReason: "vpxa is not running; the heaps cannot be read, but a restart needs no heap figure",
 		},
 		{
 			name:       "vpxa down with a healthy heap is restarted",

@@ -51,6 +51,9 @@ type Action struct {
 	// carried out (not in the allow-list, budget spent, breaker open, …).
 	Skipped string       `json:"skipped,omitempty"`
 	Heap    *HeapFigures `json:"heap,omitempty"`
+	// AgentOnly: a verification that checks the agent alone (the heaps
+	// could not be read when the plan was made).
+	AgentOnly bool `json:"agent_only,omitempty"`
 }
 
 // Result values of an Outcome and a journal entry.

@@ -379,30 +379,47 @@ func (g *Guards) Reset() error {
 	return g.persist()
 }
 
-// GuardStatus is a read-only view of the guards, for reports.
+// GuardStatus is a read-only view of the guards, for reports and for the
+// policy, which plans a step the guards would refuse as skipped.
 type GuardStatus struct {
-	PowerOffsInWindow int                  `json:"power_offs_in_window"`
-	MaxPowerOffs      int                  `json:"max_power_offs"`
-	AgentRestarts     map[string]time.Time `json:"agent_restarts"`
-	FailureStreak     int                  `json:"failure_streak"`
-	BreakerOpen       bool                 `json:"breaker_open"`
-	LastFailure       string               `json:"last_failure,omitempty"`
+	PowerOffsInWindow int `json:"power_offs_in_window"`
+	MaxPowerOffs      int `json:"max_power_offs"`
+	// NextPowerOffAt is when the oldest power-off in the window leaves it
+	// (zero while the window has room).
+	NextPowerOffAt time.Time            `json:"next_power_off_at,omitzero"`
+	AgentRestarts  map[string]time.Time `json:"agent_restarts"`
+	// CooldownUntil is, per agent, when a restart is allowed again (only
+	// agents still cooling down).
+	CooldownUntil map[string]time.Time `json:"cooldown_until,omitempty"`
+	FailureStreak int                  `json:"failure_streak"`
+	BreakerOpen   bool                 `json:"breaker_open"`
+	LastFailure   string               `json:"last_failure,omitempty"`
 }
 
 // Status returns the guards' state as seen at now.
 func (g *Guards) Status(now time.Time) GuardStatus {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	recent := g.recentPowerOffs(now)
 	s := GuardStatus{
-		PowerOffsInWindow: len(g.recentPowerOffs(now)),
+		PowerOffsInWindow: len(recent),
 		MaxPowerOffs:      g.limits.MaxPowerOffs,
 		AgentRestarts:     map[string]time.Time{},
 		FailureStreak:     g.st.FailureStreak,
 		BreakerOpen:       g.st.BreakerOpen,
 		LastFailure:       g.st.LastFailure,
 	}
+	if len(recent) >= g.limits.MaxPowerOffs {
+		s.NextPowerOffAt = recent[len(recent)-g.limits.MaxPowerOffs].Add(g.limits.PowerOffWindow)
+	}
 	for k, v := range g.st.AgentRestarts {
 		s.AgentRestarts[k] = v
+		if until := clampFuture(v, now, g.limits.AgentCooldown).Add(g.limits.AgentCooldown); until.After(now) {
+			if s.CooldownUntil == nil {
+				s.CooldownUntil = map[string]time.Time{}
+			}
+			s.CooldownUntil[k] = until
+		}
 	}
 	return s
 }

@@ -179,21 +179,48 @@ func TestCheckNagios(t *testing.T) {
 }
 
 // TestResetRefusesWhileRunning: reset while an instance holds the lock
-// would be undone by it; it refuses and says so. Without one it closes
-// the breaker.
+// (of the state folder, or the host's) would be undone by it; it refuses
+// and says so. Without one it closes the breaker in the state folder and
+// the host record, and says what it kept.
 func TestResetRefusesWhileRunning(t *testing.T) {
+	root := t.TempDir()
 	dir := t.TempDir()
-	lock, err := remediate.AcquireLock(dir)
+	hostDir := host.Path(root, remediate.HostDir)
+	os.MkdirAll(hostDir, 0o700)
+	g, err := remediate.OpenHostGuards(dir, hostDir, remediate.GuardLimits{BreakerAfter: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, _, stderr := runCLI(t, "reset", "--state-dir", dir)
-	if code != exitUnknown || !strings.Contains(stderr, "stop the running heapguard first") {
-		t.Errorf("reset under a held lock: exit %d, stderr %q", code, stderr)
+	now := time.Now()
+	off := remediate.Action{Kind: remediate.ActPowerOff, Target: "DSVA01", VMID: "1"}
+	for i := 0; i < 3; i++ {
+		g.Record(off, remediate.Outcome{Result: remediate.ResultStarted}, now)
 	}
-	lock.Release()
-	code, out, stderr := runCLI(t, "reset", "--state-dir", dir)
-	if code != exitOK || !strings.Contains(out, "circuit breaker closed") {
+	g.Record(off, remediate.Outcome{Result: remediate.ResultFailed, Err: "still Powered on", Mutated: true}, now)
+
+	for _, held := range []string{dir, hostDir} {
+		lock, err := remediate.AcquireLock(held)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, _, stderr := runCLI(t, "reset", "--state-dir", dir, "--root", root)
+		if code != exitUnknown || !strings.Contains(stderr, "stop the running heapguard first") {
+			t.Errorf("reset under a held lock in %s: exit %d, stderr %q", held, code, stderr)
+		}
+		lock.Release()
+	}
+	code, out, stderr := runCLI(t, "reset", "--state-dir", dir, "--root", root)
+	if code != exitOK || !strings.Contains(out, "circuit breaker closed") || !strings.Contains(out, "still Powered on") ||
+		!strings.Contains(out, "kept: power-off budget 0 of 3 left, next at ") {
 		t.Errorf("reset: exit %d, out %q, stderr %q", code, out, stderr)
+	}
+	for _, d := range []string{"", hostDir} {
+		g, err := remediate.OpenHostGuards(dir, d, remediate.GuardLimits{BreakerAfter: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := g.Status(now); st.BreakerOpen || st.PowerOffsInWindow != 3 {
+			t.Errorf("after reset (host record %q): %+v, want the breaker closed and 3 power-offs kept", d, st)
+		}
 	}
 }

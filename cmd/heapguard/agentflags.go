@@ -53,7 +53,7 @@ func addAgentFlags(fs *flag.FlagSet, daemon bool) *agentFlags {
 	fs.BoolVar(&o.dryRun, "dry-run", false, "run the whole pipeline but change nothing: print and journal the plan")
 	fs.Var(&o.heaps, "heaps", "sample only heaps matching `GLOB` (repeatable; default every heap)")
 	fs.Var(&o.watchHeaps, "watch-heap", "`GLOB` of heaps whose depletion triggers remediation (repeatable; default netGPHeap)")
-	fs.Var(&o.powerOffAllow, "power-off-allow", "case-insensitive `GLOB` of VM names that may be powered off (repeatable; default none)")
+	fs.Var(&o.powerOffAllow, "power-off-allow", "case-insensitive `GLOB` of VM names that may be powered off (repeatable; default none): * and ? match any characters, [...] is a character class (DSVA[1] matches only DSVA1), \\ escapes (DSVA\\[1\\] matches the name DSVA[1])")
 	fs.Float64Var(&o.warnBelow, "warn-below", def.WarnBelow, "WARNING below this `percent` free of max")
 	fs.Float64Var(&o.critBelow, "crit-below", def.CritBelow, "CRITICAL below this `percent` free of max")
 	fs.Float64Var(&o.clearAbove, "clear-above", def.ClearAbove, "back to OK only above this `percent`")

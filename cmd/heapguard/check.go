@@ -50,6 +50,10 @@ func runCheck(ctx context.Context, e env, opts any, args []string) int {
 	defer w.Close()
 	res, err := w.Check(ctx)
 	plan := res.Plan
+	line := plan.NagiosLine()
+	if errors.Is(err, remediate.ErrJournal) {
+		line = plan.NagiosLineNotActing("journal cannot be written, no action taken")
+	}
 	if o.json {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
@@ -57,9 +61,9 @@ func runCheck(ctx context.Context, e env, opts any, args []string) int {
 			Plan     agent.Plan          `json:"plan"`
 			Outcomes []remediate.Outcome `json:"outcomes"`
 			Nagios   string              `json:"nagios"`
-		}{plan, res.Outcomes, plan.NagiosLine()})
+		}{plan, res.Outcomes, line})
 	} else {
-		fmt.Fprintln(e.stdout, plan.NagiosLine())
+		fmt.Fprintln(e.stdout, line)
 		if o.dryRun && len(plan.Actions) > 0 {
 			// A dry run is a preview: show the plan it journaled.
 			plan.WriteText(e.stdout)
