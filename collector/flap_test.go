@@ -56,10 +56,16 @@ func TestFlapTracker(t *testing.T) {
 			want:   []PortStatus{{Port: 7, MAC: mac7, MACKnown: true, Cycles: 5, First: t0.Add(-3 * time.Millisecond), Last: t0.Add(29 * time.Minute)}},
 		},
 		{
-			name:   "still flapping just under W after the last cycle",
+			name:   "flapping while the oldest of the last 10 cycles is in the window",
 			events: every(7, 0, 3*time.Second, 12),
-			now:    33*time.Second + 5*time.Minute - time.Millisecond,
-			want:   []PortStatus{{Port: 7, MAC: mac7, MACKnown: true, Cycles: 1, First: t0.Add(-3 * time.Millisecond), Last: t0.Add(33 * time.Second), Flapping: true, FlappingSince: t0.Add(27 * time.Second)}},
+			now:    6*time.Second + 5*time.Minute,
+			want:   []PortStatus{{Port: 7, MAC: mac7, MACKnown: true, Cycles: 10, First: t0.Add(-3 * time.Millisecond), Last: t0.Add(33 * time.Second), Flapping: true, FlappingSince: t0.Add(27 * time.Second)}},
+		},
+		{
+			name:   "not once it has left: 9 cycles remain",
+			events: every(7, 0, 3*time.Second, 12),
+			now:    6*time.Second + 5*time.Minute + time.Millisecond,
+			want:   []PortStatus{{Port: 7, MAC: mac7, MACKnown: true, Cycles: 9, First: t0.Add(-3 * time.Millisecond), Last: t0.Add(33 * time.Second)}},
 		},
 		{
 			name:   "idle for longer than W: forgotten",
@@ -106,8 +112,8 @@ func TestFlapTrackerRestarts(t *testing.T) {
 func TestFlapTrackerSnapshot(t *testing.T) {
 	ft := NewFlapTracker(10, 5*time.Minute)
 	var evs []Event
-	evs = append(evs, every(3, 0, 3*time.Second, 1618)...)
 	evs = append(evs, every(9, 0, 3*time.Second, 2)...) // idle long before the end
+	evs = append(evs, every(3, 0, 3*time.Second, 1618)...)
 	for _, ev := range evs {
 		ft.Observe(ev)
 	}
@@ -145,7 +151,7 @@ func TestRestoreFlapTrackerSanitizes(t *testing.T) {
 	for i := range 50 {
 		times = append(times, t0.Add(time.Duration(i)*time.Second))
 	}
-	ft := RestoreFlapTracker(FlapState{Ports: []FlapPortState{{Port: 1, Last: times[49], LastCycle: times[49], CycleTimes: times}}})
+	ft := RestoreFlapTracker(FlapState{Ports: []FlapPortState{{Port: 1, Last: times[49], CycleTimes: times}}})
 	snap := ft.Snapshot()
 	if snap.Cycles != DefaultFlapCycles || snap.Window != DefaultFlapWindow {
 		t.Errorf("defaults not applied: %d %v", snap.Cycles, snap.Window)
@@ -190,65 +196,109 @@ func TestFlapTrackerForget(t *testing.T) {
 	}
 }
 
-// TestFlapTrackerWindowEdges pins each comparison at exactly the window:
-// cycles spanning exactly W start a flap, and a flap lasts until more than
-// W passes without a cycle (both inclusive, as the doc says "within
-// window" and "window passes"); Status's Cycles counts only cycles less
-// than W before now.
+// view is what a story checks of one port's status.
+type view struct {
+	Listed   bool
+	Cycles   int
+	Flapping bool
+	Since    time.Duration // FlappingSince after t0, when set
+}
+
+func viewOf(st []PortStatus, port Port) view {
+	for _, s := range st {
+		if s.Port == port {
+			v := view{Listed: true, Cycles: s.Cycles, Flapping: s.Flapping}
+			if !s.FlappingSince.IsZero() {
+				v.Since = s.FlappingSince.Sub(t0)
+			}
+			return v
+		}
+	}
+	return view{}
+}
+
+// step observes events, then checks port 7 at now.
+type step struct {
+	observe []Event
+	now     time.Duration
+	want    view
+}
+
+// runSteps plays steps on ft and reports each check that fails.
+func runSteps(t *testing.T, ft *FlapTracker, steps []step) {
+	t.Helper()
+	for i, s := range steps {
+		for _, ev := range s.observe {
+			ft.Observe(ev)
+		}
+		if diff := cmp.Diff(s.want, viewOf(ft.Status(t0.Add(s.now)), 7)); diff != "" {
+			t.Errorf("step %d, Status at %v (-want +got):\n%s", i, s.now, diff)
+		}
+	}
+}
+
+// cyclesAt returns enabled events of port at the given times, in that order.
+func cyclesAt(port Port, at ...time.Duration) []Event {
+	var evs []Event
+	for _, a := range at {
+		evs = append(evs, enabled(port, a))
+	}
+	return evs
+}
+
+// TestFlapTrackerWindowEdges pins each boundary on both sides, with 3
+// cycles in a 1-minute window: the window ending at R holds R-W and R, a
+// port is kept while its last event is at most W before R, a cycle at
+// R+skew is kept and one later dropped, and a flap that touches the last
+// one continues its run.
 func TestFlapTrackerWindowEdges(t *testing.T) {
 	const w = time.Minute
-	type got struct {
-		Listed   bool
-		Cycles   int
-		Flapping bool
-		Since    time.Duration
-	}
+	sec := time.Second
 	tests := []struct {
-		name   string
-		cycles []time.Duration
-		now    time.Duration
-		want   got
+		name  string
+		steps []step
 	}{
-		// Fails if Observe starts a flap only when the cycles span less than W.
-		{"3 cycles spanning exactly W flap", []time.Duration{0, 30 * time.Second, w}, w + time.Millisecond,
-			got{true, 2, true, w}},
-		{"3 cycles spanning just over W do not", []time.Duration{0, 30 * time.Second, w + 1}, w + time.Millisecond,
-			got{true, 2, false, 0}},
-		// Fails if Status counts a cycle exactly W before now.
-		{"a cycle exactly W old is not counted", []time.Duration{0, 10 * time.Second}, w,
-			got{true, 1, false, 0}},
-		{"a cycle just under W old is", []time.Duration{0, 10 * time.Second}, w - 1,
-			got{true, 2, false, 0}},
-		// Fails if Status ends a flap when exactly W has passed since its last cycle.
-		// (Flapping with 0 Cycles: the two Status comparisons differ at W.)
-		{"still flapping exactly W after the last cycle", []time.Duration{0, time.Second, 2 * time.Second}, 2*time.Second + w,
-			got{true, 0, true, 2 * time.Second}},
-		{"gone just over W after the last cycle", []time.Duration{0, time.Second, 2 * time.Second}, 2*time.Second + w + 1,
-			got{}},
-		// Fails if Observe ends a flap at a cycle exactly W after the last one.
-		{"a cycle exactly W after the last continues the flap", []time.Duration{0, time.Second, 2 * time.Second, 2*time.Second + w}, 2*time.Second + w,
-			got{true, 1, true, 2 * time.Second}},
-		{"a cycle just over W after the last does not", []time.Duration{0, time.Second, 2 * time.Second, 2*time.Second + w + 1}, 2*time.Second + w + 1,
-			got{true, 1, false, 0}},
+		// Fails if the window's lower edge excludes R-W (Observe's judgement
+		// or Status's count).
+		{"cycles spanning exactly W flap", []step{
+			{cyclesAt(7, 0, 30*sec, w), w, view{true, 3, true, w}}}},
+		{"cycles spanning just over W do not", []step{
+			{cyclesAt(7, 0, 30*sec, w+1), w + 1, view{true, 2, false, 0}}}},
+		{"flapping while the oldest cycle is exactly W before R", []step{
+			{cyclesAt(7, 0, sec, 2*sec), w, view{true, 3, true, 2 * sec}}}},
+		{"not once it is just over W before R", []step{
+			{cyclesAt(7, 0, sec, 2*sec), w + 1, view{true, 2, false, 0}}}},
+		// Fails if a cycle at R is left out, or one after R counted. Port 8's
+		// line sets the last log time, so R is the caller's now.
+		{"a cycle exactly at R counts", []step{
+			{append(cyclesAt(7, 0, sec, 2*sec), disabled(8, sec)), 2 * sec, view{true, 3, true, 2 * sec}}}},
+		{"a cycle just after R does not count yet", []step{
+			{append(cyclesAt(7, 0, sec, 2*sec), disabled(8, sec)), 2*sec - 1, view{true, 2, false, 0}}}},
+		// Fails if a port is forgotten with its last event exactly W before R,
+		// or kept just over.
+		{"a port whose last event is exactly W before R is kept", []step{
+			{cyclesAt(7, 0, sec, 2*sec), 2*sec + w, view{true, 1, false, 0}}}},
+		{"a port whose last event is just over W before R is forgotten", []step{
+			{cyclesAt(7, 0, sec, 2*sec), 2*sec + w + 1, view{}}}},
+		// Fails if a cycle exactly skew after R is dropped, or one just later
+		// kept: port 8's line takes R back, then now brings it forward again.
+		{"a cycle exactly skew after R is kept", []step{
+			{append(cyclesAt(7, 0, sec, 2*sec), disabled(8, 2*sec-flapSkew)), 2*sec - flapSkew, view{Listed: true}},
+			{nil, 2 * sec, view{true, 3, true, 2 * sec}}}},
+		{"a cycle just over skew after R is dropped for good", []step{
+			{append(cyclesAt(7, 0, sec, 2*sec), disabled(8, 2*sec-flapSkew-1)), 2*sec - flapSkew - 1, view{Listed: true}},
+			{nil, 2 * sec, view{true, 2, false, 0}}}},
+		// Fails if a flap starting exactly where the last ended (its oldest
+		// cycle leaving the window) gets a new FlappingSince, or one starting
+		// just later does not.
+		{"a flap that touches the last one continues its run", []step{
+			{cyclesAt(7, 0, sec, 2*sec, w), w, view{true, 3, true, 2 * sec}}}},
+		{"a flap just after the last one ended starts a new run", []step{
+			{cyclesAt(7, 0, sec, 2*sec, w+1), w + 1, view{true, 3, true, w + 1}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ft := NewFlapTracker(3, w)
-			for _, at := range tt.cycles {
-				ft.Observe(enabled(7, at))
-			}
-			var g got
-			if st := ft.Status(t0.Add(tt.now)); len(st) == 1 {
-				g = got{Listed: true, Cycles: st[0].Cycles, Flapping: st[0].Flapping}
-				if !st[0].FlappingSince.IsZero() {
-					g.Since = st[0].FlappingSince.Sub(t0)
-				}
-			} else if len(st) > 1 {
-				t.Fatalf("status %+v: want one port", st)
-			}
-			if diff := cmp.Diff(tt.want, g); diff != "" {
-				t.Errorf("Status at %v (-want +got):\n%s", tt.now, diff)
-			}
+			runSteps(t, NewFlapTracker(3, w), tt.steps)
 		})
 	}
 }
