@@ -24,7 +24,7 @@ const flapSkew = time.Minute
 // A time c is within the window ending at R when R-window <= c <= R (both
 // ends inclusive). A port flaps at R when at least cycles of its cycle
 // times are within the window, and Cycles reports that count, so a
-// flapping port never shows fewer. A port whose last event is more than
+// flapping port never shows fewer. A port whose newest event is more than
 // window before R is forgotten. Cycle times after R+flapSkew (R+flapSkew
 // itself is kept) were logged before a clock step back: Status drops them
 // for good, so they do not count again when the clock catches up.
@@ -43,10 +43,11 @@ type FlapTracker struct {
 }
 
 type flapPort struct {
-	mac         MAC
-	macKnown    bool
-	first, last time.Time // the port's first and last events, in log order
-	times       []time.Time
+	mac      MAC
+	macKnown bool
+	first    time.Time // the port's first event in log order
+	last     time.Time // its newest event by time
+	times    []time.Time
 	// since and until bound the current flapping run, for reporting only:
 	// whether the port flaps is counted afresh at each judgement.
 	since, until time.Time
@@ -89,7 +90,9 @@ func (t *FlapTracker) Observe(ev Event) {
 		p = &flapPort{first: ev.Time}
 		t.ports[ev.Port] = p
 	}
-	p.last = ev.Time
+	if ev.Time.After(p.last) {
+		p.last = ev.Time
+	}
 	if ev.Kind == KindPortEnabled {
 		if ev.MACKnown {
 			if p.macKnown && p.mac != ev.MAC {
@@ -122,7 +125,7 @@ func (t *FlapTracker) Forget(port Port) { delete(t.ports, port) }
 // lower bound of the window, for cycles and ports alike.
 func (t *FlapTracker) stale(x, r time.Time) bool { return r.Sub(x) > t.window }
 
-// forget drops the ports whose last event is stale at r.
+// forget drops the ports whose newest event is stale at r.
 func (t *FlapTracker) forget(r time.Time) {
 	for id, p := range t.ports {
 		if t.stale(p.last, r) {
@@ -149,12 +152,21 @@ func (p *flapPort) trim(ref time.Time, n int) {
 	}
 }
 
-// dropAfter drops the cycle times after limit, and the run they were part of.
-func (p *flapPort) dropAfter(limit time.Time) {
+// dropAfter drops the cycle times after limit, and the run they were part
+// of. It returns false when the port's newest event is after limit and no
+// cycle remains: all it knows is from before a clock step back.
+func (p *flapPort) dropAfter(limit time.Time) bool {
 	if k := p.after(limit); k < len(p.times) || p.since.After(limit) {
 		p.times = p.times[:k]
 		p.since, p.until = time.Time{}, time.Time{}
 	}
+	if p.last.After(limit) {
+		if len(p.times) == 0 {
+			return false
+		}
+		p.last = p.times[len(p.times)-1]
+	}
+	return true
 }
 
 // judge returns how many of p's newest cycle times at or before r are
@@ -192,7 +204,8 @@ func (p *flapPort) noteFlap(from, until time.Time) {
 
 // Status judges the ports at R = max(now, the last port event's log time)
 // and returns those not forgotten, sorted by port id. It also forgets
-// stale ports and drops cycle times logged before a clock step back.
+// stale ports and drops cycle times logged before a clock step back (and
+// a port whose newest event was, if no cycle of it remains).
 func (t *FlapTracker) Status(now time.Time) []PortStatus {
 	r := now
 	if t.logTime.After(r) {
@@ -200,11 +213,10 @@ func (t *FlapTracker) Status(now time.Time) []PortStatus {
 	}
 	out := make([]PortStatus, 0, len(t.ports))
 	for id, p := range t.ports {
-		if t.stale(p.last, r) {
+		if t.stale(p.last, r) || !p.dropAfter(r.Add(flapSkew)) {
 			delete(t.ports, id)
 			continue
 		}
-		p.dropAfter(r.Add(flapSkew))
 		p.trim(r, t.cycles)
 		st := PortStatus{Port: id, MAC: p.mac, MACKnown: p.macKnown, First: p.first, Last: p.last}
 		st.Cycles = t.judge(p, r)
@@ -240,7 +252,7 @@ type FlapPortState struct {
 	CycleTimes    []time.Time `json:"cycle_times,omitempty"`
 }
 
-// Snapshot returns the state to save; ports whose last event is stale at
+// Snapshot returns the state to save; ports whose newest event is stale at
 // the last log time are left out.
 func (t *FlapTracker) Snapshot() FlapState {
 	t.forget(t.logTime)

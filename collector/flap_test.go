@@ -2,6 +2,7 @@ package collector
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -299,6 +300,201 @@ func TestFlapTrackerWindowEdges(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			runSteps(t, NewFlapTracker(3, w), tt.steps)
+		})
+	}
+}
+
+// line is a log line and the caller's clock when it is read.
+type line struct {
+	ev   Event
+	read time.Duration
+}
+
+// readAt returns evs read at their own times plus lag.
+func readAt(lag time.Duration, evs ...Event) []line {
+	var out []line
+	for _, ev := range evs {
+		out = append(out, line{ev, ev.Time.Sub(t0) + lag})
+	}
+	return out
+}
+
+// readAll returns evs all read at now.
+func readAll(now time.Duration, evs ...Event) []line {
+	var out []line
+	for _, ev := range evs {
+		out = append(out, line{ev, now})
+	}
+	return out
+}
+
+// overAnHour is port 7's ten cycles (each after a disabled line) 6.5
+// minutes apart, in time order: never ten within 5 minutes.
+func overAnHour() [][]Event {
+	var pairs [][]Event
+	for i := range 10 {
+		pairs = append(pairs, every(7, time.Duration(i)*6*time.Minute+time.Duration(i)*30*time.Second, 0, 1))
+	}
+	return pairs
+}
+
+// burst is port 7's ten cycles 25 s apart from 0 to 225 s, in the order
+// given (indexes into time order).
+func burst(order ...int) []Event {
+	var evs []Event
+	for _, i := range order {
+		evs = append(evs, enabled(7, time.Duration(i)*25*time.Second))
+	}
+	return evs
+}
+
+// TestFlapTrackerLineOrder: cycles count by their own times whatever order
+// their lines arrive in. Status is called after every line; a port must
+// never flap with fewer cycles than the threshold.
+func TestFlapTrackerLineOrder(t *testing.T) {
+	hour := overAnHour()
+	lastEarly := slices.Concat(hour[9], slices.Concat(hour[:9]...)) // 58.5 min stamp logged first
+	firstLate := slices.Concat(slices.Concat(hour[1:]...), hour[0]) // 0 min stamp logged last
+	written := func(evs []Event, misplaced int, at time.Duration) []line {
+		l := readAt(0, evs...)
+		for i := range misplaced {
+			l[i].read = at
+		}
+		return l
+	}
+	tests := []struct {
+		name  string
+		lines []line
+		// flapsFrom is the first line after which port 7 flaps (to the
+		// end); -1 for never.
+		flapsFrom int
+		final     view
+	}{
+		// Fails if cycles are kept in arrival order and the flap is judged
+		// from the first one pushed (issue 11: "flapped 2 times in 5m").
+		{"ten cycles over an hour, one line 59 minutes early, read as written: never a flap",
+			written(lastEarly, 2, 0), -1, view{true, 1, false, 0}},
+		{"the same read at once an hour later: never a flap",
+			readAll(time.Hour, lastEarly...), -1, view{true, 1, false, 0}},
+		{"ten cycles over an hour, one line 59 minutes late: never a flap",
+			slices.Concat(readAt(0, firstLate[:18]...), readAll(firstLate[17].Time.Sub(t0), hour[0]...)), -1, view{true, 1, false, 0}},
+		{"a burst of ten cycles in 5 minutes, lines shuffled: flaps once all are read",
+			readAll(4*time.Minute, burst(3, 7, 0, 9, 5, 1, 8, 2, 6, 4)...), 9, view{true, 10, true, 225 * time.Second}},
+		// Fails if a line is placed by arrival: the stray one would push a
+		// burst cycle out.
+		{"a stray line 10 minutes older after the burst does not push a burst cycle out",
+			readAll(4*time.Minute, append(burst(3, 7, 0, 9, 5, 1, 8, 2, 6, 4), enabled(7, -10*time.Minute))...), 9, view{true, 10, true, 225 * time.Second}},
+		{"lines read 3 minutes after their stamps flap on their own times",
+			readAt(3*time.Minute, every(7, 0, 3*time.Second, 10)...), 19, view{true, 10, true, 27 * time.Second}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ft := NewFlapTracker(10, 5*time.Minute)
+			for i, l := range tt.lines {
+				ft.Observe(l.ev)
+				st := ft.Status(t0.Add(l.read))
+				for _, p := range st {
+					if p.Cycles > 10 || p.Flapping != (p.Cycles >= 10) {
+						t.Errorf("line %d: port %v flapping %t with %d cycles", i, p.Port, p.Flapping, p.Cycles)
+					}
+				}
+				if got, want := viewOf(st, 7).Flapping, tt.flapsFrom >= 0 && i >= tt.flapsFrom; got != want {
+					t.Errorf("line %d (%v read at %v): flapping %t, want %t", i, l.ev.Time.Sub(t0), l.read, got, want)
+				}
+				if i == len(tt.lines)-1 {
+					if diff := cmp.Diff(tt.final, viewOf(st, 7)); diff != "" {
+						t.Errorf("after the last line (-want +got):\n%s", diff)
+					}
+				}
+			}
+		})
+	}
+}
+
+// The host clock steps back an hour at stepAt: lines logged after carry
+// times an hour earlier, and so does the caller's now.
+const stepAt = time.Hour
+
+// flapUntilStep is port 7 flapping every 3 s for the minute up to the step.
+func flapUntilStep() step {
+	return step{every(7, stepAt-time.Minute, 3*time.Second, 21), stepAt, view{true, 10, true, stepAt - 33*time.Second}}
+}
+
+// stoppedAtStep: port 7 stops at the step; port 8's lines, every 10
+// minutes after it, are polled until the clock is back at stepAt.
+func stoppedAtStep() []step {
+	steps := []step{flapUntilStep()}
+	for at := 10 * time.Second; at <= stepAt+10*time.Second; at += 10 * time.Minute {
+		steps = append(steps, step{every(8, at, 0, 1), at, view{}})
+	}
+	return steps
+}
+
+// flappingThroughStep: port 7 goes on flapping every 3 s after the step,
+// polled after each cycle or read in one batch.
+func flappingThroughStep(polled bool) []step {
+	steps := []step{flapUntilStep()}
+	after := every(7, 3*time.Second, 3*time.Second, 10)
+	if !polled {
+		return append(steps,
+			step{after[:18], 27 * time.Second, view{true, 9, false, 0}},
+			step{after[18:], 30 * time.Second, view{true, 10, true, 30 * time.Second}})
+	}
+	for i := range 10 {
+		at := time.Duration(i+1) * 3 * time.Second
+		want := view{Listed: true, Cycles: i + 1}
+		if i == 9 {
+			want.Flapping, want.Since = true, at
+		}
+		steps = append(steps, step{after[2*i : 2*i+2], at, want})
+	}
+	return steps
+}
+
+// TestFlapTrackerClockStepBack: cycles logged before the host clock
+// stepped back an hour count neither at once nor when the clock reaches
+// their times again (issue 11: a VM powered off long after its flaps
+// stopped); a port that goes on flapping flaps again after the threshold
+// of new cycles.
+func TestFlapTrackerClockStepBack(t *testing.T) {
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		// Fails if Status keeps a flap whose cycles are in the clock's future.
+		{"a port that stopped at the step does not flap after it, nor an hour later", stoppedAtStep()},
+		// Fails if the future cycles stay in the newest ones and keep the new
+		// cycles out, or count with them.
+		{"a port that goes on flapping, polled after each cycle, flaps again from the 10th", flappingThroughStep(true)},
+		{"a port that goes on flapping, read in one batch, flaps again from the 10th", flappingThroughStep(false)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			runSteps(t, NewFlapTracker(10, 5*time.Minute), tt.steps)
+		})
+	}
+}
+
+// TestFlapTrackerQuietLog: when the log falls silent after a flap, the
+// caller's clock alone ends it: once the window no longer holds the
+// threshold's cycles, and the port is forgotten once its last cycle is
+// more than the window old.
+func TestFlapTrackerQuietLog(t *testing.T) {
+	const w = 5 * time.Minute
+	tests := []struct {
+		name string
+		now  time.Duration
+		want view
+	}{
+		{"flapping just after the burst", 28 * time.Second, view{true, 10, true, 27 * time.Second}},
+		{"flapping while its first cycle is exactly W old", w, view{true, 10, true, 27 * time.Second}},
+		{"not once it is older", w + time.Millisecond, view{true, 9, false, 0}},
+		{"listed while its last cycle is exactly W old", 27*time.Second + w, view{true, 1, false, 0}},
+		{"forgotten once that is older", 27*time.Second + w + time.Millisecond, view{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			runSteps(t, NewFlapTracker(10, w), []step{{every(7, 0, 3*time.Second, 10), tt.now, tt.want}})
 		})
 	}
 }
