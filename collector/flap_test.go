@@ -498,3 +498,144 @@ func TestFlapTrackerQuietLog(t *testing.T) {
 		})
 	}
 }
+
+// linesAsSteps makes each line a step, checked by the caller.
+func linesAsSteps(lines []line) []step {
+	var steps []step
+	for _, l := range lines {
+		steps = append(steps, step{observe: []Event{l.ev}, now: l.read})
+	}
+	return steps
+}
+
+// statuses plays steps on a fresh tracker and returns each step's Status.
+// Before step cut's events (never if cut < 0) the tracker is saved as JSON
+// and restored from it, as the cron mode does between runs.
+func statuses(t *testing.T, steps []step, cut int) [][]PortStatus {
+	t.Helper()
+	ft := NewFlapTracker(10, 5*time.Minute)
+	var out [][]PortStatus
+	for i, s := range steps {
+		if i == cut {
+			b, err := json.Marshal(ft.Snapshot())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var st FlapState
+			if err := json.Unmarshal(b, &st); err != nil {
+				t.Fatal(err)
+			}
+			ft = RestoreFlapTracker(st)
+		}
+		for _, ev := range s.observe {
+			ft.Observe(ev)
+		}
+		out = append(out, ft.Status(t0.Add(s.now)))
+	}
+	return out
+}
+
+// TestFlapTrackerSnapshotKeepsDecision: saving and restoring the tracker
+// between any two steps of a story changes no Status.
+func TestFlapTrackerSnapshotKeepsDecision(t *testing.T) {
+	hour := overAnHour()
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"clock stepped back, the port stopped", stoppedAtStep()},
+		{"clock stepped back, the port goes on flapping", flappingThroughStep(false)},
+		{"shuffled burst and a stray old line", linesAsSteps(readAll(4*time.Minute, append(burst(3, 7, 0, 9, 5, 1, 8, 2, 6, 4), enabled(7, -10*time.Minute))...))},
+		{"an hour of cycles, one line 59 minutes early", linesAsSteps(readAll(time.Hour, slices.Concat(hour[9], slices.Concat(hour[:9]...))...))},
+		{"a long flap", linesAsSteps(readAt(time.Second, every(7, 0, 3*time.Second, 40)...))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := statuses(t, tt.steps, -1)
+			for cut := range tt.steps {
+				if diff := cmp.Diff(want, statuses(t, tt.steps, cut)); diff != "" {
+					t.Fatalf("restored before step %d (-want +got):\n%s", cut, diff)
+				}
+			}
+		})
+	}
+}
+
+// oldFlapState is FlapState as saved before cycle times were sorted: ring
+// order, a latest time and each port's last cycle.
+type oldFlapState struct {
+	Cycles int             `json:"cycles"`
+	Window time.Duration   `json:"window_ns"`
+	Latest time.Time       `json:"latest,omitzero"`
+	Ports  []oldFlapPortSt `json:"ports"`
+}
+
+type oldFlapPortSt struct {
+	Port          Port        `json:"port"`
+	MAC           MAC         `json:"mac"`
+	MACKnown      bool        `json:"mac_known"`
+	First         time.Time   `json:"first"`
+	Last          time.Time   `json:"last"`
+	LastCycle     time.Time   `json:"last_cycle,omitzero"`
+	FlappingSince time.Time   `json:"flapping_since,omitzero"`
+	CycleTimes    []time.Time `json:"cycle_times,omitempty"`
+}
+
+// TestRestoreFlapTrackerOldFormat: a state saved by the version that kept
+// cycles in arrival order restores with its cycles sorted, and its flap
+// only if the newest cycles still make one.
+func TestRestoreFlapTrackerOldFormat(t *testing.T) {
+	at := func(ds ...time.Duration) []time.Time {
+		var out []time.Time
+		for _, d := range ds {
+			out = append(out, t0.Add(d))
+		}
+		return out
+	}
+	sec, min := time.Second, time.Minute
+	tests := []struct {
+		name   string
+		times  []time.Duration // in ring order
+		since  time.Duration   // old flapping_since; 0 for none
+		checks []step
+	}{
+		{"an unsorted ring of a flap flaps, its start kept",
+			[]time.Duration{75 * sec, 175 * sec, 0, 225 * sec, 125 * sec, 25 * sec, 200 * sec, 50 * sec, 150 * sec, 100 * sec}, 225 * sec,
+			[]step{{nil, 4 * min, view{true, 10, true, 225 * sec}},
+				{cyclesAt(7, 250*sec), 250 * sec, view{true, 10, true, 225 * sec}}}},
+		// Fails if the old run alone makes the port flap.
+		{"an old run whose cycles make no flap does not flap",
+			[]time.Duration{5 * min, 6 * min, 7 * min, 8 * min, 9 * min, 0, min, 2 * min, 3 * min, 4 * min}, 4 * min,
+			[]step{{nil, 9 * min, view{true, 6, false, 0}},
+				{cyclesAt(7, 9*min+sec, 9*min+2*sec, 9*min+3*sec, 9*min+4*sec, 9*min+5*sec), 9*min + 5*sec, view{true, 10, true, 9*min + 5*sec}}}},
+		// Fails if the newest in ring order are kept rather than by time.
+		{"more cycle times than cycles: the newest by time are kept",
+			[]time.Duration{200 * sec, 225 * sec, 0, 25 * sec, 50 * sec, 75 * sec, 100 * sec, 125 * sec, 150 * sec, 175 * sec, -20 * min, -30 * min}, 0,
+			[]step{{nil, 4 * min, view{true, 10, true, 225 * sec}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			times := at(tt.times...)
+			newest := slices.MaxFunc(times, time.Time.Compare)
+			old := oldFlapState{Cycles: 10, Window: 5 * min, Latest: newest, Ports: []oldFlapPortSt{{
+				Port: 7, MAC: enabled(7, 0).MAC, MACKnown: true, First: slices.MinFunc(times, time.Time.Compare), Last: newest,
+				LastCycle: times[len(times)-1], CycleTimes: times}}}
+			if tt.since != 0 {
+				old.Ports[0].FlappingSince = t0.Add(tt.since)
+			}
+			b, err := json.Marshal(old)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var st FlapState
+			if err := json.Unmarshal(b, &st); err != nil {
+				t.Fatal(err)
+			}
+			ft := RestoreFlapTracker(st)
+			if got := ft.Snapshot().Ports[0].CycleTimes; !slices.IsSortedFunc(got, time.Time.Compare) || len(got) > 10 {
+				t.Errorf("restored cycle times %v: want at most 10, sorted", got)
+			}
+			runSteps(t, ft, tt.checks)
+		})
+	}
+}
