@@ -152,21 +152,20 @@ func (p *flapPort) trim(ref time.Time, n int) {
 	}
 }
 
-// dropAfter drops the cycle times after limit, and the run they were part
-// of. It returns false when the port's newest event is after limit and no
-// cycle remains: all it knows is from before a clock step back.
-func (p *flapPort) dropAfter(limit time.Time) bool {
+// dropAfter drops the cycle times after limit and the run they were part
+// of; a first or last event after limit is taken as at limit, so that the
+// port is forgotten a window after the step if nothing new comes.
+func (p *flapPort) dropAfter(limit time.Time) {
 	if k := p.after(limit); k < len(p.times) || p.since.After(limit) {
 		p.times = p.times[:k]
 		p.since, p.until = time.Time{}, time.Time{}
 	}
-	if p.last.After(limit) {
-		if len(p.times) == 0 {
-			return false
-		}
-		p.last = p.times[len(p.times)-1]
+	if p.first.After(limit) {
+		p.first = limit
 	}
-	return true
+	if p.last.After(limit) {
+		p.last = limit
+	}
 }
 
 // judge returns how many of p's newest cycle times at or before r are
@@ -204,8 +203,7 @@ func (p *flapPort) noteFlap(from, until time.Time) {
 
 // Status judges the ports at R = max(now, the last port event's log time)
 // and returns those not forgotten, sorted by port id. It also forgets
-// stale ports and drops cycle times logged before a clock step back (and
-// a port whose newest event was, if no cycle of it remains).
+// stale ports and drops cycle times logged before a clock step back.
 func (t *FlapTracker) Status(now time.Time) []PortStatus {
 	r := now
 	if t.logTime.After(r) {
@@ -213,10 +211,11 @@ func (t *FlapTracker) Status(now time.Time) []PortStatus {
 	}
 	out := make([]PortStatus, 0, len(t.ports))
 	for id, p := range t.ports {
-		if t.stale(p.last, r) || !p.dropAfter(r.Add(flapSkew)) {
+		if t.stale(p.last, r) {
 			delete(t.ports, id)
 			continue
 		}
+		p.dropAfter(r.Add(flapSkew))
 		p.trim(r, t.cycles)
 		st := PortStatus{Port: id, MAC: p.mac, MACKnown: p.macKnown, First: p.first, Last: p.last}
 		st.Cycles = t.judge(p, r)

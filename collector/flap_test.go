@@ -421,10 +421,11 @@ func flapUntilStep() step {
 }
 
 // stoppedAtStep: port 7 stops at the step; port 8's lines, every 10
-// minutes after it, are polled until the clock is back at stepAt.
+// minutes after it, are polled until the clock is back at stepAt. Port 7
+// is listed with no cycles until a window passes, then forgotten.
 func stoppedAtStep() []step {
-	steps := []step{flapUntilStep()}
-	for at := 10 * time.Second; at <= stepAt+10*time.Second; at += 10 * time.Minute {
+	steps := []step{flapUntilStep(), {every(8, 10*time.Second, 0, 1), 10 * time.Second, view{Listed: true}}}
+	for at := 10*time.Minute + 10*time.Second; at <= stepAt+10*time.Second; at += 10 * time.Minute {
 		steps = append(steps, step{every(8, at, 0, 1), at, view{}})
 	}
 	return steps
