@@ -2,6 +2,7 @@ package collector
 
 import (
 	"encoding/json"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -638,5 +639,204 @@ func TestRestoreFlapTrackerOldFormat(t *testing.T) {
 			}
 			runSteps(t, ft, tt.checks)
 		})
+	}
+}
+
+// refFlaps is the flap rule with every cycle kept: the tracker, which keeps
+// only a few, must never count more, and on a log in time order exactly as
+// many up to the threshold.
+type refFlaps struct {
+	cycles   int
+	window   time.Duration
+	logTime  time.Time
+	observed int
+	ports    map[Port]*refPort
+}
+
+type refPort struct {
+	mac      MAC
+	macKnown bool
+	last     time.Time
+	times    []time.Time
+}
+
+func (m *refFlaps) observe(ev Event) {
+	m.logTime = ev.Time
+	p := m.ports[ev.Port]
+	if p == nil {
+		p = &refPort{}
+		m.ports[ev.Port] = p
+	}
+	if ev.Time.After(p.last) {
+		p.last = ev.Time
+	}
+	if ev.Kind == KindPortEnabled {
+		if ev.MACKnown {
+			if p.macKnown && p.mac != ev.MAC {
+				*p = refPort{last: ev.Time}
+			}
+			p.mac, p.macKnown = ev.MAC, true
+		}
+		p.times = append(p.times, ev.Time)
+	}
+	m.observed++
+	if m.observed%1024 == 0 {
+		m.forget(m.logTime)
+	}
+}
+
+func (m *refFlaps) forget(r time.Time) {
+	for id, p := range m.ports {
+		if r.Sub(p.last) > m.window {
+			delete(m.ports, id)
+		}
+	}
+}
+
+// count judges the ports at r and returns each one's cycles in the window.
+func (m *refFlaps) count(r time.Time) map[Port]int {
+	out := map[Port]int{}
+	limit := r.Add(flapSkew)
+	for id, p := range m.ports {
+		if r.Sub(p.last) > m.window {
+			delete(m.ports, id)
+			continue
+		}
+		p.times = slices.DeleteFunc(p.times, func(c time.Time) bool { return c.After(limit) })
+		if p.last.After(limit) {
+			p.last = limit
+		}
+		out[id] = 0
+		for _, c := range p.times {
+			if !c.After(r) && r.Sub(c) <= m.window {
+				out[id]++
+			}
+		}
+	}
+	return out
+}
+
+// FuzzFlapTracker plays random sequences of port events (times moving
+// either way, so out of order lines and clock steps), Status calls,
+// snapshots and Forget, and checks the tracker against refFlaps and its
+// own bounds.
+func FuzzFlapTracker(f *testing.F) {
+	op := func(kind, port byte, delta time.Duration) []byte {
+		for u, unit := range flapFuzzUnits {
+			if n := delta / unit; delta%unit == 0 && n >= math.MinInt8 && n <= math.MaxInt8 {
+				return []byte{kind, port, byte(int8(n)), byte(u)}
+			}
+		}
+		panic("op: no unit for " + delta.String())
+	}
+	sec := time.Second
+	// burst: port's n cycles 3 s apart, each after a disabled line.
+	burst := func(port byte, n int) []byte {
+		var b []byte
+		for range n {
+			b = append(b, op(4, port, sec)...)
+			b = append(b, op(0, port, 2*sec)...)
+		}
+		return b
+	}
+	// Ops: 0-3 enabled (MAC known for ports 4-7, as port%4), 4-5 disabled,
+	// 6 Status, 7 Snapshot and restore (Forget for ports 4-7).
+	f.Add(append(burst(1, 12), op(6, 0, 10*sec)...), uint8(10), uint16(300))
+	f.Add(slices.Concat(burst(1, 12), op(6, 0, sec), op(4, 2, -time.Hour), op(6, 0, sec), burst(1, 12), op(6, 0, time.Hour), op(6, 0, sec)), uint8(10), uint16(300))
+	f.Add(slices.Concat(op(0, 1, 40*sec), op(0, 1, -30*sec), op(0, 1, 20*sec), op(0, 1, -5*sec), op(0, 1, sec), op(6, 0, time.Minute), op(7, 0, 0), op(0, 1, -10*time.Minute), op(6, 0, 0)), uint8(3), uint16(60))
+	f.Add(slices.Concat(burst(5, 4), op(0, 5, sec), op(7, 1, 0), op(7, 5, 0), op(6, 0, 0)), uint8(2), uint16(30))
+	f.Fuzz(checkFlapSequence)
+}
+
+// flapFuzzUnits are the units of the time steps FuzzFlapTracker takes:
+// small ones for bursts and disorder, large ones for clock steps.
+var flapFuzzUnits = []time.Duration{100 * time.Millisecond, time.Second, 10 * time.Second, time.Minute}
+
+// checkFlapSequence is FuzzFlapTracker's check of one sequence: 4 bytes an
+// operation (kind, port and MAC, a signed step of time and its unit).
+func checkFlapSequence(t *testing.T, data []byte, cycles uint8, windowSec uint16) {
+	n := int(cycles%20) + 1
+	w := time.Duration(windowSec%3600+1) * time.Second
+	ft := NewFlapTracker(n, w)
+	ref := &refFlaps{cycles: n, window: w, ports: map[Port]*refPort{}}
+	now := t0
+	inOrder := true // every event so far at or after the one before
+	var prev time.Time
+	for len(data) >= 4 {
+		kind, port := data[0]%8, Port(data[1]%8)
+		now = now.Add(time.Duration(int8(data[2])) * flapFuzzUnits[int(data[3])%len(flapFuzzUnits)])
+		data = data[4:]
+		switch kind {
+		case 0, 1, 2, 3, 4, 5:
+			ev := Event{Kind: KindPortEnabled, Time: now, Port: port % 4}
+			if kind >= 4 {
+				ev.Kind = KindPortDisabled
+			} else if port >= 4 {
+				ev.MAC, ev.MACKnown = MAC{0, 0x50, 0x56, 0, kind, byte(port)}, true
+			}
+			if ev.Time.Before(prev) {
+				inOrder = false
+			}
+			prev = ev.Time
+			ft.Observe(ev)
+			ref.observe(ev)
+		case 6:
+			r := now
+			if ft.logTime.After(r) {
+				r = ft.logTime
+			}
+			got := ft.Status(now)
+			want := ref.count(r)
+			if len(got) != len(want) {
+				t.Fatalf("Status at %v lists %d ports, the reference %d: %+v", now, len(got), len(want), got)
+			}
+			for i, st := range got {
+				if i > 0 && got[i-1].Port >= st.Port {
+					t.Fatalf("Status not sorted by port: %+v", got)
+				}
+				full, ok := want[st.Port]
+				switch {
+				case !ok:
+					t.Fatalf("port %v listed, not in the reference", st.Port)
+				case st.Cycles > n || st.Cycles > full:
+					t.Fatalf("port %v: %d cycles, threshold %d, %d in the full history", st.Port, st.Cycles, n, full)
+				case inOrder && st.Cycles != min(full, n):
+					t.Fatalf("port %v, log in order: %d cycles, want %d", st.Port, st.Cycles, min(full, n))
+				case st.Flapping != (st.Cycles >= n):
+					t.Fatalf("port %v: flapping %t with %d cycles, threshold %d", st.Port, st.Flapping, st.Cycles, n)
+				case st.Flapping && (st.FlappingSince.IsZero() || st.FlappingSince.After(r)):
+					t.Fatalf("port %v flapping since %v, judged at %v", st.Port, st.FlappingSince, r)
+				}
+				p := ft.ports[st.Port]
+				if k := p.after(r); k > n || p.after(r.Add(flapSkew)) != len(p.times) {
+					t.Fatalf("port %v after Status at %v keeps %v", st.Port, r, p.times)
+				}
+			}
+		case 7:
+			if port >= 4 {
+				ft.Forget(port % 4)
+				delete(ref.ports, port%4)
+				break
+			}
+			b, err := json.Marshal(ft.Snapshot())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var st FlapState
+			if err := json.Unmarshal(b, &st); err != nil {
+				t.Fatal(err)
+			}
+			ft = RestoreFlapTracker(st)
+			ref.forget(ref.logTime)
+			ref.observed = 0
+		}
+		for id, p := range ft.ports {
+			if ref.ports[id] == nil {
+				t.Fatalf("port %v kept, not in the reference", id)
+			}
+			if len(p.times) > 2*n || !slices.IsSortedFunc(p.times, time.Time.Compare) {
+				t.Fatalf("port %v keeps %d cycle times, sorted %t (threshold %d)", id, len(p.times), slices.IsSortedFunc(p.times, time.Time.Compare), n)
+			}
+		}
 	}
 }
