@@ -29,11 +29,11 @@ const flapSkew = time.Minute
 // itself is kept) were logged before a clock step back: Status drops them
 // for good, so they do not count again when the clock catches up.
 //
-// Each port keeps, sorted by time, its newest cycles cycle times at or
-// before the reference time, and as many later ones at most (put there by
-// late lines or a clock step back, until Status judges them). The state is
-// thus small and bounded, and the cron mode saves it between runs with
-// Snapshot and RestoreFlapTracker.
+// Each port keeps its cycle times sorted: the newest at or before the
+// reference time, as many as the threshold, and at most as many later ones
+// (left there by late lines or a clock step back until Status judges
+// them). The state is thus small and bounded, and the cron mode saves it
+// between runs with Snapshot and RestoreFlapTracker.
 type FlapTracker struct {
 	cycles   int
 	window   time.Duration

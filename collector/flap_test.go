@@ -372,7 +372,7 @@ func TestFlapTrackerLineOrder(t *testing.T) {
 		final     view
 	}{
 		// Fails if cycles are kept in arrival order and the flap is judged
-		// from the first one pushed (issue 11: "flapped 2 times in 5m").
+		// from the first one pushed: a flap reported with 2 cycles.
 		{"ten cycles over an hour, one line 59 minutes early, read as written: never a flap",
 			written(lastEarly, 2, 0), -1, view{true, 1, false, 0}},
 		{"the same read at once an hour later: never a flap",
@@ -455,7 +455,7 @@ func flappingThroughStep(polled bool) []step {
 
 // TestFlapTrackerClockStepBack: cycles logged before the host clock
 // stepped back an hour count neither at once nor when the clock reaches
-// their times again (issue 11: a VM powered off long after its flaps
+// their times again (else a VM is powered off long after its flaps
 // stopped); a port that goes on flapping flaps again after the threshold
 // of new cycles.
 func TestFlapTrackerClockStepBack(t *testing.T) {
