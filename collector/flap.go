@@ -3,37 +3,54 @@ package collector
 import (
 	"cmp"
 	"slices"
+	"sort"
 	"time"
 )
+
+// flapSkew is how far after the reference time a cycle may lie and still be
+// kept: writers reach the log slightly out of order, but a cycle later than
+// that was logged before the clock stepped back.
+const flapSkew = time.Minute
 
 // FlapTracker follows ports as events arrive and tells which flap.
 //
 // A cycle is one enabled event (the incident's counts, from
 // grep 'enabled port', are enabled lines); disabled events only move a
-// port's Last time. A port is flapping once it has had at least cycles
-// cycles within window of log time, and stops flapping when window passes
-// (by the caller's clock) without a cycle. Windows are measured on event
-// times; only the end of a flap is measured on now, since a port that went
-// quiet writes no line.
+// port's Last time. Ports are judged at a reference time R = max(now, L),
+// where now is the caller's clock and L the time of the last port event in
+// log order: a line that arrives late is placed by its own time, and a log
+// whose clock stepped back takes R back with it.
 //
-// The tracker's state is small and bounded (at most cycles timestamps per
-// port; ports idle for longer than window are forgotten), so the cron mode
-// can save it between runs with Snapshot and RestoreFlapTracker.
+// A time c is within the window ending at R when R-window <= c <= R (both
+// ends inclusive). A port flaps at R when at least cycles of its cycle
+// times are within the window, and Cycles reports that count, so a
+// flapping port never shows fewer. A port whose newest event is more than
+// window before R is forgotten. Cycle times after R+flapSkew (R+flapSkew
+// itself is kept) were logged before a clock step back: Status drops them
+// for good, so they do not count again when the clock catches up.
+//
+// Each port keeps its cycle times sorted: the newest at or before the
+// reference time, as many as the threshold, and at most as many later ones
+// (left there by late lines or a clock step back until Status judges
+// them). The state is thus small and bounded, and the cron mode saves it
+// between runs with Snapshot and RestoreFlapTracker.
 type FlapTracker struct {
 	cycles   int
 	window   time.Duration
 	ports    map[Port]*flapPort
-	latest   time.Time // newest event time seen
+	logTime  time.Time // the last port event's time, in log order
 	observed int
 }
 
 type flapPort struct {
-	mac           MAC
-	macKnown      bool
-	first, last   time.Time // any port event
-	lastCycle     time.Time
-	flappingSince time.Time
-	ring          cycleRing
+	mac      MAC
+	macKnown bool
+	first    time.Time // the port's first event in log order
+	last     time.Time // its newest event by time
+	times    []time.Time
+	// since and until bound the current flapping run, for reporting only:
+	// whether the port flaps is counted afresh at each judgement.
+	since, until time.Time
 }
 
 // PortStatus is one port's state at a given time.
@@ -41,8 +58,8 @@ type PortStatus struct {
 	Port     Port `json:"port"`
 	MAC      MAC  `json:"mac"`
 	MACKnown bool `json:"mac_known"`
-	// Cycles is the number of cycles within the window before now (at most
-	// the tracker's cycles setting: older ones are not kept).
+	// Cycles is the number of cycles within the window ending at the
+	// reference time (at most the tracker's cycles setting: no more are kept).
 	Cycles        int       `json:"cycles"`
 	First         time.Time `json:"first"`
 	Last          time.Time `json:"last"`
@@ -67,15 +84,15 @@ func (t *FlapTracker) Observe(ev Event) {
 	if ev.Kind != KindPortDisabled && ev.Kind != KindPortEnabled {
 		return
 	}
-	if ev.Time.After(t.latest) {
-		t.latest = ev.Time
-	}
+	t.logTime = ev.Time
 	p := t.ports[ev.Port]
 	if p == nil {
 		p = &flapPort{first: ev.Time}
 		t.ports[ev.Port] = p
 	}
-	p.last = ev.Time
+	if ev.Time.After(p.last) {
+		p.last = ev.Time
+	}
 	if ev.Kind == KindPortEnabled {
 		if ev.MACKnown {
 			if p.macKnown && p.mac != ev.MAC {
@@ -85,18 +102,16 @@ func (t *FlapTracker) Observe(ev Event) {
 			}
 			p.mac, p.macKnown = ev.MAC, true
 		}
-		if !p.flappingSince.IsZero() && ev.Time.Sub(p.lastCycle) > t.window {
-			p.flappingSince = time.Time{} // the last flap ended; this may start a new one
-		}
-		p.lastCycle = ev.Time
-		p.ring.push(ev.Time, t.cycles)
-		if p.flappingSince.IsZero() && p.ring.full(t.cycles) && ev.Time.Sub(p.ring.oldest()) <= t.window {
-			p.flappingSince = ev.Time
-		}
+		i, _ := slices.BinarySearchFunc(p.times, ev.Time, time.Time.Compare)
+		p.times = slices.Insert(p.times, i, ev.Time)
+		p.trim(ev.Time, t.cycles)
+		// Judging at each cycle follows a run through many cycles between
+		// two Status calls (a cron run reads minutes of log at once).
+		t.judge(p, ev.Time)
 	}
 	t.observed++
 	if t.observed%1024 == 0 {
-		t.forget(t.latest)
+		t.forget(t.logTime)
 	}
 }
 
@@ -106,31 +121,106 @@ func (t *FlapTracker) Observe(ev Event) {
 // strength of what it did before.
 func (t *FlapTracker) Forget(port Port) { delete(t.ports, port) }
 
-// forget drops ports without an event for longer than the window before now.
-func (t *FlapTracker) forget(now time.Time) {
+// stale reports whether x lies more than the window before r: the one
+// lower bound of the window, for cycles and ports alike.
+func (t *FlapTracker) stale(x, r time.Time) bool { return r.Sub(x) > t.window }
+
+// forget drops the ports whose newest event is stale at r.
+func (t *FlapTracker) forget(r time.Time) {
 	for id, p := range t.ports {
-		if now.Sub(p.last) > t.window {
+		if t.stale(p.last, r) {
 			delete(t.ports, id)
 		}
 	}
 }
 
-// Status returns the ports with an event within the window before now,
-// sorted by port id.
+// after returns the index of p's first cycle time after r.
+func (p *flapPort) after(r time.Time) int {
+	return sort.Search(len(p.times), func(i int) bool { return p.times[i].After(r) })
+}
+
+// trim keeps the newest n cycle times at or before ref and the newest n
+// after it: the later ones may yet be dropped as logged before a clock
+// step back, and must not push out the cycles that count at ref.
+func (p *flapPort) trim(ref time.Time, n int) {
+	k := p.after(ref)
+	if extra := len(p.times) - k - n; extra > 0 {
+		p.times = slices.Delete(p.times, k, k+extra)
+	}
+	if k > n {
+		p.times = slices.Delete(p.times, 0, k-n)
+	}
+}
+
+// dropAfter drops the cycle times after limit and the run they were part
+// of; a first or last event after limit is taken as at limit, so that the
+// port is forgotten a window after the step if nothing new comes.
+func (p *flapPort) dropAfter(limit time.Time) {
+	if k := p.after(limit); k < len(p.times) || p.since.After(limit) {
+		p.times = p.times[:k]
+		p.since, p.until = time.Time{}, time.Time{}
+	}
+	if p.first.After(limit) {
+		p.first = limit
+	}
+	if p.last.After(limit) {
+		p.last = limit
+	}
+}
+
+// judge returns how many of p's newest cycle times at or before r are
+// within the window ending at r (at most t.cycles) and, when they make a
+// flap, records it in p's run.
+func (t *FlapTracker) judge(p *flapPort, r time.Time) int {
+	k := p.after(r) // later cycles are not in the window yet
+	j := k
+	for j > 0 && k-j < t.cycles && !t.stale(p.times[j-1], r) {
+		j--
+	}
+	if k-j >= t.cycles {
+		// These cycles keep the port flapping from the newest of them
+		// until the oldest leaves the window.
+		p.noteFlap(p.times[k-1], p.times[j].Add(t.window))
+	}
+	return k - j
+}
+
+// noteFlap records that p flaps at every time from from to until. A run
+// that overlaps or touches the current one extends it; any other becomes
+// the current run.
+func (p *flapPort) noteFlap(from, until time.Time) {
+	if p.since.IsZero() || from.After(p.until) || until.Before(p.since) {
+		p.since, p.until = from, until
+		return
+	}
+	if from.Before(p.since) {
+		p.since = from
+	}
+	if until.After(p.until) {
+		p.until = until
+	}
+}
+
+// Status judges the ports at R = max(now, the last port event's log time)
+// and returns those not forgotten, sorted by port id. It also forgets
+// stale ports and drops cycle times logged before a clock step back.
 func (t *FlapTracker) Status(now time.Time) []PortStatus {
+	r := now
+	if t.logTime.After(r) {
+		r = t.logTime
+	}
 	out := make([]PortStatus, 0, len(t.ports))
 	for id, p := range t.ports {
-		if now.Sub(p.last) > t.window {
+		if t.stale(p.last, r) {
+			delete(t.ports, id)
 			continue
 		}
+		p.dropAfter(r.Add(flapSkew))
+		p.trim(r, t.cycles)
 		st := PortStatus{Port: id, MAC: p.mac, MACKnown: p.macKnown, First: p.first, Last: p.last}
-		for _, c := range p.ring.times {
-			if now.Sub(c) < t.window {
-				st.Cycles++
-			}
-		}
-		if !p.flappingSince.IsZero() && now.Sub(p.lastCycle) <= t.window {
-			st.Flapping, st.FlappingSince = true, p.flappingSince
+		st.Cycles = t.judge(p, r)
+		if st.Cycles >= t.cycles {
+			st.Flapping, st.FlappingSince = true, p.since
 		}
 		out = append(out, st)
 	}
@@ -140,34 +230,36 @@ func (t *FlapTracker) Status(now time.Time) []PortStatus {
 
 // FlapState is a FlapTracker's saved state, for JSON.
 type FlapState struct {
-	Cycles int             `json:"cycles"`
-	Window time.Duration   `json:"window_ns"`
-	Latest time.Time       `json:"latest,omitzero"`
-	Ports  []FlapPortState `json:"ports"`
+	Cycles int           `json:"cycles"`
+	Window time.Duration `json:"window_ns"`
+	// LogTime is the last port event's time in log order. States saved
+	// without it leave R to the caller's clock until the next event.
+	LogTime time.Time       `json:"log_time,omitzero"`
+	Ports   []FlapPortState `json:"ports"`
 }
 
-// FlapPortState is one port in a FlapState. CycleTimes are the last cycles,
-// oldest first.
+// FlapPortState is one port in a FlapState. CycleTimes are the kept cycle
+// times, oldest first.
 type FlapPortState struct {
 	Port          Port        `json:"port"`
 	MAC           MAC         `json:"mac"`
 	MACKnown      bool        `json:"mac_known"`
 	First         time.Time   `json:"first"`
 	Last          time.Time   `json:"last"`
-	LastCycle     time.Time   `json:"last_cycle,omitzero"`
 	FlappingSince time.Time   `json:"flapping_since,omitzero"`
+	FlappingUntil time.Time   `json:"flapping_until,omitzero"`
 	CycleTimes    []time.Time `json:"cycle_times,omitempty"`
 }
 
-// Snapshot returns the state to save; ports idle for longer than the window
-// (by log time) are left out.
+// Snapshot returns the state to save; ports whose newest event is stale at
+// the last log time are left out.
 func (t *FlapTracker) Snapshot() FlapState {
-	t.forget(t.latest)
-	st := FlapState{Cycles: t.cycles, Window: t.window, Latest: t.latest, Ports: []FlapPortState{}}
+	t.forget(t.logTime)
+	st := FlapState{Cycles: t.cycles, Window: t.window, LogTime: t.logTime, Ports: []FlapPortState{}}
 	for id, p := range t.ports {
 		st.Ports = append(st.Ports, FlapPortState{
 			Port: id, MAC: p.mac, MACKnown: p.macKnown, First: p.first, Last: p.last,
-			LastCycle: p.lastCycle, FlappingSince: p.flappingSince, CycleTimes: p.ring.ordered(),
+			FlappingSince: p.since, FlappingUntil: p.until, CycleTimes: slices.Clone(p.times),
 		})
 	}
 	slices.SortFunc(st.Ports, func(a, b FlapPortState) int { return cmp.Compare(a.Port, b.Port) })
@@ -176,22 +268,24 @@ func (t *FlapTracker) Snapshot() FlapState {
 
 // RestoreFlapTracker rebuilds a tracker from a saved state. A state from an
 // older version or edited by hand is made safe: missing settings take the
-// defaults and extra cycle times are dropped (the newest are kept).
+// defaults, cycle times are sorted and trimmed as Observe keeps them, and a
+// run without an end is kept only while the newest cycles still flap.
 func RestoreFlapTracker(st FlapState) *FlapTracker {
 	t := NewFlapTracker(st.Cycles, st.Window)
-	t.latest = st.Latest
+	t.logTime = st.LogTime
 	for _, ps := range st.Ports {
 		p := &flapPort{mac: ps.MAC, macKnown: ps.MACKnown, first: ps.First, last: ps.Last,
-			lastCycle: ps.LastCycle, flappingSince: ps.FlappingSince}
-		times := ps.CycleTimes
-		if len(times) > t.cycles {
-			times = times[len(times)-t.cycles:]
-		}
-		for _, c := range times {
-			p.ring.push(c, t.cycles)
-		}
-		if p.last.After(t.latest) {
-			t.latest = p.last
+			since: ps.FlappingSince, until: ps.FlappingUntil}
+		p.times = slices.SortedFunc(slices.Values(ps.CycleTimes), time.Time.Compare)
+		p.trim(t.logTime, t.cycles)
+		if p.until.IsZero() {
+			p.since = time.Time{}
+			if n := len(p.times); n >= t.cycles && !t.stale(p.times[n-t.cycles], p.times[n-1]) {
+				p.since, p.until = ps.FlappingSince, p.times[n-t.cycles].Add(t.window)
+				if p.since.IsZero() || p.since.After(p.times[n-1]) {
+					p.since = p.times[n-1]
+				}
+			}
 		}
 		t.ports[ps.Port] = p
 	}
