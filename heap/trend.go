@@ -44,10 +44,12 @@ type TrendConfig struct {
 	// MinPoints is the fewest points a prediction needs (default 3, at
 	// least 3), and one more than the fewest spans of RateSpan.
 	MinPoints int `json:"min_points,omitempty"`
-	// ResetDrop: an allocation drop larger than this fraction of the
-	// maximum heap size between two points starts a new window (default
-	// 0.10): the heap was restarted or the leaking VMs powered off, and a
-	// line through the cliff would mean nothing.
+	// ResetDrop: an allocation more than this fraction of the maximum heap
+	// size below the window's highest starts a new window (default 0.03).
+	// Powering off the leaking VMs gives back a few percent (4 % of max in
+	// the field), possibly over several polls, and a line through that
+	// cliff would go on predicting the stopped leak; 3 % is over five
+	// minutes of the seed incident's leak, well above a heap's churn.
 	ResetDrop float64 `json:"reset_drop,omitempty"`
 	// RateSpan is the shortest span over which growth is judged (default
 	// 1 min): a leak grows in every minute, a one-off allocation in one,
@@ -66,7 +68,7 @@ func (c TrendConfig) withDefaults() TrendConfig {
 		c.MinPoints = 3
 	}
 	if !(c.ResetDrop > 0) {
-		c.ResetDrop = 0.10
+		c.ResetDrop = 0.03
 	}
 	if c.RateSpan <= 0 {
 		c.RateSpan = time.Minute
@@ -89,13 +91,17 @@ type Series struct {
 }
 
 // Add appends a point, first starting a new window when the heap was
-// re-created (full name or maximum size changed, allocation dropped
-// sharply) or host time went backwards, then trims the window. It returns
-// the reason when it reset the window, "" otherwise.
+// re-created (full name or maximum size changed), host time went
+// backwards, or allocation fell more than ResetDrop below the window's
+// highest, then trims the window. It returns the reason when it reset the
+// window, "" otherwise.
 func (s *Series) Add(cfg TrendConfig, fullName string, p Point) (reset string) {
 	cfg = cfg.withDefaults()
 	if n := len(s.Points); n > 0 {
 		last := s.Points[n-1]
+		peak, ok := s.peak(cfg.MaxPoints-1, p.T.Add(-cfg.MaxAge))
+		// In float64: saved points are not trusted to be small.
+		drop := float64(peak) - float64(p.Allocated)
 		switch {
 		case fullName != "" && s.FullName != "" && fullName != s.FullName:
 			reset = fmt.Sprintf("heap re-created as %s", fullName)
@@ -103,8 +109,8 @@ func (s *Series) Add(cfg TrendConfig, fullName string, p Point) (reset string) {
 			reset = fmt.Sprintf("maximum size changed from %d to %d", last.Max, p.Max)
 		case p.T.Before(last.T):
 			reset = "host time went backwards"
-		case float64(last.Allocated-p.Allocated) > cfg.ResetDrop*float64(p.Max):
-			reset = fmt.Sprintf("allocation dropped from %d to %d", last.Allocated, p.Allocated)
+		case ok && drop > cfg.ResetDrop*float64(p.Max):
+			reset = fmt.Sprintf("allocation dropped from %d to %d (%.1f %% of max)", peak, p.Allocated, 100*drop/float64(p.Max))
 		}
 	}
 	if reset != "" {
@@ -128,6 +134,20 @@ func (s *Series) Add(cfg TrendConfig, fullName string, p Point) (reset string) {
 		s.Points = append(s.Points[:0], s.Points[cut:]...)
 	}
 	return reset
+}
+
+// peak is the highest allocation among the last n points from since on:
+// the ones the next point's window keeps, so a point about to be trimmed
+// does not restart the window.
+func (s *Series) peak(n int, since time.Time) (int64, bool) {
+	var hi int64
+	ok := false
+	for _, q := range s.Points[max(len(s.Points)-n, 0):] {
+		if !q.T.Before(since) && (!ok || q.Allocated > hi) {
+			hi, ok = q.Allocated, true
+		}
+	}
+	return hi, ok
 }
 
 // Trend is the least-squares line through a Series' window, and a

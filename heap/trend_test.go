@@ -88,7 +88,7 @@ func TestTrend(t *testing.T) {
 			want:   Trend{Heap: "h", Points: 2, Span: 10 * time.Second, BytesPerSecond: 1, Last: pt(40, 20, 2000), NoPrediction: "2 samples, need 3"},
 		},
 		{
-			// VMs powered off: allocation fell by more than 10 % of max.
+			// VMs powered off: allocation fell by more than 3 % of max.
 			name:   "sharp drop resets",
 			cfg:    secs,
 			points: []Point{pt(0, 500, 1000), pt(10, 600, 1000), pt(20, 700, 1000), pt(30, 100, 1000), pt(40, 110, 1000), pt(50, 120, 1000)},
@@ -156,6 +156,32 @@ func TestSeriesResetReason(t *testing.T) {
 	}
 	if s.Resets != 1 || s.LastReset == "" {
 		t.Errorf("Resets=%d LastReset=%q", s.Resets, s.LastReset)
+	}
+}
+
+// A state file whose config holds no reset_drop or rate_span, as `heapguard
+// check` writes it with the defaults, loads with the defaults: its window,
+// which holds a drop of 5.7 % of max, restarts at the next point.
+func TestTrendsLoadsDefaultState(t *testing.T) {
+	const saved = `{"config":{},"heaps":{"netGPHeap":{"heap":"netGPHeap","full_name":"netGPHeap-0x410001000000","points":[` +
+		`{"t":"2014-06-10T07:40:00Z","allocated":57000000,"max":67109968},` +
+		`{"t":"2014-06-10T07:45:00Z","allocated":58800000,"max":67109968},` +
+		`{"t":"2014-06-10T07:50:00Z","allocated":55000000,"max":67109968}]}}}`
+	var ts Trends
+	if err := json.Unmarshal([]byte(saved), &ts); err != nil {
+		t.Fatal(err)
+	}
+	s := ts.Heaps["netGPHeap"]
+	if s == nil || len(s.Points) != 3 || ts.Config != (TrendConfig{}) {
+		t.Fatalf("loaded %+v", ts)
+	}
+	if tr := s.Trend(ts.Config); tr.Predicted || tr.NoPrediction != "allocation not growing" {
+		t.Errorf("loaded trend %+v", tr)
+	}
+	at := time.Date(2014, 6, 10, 7, 55, 0, 0, time.UTC)
+	r := s.Add(ts.Config, "netGPHeap-0x410001000000", Point{T: at, Allocated: 55300000, Max: 67109968})
+	if !strings.Contains(r, "dropped from 58800000 to 55300000") || len(s.Points) != 1 || s.Resets != 1 {
+		t.Errorf("reset %q, %d points, %d resets; want a reset from the window's highest", r, len(s.Points), s.Resets)
 	}
 }
 
@@ -410,6 +436,68 @@ func TestTrendSteadyLeak(t *testing.T) {
 					t.Errorf("at %v: not predicted: %s", p.at, p.tr.NoPrediction)
 				case p.tr.Predicted && (got < want*8/10 || got > want*12/10):
 					t.Errorf("at %v: exhaustion in %v, want %v ± 20 %% (rate %.0f B/s, slope %.0f B/s)", p.at, got, want, p.tr.Rate, p.tr.BytesPerSecond)
+				}
+			}
+		})
+	}
+}
+
+// TestTrendRestartsAfterRecovery: the field case, a leak of 4.6 KB/s down
+// to 9.4 % free, then a remediation: the next reading is 13.4 % free (4 %
+// of max given back) and a slower leak of 1 KB/s goes on. The window
+// restarts at the drop, so no poll after it predicts from the old leak
+// (exhaustion in about 32 minutes); once the new window holds two spans the
+// prediction is the slow leak's (about 2.5 hours).
+func TestTrendRestartsAfterRecovery(t *testing.T) {
+	m := time.Minute
+	const fast, slow = 4600.0, 1000.0 // bytes per second
+	tests := []struct {
+		name     string
+		step     time.Duration
+		before   time.Duration // the last poll before the give-back
+		releases int           // polls the give-back is spread over
+	}{
+		{"daemon, given back at once", daemonPoll, 15 * m, 1},
+		{"daemon, given back over three polls", daemonPoll, 15 * m, 3},
+		{"cron, given back at once", cronPoll, 15 * m, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			level := func(at time.Duration) float64 {
+				if at <= tt.before {
+					return pctFree(9.4) - fast*(tt.before-at).Seconds()
+				}
+				n := min(int((at-tt.before)/tt.step), tt.releases)
+				given := (pctFree(9.4) - pctFree(13.4)) * float64(n) / float64(tt.releases)
+				return pctFree(9.4) - given + slow*(at-tt.before-tt.step).Seconds()
+			}
+			polls, s := replay(tt.step, tt.before+30*m, level)
+			var resetAt time.Duration
+			for _, p := range polls {
+				if p.reset != "" {
+					if resetAt != 0 {
+						t.Errorf("at %v: second reset %q", p.at, p.reset)
+					}
+					resetAt = p.at
+				}
+			}
+			if s.Resets != 1 || !strings.Contains(s.LastReset, "allocation dropped from") {
+				t.Errorf("Resets %d, LastReset %q; want 1 reset for the drop", s.Resets, s.LastReset)
+			}
+			if last := tt.before + time.Duration(tt.releases)*tt.step; resetAt > last {
+				t.Errorf("reset at %v, want by %v", resetAt, last)
+			}
+			for _, p := range polls {
+				if p.at <= tt.before {
+					continue
+				}
+				want := time.Duration((gpMax - level(p.at)) / slow * float64(time.Second))
+				got := p.tr.TimeToExhaustion
+				switch {
+				case p.tr.Predicted && (got < want*8/10 || got > want*12/10):
+					t.Errorf("at %v: exhaustion in %v, want none or %v ± 20 %% (rate %.0f B/s, slope %.0f B/s)", p.at, got, want, p.tr.Rate, p.tr.BytesPerSecond)
+				case p.at >= resetAt+2*max(tt.step, m) && !p.tr.Predicted:
+					t.Errorf("at %v: not predicted: %s", p.at, p.tr.NoPrediction)
 				}
 			}
 		})
