@@ -2,6 +2,7 @@ package heap
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"time"
 )
@@ -216,12 +217,14 @@ func (s *Series) Trend(cfg TrendConfig) Trend {
 	if left < 0 {
 		left = 0
 	}
-	secs := left / t.Rate
+	// float64(1<<63-1) rounds up to 2^63, which a Duration cannot hold:
+	// from there on the time is the longest Duration.
 	const maxSecs = float64(1<<63-1) / float64(time.Second)
-	if secs > maxSecs {
-		secs = maxSecs
+	if secs := left / t.Rate; secs < maxSecs {
+		t.TimeToExhaustion = time.Duration(secs * float64(time.Second))
+	} else {
+		t.TimeToExhaustion = math.MaxInt64
 	}
-	t.TimeToExhaustion = time.Duration(secs * float64(time.Second))
 	t.ExhaustionAt = last.T.Add(t.TimeToExhaustion)
 	return t
 }

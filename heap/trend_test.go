@@ -2,6 +2,7 @@ package heap
 
 import (
 	"encoding/json"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -80,6 +81,14 @@ func TestTrend(t *testing.T) {
 			points: []Point{pt(0, 8, 10), pt(1, 9, 10), pt(2, 10, 10)},
 			want: Trend{Heap: "h", Points: 3, Span: 2 * time.Second, BytesPerSecond: 1, Last: pt(2, 10, 10),
 				Predicted: true, Rate: 1, ExhaustionAt: t0.Add(2 * time.Second)},
+		},
+		{
+			// 2^63 - 1 bytes left at 1 B/s is more than a Duration holds.
+			name:   "exhaustion beyond a Duration",
+			cfg:    secs,
+			points: []Point{pt(0, 0, math.MaxInt64), pt(1, 1, math.MaxInt64), pt(2, 2, math.MaxInt64)},
+			want: Trend{Heap: "h", Points: 3, Span: 2 * time.Second, BytesPerSecond: 1, Last: pt(2, 2, math.MaxInt64),
+				Predicted: true, Rate: 1, TimeToExhaustion: math.MaxInt64, ExhaustionAt: t0.Add(2 * time.Second).Add(math.MaxInt64)},
 		},
 		{
 			// Heap re-created: the maximum changed, the old points go.
