@@ -1,7 +1,9 @@
 package heap
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -511,4 +513,74 @@ func TestTrendRestartsAfterRecovery(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzTrend: any points, in any order and of any size, through Add or as
+// read back from a state file, give a trend with no NaN or infinity, a
+// time to exhaustion of 0 or more, and a reason whenever nothing is
+// predicted. Each point is 13 bytes: flags, a time step in ms (in s with
+// flag 4), the allocation.
+func FuzzTrend(f *testing.F) {
+	point := func(flags byte, dt int32, alloc int64) []byte {
+		b := []byte{flags}
+		b = binary.LittleEndian.AppendUint32(b, uint32(dt))
+		return binary.LittleEndian.AppendUint64(b, uint64(alloc))
+	}
+	var leak, jump, drop []byte
+	for i := range 40 {
+		leak = append(leak, point(0, 10000, 40000000+int64(i)*59800)...)
+		jump = append(jump, point(0, 10000, 40000000+int64(min(i/20, 1))*5<<20)...)
+		drop = append(drop, point(0, 10000, 60000000-int64(i/20)*2684398+int64(i)*1000)...)
+	}
+	f.Add(leak, int64(0), int64(0), uint8(0), uint8(0), 0.0)
+	f.Add(jump, int64(time.Minute), int64(time.Second), uint8(5), uint8(4), 0.5)
+	f.Add(drop, int64(-1), int64(1), uint8(255), uint8(1), math.NaN())
+	f.Add(point(7, -1, math.MinInt64+1), int64(0), int64(0), uint8(0), uint8(0), math.Inf(1))
+	f.Fuzz(func(t *testing.T, data []byte, maxAge, rateSpan int64, maxPoints, minPoints uint8, resetDrop float64) {
+		cfg := TrendConfig{MaxPoints: int(maxPoints), MaxAge: time.Duration(maxAge), MinPoints: int(minPoints),
+			ResetDrop: resetDrop, RateSpan: time.Duration(rateSpan)}
+		check := func(tr Trend, what string) {
+			t.Helper()
+			for _, v := range []float64{tr.BytesPerSecond, tr.Rate} {
+				if math.IsNaN(v) || math.IsInf(v, 0) {
+					t.Fatalf("%s: %+v", what, tr)
+				}
+			}
+			if tr.TimeToExhaustion < 0 || tr.Predicted != (tr.NoPrediction == "") || tr.Predicted && !(tr.Rate > 0) {
+				t.Fatalf("%s: %+v", what, tr)
+			}
+		}
+		s := &Series{Heap: "h"}
+		var raw []Point
+		at := t0
+		for ; len(data) >= 13; data = data[13:] {
+			flags := data[0]
+			step := time.Duration(int32(binary.LittleEndian.Uint32(data[1:5])))
+			if flags&4 != 0 {
+				at = at.Add(step * time.Second)
+			} else {
+				at = at.Add(step * time.Millisecond)
+			}
+			p := Point{T: at, Allocated: int64(binary.LittleEndian.Uint64(data[5:13])), Max: gpMax}
+			switch flags & 3 {
+			case 1:
+				p.Max = 1000
+			case 2:
+				p.Max = math.MaxInt64
+			case 3:
+				p.Max = int64(int8(flags))
+			}
+			full := ""
+			if flags&8 != 0 {
+				full = fmt.Sprintf("h-0x%d", flags>>4)
+			}
+			raw = append(raw, p)
+			s.Add(cfg, full, p)
+			if n, max := len(s.Points), cfg.withDefaults().MaxPoints; n < 1 || n > max {
+				t.Fatalf("%d points in a window of %d", n, max)
+			}
+			check(s.Trend(cfg), "after Add")
+		}
+		check((&Series{Heap: "h", Points: raw}).Trend(cfg), "read back")
+	})
 }
