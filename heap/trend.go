@@ -2,6 +2,8 @@ package heap
 
 import (
 	"fmt"
+	"math"
+	"slices"
 	"time"
 )
 
@@ -40,13 +42,20 @@ type TrendConfig struct {
 	MaxPoints int `json:"max_points,omitempty"`
 	// MaxAge drops points older than this before the newest (default 15 min).
 	MaxAge time.Duration `json:"max_age,omitempty"`
-	// MinPoints is the fewest points a prediction needs (default 3, at least 3).
+	// MinPoints is the fewest points a prediction needs (default 3, at
+	// least 3), and one more than the fewest spans of RateSpan.
 	MinPoints int `json:"min_points,omitempty"`
-	// ResetDrop: an allocation drop larger than this fraction of the
-	// maximum heap size between two points starts a new window (default
-	// 0.10): the heap was restarted or the leaking VMs powered off, and a
-	// line through the cliff would mean nothing.
+	// ResetDrop: an allocation more than this fraction of the maximum heap
+	// size below the window's highest starts a new window (default 0.03).
+	// Powering off the leaking VMs gives back a few percent (4 % of max in
+	// the field), possibly over several polls, and a line through that
+	// cliff would go on predicting the stopped leak; 3 % is over five
+	// minutes of the seed incident's leak, well above a heap's churn.
 	ResetDrop float64 `json:"reset_drop,omitempty"`
+	// RateSpan is the shortest span over which growth is judged (default
+	// 1 min): a leak grows in every minute, a one-off allocation in one,
+	// and one minute holds six of the daemon's polls or one of cron's.
+	RateSpan time.Duration `json:"rate_span,omitempty"`
 }
 
 func (c TrendConfig) withDefaults() TrendConfig {
@@ -59,8 +68,11 @@ func (c TrendConfig) withDefaults() TrendConfig {
 	if c.MinPoints < 3 {
 		c.MinPoints = 3
 	}
-	if c.ResetDrop <= 0 {
-		c.ResetDrop = 0.10
+	if !(c.ResetDrop > 0) {
+		c.ResetDrop = 0.03
+	}
+	if c.RateSpan <= 0 {
+		c.RateSpan = time.Minute
 	}
 	return c
 }
@@ -80,13 +92,17 @@ type Series struct {
 }
 
 // Add appends a point, first starting a new window when the heap was
-// re-created (full name or maximum size changed, allocation dropped
-// sharply) or host time went backwards, then trims the window. It returns
-// the reason when it reset the window, "" otherwise.
+// re-created (full name or maximum size changed), host time went
+// backwards, or allocation fell more than ResetDrop below the window's
+// highest, then trims the window. It returns the reason when it reset the
+// window, "" otherwise.
 func (s *Series) Add(cfg TrendConfig, fullName string, p Point) (reset string) {
 	cfg = cfg.withDefaults()
 	if n := len(s.Points); n > 0 {
 		last := s.Points[n-1]
+		peak, ok := s.peak(cfg.MaxPoints-1, p.T.Add(-cfg.MaxAge))
+		// In float64: saved points are not trusted to be small.
+		drop := float64(peak) - float64(p.Allocated)
 		switch {
 		case fullName != "" && s.FullName != "" && fullName != s.FullName:
 			reset = fmt.Sprintf("heap re-created as %s", fullName)
@@ -94,8 +110,8 @@ func (s *Series) Add(cfg TrendConfig, fullName string, p Point) (reset string) {
 			reset = fmt.Sprintf("maximum size changed from %d to %d", last.Max, p.Max)
 		case p.T.Before(last.T):
 			reset = "host time went backwards"
-		case float64(last.Allocated-p.Allocated) > cfg.ResetDrop*float64(p.Max):
-			reset = fmt.Sprintf("allocation dropped from %d to %d", last.Allocated, p.Allocated)
+		case ok && drop > cfg.ResetDrop*float64(p.Max):
+			reset = fmt.Sprintf("allocation dropped from %d to %d (%.1f %% of max)", peak, p.Allocated, 100*drop/float64(p.Max))
 		}
 	}
 	if reset != "" {
@@ -121,7 +137,22 @@ func (s *Series) Add(cfg TrendConfig, fullName string, p Point) (reset string) {
 	return reset
 }
 
-// Trend is the least-squares line through a Series' window.
+// peak is the highest allocation among the last n points from since on:
+// the ones the next point's window keeps, so a point about to be trimmed
+// does not restart the window.
+func (s *Series) peak(n int, since time.Time) (int64, bool) {
+	var hi int64
+	ok := false
+	for _, q := range s.Points[max(len(s.Points)-n, 0):] {
+		if !q.T.Before(since) && (!ok || q.Allocated > hi) {
+			hi, ok = q.Allocated, true
+		}
+	}
+	return hi, ok
+}
+
+// Trend is the least-squares line through a Series' window, and a
+// prediction when the growth is sustained.
 type Trend struct {
 	Heap   string `json:"heap"`
 	Points int    `json:"points"`
@@ -132,11 +163,15 @@ type Trend struct {
 	// time between them.
 	BytesPerSecond float64 `json:"bytes_per_second"`
 	Last           Point   `json:"last"`
-	// Predicted is true when the fit is meaningful (at least MinPoints
-	// points over a non-zero span, positive slope); only then are
+	// Predicted is true when the growth is sustained (at least MinPoints
+	// points, a positive slope, and see sustained); only then are Rate,
 	// TimeToExhaustion and ExhaustionAt set. Otherwise NoPrediction says why.
 	Predicted bool `json:"predicted"`
-	// TimeToExhaustion is (Max - last allocated) / slope, from the last
+	// Rate is the growth TimeToExhaustion assumes, in bytes per second: the
+	// smaller of BytesPerSecond and the median span rate, so that a jump
+	// inside the window, which pulls the slope up, does not shorten it.
+	Rate float64 `json:"rate_bytes_per_second,omitempty"`
+	// TimeToExhaustion is (Max - last allocated) / Rate, from the last
 	// point's time: the observed last value, not the fitted one, so a
 	// recent jump is not averaged away. Zero when already exhausted.
 	TimeToExhaustion time.Duration `json:"time_to_exhaustion_ns,omitempty"`
@@ -163,25 +198,103 @@ func (s *Series) Trend(cfg TrendConfig) Trend {
 	switch {
 	case len(s.Points) < cfg.MinPoints:
 		t.NoPrediction = fmt.Sprintf("%d samples, need %d", len(s.Points), cfg.MinPoints)
+		return t
 	case !ok:
 		t.NoPrediction = "all samples at the same time"
+		return t
 	case slope <= 0:
 		t.NoPrediction = "allocation not growing"
-	default:
-		t.Predicted = true
-		left := float64(last.Max - last.Allocated)
-		if left < 0 {
-			left = 0
-		}
-		secs := left / slope
-		const maxSecs = float64(1<<63-1) / float64(time.Second)
-		if secs > maxSecs {
-			secs = maxSecs
-		}
-		t.TimeToExhaustion = time.Duration(secs * float64(time.Second))
-		t.ExhaustionAt = last.T.Add(t.TimeToExhaustion)
+		return t
 	}
+	median, why := sustained(s.Points, cfg.RateSpan, cfg.MinPoints-1)
+	if why != "" {
+		t.NoPrediction = why
+		return t
+	}
+	t.Predicted = true
+	t.Rate = min(slope, median)
+	left := float64(last.Max) - float64(last.Allocated)
+	if left < 0 {
+		left = 0
+	}
+	// float64(1<<63-1) rounds up to 2^63, which a Duration cannot hold:
+	// from there on the time is the longest Duration.
+	const maxSecs = float64(1<<63-1) / float64(time.Second)
+	if secs := left / t.Rate; secs < maxSecs {
+		t.TimeToExhaustion = time.Duration(secs * float64(time.Second))
+	} else {
+		t.TimeToExhaustion = math.MaxInt64
+	}
+	t.ExhaustionAt = last.T.Add(t.TimeToExhaustion)
 	return t
+}
+
+// sustained says whether the growth through ps (in time order) is a rate
+// rather than a few steps or churn, and returns the median rate of its
+// spans in bytes per second; why is "" when it is sustained.
+func sustained(ps []Point, span time.Duration, need int) (median float64, why string) {
+	// A few polls after a start or a reset, noise is as large as the growth.
+	rates := spanRates(ps, span)
+	n := len(rates)
+	if n < need {
+		return 0, fmt.Sprintf("growth not sustained yet: %d of %d spans of %v", n, need, span)
+	}
+	// Growth in more than half of the spans: a one-off jump lands in one
+	// (two when it straddles them), so a few jumps leave the median at 0.
+	newest := rates[0]
+	slices.Sort(rates)
+	median = (rates[(n-1)/2] + rates[n/2]) / 2
+	if !(rates[(n-1)/2] > 0) {
+		return median, fmt.Sprintf("growth not sustained: median rate %.0f B/s over %d spans", median, n)
+	}
+	// A heap giving memory back is not heading for exhaustion now.
+	if !(newest > 0) {
+		return median, fmt.Sprintf("growth not sustained: %.0f B/s over the newest span", newest)
+	}
+	// A sawtooth's spans rise more often than they fall, but it comes back
+	// to the same levels: the last third must be above the first.
+	first, last := ps[0].T, ps[len(ps)-1].T
+	third := last.Sub(first) / 3
+	var hiEarly, loLate int64
+	seenEarly, seenLate := false, false
+	for _, p := range ps {
+		if p.T.Sub(first) <= third && (!seenEarly || p.Allocated > hiEarly) {
+			hiEarly, seenEarly = p.Allocated, true
+		}
+		if last.Sub(p.T) <= third && (!seenLate || p.Allocated < loLate) {
+			loLate, seenLate = p.Allocated, true
+		}
+	}
+	if seenEarly && seenLate && loLate <= hiEarly {
+		return median, fmt.Sprintf("growth not sustained: lowest of the last third %d not above highest of the first third %d", loLate, hiEarly)
+	}
+	return median, ""
+}
+
+// spanRates cuts ps, newest first, into consecutive spans of at least d
+// and returns each span's allocation rate in bytes per second. Points
+// older than the oldest full span are left out, so that spans of regular
+// polls are of one length and a staircase leak shows one step in each.
+func spanRates(ps []Point, d time.Duration) []float64 {
+	var rates []float64
+	for end := len(ps) - 1; end > 0; {
+		j := end - 1
+		for j >= 0 && ps[end].T.Sub(ps[j].T) < d {
+			j--
+		}
+		if j < 0 {
+			break
+		}
+		rates = append(rates, rate(ps[j], ps[end]))
+		end = j
+	}
+	return rates
+}
+
+// rate is the allocation rate from a to b in bytes per second; b is at
+// least a nanosecond after a.
+func rate(a, b Point) float64 {
+	return (float64(b.Allocated) - float64(a.Allocated)) / b.T.Sub(a.T).Seconds()
 }
 
 // fit returns the least-squares slope of Allocated over time in bytes per
