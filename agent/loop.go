@@ -321,9 +321,9 @@ func (w *Watcher) consume(text []byte) {
 		w.unparsed++
 		return
 	}
+	// Every line moves the tracker's log clock; port lines are tracked.
+	w.tracker.Observe(ev)
 	switch ev.Kind {
-	case collector.KindPortDisabled, collector.KindPortEnabled:
-		w.tracker.Observe(ev)
 	case collector.KindCoreDump, collector.KindUserDump:
 		if ev.Process == Agent {
 			w.vpxaCrash = true

@@ -17,9 +17,10 @@ const flapSkew = time.Minute
 // A cycle is one enabled event (the incident's counts, from
 // grep 'enabled port', are enabled lines); disabled events only move a
 // port's Last time. Ports are judged at a reference time R = max(now, L),
-// where now is the caller's clock and L the time of the last port event in
-// log order: a line that arrives late is placed by its own time, and a log
-// whose clock stepped back takes R back with it.
+// where now is the caller's clock and L the time of the last line observed
+// in log order (every kind of event moves it): a line that arrives late is
+// placed by its own time, and a log whose clock stepped back takes R back
+// with it, even when the flapping ports wrote nothing since.
 //
 // A time c is within the window ending at R when R-window <= c <= R (both
 // ends inclusive). A port flaps at R when at least cycles of its cycle
@@ -38,7 +39,7 @@ type FlapTracker struct {
 	cycles   int
 	window   time.Duration
 	ports    map[Port]*flapPort
-	logTime  time.Time // the last port event's time, in log order
+	logTime  time.Time // the last line's time, in log order
 	observed int
 }
 
@@ -79,12 +80,15 @@ func NewFlapTracker(cycles int, window time.Duration) *FlapTracker {
 	return &FlapTracker{cycles: cycles, window: window, ports: map[Port]*flapPort{}}
 }
 
-// Observe takes one event; kinds other than the port kinds are ignored.
+// Observe takes one event: its time moves the log clock (L), and port
+// events are tracked; other kinds are not.
 func (t *FlapTracker) Observe(ev Event) {
+	if !ev.Time.IsZero() {
+		t.logTime = ev.Time
+	}
 	if ev.Kind != KindPortDisabled && ev.Kind != KindPortEnabled {
 		return
 	}
-	t.logTime = ev.Time
 	p := t.ports[ev.Port]
 	if p == nil {
 		p = &flapPort{first: ev.Time}

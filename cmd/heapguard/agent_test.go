@@ -61,15 +61,49 @@ func readJournal(t *testing.T, stateDir string) []remediate.Entry {
 }
 
 // TestKillDashNineKeepsBudgets kills heapguard with SIGKILL in the middle
-// of a power-off and starts it again: the budget spent before the kill is
-// still spent, and no action is repeated.
+// of a plan and starts it again, with the state folder as the kill left
+// it, with state.json damaged, or with guards.json gone: the budget spent
+// before the kill is still spent, no action is repeated, and the step the
+// kill left open is resolved in the journal. The journal is what the
+// second run trusts.
 func TestKillDashNineKeepsBudgets(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, state, root string)
+	}{
+		{"as left", func(*testing.T, string, string) {}},
+		{"state.json damaged", func(t *testing.T, state, _ string) {
+			if err := os.WriteFile(filepath.Join(state, "state.json"), []byte("{\"version\": 1, \"pol"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"guards.json removed", func(t *testing.T, state, root string) {
+			// And the host record, which lives in RAM on ESXi.
+			for _, p := range []string{filepath.Join(state, remediate.GuardsFile), host.Path(root, remediate.HostDir+"/"+remediate.GuardsFile)} {
+				if err := os.Remove(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			killAndRestart(t, tc.damage)
+		})
+	}
+}
+
+func killAndRestart(t *testing.T, damage func(t *testing.T, state, root string)) {
 	h := simHost(t, "seed-incident")
 	h.Advance(105 * time.Minute) // about 11% free: critical within a few minutes
+	// The first shutdown hangs, so the kill always lands inside that
+	// power-off, after its start was journaled and spent.
+	h.AddFault(esxsim.Fault{Command: "vim-cmd", ArgsPrefix: []string{"vmsvc/power.shutdown"}, Hang: true,
+		HangFor: esxsim.Duration(20 * time.Second), Times: 1})
 	bin := heapguardBin(t)
 	state := filepath.Join(t.TempDir(), "state")
 	args := []string{"run", "--root", h.Root(), "--state-dir", state, "--power-off-allow", "DSVA*",
-		"--max-power-offs", "2", "--interval", "10s"}
+		"--max-power-offs", "2", "--interval", "10s", "--hold-polls", "1"}
 
 	first := steppedCommand(bin, args...)
 	var firstErr bytes.Buffer
@@ -92,8 +126,11 @@ func TestKillDashNineKeepsBudgets(t *testing.T) {
 	if started == "" {
 		t.Fatalf("no power-off started within 90 s; stderr:\n%s", firstErr.String())
 	}
+	damage(t, state, h.Root())
 
-	second := steppedCommand(bin, append(args, "--for", "12m")...)
+	// Shorter than the power-off settle time (5m): a VM shut down twice
+	// in this run is a step repeated, not a retry after the wait.
+	second := steppedCommand(bin, append(args, "--for", "4m")...)
 	out, err := second.CombinedOutput()
 	if err != nil {
 		t.Fatalf("second run: %v\n%s", err, out)
@@ -113,14 +150,18 @@ func TestKillDashNineKeepsBudgets(t *testing.T) {
 	if len(shutdowns) > 2 {
 		t.Errorf("%d VMs powered off with --max-power-offs 2: the budget was reset by the restart", len(shutdowns))
 	}
+	entries := readJournal(t, state)
 	var refused bool
-	for _, e := range readJournal(t, state) {
+	for _, e := range entries {
 		if e.Action == remediate.ActPowerOff && e.Result == remediate.ResultSkipped && strings.Contains(e.Error, "budget") {
 			refused = true
 		}
 	}
 	if len(shutdowns) == 2 && !refused {
 		t.Error("the third DSVA appliance was neither powered off nor refused for the budget in the journal")
+	}
+	if open := remediate.Unfinished(entries); len(open) != 0 {
+		t.Errorf("steps still open in the journal after the restart: %+v", open)
 	}
 }
 
