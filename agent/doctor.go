@@ -63,6 +63,7 @@ func RunDoctor(ctx context.Context, opt DoctorOptions) *Doctor {
 	d.log(opt, layout)
 	d.heaps(ctx, opt)
 	d.vimCmd(ctx, opt)
+	d.ports(ctx, opt)
 	d.initScripts(opt, layout)
 	d.stateDir(opt)
 	d.execInstalledOnly(ctx, opt, major)
@@ -188,6 +189,27 @@ func (d *Doctor) vimCmd(ctx context.Context, opt DoctorOptions) {
 		return
 	}
 	d.add("vim-cmd", OK, "vim-cmd vmsvc/getallvms lists %d VMs", len(rows))
+}
+
+// ports says whether the host gives the live port list that confirms a
+// flapping port's owner before any power-off (remediate.Inventory.OwnerOf).
+func (d *Doctor) ports(ctx context.Context, opt DoctorOptions) {
+	ports, err := remediate.LoadPorts(ctx, opt.Runner, opt.Timeout)
+	if ports == nil {
+		d.add("ports", Warn, "no live port list (%v): a flapping port's VM is powered off only when it is the one registered, powered-on VM declaring the MAC on a present NIC", err)
+		return
+	}
+	vm := 0
+	for _, p := range ports {
+		if p.Type == 5 {
+			vm++
+		}
+	}
+	if err != nil {
+		d.add("ports", Warn, "net-stats -l lists %d ports (%d of VMs), but: %v", len(ports), vm, err)
+		return
+	}
+	d.add("ports", OK, "net-stats -l lists %d ports (%d of VMs): a flapping port's owner is confirmed live before any power-off", len(ports), vm)
 }
 
 func (d *Doctor) initScripts(opt DoctorOptions, layout host.Layout) {

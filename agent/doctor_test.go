@@ -144,3 +144,34 @@ func TestDoctorStateOnRamdisk(t *testing.T) {
 	}
 	t.Fatal("no state finding")
 }
+
+// TestDoctorPorts: doctor says whether flapping ports can be confirmed
+// live (net-stats -l), and what heapguard does when they cannot.
+func TestDoctorPorts(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault bool
+		want  Level
+		text  string
+	}{
+		{"net-stats answers", false, OK, "a flapping port's owner is confirmed live"},
+		{"net-stats fails", true, Warn, "no live port list"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := esxsim.New(t, esxsim.Incident())
+			if tc.fault {
+				h.AddFault(esxsim.Fault{Command: "net-stats", ExitCode: 1, Stderr: "net-stats: not found\n"})
+			}
+			d := RunDoctor(context.Background(), DoctorOptions{Root: h.Root(), StateDir: t.TempDir(), Runner: esxsim.Runner{Root: h.Root()}})
+			for _, f := range d.Findings {
+				if f.Check == "ports" {
+					if f.Level != tc.want || !strings.Contains(f.Detail, tc.text) {
+						t.Errorf("ports finding %+v: want %s holding %q", f, tc.want, tc.text)
+					}
+					return
+				}
+			}
+			t.Fatal("no ports finding")
+		})
+	}
+}

@@ -64,7 +64,7 @@ func addAgentFlags(fs *flag.FlagSet, daemon bool) *agentFlags {
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", remediate.DefaultShutdownTimeout, "graceful shutdown time before a hard power-off")
 	fs.DurationVar(&o.commandTimeout, "command-timeout", remediate.DefaultCommandTimeout, "timeout of each host command")
 	fs.IntVar(&o.flapCycles, "flap-cycles", 10, "a port flaps at this many down/up cycles ...")
-	fs.DurationVar(&o.flapWindow, "flap-window", 5*time.Minute, "... within this much log time")
+	fs.DurationVar(&o.flapWindow, "flap-window", 5*time.Minute, "... within this much time, by the lines' own log times")
 	fs.IntVar(&o.year, "year", 0, "year of 4.x syslog dates (default: from the log's modification time)")
 	fs.BoolVar(&o.json, "json", false, "print JSON instead of text")
 	if daemon {
