@@ -15,7 +15,9 @@ import (
 
 	"github.com/heapguard/heapguard/esxsim"
 	"github.com/heapguard/heapguard/host"
+	"github.com/heapguard/heapguard/policy"
 	"github.com/heapguard/heapguard/remediate"
+	"github.com/heapguard/heapguard/report"
 )
 
 // Acceptance tests: heapguard's watch loop against a simulated ESXi host.
@@ -45,7 +47,7 @@ func agentOptions(h *esxsim.Host, stateDir string, clock host.Clock) Options {
 		Root: h.Root(), StateDir: stateDir, Interval: 10 * time.Second,
 		// The tools run in this process (esxsim.Runner): a run makes over a
 		// thousand calls, and an exec costs tens of ms on a slow machine.
-		Policy: DefaultConfig(), Clock: clock, Runner: esxsim.Runner{Root: h.Root()},
+		Policy: policy.DefaultConfig(), Clock: clock, Runner: esxsim.Runner{Root: h.Root()},
 		// The simulated guests take 20 s to shut down; polls every 5 s of host time.
 		ShutdownTimeout: 2 * time.Minute, CommandTimeout: 10 * time.Second,
 	}
@@ -143,7 +145,7 @@ func agentOps(acts []esxsim.Action) []string {
 // rotated) holds s.
 func logHas(t *testing.T, root, s string) bool {
 	t.Helper()
-	for _, p := range HostLogs(root) {
+	for _, p := range report.HostLogs(root) {
 		f, err := os.Open(p)
 		if err != nil {
 			continue
@@ -267,7 +269,7 @@ func TestAcceptSeedIncident(t *testing.T) {
 			// The journal explains each step, before and after.
 			var started, ok int
 			for _, e := range r.journal(t) {
-				if e.Action == remediate.ActPowerOff || e.Action == remediate.ActRestartAgent {
+				if e.Action == policy.ActPowerOff || e.Action == policy.ActRestartAgent {
 					if e.Reason == "" || e.Heap == nil || e.Heap.PercentFreeOfMax <= 0 {
 						t.Errorf("journal entry without reason or heap figures: %+v", e)
 					}
@@ -301,7 +303,7 @@ func TestAcceptNoAllowList(t *testing.T) {
 	}
 	var skipped int
 	for _, e := range r.journal(t) {
-		if e.Action == remediate.ActPowerOff {
+		if e.Action == policy.ActPowerOff {
 			if e.Result != remediate.ResultSkipped || !strings.Contains(e.Error+e.Reason, "--power-off-allow") {
 				t.Errorf("power-off entry %+v: want skipped, naming --power-off-allow", e)
 			}
@@ -331,7 +333,7 @@ func TestAcceptDryRun(t *testing.T) {
 		if !e.DryRun {
 			t.Errorf("dry-run journal entry without dry_run: %+v", e)
 		}
-		if e.Action == remediate.ActPowerOff && e.Result == remediate.ResultDryRun {
+		if e.Action == policy.ActPowerOff && e.Result == remediate.ResultDryRun {
 			planned++
 		}
 	}
@@ -358,7 +360,7 @@ func TestAcceptNoBlameNoPowerOff(t *testing.T) {
 	}
 	var crit bool
 	for _, res := range r.results {
-		if res.Plan.Status >= Crit {
+		if res.Plan.Status >= policy.Crit {
 			crit = true
 		}
 	}
@@ -380,7 +382,7 @@ func TestAcceptFlapNoLeak(t *testing.T) {
 		t.Fatal("no poll")
 	}
 	last := r.results[len(r.results)-1].Plan
-	if last.Status != Warn || len(last.Flapping) == 0 {
+	if last.Status != policy.Warn || len(last.Flapping) == 0 {
 		t.Errorf("last plan: status %s, %d flapping ports; want WARNING with the flapping port", last.Status, len(last.Flapping))
 	}
 	for _, res := range r.results {
@@ -475,11 +477,11 @@ func TestAcceptAmbiguousMAC(t *testing.T) {
 				t.Errorf("no plan mapped %s to DSVA04 with a note naming mon-01", flapMAC)
 			}
 			for _, e := range r.journal(t) {
-				if e.Action == remediate.ActPowerOff && e.VMID == itoa(twin.ID) ||
-					tc.ambiguous && e.Action == remediate.ActPowerOff && (e.MAC == flapMAC || e.VMID == itoa(dsva04.ID)) {
+				if e.Action == policy.ActPowerOff && e.VMID == itoa(twin.ID) ||
+					tc.ambiguous && e.Action == policy.ActPowerOff && (e.MAC == flapMAC || e.VMID == itoa(dsva04.ID)) {
 					t.Errorf("power-off journaled for the ambiguous MAC: %+v", e)
 				}
-				if tc.ambiguous && e.Action == remediate.ActAlert && e.MAC == flapMAC && !strings.Contains(e.Reason, "ambiguous") {
+				if tc.ambiguous && e.Action == policy.ActAlert && e.MAC == flapMAC && !strings.Contains(e.Reason, "ambiguous") {
 					t.Errorf("alert for %s does not say it is ambiguous: %s", flapMAC, e.Reason)
 				}
 			}
@@ -492,7 +494,7 @@ func TestAcceptAmbiguousMAC(t *testing.T) {
 func TestAcceptSecondInstanceRefuses(t *testing.T) {
 	t.Parallel()
 	h := newSim(t, "healthy")
-	opt := Options{Root: h.Root(), StateDir: t.TempDir(), Policy: DefaultConfig()}
+	opt := Options{Root: h.Root(), StateDir: t.TempDir(), Policy: policy.DefaultConfig()}
 	w, err := Open(opt)
 	if err != nil {
 		t.Fatal(err)
@@ -523,7 +525,7 @@ func TestAcceptHangingTools(t *testing.T) {
 	})
 	var timedOut bool
 	for _, e := range r.journal(t) {
-		if e.Action == remediate.ActPowerOff && strings.Contains(e.Output+e.Error, "timed out") {
+		if e.Action == policy.ActPowerOff && strings.Contains(e.Output+e.Error, "timed out") {
 			timedOut = true
 		}
 	}
@@ -597,7 +599,7 @@ func TestAcceptBreakerTrips(t *testing.T) {
 	})
 	var failed, breaker int
 	for _, e := range r.journal(t) {
-		if e.Action == remediate.ActPowerOff && e.Result == remediate.ResultFailed {
+		if e.Action == policy.ActPowerOff && e.Result == remediate.ResultFailed {
 			failed++
 			if !strings.Contains(e.Error+e.Output, "connection refused") {
 				t.Errorf("failed power-off does not carry the command's error: %+v", e)
@@ -634,37 +636,10 @@ func TestAcceptWatchedHeapNotSampled(t *testing.T) {
 		o.Policy.PowerOffAllow = []string{"DSVA*"}
 	})
 	for _, res := range r.results {
-		if res.Plan.Status != Unknown || res.Plan.HeapErr == "" || len(res.Plan.LiveActions()) > 0 {
+		if res.Plan.Status != policy.Unknown || res.Plan.HeapErr == "" || len(res.Plan.LiveActions()) > 0 {
 			t.Fatalf("plan %s, heap error %q, %d actions: want UNKNOWN, a heap error, no action",
 				res.Plan.Status, res.Plan.HeapErr, len(res.Plan.LiveActions()))
 		}
-	}
-}
-
-// TestForgetUnstarted: a power-off or restart that never started (a guard
-// refused it, or heapguard was stopping) leaves no "planned at" mark, so
-// the next poll plans it again instead of waiting for it.
-func TestForgetUnstarted(t *testing.T) {
-	at := time.Date(2014, 6, 10, 8, 0, 0, 0, time.UTC)
-	w := &Watcher{st: savedState{Policy: State{
-		PowerOffPlannedAt: map[string]time.Time{"vmid:4": at, "vmid:1": at},
-		RestartPlannedAt:  at,
-	}}}
-	actions := []remediate.Action{
-		{Kind: remediate.ActPowerOff, VMID: "4"},
-		{Kind: remediate.ActPowerOff, VMID: "1"},
-		{Kind: remediate.ActRestartAgent, Target: "vpxa"},
-	}
-	outcomes := []remediate.Outcome{{Result: remediate.ResultOK}, {Result: remediate.ResultSkipped}, {Result: remediate.ResultSkipped}}
-	w.forgetUnstarted(outcomes, actions)
-	if _, ok := w.st.Policy.PowerOffPlannedAt["vmid:4"]; !ok {
-		t.Error("the power-off that ran lost its mark")
-	}
-	if _, ok := w.st.Policy.PowerOffPlannedAt["vmid:1"]; ok {
-		t.Error("the refused power-off kept its mark")
-	}
-	if !w.st.Policy.RestartPlannedAt.IsZero() {
-		t.Error("the refused restart kept its mark")
 	}
 }
 

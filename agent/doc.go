@@ -1,7 +1,10 @@
-// Package agent decides: it holds the policy (thresholds, hysteresis,
-// holding for N polls, prediction) that turns observations into a Plan, the
-// loop that drives it, the modes (run, check, report) and their persisted
-// state (log position, trends, budgets).
+// Package agent is heapguard's driver, the thin loop around the pure
+// policy (package policy), like raft's node around its core: it reads the
+// log (collector, collector/follow), samples the heaps (heap), asks the
+// host who owns a flapping port and what the guards allow (remediate),
+// calls policy.Decide, carries the plan out through remediate.Apply, tells
+// the policy what started (policy.Advance) and keeps the state between
+// polls and runs (run and check).
 //
-// It must not run host commands itself; it asks package remediate.
+// It builds no host command itself: those are remediate's and heap's.
 package agent

@@ -10,6 +10,7 @@ import (
 
 	"github.com/heapguard/heapguard/esxsim"
 	"github.com/heapguard/heapguard/host"
+	"github.com/heapguard/heapguard/policy"
 	"github.com/heapguard/heapguard/remediate"
 )
 
@@ -66,7 +67,7 @@ func wantPowerOps(t *testing.T, h *esxsim.Host, before *esxsim.State, off, untou
 func journalAlertNames(t *testing.T, r *simRun, names ...string) bool {
 	t.Helper()
 	for _, e := range r.journal(t) {
-		if e.Action != remediate.ActAlert {
+		if e.Action != policy.ActAlert {
 			continue
 		}
 		all := true
@@ -258,9 +259,9 @@ func TestHostileGetstateFault(t *testing.T) {
 	var failed, restarted int
 	for _, o := range faulted.Outcomes {
 		switch {
-		case o.Action.Kind == remediate.ActPowerOff && o.Result == remediate.ResultFailed && !o.Mutated:
+		case o.Action.Kind == policy.ActPowerOff && o.Result == remediate.ResultFailed && !o.Mutated:
 			failed++
-		case o.Action.Kind == remediate.ActRestartAgent && o.Result == remediate.ResultOK:
+		case o.Action.Kind == policy.ActRestartAgent && o.Result == remediate.ResultOK:
 			restarted++
 		}
 	}
@@ -333,7 +334,7 @@ func TestHostileClockSteppedBack(t *testing.T) {
 	}
 	var crit bool
 	for _, res := range r.results {
-		crit = crit || res.Plan.Status == Crit
+		crit = crit || res.Plan.Status == policy.Crit
 		for _, f := range res.Plan.Flapping {
 			t.Errorf("plan at %s: %s flapping %d times", res.Plan.Time, f.Port, f.Cycles)
 		}
@@ -355,7 +356,7 @@ func TestHostileBlindWithVpxaDown(t *testing.T) {
 	if got := agentOps(h.Actions()); strings.Join(got, "; ") != "vpxa restart" {
 		t.Errorf("agent operations %q, want vpxa restart", got)
 	}
-	if len(r.results) == 0 || r.results[0].Plan.Status != Crit || r.results[0].Plan.HeapErr == "" {
+	if len(r.results) == 0 || r.results[0].Plan.Status != policy.Crit || r.results[0].Plan.HeapErr == "" {
 		t.Fatalf("first plan: %+v, want CRITICAL with the heap error", r.results[0].Plan)
 	}
 	if !agentRunning(h.State(), "vpxa") {
@@ -402,8 +403,8 @@ func TestHostileAllocationJump(t *testing.T) {
 	}
 	for _, res := range results {
 		for _, v := range res.Plan.Heaps {
-			if v.Watched && (v.HasPrediction && v.TimeToExhaustion < 15*time.Minute || v.Level == Crit) {
-				t.Errorf("plan at %s: %s", res.Plan.Time, heapText(v))
+			if v.Watched && (v.HasPrediction && v.TimeToExhaustion < 15*time.Minute || v.Level == policy.Crit) {
+				t.Errorf("plan at %s: %s %.1f%% free, predicted %v in %s", res.Plan.Time, v.Name, v.PercentFreeOfMax, v.HasPrediction, v.TimeToExhaustion)
 			}
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/heapguard/heapguard/collector/follow"
 	"github.com/heapguard/heapguard/heap"
 	"github.com/heapguard/heapguard/host"
+	"github.com/heapguard/heapguard/policy"
 	"github.com/heapguard/heapguard/remediate"
 )
 
@@ -33,7 +34,7 @@ type Options struct {
 	DryRun   bool
 	// Heaps are globs of the heaps to sample; empty: every heap.
 	Heaps  []string
-	Policy Config
+	Policy policy.Config
 	Guards remediate.GuardLimits
 	// FlapCycles within FlapWindow of log time make a port flapping.
 	FlapCycles int
@@ -53,7 +54,8 @@ type Options struct {
 // Defaults of the loop.
 const (
 	DefaultInterval = 10 * time.Second
-	// statusTimeout bounds `vpxa status`; vsishTimeout bounds one heap read.
+	// statusTimeout bounds each read-only host command unless
+	// --command-timeout says otherwise.
 	statusTimeout = 10 * time.Second
 )
 
@@ -65,7 +67,7 @@ type savedState struct {
 	Position follow.Position     `json:"position"`
 	Flaps    collector.FlapState `json:"flaps"`
 	Trends   heap.Trends         `json:"trends"`
-	Policy   State               `json:"policy"`
+	Policy   policy.State        `json:"policy"`
 	// Reported is the signature of the last plan journaled, so a plan
 	// that only repeats it (the same alert every poll) is not journaled again.
 	Reported string    `json:"reported,omitempty"`
@@ -255,23 +257,14 @@ func (w *Watcher) recover() error {
 	if err := w.guards.Recover(entries, now); err != nil {
 		return err
 	}
-	w.st.Policy.PowerOffPlannedAt, w.st.Policy.RestartPlannedAt = nil, time.Time{}
+	var started []policy.Started
 	for _, e := range entries {
 		t, err := time.Parse(time.RFC3339Nano, e.Time)
-		if e.DryRun || e.Result != remediate.ResultStarted || err != nil {
-			continue
-		}
-		switch {
-		case e.Action == remediate.ActPowerOff && within(now, t, w.opt.Policy.PowerOffSettle):
-			if w.st.Policy.PowerOffPlannedAt == nil {
-				w.st.Policy.PowerOffPlannedAt = map[string]time.Time{}
-			}
-			w.st.Policy.PowerOffPlannedAt[vmKey(VMRef{ID: e.VMID})] = t
-		case e.Action == remediate.ActRestartAgent && e.Target == Agent && within(now, t, w.opt.Policy.RestartSettle) &&
-			t.After(w.st.Policy.RestartPlannedAt):
-			w.st.Policy.RestartPlannedAt = t
+		if !e.DryRun && e.Result == remediate.ResultStarted && err == nil {
+			started = append(started, policy.Started{Kind: e.Action, Target: e.Target, VMID: e.VMID, At: t})
 		}
 	}
+	w.st.Policy = policy.Resume(w.st.Policy, w.opt.Policy, now, started)
 	return nil
 }
 
@@ -325,7 +318,7 @@ func (w *Watcher) consume(text []byte) {
 	w.tracker.Observe(ev)
 	switch ev.Kind {
 	case collector.KindCoreDump, collector.KindUserDump:
-		if ev.Process == Agent {
+		if ev.Process == policy.Agent {
 			w.vpxaCrash = true
 			w.log.Warn("vpxa crash in the log", zap.Time("log_time", ev.Time), zap.ByteString("line", text))
 		}
@@ -336,7 +329,7 @@ func (w *Watcher) consume(text []byte) {
 
 // Result is what one poll decided and did.
 type Result struct {
-	Plan     Plan
+	Plan     policy.Plan
 	Outcomes []remediate.Outcome
 	// Reported is true when the plan was journaled (and so worth showing):
 	// it acts, or it differs from the last reported plan.
@@ -345,7 +338,7 @@ type Result struct {
 
 // signature names what a plan says, without its changing figures: its
 // status and each action's kind, target and whether it is skipped.
-func signature(p Plan) string {
+func signature(p policy.Plan) string {
 	var b strings.Builder
 	b.WriteString(p.Status.String())
 	for _, act := range p.Actions {
@@ -355,9 +348,9 @@ func signature(p Plan) string {
 }
 
 // acts reports whether a plan has a step that changes the host.
-func acts(p Plan) bool {
+func acts(p policy.Plan) bool {
 	for _, act := range p.LiveActions() {
-		if act.Kind != remediate.ActAlert {
+		if act.Kind != policy.ActAlert {
 			return true
 		}
 	}
@@ -371,19 +364,24 @@ func (w *Watcher) Poll(ctx context.Context) (Result, error) {
 		return Result{}, fmt.Errorf("not acting: %w", err)
 	}
 	now := w.opt.Clock.Now()
-	obs := Observations{Time: now}
+	obs := policy.Observations{Time: now}
 	obs.Heaps, obs.HeapErr = w.sampleHeaps(ctx, now)
 	obs.Vpxa = w.vpxaStatus(ctx)
 	obs.Vpxa.CrashSeen = w.vpxaCrash
 	obs.Flapping = w.flapping(ctx, now)
 	gs := w.guards.Status(now)
-	obs.Guards = &GuardObs{
+	obs.Guards = &policy.GuardObs{
 		PowerOffsLeft: max(gs.MaxPowerOffs-gs.PowerOffsInWindow, 0), NextPowerOffAt: gs.NextPowerOffAt,
-		RestartAllowedAt: gs.CooldownUntil[Agent], BreakerOpen: gs.BreakerOpen, BreakerWhy: gs.LastFailure,
+		RestartAllowedAt: gs.CooldownUntil[policy.Agent], BreakerOpen: gs.BreakerOpen, BreakerWhy: gs.LastFailure,
 	}
 
-	plan, next := Decide(w.opt.Policy, w.st.Policy, obs)
+	plan, next := policy.Decide(w.opt.Policy, w.st.Policy, obs)
 	w.st.Policy = next
+	for _, p := range plan.Forget {
+		if port, err := collector.ParsePort(p); err == nil {
+			w.tracker.Forget(port)
+		}
+	}
 	res := Result{Plan: plan}
 
 	var err error
@@ -413,7 +411,11 @@ func (w *Watcher) Poll(ctx context.Context) (Result, error) {
 		if err == nil {
 			w.st.Reported = sig
 		}
-		w.forgetUnstarted(res.Outcomes, plan.Actions)
+		started := make([]bool, len(res.Outcomes))
+		for i, o := range res.Outcomes {
+			started[i] = o.Result != remediate.ResultSkipped
+		}
+		w.st.Policy = policy.Advance(w.st.Policy, plan.Actions, started)
 		for _, o := range res.Outcomes {
 			w.log.Info("action", zap.String("action", string(o.Action.Kind)), zap.String("target", o.Action.Target),
 				zap.String("result", o.Result), zap.String("error", o.Err), zap.Bool("dry_run", w.opt.DryRun))
@@ -427,28 +429,6 @@ func (w *Watcher) Poll(ctx context.Context) (Result, error) {
 	return res, err
 }
 
-// forgetUnstarted takes back the policy's "planned at" marks of steps
-// that never started (refused by a guard, or heapguard stopping), so the
-// next poll plans them again instead of waiting for an effect that cannot
-// come.
-func (w *Watcher) forgetUnstarted(outcomes []remediate.Outcome, actions []remediate.Action) {
-	for i, act := range actions {
-		if act.Skipped != "" {
-			continue // listed only; nothing was planned for it
-		}
-		started := i < len(outcomes) && outcomes[i].Result != remediate.ResultSkipped
-		if started {
-			continue
-		}
-		switch act.Kind {
-		case remediate.ActPowerOff:
-			delete(w.st.Policy.PowerOffPlannedAt, vmKey(VMRef{ID: act.VMID}))
-		case remediate.ActRestartAgent:
-			w.st.Policy.RestartPlannedAt = time.Time{}
-		}
-	}
-}
-
 func newPlanID(now time.Time) string {
 	var b [4]byte
 	rand.Read(b[:])
@@ -458,24 +438,24 @@ func newPlanID(now time.Time) string {
 // sampleHeaps lists the heaps and reads those that match --heaps. The
 // policy must never act blind: a failed listing, or a watched heap that
 // could not be read, is reported as HeapErr.
-func (w *Watcher) sampleHeaps(ctx context.Context, now time.Time) ([]HeapObs, string) {
+func (w *Watcher) sampleHeaps(ctx context.Context, now time.Time) ([]policy.HeapObs, string) {
 	entries, err := heap.List(ctx, w.opt.Runner)
 	if err != nil {
 		return nil, err.Error()
 	}
-	var out []HeapObs
+	var out []policy.HeapObs
 	var problems []string
 	sawWatched := false
 	for _, e := range entries {
 		if len(w.opt.Heaps) > 0 && !heap.Match(w.opt.Heaps, e.Base) {
 			continue
 		}
-		if w.opt.Policy.watched(e.Full) {
+		if w.opt.Policy.Watched(e.Full, e.Base) {
 			sawWatched = true
 		}
 		s, err := heap.Read(ctx, w.opt.Runner, e)
 		if err != nil {
-			if w.opt.Policy.watched(e.Full) {
+			if w.opt.Policy.Watched(e.Full, e.Base) {
 				problems = append(problems, err.Error())
 			} else {
 				w.log.Warn("heap unreadable", zap.String("heap", e.Full), zap.Error(err))
@@ -484,12 +464,12 @@ func (w *Watcher) sampleHeaps(ctx context.Context, now time.Time) ([]HeapObs, st
 		}
 		pct, _, ok := s.FreeOfMax()
 		if !ok {
-			if w.opt.Policy.watched(e.Full) {
+			if w.opt.Policy.Watched(e.Full, e.Base) {
 				problems = append(problems, fmt.Sprintf("%s: no free-of-max figures in its stats", e.Full))
 			}
 			continue
 		}
-		obs := HeapObs{Name: e.Full, PercentFreeOfMax: pct}
+		obs := policy.HeapObs{Name: e.Full, Base: e.Base, PercentFreeOfMax: pct}
 		obs.MaxBytes, _ = s.MaxSize()
 		obs.AllocatedBytes, _ = s.Allocated()
 		if s.FullName == "" {
@@ -520,7 +500,7 @@ func (w *Watcher) heapCheck(ctx context.Context) (float64, error) {
 		return 0, err
 	}
 	for _, e := range entries {
-		if !w.opt.Policy.watched(e.Full) {
+		if !w.opt.Policy.Watched(e.Full, e.Base) {
 			continue
 		}
 		s, err := heap.Read(ctx, w.opt.Runner, e)
@@ -534,21 +514,16 @@ func (w *Watcher) heapCheck(ctx context.Context) (float64, error) {
 	return 0, errors.New("verify: no watched heap could be read")
 }
 
-// vpxaStatus asks the init script. Exit 0 is running; another exit status
-// is not running; no answer at all (timeout, no script) is unknown.
-func (w *Watcher) vpxaStatus(ctx context.Context) AgentObs {
+// vpxaStatus asks vpxa's init script whether it runs; no answer is unknown.
+func (w *Watcher) vpxaStatus(ctx context.Context) policy.AgentObs {
 	if w.layout.VpxaInit == "" {
-		return AgentObs{}
+		return policy.AgentObs{}
 	}
-	res, err := w.opt.Runner.Run(ctx, statusTimeout, w.layout.VpxaInit, "status")
-	if err == nil {
-		return AgentObs{Known: true, Running: true}
+	st, err := remediate.AgentStatus(ctx, w.opt.Runner, w.layout, policy.Agent, w.commandTimeout())
+	if err != nil {
+		w.log.Warn("vpxa status unknown", zap.Error(err))
 	}
-	if res.ExitCode > 0 {
-		return AgentObs{Known: true, Running: false}
-	}
-	w.log.Warn("vpxa status unknown", zap.Error(err))
-	return AgentObs{}
+	return policy.AgentObs{Known: st.Known, Running: st.Running}
 }
 
 // flapping maps the tracker's flapping ports to the VMs that own them, as
@@ -556,13 +531,13 @@ func (w *Watcher) vpxaStatus(ctx context.Context) AgentObs {
 // net-stats port list each poll, the .vmx claims of the cached inventory,
 // and the candidates' power states read now. The inventory costs a few
 // commands, so it is only loaded when something flaps.
-func (w *Watcher) flapping(ctx context.Context, now time.Time) []FlapObs {
-	var out []FlapObs
+func (w *Watcher) flapping(ctx context.Context, now time.Time) []policy.FlapObs {
+	var out []policy.FlapObs
 	for _, p := range w.tracker.Status(now) {
 		if !p.Flapping {
 			continue
 		}
-		f := FlapObs{Port: p.Port.String(), Cycles: p.Cycles, Window: w.flapWindow}
+		f := policy.FlapObs{Port: p.Port.String(), Cycles: p.Cycles, Window: w.flapWindow}
 		if p.MACKnown {
 			f.MAC = p.MAC.String()
 		}
@@ -583,14 +558,10 @@ func (w *Watcher) flapping(ctx context.Context, now time.Time) []FlapObs {
 		o := inv.OwnerOf(ctx, uint32(port), f.MAC, power)
 		switch {
 		case o.Owner != nil:
-			f.VM = &VMRef{ID: o.Owner.VMID, Name: o.Owner.Name, VMX: o.Owner.VMX, PoweredOn: true}
+			f.VM = &policy.VMRef{ID: o.Owner.VMID, Name: o.Owner.Name, VMX: o.Owner.VMX, PoweredOn: true}
 			f.Notes = o.Notes
 		case o.Off != nil:
-			f.VM = &VMRef{ID: o.Off.VMID, Name: o.Off.Name, VMX: o.Off.VMX}
-			// Its flaps are over: if it is powered on again it must flap
-			// anew before it is taken for a flapping VM (this poll still
-			// reports it, so the plan can say it is already off).
-			w.tracker.Forget(port)
+			f.VM = &policy.VMRef{ID: o.Off.VMID, Name: o.Off.Name, VMX: o.Off.VMX}
 		default:
 			f.Unconfirmed, f.Ambiguous = o.Why, o.Ambiguous
 			f.Claimants = o.Claimants()
@@ -620,7 +591,7 @@ const (
 )
 
 // inventory returns a recent inventory with this poll's port list.
-func (w *Watcher) inventory(ctx context.Context, now time.Time, flaps []FlapObs) *remediate.Inventory {
+func (w *Watcher) inventory(ctx context.Context, now time.Time, flaps []policy.FlapObs) *remediate.Inventory {
 	age := now.Sub(w.invAt)
 	fresh := w.inv != nil && age >= 0 && age < inventoryTTL
 	if fresh && age >= inventoryRetry {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"runtime"
 	"sync"
@@ -427,4 +428,16 @@ func scanChunks(f io.ReaderAt, bounds []int64, opt ScanOptions, modTime time.Tim
 		sum.appendSummary(st.sum)
 	}
 	return sum, nil
+}
+
+// PathCause drops the operation and path that an *fs.PathError repeats,
+// for messages that name the path already.
+func PathCause(err error) error {
+	if pe, ok := errors.AsType[*fs.PathError](err); ok {
+		return pe.Err
+	}
+	if errors.Is(err, ErrNotRegular) {
+		return ErrNotRegular
+	}
+	return err
 }

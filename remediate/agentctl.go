@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/heapguard/heapguard/host"
+	"github.com/heapguard/heapguard/policy"
 )
 
 // Agent names an ActRestartAgent target may hold.
@@ -59,7 +60,7 @@ func statusArgv(script string) []string { return []string{script, "status"} }
 
 // verifyAgent is the agent an ActVerify checks: its Target when that names
 // an agent, else vpxa, the agent whose loss heapguard exists to prevent.
-func verifyAgent(a Action) string {
+func verifyAgent(a policy.Action) string {
 	if a.Target == AgentHostd {
 		return AgentHostd
 	}
@@ -68,7 +69,7 @@ func verifyAgent(a Action) string {
 
 // restartAgent restarts the agent through its init script, then waits
 // until "<script> status" exits 0, for up to AgentWait of host time.
-func (s *session) restartAgent(ctx context.Context, a Action) error {
+func (s *session) restartAgent(ctx context.Context, a policy.Action) error {
 	script, err := initScript(s.live.Layout, a.Target)
 	if err != nil {
 		return fmt.Errorf("restart agent: %w", err)

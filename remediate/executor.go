@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"github.com/heapguard/heapguard/host"
+	"github.com/heapguard/heapguard/policy"
 )
 
 // Executor carries out one Action. It never decides whether to; the
 // caller (Apply) has checked the guards and journaled the start.
 type Executor interface {
-	Execute(ctx context.Context, a Action) Outcome
+	Execute(ctx context.Context, a policy.Action) Outcome
 }
 
 var (
@@ -80,7 +81,7 @@ func orDefault(d, def time.Duration) time.Duration {
 // commands' timeouts and the configured waits; the caller passes a
 // context that is not cancelled by a shutdown signal if the action must
 // finish (see Apply).
-func (l *Live) Execute(ctx context.Context, a Action) Outcome {
+func (l *Live) Execute(ctx context.Context, a policy.Action) Outcome {
 	clock := l.Clock
 	if clock == nil {
 		clock = host.SystemClock{}
@@ -92,13 +93,13 @@ func (l *Live) Execute(ctx context.Context, a Action) Outcome {
 	start := clock.Now()
 	var err error
 	switch a.Kind {
-	case ActAlert:
+	case policy.ActAlert:
 		s.note("alert only, nothing run")
-	case ActPowerOff:
+	case policy.ActPowerOff:
 		err = s.powerOff(ctx, a)
-	case ActRestartAgent:
+	case policy.ActRestartAgent:
 		err = s.restartAgent(ctx, a)
-	case ActVerify:
+	case policy.ActVerify:
 		err = s.verify(ctx, a)
 	default:
 		err = fmt.Errorf("unknown action %q", a.Kind)
@@ -229,7 +230,7 @@ type DryRun struct {
 func (*DryRun) dryRun() {}
 
 // Execute returns ResultDryRun with the exact argument vectors Live would run.
-func (d *DryRun) Execute(_ context.Context, a Action) Outcome {
+func (d *DryRun) Execute(_ context.Context, a policy.Action) Outcome {
 	var b strings.Builder
 	cmd := func(argv []string, when string) {
 		fmt.Fprintf(&b, "would run: %s", FormatArgv(argv))
@@ -240,9 +241,9 @@ func (d *DryRun) Execute(_ context.Context, a Action) Outcome {
 	}
 	var err error
 	switch a.Kind {
-	case ActAlert:
+	case policy.ActAlert:
 		b.WriteString("alert only, nothing would run\n")
-	case ActPowerOff:
+	case policy.ActPowerOff:
 		if err = checkVMID(a.VMID); err != nil {
 			break
 		}
@@ -252,7 +253,7 @@ func (d *DryRun) Execute(_ context.Context, a Action) Outcome {
 		cmd(getStateArgv(a.VMID), fmt.Sprintf("every %s until Powered off, for up to %s", orDefault(d.PollInterval, DefaultPollInterval), st))
 		cmd(powerOffArgv(a.VMID), fmt.Sprintf("at once if the shutdown fails, or after %s", st))
 		cmd(getStateArgv(a.VMID), "must say Powered off")
-	case ActRestartAgent:
+	case policy.ActRestartAgent:
 		var script string
 		if script, err = initScript(d.Layout, a.Target); err != nil {
 			break
@@ -261,7 +262,7 @@ func (d *DryRun) Execute(_ context.Context, a Action) Outcome {
 			cmd(argv, "")
 		}
 		cmd(statusArgv(script), fmt.Sprintf("until it exits 0, for up to %s", orDefault(d.AgentWait, DefaultAgentWait)))
-	case ActVerify:
+	case policy.ActVerify:
 		script, serr := initScript(d.Layout, verifyAgent(a))
 		if serr != nil {
 			err = serr

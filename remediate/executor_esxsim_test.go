@@ -13,6 +13,7 @@ import (
 
 	"github.com/heapguard/heapguard/esxsim"
 	"github.com/heapguard/heapguard/host"
+	"github.com/heapguard/heapguard/policy"
 )
 
 // simClock is the simulated host's clock as a test drives it: Sleep
@@ -73,7 +74,7 @@ func vmByID(t *testing.T, h *esxsim.Host, id int) *esxsim.VM {
 func TestLiveSimPowerOffWithTools(t *testing.T) {
 	h, l := newSimHost(t, esxsim.Incident())
 	start := h.State().Now
-	o := l.Execute(context.Background(), Action{Kind: ActPowerOff, Target: "DSVA01", VMID: "1"})
+	o := l.Execute(context.Background(), policy.Action{Kind: policy.ActPowerOff, Target: "DSVA01", VMID: "1"})
 	if o.Result != ResultOK {
 		t.Fatalf("result %q %q; output:\n%s", o.Result, o.Err, o.Output)
 	}
@@ -99,7 +100,7 @@ func TestLiveSimPowerOffWithTools(t *testing.T) {
 func TestLiveSimPowerOffWithoutTools(t *testing.T) {
 	h, l := newSimHost(t, esxsim.Incident())
 	start := h.State().Now
-	o := l.Execute(context.Background(), Action{Kind: ActPowerOff, Target: "db-02", VMID: "9"})
+	o := l.Execute(context.Background(), policy.Action{Kind: policy.ActPowerOff, Target: "db-02", VMID: "9"})
 	if o.Result != ResultOK {
 		t.Fatalf("result %q %q; output:\n%s", o.Result, o.Err, o.Output)
 	}
@@ -124,7 +125,7 @@ func TestLiveSimPowerOffShutdownTimesOut(t *testing.T) {
 	l.ShutdownTimeout = 2 * time.Minute
 	l.PollInterval = 30 * time.Second // fewer polls: each one is a process
 	start := h.State().Now
-	o := l.Execute(context.Background(), Action{Kind: ActPowerOff, Target: "vcenter01", VMID: "6"})
+	o := l.Execute(context.Background(), policy.Action{Kind: policy.ActPowerOff, Target: "vcenter01", VMID: "6"})
 	if o.Result != ResultOK {
 		t.Fatalf("result %q %q; output:\n%s", o.Result, o.Err, o.Output)
 	}
@@ -141,7 +142,7 @@ func TestLiveSimPowerOffShutdownTimesOut(t *testing.T) {
 
 func TestLiveSimPowerOffAlreadyOff(t *testing.T) {
 	h, l := newSimHost(t, esxsim.Incident())
-	o := l.Execute(context.Background(), Action{Kind: ActPowerOff, Target: "old-build-03", VMID: "11"})
+	o := l.Execute(context.Background(), policy.Action{Kind: policy.ActPowerOff, Target: "old-build-03", VMID: "11"})
 	if o.Result != ResultOK || len(commandsRun(o.Output)) != 1 || len(h.Actions()) != 0 {
 		t.Errorf("result %q, output:\n%s\nhost actions %v", o.Result, o.Output, simActions(h))
 	}
@@ -149,7 +150,7 @@ func TestLiveSimPowerOffAlreadyOff(t *testing.T) {
 
 func TestLiveSimPowerOffUnknownVM(t *testing.T) {
 	h, l := newSimHost(t, esxsim.Incident())
-	o := l.Execute(context.Background(), Action{Kind: ActPowerOff, Target: "gone", VMID: "99"})
+	o := l.Execute(context.Background(), policy.Action{Kind: policy.ActPowerOff, Target: "gone", VMID: "99"})
 	if o.Result != ResultFailed || len(h.Actions()) != 0 {
 		t.Errorf("result %q %q, host actions %v", o.Result, o.Err, simActions(h))
 	}
@@ -167,7 +168,7 @@ func TestLiveSimRestartVpxa(t *testing.T) {
 		t.Run(tc.version, func(t *testing.T) {
 			h, l := newSimHost(t, esxsim.Incident(), esxsim.WithVersion(tc.version))
 			h.Mutate(func(st *esxsim.State) { st.Agent("vpxa").Running = false }) // crashed
-			o := l.Execute(context.Background(), Action{Kind: ActRestartAgent, Target: AgentVpxa})
+			o := l.Execute(context.Background(), policy.Action{Kind: policy.ActRestartAgent, Target: AgentVpxa})
 			if o.Result != ResultOK {
 				t.Fatalf("result %q %q; output:\n%s", o.Result, o.Err, o.Output)
 			}
@@ -200,7 +201,7 @@ func TestLiveSimHangingVimCmdOpensBreaker(t *testing.T) {
 	defer j.Close()
 	opt := ApplyOptions{Executor: l, Journal: j, Guards: guards, Clock: l.Clock, PlanID: "hang"}
 	for i, id := range []string{"1", "3", "4"} {
-		outs, err := Apply(context.Background(), []Action{{Kind: ActPowerOff, Target: "DSVA", VMID: id}}, opt)
+		outs, err := Apply(context.Background(), []policy.Action{{Kind: policy.ActPowerOff, Target: "DSVA", VMID: id}}, opt)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -208,7 +209,7 @@ func TestLiveSimHangingVimCmdOpensBreaker(t *testing.T) {
 			t.Fatalf("power-off %d: %q %q", i, outs[0].Result, outs[0].Err)
 		}
 	}
-	outs, err := Apply(context.Background(), []Action{{Kind: ActRestartAgent, Target: AgentVpxa}}, opt)
+	outs, err := Apply(context.Background(), []policy.Action{{Kind: policy.ActRestartAgent, Target: AgentVpxa}}, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,13 +233,13 @@ func TestApplySimIncident(t *testing.T) {
 	}
 	defer j.Close()
 	pct, _ := l.HeapCheck(context.Background())
-	heap := &HeapFigures{Name: "netGPHeap", PercentFreeOfMax: pct}
-	plan := []Action{
-		{Kind: ActPowerOff, Target: "DSVA01", VMID: "1", Reason: "port flapping", Heap: heap},
-		{Kind: ActPowerOff, Target: "DSVA03", VMID: "3", Reason: "port flapping", Heap: heap},
-		{Kind: ActPowerOff, Target: "DSVA04", VMID: "4", Reason: "port flapping", Heap: heap},
-		{Kind: ActRestartAgent, Target: AgentVpxa, Reason: "agent restart after the leak", Heap: heap},
-		{Kind: ActVerify, Target: AgentVpxa, Reason: "check recovery", Heap: heap},
+	heap := &policy.HeapFigures{Name: "netGPHeap", PercentFreeOfMax: pct}
+	plan := []policy.Action{
+		{Kind: policy.ActPowerOff, Target: "DSVA01", VMID: "1", Reason: "port flapping", Heap: heap},
+		{Kind: policy.ActPowerOff, Target: "DSVA03", VMID: "3", Reason: "port flapping", Heap: heap},
+		{Kind: policy.ActPowerOff, Target: "DSVA04", VMID: "4", Reason: "port flapping", Heap: heap},
+		{Kind: policy.ActRestartAgent, Target: AgentVpxa, Reason: "agent restart after the leak", Heap: heap},
+		{Kind: policy.ActVerify, Target: AgentVpxa, Reason: "check recovery", Heap: heap},
 	}
 	outs, err := Apply(context.Background(), plan, ApplyOptions{Executor: l, Journal: j, Guards: openGuards(t, dir), Clock: l.Clock, PlanID: "incident"})
 	if err != nil {
@@ -288,7 +289,7 @@ func TestLiveSimShutdownHangs(t *testing.T) {
 	h, l := newSimHost(t, sc)
 	// Long enough for the other commands on a loaded machine (-race).
 	l.Timeout = 2 * time.Second
-	o := l.Execute(context.Background(), Action{Kind: ActPowerOff, Target: "DSVA01", VMID: "1"})
+	o := l.Execute(context.Background(), policy.Action{Kind: policy.ActPowerOff, Target: "DSVA01", VMID: "1"})
 	if o.Result != ResultOK {
 		t.Fatalf("result %q %q; output:\n%s", o.Result, o.Err, o.Output)
 	}
@@ -323,7 +324,7 @@ func TestLiveWaitsEndOnAFrozenClock(t *testing.T) {
 	l.ShutdownTimeout, l.PollInterval, l.AgentWait = 2*time.Minute, 30*time.Second, 30*time.Second
 	done := make(chan Outcome, 1)
 	go func() {
-		done <- l.Execute(context.Background(), Action{Kind: ActPowerOff, Target: "vcenter01", VMID: "6"})
+		done <- l.Execute(context.Background(), policy.Action{Kind: policy.ActPowerOff, Target: "vcenter01", VMID: "6"})
 	}()
 	select {
 	case o := <-done:

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/heapguard/heapguard/host"
+	"github.com/heapguard/heapguard/policy"
 )
 
 var (
@@ -48,7 +49,7 @@ func TestLivePowerOffCommandFailures(t *testing.T) {
 			_, run := helperRoot(t, tc.helper)
 			l := &Live{Runner: run, Layout: layout55, Clock: host.NewManualClock(t0), Timeout: tc.timeout}
 			start := time.Now()
-			o := l.Execute(context.Background(), Action{Kind: ActPowerOff, Target: "dsva 1 $(reboot)", VMID: "12"})
+			o := l.Execute(context.Background(), policy.Action{Kind: policy.ActPowerOff, Target: "dsva 1 $(reboot)", VMID: "12"})
 			if wall := time.Since(start); wall > 10*time.Second {
 				t.Errorf("took %s of wall time", wall)
 			}
@@ -77,7 +78,7 @@ func TestLivePowerOffBadVMID(t *testing.T) {
 	_, run := helperRoot(t, "exit 0")
 	l := &Live{Runner: run, Layout: layout55, Clock: host.NewManualClock(t0)}
 	for _, id := range []string{"", "-1", "12; reboot", "12 13", "0x12", "1234567890123"} {
-		o := l.Execute(context.Background(), Action{Kind: ActPowerOff, Target: "x", VMID: id})
+		o := l.Execute(context.Background(), policy.Action{Kind: policy.ActPowerOff, Target: "x", VMID: id})
 		if o.Result != ResultFailed || len(commandsRun(o.Output)) != 0 {
 			t.Errorf("vmid %q: result %q, ran %q", id, o.Result, commandsRun(o.Output))
 		}
@@ -105,7 +106,7 @@ func TestLiveRestartAgent(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, run := helperRoot(t, tc.helper, tc.layout.VpxaInit, tc.layout.HostdInit)
 			l := &Live{Runner: run, Layout: tc.layout, Clock: host.NewManualClock(t0)}
-			o := l.Execute(context.Background(), Action{Kind: ActRestartAgent, Target: tc.target})
+			o := l.Execute(context.Background(), policy.Action{Kind: policy.ActRestartAgent, Target: tc.target})
 			if o.Result != tc.want {
 				t.Errorf("result %q (%s), want %q; output:\n%s", o.Result, o.Err, tc.want, o.Output)
 			}
@@ -122,7 +123,7 @@ func TestLiveRestartAgentNeverRuns(t *testing.T) {
 	_, run := helperRoot(t, "exit 1", layout55.VpxaInit)
 	clock := host.NewManualClock(t0)
 	l := &Live{Runner: run, Layout: layout55, Clock: clock, AgentWait: 30 * time.Second, PollInterval: 5 * time.Second}
-	o := l.Execute(context.Background(), Action{Kind: ActRestartAgent, Target: AgentVpxa})
+	o := l.Execute(context.Background(), policy.Action{Kind: policy.ActRestartAgent, Target: AgentVpxa})
 	if o.Result != ResultFailed || !strings.Contains(o.Err, "vpxa not running 30s after its restart") {
 		t.Fatalf("result %q, error %q", o.Result, o.Err)
 	}
@@ -145,7 +146,7 @@ func TestLiveRestartAgentNeverRuns(t *testing.T) {
 }
 
 func TestLiveVerify(t *testing.T) {
-	heap := &HeapFigures{Name: "netGPHeap", PercentFreeOfMax: 3}
+	heap := &policy.HeapFigures{Name: "netGPHeap", PercentFreeOfMax: 3}
 	for _, tc := range []struct {
 		name    string
 		reads   []float64
@@ -175,7 +176,7 @@ func TestLiveVerify(t *testing.T) {
 					return tc.reads[len(readAt)-1], nil
 				}
 			}
-			o := l.Execute(context.Background(), Action{Kind: ActVerify, Target: AgentVpxa, Heap: heap})
+			o := l.Execute(context.Background(), policy.Action{Kind: policy.ActVerify, Target: AgentVpxa, Heap: heap})
 			if o.Result != tc.want || !strings.Contains(o.Err, tc.wantErr) {
 				t.Errorf("got %q %q, want %q %q; output:\n%s", o.Result, o.Err, tc.want, tc.wantErr, o.Output)
 			}
@@ -193,7 +194,7 @@ func TestLiveVerifyAgentDown(t *testing.T) {
 	_, run := helperRoot(t, "exit 1", layout55.VpxaInit)
 	l := &Live{Runner: run, Layout: layout55, Clock: host.NewManualClock(t0),
 		HeapCheck: func(context.Context) (float64, error) { return 50, nil }}
-	o := l.Execute(context.Background(), Action{Kind: ActVerify, Target: "netGPHeap"})
+	o := l.Execute(context.Background(), policy.Action{Kind: policy.ActVerify, Target: "netGPHeap"})
 	if o.Result != ResultFailed || !strings.Contains(o.Err, "vpxa not running") {
 		t.Errorf("got %q %q, want a failure naming vpxa", o.Result, o.Err)
 	}
@@ -201,14 +202,14 @@ func TestLiveVerifyAgentDown(t *testing.T) {
 
 func TestLiveAlertRunsNothing(t *testing.T) {
 	l := &Live{Clock: host.NewManualClock(t0)} // no Runner: any command would fail
-	o := l.Execute(context.Background(), Action{Kind: ActAlert, Target: "netGPHeap", Reason: "low"})
+	o := l.Execute(context.Background(), policy.Action{Kind: policy.ActAlert, Target: "netGPHeap", Reason: "low"})
 	if o.Result != ResultOK || len(commandsRun(o.Output)) != 0 {
 		t.Errorf("alert: %+v", o)
 	}
 }
 
 func TestLiveNoRunner(t *testing.T) {
-	o := (&Live{}).Execute(context.Background(), Action{Kind: ActPowerOff, Target: "x", VMID: "1"})
+	o := (&Live{}).Execute(context.Background(), policy.Action{Kind: policy.ActPowerOff, Target: "x", VMID: "1"})
 	if o.Result != ResultFailed || !strings.Contains(o.Err, "no command runner configured") {
 		t.Errorf("got %q %q", o.Result, o.Err)
 	}
@@ -217,43 +218,43 @@ func TestLiveNoRunner(t *testing.T) {
 func TestLiveOutputCap(t *testing.T) {
 	_, run := helperRoot(t, "stderrfail")
 	l := &Live{Runner: run, Layout: layout55, Clock: host.NewManualClock(t0), OutputCap: 40}
-	o := l.Execute(context.Background(), Action{Kind: ActPowerOff, Target: "x", VMID: "1"})
+	o := l.Execute(context.Background(), policy.Action{Kind: policy.ActPowerOff, Target: "x", VMID: "1"})
 	if len(o.Output) > 40+len("\n[output cut]\n") || !strings.HasSuffix(o.Output, "[output cut]\n") {
 		t.Errorf("output not capped: %q", o.Output)
 	}
 }
 
 func TestDryRun(t *testing.T) {
-	heap := &HeapFigures{Name: "netGPHeap", PercentFreeOfMax: 3}
+	heap := &policy.HeapFigures{Name: "netGPHeap", PercentFreeOfMax: 3}
 	for _, tc := range []struct {
 		name   string
 		layout host.Layout
-		a      Action
+		a      policy.Action
 		result string
 		want   string
 	}{
-		{"power off", layout55, Action{Kind: ActPowerOff, Target: "dsva $(reboot); 1", VMID: "12"}, ResultDryRun,
+		{"power off", layout55, policy.Action{Kind: policy.ActPowerOff, Target: "dsva $(reboot); 1", VMID: "12"}, ResultDryRun,
 			`would run: vim-cmd vmsvc/power.getstate 12  (nothing more when already powered off)
 would run: vim-cmd vmsvc/power.shutdown 12  (graceful, needs VMware Tools)
 would run: vim-cmd vmsvc/power.getstate 12  (every 5s until Powered off, for up to 2m0s)
 would run: vim-cmd vmsvc/power.off 12  (at once if the shutdown fails, or after 2m0s)
 would run: vim-cmd vmsvc/power.getstate 12  (must say Powered off)
 `},
-		{"restart 5.5", layout55, Action{Kind: ActRestartAgent, Target: AgentVpxa}, ResultDryRun,
+		{"restart 5.5", layout55, policy.Action{Kind: policy.ActRestartAgent, Target: AgentVpxa}, ResultDryRun,
 			`would run: /etc/init.d/vpxa restart
 would run: /etc/init.d/vpxa status  (until it exits 0, for up to 30s)
 `},
-		{"restart 4.1", layout41, Action{Kind: ActRestartAgent, Target: AgentVpxa}, ResultDryRun,
+		{"restart 4.1", layout41, policy.Action{Kind: policy.ActRestartAgent, Target: AgentVpxa}, ResultDryRun,
 			`would run: /etc/opt/init.d/vmware-vpxa stop
 would run: /etc/opt/init.d/vmware-vpxa start
 would run: /etc/opt/init.d/vmware-vpxa status  (until it exits 0, for up to 30s)
 `},
-		{"verify", layout55, Action{Kind: ActVerify, Target: AgentVpxa, Heap: heap}, ResultDryRun,
+		{"verify", layout55, policy.Action{Kind: policy.ActVerify, Target: AgentVpxa, Heap: heap}, ResultDryRun,
 			`would run: /etc/init.d/vpxa status  (must exit 0)
 would read the heap twice, 10s apart: recovered when not below 3.0% free of max (netGPHeap at the decision) nor falling
 `},
-		{"alert", layout55, Action{Kind: ActAlert}, ResultDryRun, "alert only, nothing would run\n"},
-		{"bad vmid", layout55, Action{Kind: ActPowerOff, VMID: "-h"}, ResultFailed, ""},
+		{"alert", layout55, policy.Action{Kind: policy.ActAlert}, ResultDryRun, "alert only, nothing would run\n"},
+		{"bad vmid", layout55, policy.Action{Kind: policy.ActPowerOff, VMID: "-h"}, ResultFailed, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := (&DryRun{Layout: tc.layout}).Execute(context.Background(), tc.a)

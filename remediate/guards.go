@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/heapguard/heapguard/host"
+	"github.com/heapguard/heapguard/policy"
 )
 
 // GuardsFile is the guards' state inside the state directory, and the
@@ -207,7 +208,7 @@ func (g *Guards) dryCopy() *Guards {
 }
 
 // acting reports whether an action changes the host (and so is guarded).
-func acting(k ActionKind) bool { return k == ActPowerOff || k == ActRestartAgent }
+func acting(k policy.ActionKind) bool { return k == policy.ActPowerOff || k == policy.ActRestartAgent }
 
 // BeginPlan starts a plan: until EndPlan its failures count once toward
 // the breaker, and the breaker is judged as it was now, so a plan's own
@@ -227,7 +228,7 @@ func (g *Guards) EndPlan() {
 
 // Check says whether a may start at now. Alerts and verifications are
 // always allowed; they change nothing.
-func (g *Guards) Check(a Action, now time.Time) error {
+func (g *Guards) Check(a policy.Action, now time.Time) error {
 	if !acting(a.Kind) {
 		return nil
 	}
@@ -242,14 +243,14 @@ func (g *Guards) Check(a Action, now time.Time) error {
 			ErrBreakerOpen, g.st.FailureStreak, g.st.LastFailure, fmtTime(g.st.BreakerSince))
 	}
 	switch a.Kind {
-	case ActPowerOff:
+	case policy.ActPowerOff:
 		recent := g.recentPowerOffs(now)
 		if len(recent) >= g.limits.MaxPowerOffs {
 			next := recent[len(recent)-g.limits.MaxPowerOffs].Add(g.limits.PowerOffWindow)
 			return fmt.Errorf("%w: %d power-offs in the last %s (max %d), next allowed at %s",
 				ErrBudgetSpent, len(recent), fmtWindow(g.limits.PowerOffWindow), g.limits.MaxPowerOffs, fmtTime(next))
 		}
-	case ActRestartAgent:
+	case policy.ActRestartAgent:
 		if last, ok := g.st.AgentRestarts[a.Target]; ok {
 			// A restart recorded in the future (clock stepped back) counts as
 			// recent, but no longer than one cooldown from now.
@@ -302,7 +303,7 @@ func (g *Guards) recentPowerOffs(now time.Time) []time.Time {
 // extends it (once per plan, see BeginPlan) and may open the breaker; a
 // successful verification closes it.
 // Errors wrap ErrGuardState.
-func (g *Guards) Record(a Action, o Outcome, now time.Time) error {
+func (g *Guards) Record(a policy.Action, o Outcome, now time.Time) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	changed := false
@@ -310,11 +311,11 @@ func (g *Guards) Record(a Action, o Outcome, now time.Time) error {
 	switch o.Result {
 	case ResultStarted:
 		switch a.Kind {
-		case ActPowerOff:
+		case policy.ActPowerOff:
 			g.st.PowerOffs = append(g.recentPowerOffs(now), now)
 			g.open[key] = charge{at: now}
 			changed = true
-		case ActRestartAgent:
+		case policy.ActRestartAgent:
 			g.open[key] = charge{at: now, prev: g.st.AgentRestarts[a.Target]}
 			g.st.AgentRestarts[a.Target] = now
 			changed = true
@@ -324,7 +325,7 @@ func (g *Guards) Record(a Action, o Outcome, now time.Time) error {
 		// Only a verified recovery closes the streak: a power-off or a
 		// restart that "worked" while the host never recovered is still a
 		// failed remediation, and every acting plan ends with a verification.
-		if a.Kind == ActVerify {
+		if a.Kind == policy.ActVerify {
 			changed = g.st.FailureStreak != 0
 			g.st.FailureStreak = 0
 		}
@@ -334,7 +335,7 @@ func (g *Guards) Record(a Action, o Outcome, now time.Time) error {
 			changed = true
 		}
 		delete(g.open, key)
-		if (acting(a.Kind) || a.Kind == ActVerify) && !(g.inPlan && g.planFailed) {
+		if (acting(a.Kind) || a.Kind == policy.ActVerify) && !(g.inPlan && g.planFailed) {
 			g.planFailed = g.inPlan
 			g.st.FailureStreak++
 			g.st.LastFailure = fmt.Sprintf("%s %s at %s: %s", a.Kind, a.Target, fmtTime(now), o.Err)
@@ -351,13 +352,13 @@ func (g *Guards) Record(a Action, o Outcome, now time.Time) error {
 }
 
 // refund takes back what starting a spent. Called with g.mu held.
-func (g *Guards) refund(a Action, c charge) {
+func (g *Guards) refund(a policy.Action, c charge) {
 	switch a.Kind {
-	case ActPowerOff:
+	case policy.ActPowerOff:
 		if i := slices.IndexFunc(g.st.PowerOffs, c.at.Equal); i >= 0 {
 			g.st.PowerOffs = slices.Delete(g.st.PowerOffs, i, i+1)
 		}
-	case ActRestartAgent:
+	case policy.ActRestartAgent:
 		if g.st.AgentRestarts[a.Target].Equal(c.at) {
 			if c.prev.IsZero() {
 				delete(g.st.AgentRestarts, a.Target)

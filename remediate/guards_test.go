@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/heapguard/heapguard/policy"
 )
 
 func openGuards(t *testing.T, dir string) *Guards {
@@ -19,13 +21,13 @@ func openGuards(t *testing.T, dir string) *Guards {
 }
 
 var (
-	powerOff = Action{Kind: ActPowerOff, Target: "dsva-1", VMID: "12"}
-	vpxa     = Action{Kind: ActRestartAgent, Target: AgentVpxa}
-	hostd    = Action{Kind: ActRestartAgent, Target: AgentHostd}
+	powerOff = policy.Action{Kind: policy.ActPowerOff, Target: "dsva-1", VMID: "12"}
+	vpxa     = policy.Action{Kind: policy.ActRestartAgent, Target: AgentVpxa}
+	hostd    = policy.Action{Kind: policy.ActRestartAgent, Target: AgentHostd}
 )
 
 // start spends like Apply does: check, then record the start.
-func start(t *testing.T, g *Guards, a Action, now time.Time) {
+func start(t *testing.T, g *Guards, a policy.Action, now time.Time) {
 	t.Helper()
 	if err := g.Check(a, now); err != nil {
 		t.Fatalf("check %s at %s: %v", a.Kind, now.Format(time.TimeOnly), err)
@@ -54,7 +56,7 @@ func TestGuardsPowerOffBudgetRollingHourAcrossRestart(t *testing.T) {
 		}
 	}
 	// Alerts and verifications are never budgeted.
-	if err := g.Check(Action{Kind: ActVerify}, at); err != nil {
+	if err := g.Check(policy.Action{Kind: policy.ActVerify}, at); err != nil {
 		t.Errorf("verify refused: %v", err)
 	}
 	if err := g.Check(powerOff, t0.Add(time.Hour-time.Second)); !errors.Is(err, ErrBudgetSpent) {
@@ -116,7 +118,7 @@ func TestGuardsBreaker(t *testing.T) {
 	}
 	// Across a restart it stays open, for every acting kind.
 	g = openGuards(t, dir)
-	for _, a := range []Action{powerOff, vpxa, hostd} {
+	for _, a := range []policy.Action{powerOff, vpxa, hostd} {
 		err := g.Check(a, now)
 		if !errors.Is(err, ErrBreakerOpen) {
 			t.Fatalf("%s after %d failures: got %v, want ErrBreakerOpen", a.Target, DefaultBreakerAfter, err)
@@ -125,7 +127,7 @@ func TestGuardsBreaker(t *testing.T) {
 			t.Errorf("breaker error %q does not say what failed", err)
 		}
 	}
-	if err := g.Check(Action{Kind: ActAlert}, now); err != nil {
+	if err := g.Check(policy.Action{Kind: policy.ActAlert}, now); err != nil {
 		t.Errorf("alert refused with the breaker open: %v", err)
 	}
 	if err := g.Reset(); err != nil {
@@ -139,9 +141,9 @@ func TestGuardsBreaker(t *testing.T) {
 
 func TestGuardsSuccessClosesStreak(t *testing.T) {
 	g := openGuards(t, t.TempDir())
-	verify := Action{Kind: ActVerify, Target: AgentVpxa}
+	verify := policy.Action{Kind: policy.ActVerify, Target: AgentVpxa}
 	seq := []struct {
-		a Action
+		a policy.Action
 		r string
 	}{{powerOff, ResultFailed}, {powerOff, ResultFailed}, {verify, ResultOK}, {powerOff, ResultFailed}, {powerOff, ResultFailed}}
 	for _, s := range seq {
@@ -227,11 +229,11 @@ func TestGuardsDryCopyChangesNothing(t *testing.T) {
 // must not close the streak).
 func TestGuardsUnverifiedRemediationsOpenBreaker(t *testing.T) {
 	g := openGuards(t, t.TempDir())
-	verify := Action{Kind: ActVerify, Target: AgentVpxa}
-	restart := Action{Kind: ActRestartAgent, Target: AgentVpxa}
+	verify := policy.Action{Kind: policy.ActVerify, Target: AgentVpxa}
+	restart := policy.Action{Kind: policy.ActRestartAgent, Target: AgentVpxa}
 	for i := 0; i < DefaultBreakerAfter; i++ {
 		for _, s := range []struct {
-			a Action
+			a policy.Action
 			r string
 		}{{powerOff, ResultOK}, {restart, ResultOK}, {verify, ResultFailed}} {
 			if err := g.Record(s.a, Outcome{Result: s.r}, t0); err != nil {
@@ -250,7 +252,7 @@ func TestGuardsUnverifiedRemediationsOpenBreaker(t *testing.T) {
 func TestGuardsClockSteppedBack(t *testing.T) {
 	g := openGuards(t, t.TempDir())
 	future := t0.AddDate(1, 0, 0)
-	restart := Action{Kind: ActRestartAgent, Target: AgentVpxa}
+	restart := policy.Action{Kind: policy.ActRestartAgent, Target: AgentVpxa}
 	for i := 0; i < DefaultMaxPowerOffs; i++ {
 		start(t, g, powerOff, future)
 	}

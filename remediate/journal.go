@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/heapguard/heapguard/host"
+	"github.com/heapguard/heapguard/policy"
 )
 
 // JournalFile is the journal's name inside the state directory.
@@ -20,7 +21,7 @@ const JournalFile = "journal.jsonl"
 
 // ActDecide is the journal's action name for a decision: the plan as a
 // whole, written before any of its steps.
-const ActDecide ActionKind = "decide"
+const ActDecide policy.ActionKind = "decide"
 
 // ErrJournal is wrapped by every error that comes from not being able to
 // write the journal. heapguard must not act when it cannot explain itself.
@@ -28,30 +29,30 @@ var ErrJournal = errors.New("journal cannot be written, taking no action")
 
 // Entry is one line of the journal. Time is host time, RFC 3339 in UTC.
 type Entry struct {
-	Time      string       `json:"time"`
-	PlanID    string       `json:"plan_id,omitempty"`
-	Action    ActionKind   `json:"action"`
-	Target    string       `json:"target"`
-	VMID      string       `json:"vmid,omitempty"`
-	Port      string       `json:"port,omitempty"`
-	MAC       string       `json:"mac,omitempty"`
-	Reason    string       `json:"reason"`
-	DryRun    bool         `json:"dry_run"`
-	Result    string       `json:"result"`
-	Error     string       `json:"error"`
-	Heap      *HeapFigures `json:"heap"`
-	Output    string       `json:"output,omitempty"`
-	ElapsedMS int64        `json:"elapsed_ms"`
+	Time      string              `json:"time"`
+	PlanID    string              `json:"plan_id,omitempty"`
+	Action    policy.ActionKind   `json:"action"`
+	Target    string              `json:"target"`
+	VMID      string              `json:"vmid,omitempty"`
+	Port      string              `json:"port,omitempty"`
+	MAC       string              `json:"mac,omitempty"`
+	Reason    string              `json:"reason"`
+	DryRun    bool                `json:"dry_run"`
+	Result    string              `json:"result"`
+	Error     string              `json:"error"`
+	Heap      *policy.HeapFigures `json:"heap"`
+	Output    string              `json:"output,omitempty"`
+	ElapsedMS int64               `json:"elapsed_ms"`
 	// Mutated: the step ran a command that changes the host (final
 	// entries of power-offs and restarts).
 	Mutated bool `json:"mutated,omitempty"`
 	// Summary and Plan are set on decision entries only.
-	Summary string   `json:"summary,omitempty"`
-	Plan    []Action `json:"plan,omitempty"`
+	Summary string          `json:"summary,omitempty"`
+	Plan    []policy.Action `json:"plan,omitempty"`
 }
 
 // entryFor fills an entry from an action.
-func entryFor(planID string, a Action, dryRun bool, result string) Entry {
+func entryFor(planID string, a policy.Action, dryRun bool, result string) Entry {
 	return Entry{
 		PlanID: planID, Action: a.Kind, Target: a.Target, VMID: a.VMID,
 		Port: a.Port, MAC: a.MAC, Reason: a.Reason, DryRun: dryRun,
@@ -171,7 +172,7 @@ func (j *Journal) Append(e Entry) error {
 
 // Decide writes the decision entry that opens a plan: its summary and
 // every step it holds, before any of them runs.
-func (j *Journal) Decide(planID, summary string, actions []Action, dryRun bool) error {
+func (j *Journal) Decide(planID, summary string, actions []policy.Action, dryRun bool) error {
 	e := Entry{
 		PlanID: planID, Action: ActDecide, Target: "plan", DryRun: dryRun,
 		Result: ResultOK, Summary: summary, Plan: actions,

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/heapguard/heapguard/host"
+	"github.com/heapguard/heapguard/policy"
 )
 
 var t0 = time.Date(2026, 7, 26, 1, 26, 46, 0, time.UTC)
@@ -49,8 +50,8 @@ func TestJournalEntryFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	heap := &HeapFigures{Name: "netGPHeap", PercentFreeOfMax: 3.2, MaxBytes: 33554432}
-	a := Action{Kind: ActPowerOff, Target: "dsva $(rm -rf /); x", VMID: "12", Port: "0x3000007", MAC: "00:50:56:aa:bb:cc", Reason: "flapping 40 times in 2m", Heap: heap}
+	heap := &policy.HeapFigures{Name: "netGPHeap", PercentFreeOfMax: 3.2, MaxBytes: 33554432}
+	a := policy.Action{Kind: policy.ActPowerOff, Target: "dsva $(rm -rf /); x", VMID: "12", Port: "0x3000007", MAC: "00:50:56:aa:bb:cc", Reason: "flapping 40 times in 2m", Heap: heap}
 	e := entryFor("p1", a, false, ResultFailed)
 	e.Error, e.Output, e.ElapsedMS = "boom", "$ vim-cmd vmsvc/power.getstate 12\n", 1500
 	if err := j.Append(e); err != nil {
@@ -84,7 +85,7 @@ func TestJournalSyncsEachEntry(t *testing.T) {
 	w := &syncCounter{}
 	j := NewJournal(w, host.NewManualClock(t0))
 	for i := 0; i < 3; i++ {
-		if err := j.Append(Entry{Action: ActAlert, Result: ResultOK}); err != nil {
+		if err := j.Append(Entry{Action: policy.ActAlert, Result: ResultOK}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -103,13 +104,13 @@ func TestJournalWriteFailures(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			j := NewJournal(w, host.NewManualClock(t0))
-			err := j.Append(Entry{Action: ActAlert})
+			err := j.Append(Entry{Action: policy.ActAlert})
 			if !errors.Is(err, ErrJournal) {
 				t.Fatalf("got %v, want ErrJournal", err)
 			}
 			// Once broken, always broken: a line may be half written.
 			w.writeErr, w.syncErr = nil, nil
-			if err := j.Append(Entry{Action: ActAlert}); !errors.Is(err, ErrJournal) {
+			if err := j.Append(Entry{Action: policy.ActAlert}); !errors.Is(err, ErrJournal) {
 				t.Fatalf("after a failure: got %v, want ErrJournal", err)
 			}
 		})
@@ -123,7 +124,7 @@ func TestJournalDevFull(t *testing.T) {
 	}
 	defer f.Close()
 	j := NewJournal(f, host.NewManualClock(t0))
-	err = j.Append(Entry{Action: ActAlert})
+	err = j.Append(Entry{Action: policy.ActAlert})
 	if !errors.Is(err, ErrJournal) || !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("got %v, want ErrJournal wrapping ENOSPC", err)
 	}
@@ -170,7 +171,7 @@ func TestJournalAfterTornLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := j.Append(Entry{Action: ActAlert, Target: "netGPHeap", Result: ResultOK}); err != nil {
+	if err := j.Append(Entry{Action: policy.ActAlert, Target: "netGPHeap", Result: ResultOK}); err != nil {
 		t.Fatal(err)
 	}
 	j.Close()

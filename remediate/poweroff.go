@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/heapguard/heapguard/policy"
 )
 
 func getStateArgv(vmid string) []string { return []string{"vim-cmd", "vmsvc/power.getstate", vmid} }
@@ -42,7 +44,7 @@ func (s *session) getState(ctx context.Context, vmid string) (PowerState, error)
 // ShutdownTimeout of host time has passed; a hard power-off when the
 // shutdown fails (Tools not running, any other fault) or times out; and a
 // final getstate that must say Powered off.
-func (s *session) powerOff(ctx context.Context, a Action) error {
+func (s *session) powerOff(ctx context.Context, a policy.Action) error {
 	if err := checkVMID(a.VMID); err != nil {
 		return fmt.Errorf("power off %q: %w", a.Target, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/heapguard/heapguard/host"
+	"github.com/heapguard/heapguard/policy"
 )
 
 // journalTail is how much of the journal's end is read back at start:
@@ -57,7 +58,7 @@ func ReadJournalTail(stateDir string) ([]Entry, error) {
 // stepKey names one step of one plan in the journal.
 type stepKey struct {
 	plan   string
-	action ActionKind
+	action policy.ActionKind
 	target string
 	vmid   string
 }
@@ -114,9 +115,9 @@ func Spent(entries []Entry, since time.Time) (powerOffs []time.Time, restarts ma
 			continue
 		}
 		switch e.Action {
-		case ActPowerOff:
+		case policy.ActPowerOff:
 			powerOffs = append(powerOffs, t)
-		case ActRestartAgent:
+		case policy.ActRestartAgent:
 			if t.After(restarts[e.Target]) {
 				restarts[e.Target] = t
 			}
@@ -151,7 +152,7 @@ func ResolveUnfinished(ctx context.Context, j *Journal, steps []Entry, runner ho
 		e.Time, e.Output, e.ElapsedMS, e.Mutated = "", "", 0, false
 		e.Reason = "resolved at start: heapguard stopped during this step (" + s.Time + "); " + s.Reason
 		switch s.Action {
-		case ActPowerOff:
+		case policy.ActPowerOff:
 			st, err := RunnerPower(runner, timeout)(ctx, s.VMID)
 			switch {
 			case err != nil:
@@ -162,7 +163,7 @@ func ResolveUnfinished(ctx context.Context, j *Journal, steps []Entry, runner ho
 			default:
 				e.Result, e.Error, e.Mutated = ResultFailed, fmt.Sprintf("interrupted; vmid %s is still %s", s.VMID, st), true
 			}
-		case ActRestartAgent:
+		case policy.ActRestartAgent:
 			script, err := initScript(layout, s.Target)
 			if err == nil {
 				_, err = runner.Run(ctx, timeout, statusArgv(script)...)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/heapguard/heapguard/host"
+	"github.com/heapguard/heapguard/policy"
 )
 
 // scriptRunner answers commands from a table keyed by their words.
@@ -25,7 +26,7 @@ func (r scriptRunner) Run(_ context.Context, _ time.Duration, argv ...string) (h
 	return res, nil
 }
 
-func entryAt(at time.Time, plan string, a Action, result string) Entry {
+func entryAt(at time.Time, plan string, a policy.Action, result string) Entry {
 	e := entryFor(plan, a, false, result)
 	e.Time = at.UTC().Format(time.RFC3339Nano)
 	return e
@@ -34,8 +35,8 @@ func entryAt(at time.Time, plan string, a Action, result string) Entry {
 // A journal as a heapguard killed mid-plan leaves it: the first power-off
 // ended, the second was started, the rest never began.
 func killedJournal() []Entry {
-	p1 := Action{Kind: ActPowerOff, Target: "DSVA04", VMID: "4"}
-	p2 := Action{Kind: ActPowerOff, Target: "DSVA01", VMID: "1"}
+	p1 := policy.Action{Kind: policy.ActPowerOff, Target: "DSVA04", VMID: "4"}
+	p2 := policy.Action{Kind: policy.ActPowerOff, Target: "DSVA01", VMID: "1"}
 	return []Entry{
 		{Time: t0.Format(time.RFC3339Nano), PlanID: "plan-1", Action: ActDecide, Target: "plan", Result: ResultOK},
 		entryAt(t0, "plan-1", p1, ResultStarted),
@@ -60,11 +61,11 @@ func TestUnfinished(t *testing.T) {
 }
 
 func TestSpentRefundsStepsThatRanNothing(t *testing.T) {
-	p3 := Action{Kind: ActPowerOff, Target: "DSVA03", VMID: "3"}
+	p3 := policy.Action{Kind: policy.ActPowerOff, Target: "DSVA03", VMID: "3"}
 	entries := append(killedJournal(),
 		entryAt(t0.Add(time.Minute), "plan-1", p3, ResultStarted),
 		entryAt(t0.Add(time.Minute), "plan-1", p3, ResultFailed), // getstate failed: not mutated
-		entryAt(t0.Add(time.Minute), "plan-1", Action{Kind: ActRestartAgent, Target: AgentVpxa}, ResultStarted),
+		entryAt(t0.Add(time.Minute), "plan-1", policy.Action{Kind: policy.ActRestartAgent, Target: AgentVpxa}, ResultStarted),
 	)
 	offs, restarts := Spent(entries, t0.Add(-time.Hour))
 	if len(offs) != 2 {
@@ -150,7 +151,7 @@ func TestReadJournalTail(t *testing.T) {
 	}
 	big := strings.Repeat("x", 1<<20)
 	for i := 0; i < 12; i++ { // 12 MiB: more than the tail
-		j.Append(Entry{Action: ActAlert, Target: "t", Result: ResultOK, Output: big, PlanID: string(rune('a' + i))})
+		j.Append(Entry{Action: policy.ActAlert, Target: "t", Result: ResultOK, Output: big, PlanID: string(rune('a' + i))})
 	}
 	j.Close()
 	got, err := ReadJournalTail(dir)

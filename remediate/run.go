@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/heapguard/heapguard/host"
+	"github.com/heapguard/heapguard/policy"
 )
 
 // ApplyOptions wire Apply to its executor, journal, guards and clock.
@@ -48,7 +49,7 @@ type ApplyOptions struct {
 // finishes, bounded by its commands' timeouts, so its result is journaled;
 // no further action starts, the rest are journaled as skipped, and
 // ctx.Err() is returned.
-func Apply(ctx context.Context, actions []Action, opt ApplyOptions) ([]Outcome, error) {
+func Apply(ctx context.Context, actions []policy.Action, opt ApplyOptions) ([]Outcome, error) {
 	if opt.Executor == nil || opt.Journal == nil || opt.Guards == nil {
 		return nil, errors.New("apply: executor, journal and guards are required")
 	}
@@ -100,12 +101,12 @@ type progress struct {
 }
 
 // applyOne carries out one action; an error means Apply must stop.
-func applyOne(ctx context.Context, a Action, opt ApplyOptions, guards *Guards, pr *progress) (Outcome, error) {
+func applyOne(ctx context.Context, a policy.Action, opt ApplyOptions, guards *Guards, pr *progress) (Outcome, error) {
 	j, clock := opt.Journal, opt.Clock
-	if a.Kind == ActPowerOff && a.Skipped == "" {
+	if a.Kind == policy.ActPowerOff && a.Skipped == "" {
 		pr.offsPlanned++
 	}
-	if a.Kind == ActRestartAgent && pr.offsDone < pr.offsPlanned {
+	if a.Kind == policy.ActRestartAgent && pr.offsDone < pr.offsPlanned {
 		// The plan's reason counts on the power-offs before it; say
 		// which did not happen (refused by a guard, or failed).
 		a.Reason += fmt.Sprintf(" [%d of %d planned power-offs did not happen]", pr.offsPlanned-pr.offsDone, pr.offsPlanned)
@@ -160,10 +161,10 @@ func applyOne(ctx context.Context, a Action, opt ApplyOptions, guards *Guards, p
 	var gerr error
 	// A verification after nothing was done only observes; its "not
 	// recovered" must not feed the breaker.
-	if a.Kind != ActVerify || pr.acted {
+	if a.Kind != policy.ActVerify || pr.acted {
 		gerr = guards.Record(a, rec, clock.Now())
 	}
-	if a.Kind == ActPowerOff && (o.Result == ResultOK || o.Result == ResultDryRun) {
+	if a.Kind == policy.ActPowerOff && (o.Result == ResultOK || o.Result == ResultDryRun) {
 		pr.offsDone++
 	}
 	if err := errors.Join(jerr, gerr); err != nil {

@@ -15,17 +15,18 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/heapguard/heapguard/host"
+	"github.com/heapguard/heapguard/policy"
 )
 
 // recorder is an Executor that runs nothing and records what it was
 // asked; Apply's tests are about order, journal and guards.
 type recorder struct {
-	calls   []Action
-	results map[ActionKind]string
+	calls   []policy.Action
+	results map[policy.ActionKind]string
 	onExec  func(ctx context.Context)
 }
 
-func (r *recorder) Execute(ctx context.Context, a Action) Outcome {
+func (r *recorder) Execute(ctx context.Context, a policy.Action) Outcome {
 	r.calls = append(r.calls, a)
 	if r.onExec != nil {
 		r.onExec(ctx)
@@ -86,18 +87,18 @@ func (e *applyEnv) journal(t *testing.T, dryRun bool) ([]string, []Entry) {
 	return got, entries
 }
 
-func plan() []Action {
-	heap := &HeapFigures{Name: "netGPHeap", PercentFreeOfMax: 3}
-	return []Action{
-		{Kind: ActAlert, Target: "netGPHeap", Reason: "3% free of max", Heap: heap},
-		{Kind: ActPowerOff, Target: "other-vm", VMID: "9", Reason: "flapping", Skipped: "not in the allow-list", Heap: heap},
-		{Kind: ActPowerOff, Target: "dsva-1", VMID: "12", Port: "0x3000007", MAC: "00:50:56:aa:bb:01", Reason: "flapping", Heap: heap},
-		{Kind: ActRestartAgent, Target: AgentVpxa, Reason: "vpxa crashed", Heap: heap},
-		{Kind: ActVerify, Target: AgentVpxa, Reason: "check recovery", Heap: heap},
+func plan() []policy.Action {
+	heap := &policy.HeapFigures{Name: "netGPHeap", PercentFreeOfMax: 3}
+	return []policy.Action{
+		{Kind: policy.ActAlert, Target: "netGPHeap", Reason: "3% free of max", Heap: heap},
+		{Kind: policy.ActPowerOff, Target: "other-vm", VMID: "9", Reason: "flapping", Skipped: "not in the allow-list", Heap: heap},
+		{Kind: policy.ActPowerOff, Target: "dsva-1", VMID: "12", Port: "0x3000007", MAC: "00:50:56:aa:bb:01", Reason: "flapping", Heap: heap},
+		{Kind: policy.ActRestartAgent, Target: AgentVpxa, Reason: "vpxa crashed", Heap: heap},
+		{Kind: policy.ActVerify, Target: AgentVpxa, Reason: "check recovery", Heap: heap},
 	}
 }
 
-func kinds(as []Action) []string {
+func kinds(as []policy.Action) []string {
 	var k []string
 	for _, a := range as {
 		k = append(k, string(a.Kind)+" "+a.Target)
@@ -172,7 +173,7 @@ func TestApplyRefusedPowerOffStillRestarts(t *testing.T) {
 	if got := rec.calls[1].Reason; got != note {
 		t.Errorf("restart reason %q, want %q", got, note)
 	}
-	if en := entries[5]; en.Action != ActRestartAgent || en.Reason != note {
+	if en := entries[5]; en.Action != policy.ActRestartAgent || en.Reason != note {
 		t.Errorf("restart entry %+v: want reason %q", en, note)
 	}
 }
@@ -181,7 +182,7 @@ func TestApplyRefusedPowerOffStillRestarts(t *testing.T) {
 // power-offs all ran keeps its reason (TestApplyOrderSkipAndJournal).
 func TestApplyFailedPowerOffNoted(t *testing.T) {
 	e := newApplyEnv(t)
-	rec := &recorder{results: map[ActionKind]string{ActPowerOff: ResultFailed}}
+	rec := &recorder{results: map[policy.ActionKind]string{policy.ActPowerOff: ResultFailed}}
 	if _, err := Apply(context.Background(), plan(), e.opts(rec)); err != nil {
 		t.Fatal(err)
 	}
@@ -198,19 +199,19 @@ func TestApplyFailedPowerOffNoted(t *testing.T) {
 	// Only the power-offs before the restart count.
 	p := plan()
 	p[2], p[3] = p[3], p[2]
-	late := &recorder{results: map[ActionKind]string{ActPowerOff: ResultFailed}}
+	late := &recorder{results: map[policy.ActionKind]string{policy.ActPowerOff: ResultFailed}}
 	if _, err := Apply(context.Background(), p, newApplyEnv(t).opts(late)); err != nil {
 		t.Fatal(err)
 	}
-	if got := late.calls[1]; got.Kind != ActRestartAgent || got.Reason != "vpxa crashed" {
+	if got := late.calls[1]; got.Kind != policy.ActRestartAgent || got.Reason != "vpxa crashed" {
 		t.Errorf("restart before the power-off: %+v", got)
 	}
 }
 
 func TestApplyFailuresOpenBreaker(t *testing.T) {
 	e := newApplyEnv(t)
-	rec := &recorder{results: map[ActionKind]string{ActPowerOff: ResultFailed}}
-	p := []Action{{Kind: ActPowerOff, Target: "dsva-1", VMID: "12"}}
+	rec := &recorder{results: map[policy.ActionKind]string{policy.ActPowerOff: ResultFailed}}
+	p := []policy.Action{{Kind: policy.ActPowerOff, Target: "dsva-1", VMID: "12"}}
 	for i := 0; i < DefaultBreakerAfter; i++ {
 		if _, err := Apply(context.Background(), p, e.opts(rec)); err != nil {
 			t.Fatal(err)
@@ -232,8 +233,8 @@ func TestApplyFailuresOpenBreaker(t *testing.T) {
 // must not open the breaker.
 func TestApplyVerifyAloneDoesNotFeedBreaker(t *testing.T) {
 	e := newApplyEnv(t)
-	rec := &recorder{results: map[ActionKind]string{ActVerify: ResultFailed}}
-	p := []Action{{Kind: ActVerify, Target: AgentVpxa}}
+	rec := &recorder{results: map[policy.ActionKind]string{policy.ActVerify: ResultFailed}}
+	p := []policy.Action{{Kind: policy.ActVerify, Target: AgentVpxa}}
 	for i := 0; i < DefaultBreakerAfter+1; i++ {
 		if _, err := Apply(context.Background(), p, e.opts(rec)); err != nil {
 			t.Fatal(err)
@@ -243,7 +244,7 @@ func TestApplyVerifyAloneDoesNotFeedBreaker(t *testing.T) {
 		t.Errorf("guards %+v after failed verifications alone", st)
 	}
 	// After an acting step, a failed verification counts.
-	if _, err := Apply(context.Background(), []Action{vpxa, {Kind: ActVerify, Target: AgentVpxa}}, e.opts(rec)); err != nil {
+	if _, err := Apply(context.Background(), []policy.Action{vpxa, {Kind: policy.ActVerify, Target: AgentVpxa}}, e.opts(rec)); err != nil {
 		t.Fatal(err)
 	}
 	if st := e.guards.Status(t0); st.FailureStreak != 1 {
@@ -426,7 +427,7 @@ func TestApplyDryRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := append(plan(), Action{Kind: ActPowerOff, Target: "dsva-2", VMID: "13", Reason: "flapping"})
+	p := append(plan(), policy.Action{Kind: policy.ActPowerOff, Target: "dsva-2", VMID: "13", Reason: "flapping"})
 	opt := e.opts(&DryRun{Layout: layout55})
 	opt.DryRun = true
 	outs, err := Apply(context.Background(), p, opt)

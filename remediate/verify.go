@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/heapguard/heapguard/policy"
 )
 
 // heapFloor says in words what a verification compares the heap with.
-func heapFloor(a Action) string {
+func heapFloor(a policy.Action) string {
 	if a.Heap == nil {
 		return "the first read"
 	}
@@ -18,7 +20,7 @@ func heapFloor(a Action) string {
 // (waiting up to AgentWait for it), and the heap has stopped falling: two
 // reads VerifyInterval of host time apart, the second not lower than the
 // first nor than the figure the decision was taken on.
-func (s *session) verify(ctx context.Context, a Action) error {
+func (s *session) verify(ctx context.Context, a policy.Action) error {
 	agent := verifyAgent(a)
 	script, err := initScript(s.live.Layout, agent)
 	if err != nil {
@@ -39,7 +41,7 @@ func (s *session) verify(ctx context.Context, a Action) error {
 	return nil
 }
 
-func (s *session) verifyHeap(ctx context.Context, a Action) error {
+func (s *session) verifyHeap(ctx context.Context, a policy.Action) error {
 	if s.live.HeapCheck == nil {
 		// Never report a recovery that was not measured.
 		return errors.New("heap not checked: no heap reader configured")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/heapguard/heapguard/esxsim"
 	"github.com/heapguard/heapguard/host"
+	"github.com/heapguard/heapguard/policy"
 	"github.com/heapguard/heapguard/remediate"
 )
 
@@ -115,7 +116,7 @@ func killAndRestart(t *testing.T, damage func(t *testing.T, state, root string))
 	var started string
 	for started == "" && time.Now().Before(deadline) {
 		for _, e := range readJournal(t, state) {
-			if e.Action == remediate.ActPowerOff && e.Result == remediate.ResultStarted {
+			if e.Action == policy.ActPowerOff && e.Result == remediate.ResultStarted {
 				started = e.VMID
 			}
 		}
@@ -153,7 +154,7 @@ func killAndRestart(t *testing.T, damage func(t *testing.T, state, root string))
 	entries := readJournal(t, state)
 	var refused bool
 	for _, e := range entries {
-		if e.Action == remediate.ActPowerOff && e.Result == remediate.ResultSkipped && strings.Contains(e.Error, "budget") {
+		if e.Action == policy.ActPowerOff && e.Result == remediate.ResultSkipped && strings.Contains(e.Error, "budget") {
 			refused = true
 		}
 	}
@@ -233,7 +234,7 @@ func TestResetRefusesWhileRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	off := remediate.Action{Kind: remediate.ActPowerOff, Target: "DSVA01", VMID: "1"}
+	off := policy.Action{Kind: policy.ActPowerOff, Target: "DSVA01", VMID: "1"}
 	for i := 0; i < 3; i++ {
 		g.Record(off, remediate.Outcome{Result: remediate.ResultStarted}, now)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/heapguard/heapguard/agent"
 	"github.com/heapguard/heapguard/host"
+	"github.com/heapguard/heapguard/policy"
 	"github.com/heapguard/heapguard/remediate"
 )
 
@@ -46,7 +47,7 @@ type agentFlags struct {
 
 func addAgentFlags(fs *flag.FlagSet, daemon bool) *agentFlags {
 	o := &agentFlags{}
-	def := agent.DefaultConfig()
+	def := policy.DefaultConfig()
 	fs.StringVar(&o.config, "config", "", "read flags from `FILE` (lines 'name value'; flags on the command line win)")
 	fs.StringVar(&o.root, "root", "/", "ESXi root `DIR`: prefix for host paths and host commands (a simulated host)")
 	fs.StringVar(&o.stateDir, "state-dir", "", "`DIR` for the journal, budgets, lock and saved state (default: heapguard-state/HOSTNAME beside the binary)")
@@ -121,7 +122,7 @@ func (o *agentFlags) options(logger *zap.Logger) (agent.Options, error) {
 	if o.breakerAfter < 1 {
 		return agent.Options{}, fmt.Errorf("--breaker-after %d: want 1 or more", o.breakerAfter)
 	}
-	cfg := agent.DefaultConfig()
+	cfg := policy.DefaultConfig()
 	if len(o.watchHeaps) > 0 {
 		cfg.WatchHeaps = splitList(o.watchHeaps)
 	}

@@ -7,7 +7,7 @@ import (
 	"flag"
 	"fmt"
 
-	"github.com/heapguard/heapguard/agent"
+	"github.com/heapguard/heapguard/policy"
 	"github.com/heapguard/heapguard/remediate"
 )
 
@@ -58,7 +58,7 @@ func runCheck(ctx context.Context, e env, opts any, args []string) int {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(struct {
-			Plan     agent.Plan          `json:"plan"`
+			Plan     policy.Plan         `json:"plan"`
 			Outcomes []remediate.Outcome `json:"outcomes"`
 			Nagios   string              `json:"nagios"`
 		}{plan, res.Outcomes, line})

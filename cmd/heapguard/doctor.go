@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/heapguard/heapguard/agent"
+	"github.com/heapguard/heapguard/doctor"
 )
 
 type doctorOptions struct {
@@ -54,7 +54,7 @@ func runDoctor(ctx context.Context, e env, opts any, args []string) int {
 			fmt.Fprintf(e.stderr, "heapguard doctor: %v\n", err) // and the state check warns
 		}
 	}
-	d := agent.RunDoctor(ctx, agent.DoctorOptions{Root: o.root, StateDir: stateDir, SelfExe: exe})
+	d := doctor.Run(ctx, doctor.Options{Root: o.root, StateDir: stateDir, SelfExe: exe})
 	var err error
 	if o.json {
 		enc := json.NewEncoder(e.stdout)

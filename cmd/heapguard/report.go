@@ -9,8 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/heapguard/heapguard/agent"
+	"github.com/heapguard/heapguard/policy"
 	"github.com/heapguard/heapguard/remediate"
+	"github.com/heapguard/heapguard/report"
 )
 
 type reportOptions struct {
@@ -70,21 +71,21 @@ func runReport(ctx context.Context, e env, opts any, args []string) int {
 		return usageError
 	}
 	if len(logs) == 0 && o.root != "" {
-		logs = agent.HostLogs(o.root)
+		logs = report.HostLogs(o.root)
 	}
-	ro := agent.ReportOptions{Logs: logs, HeapStats: o.heapStats, Year: o.year, Since: since}
+	ro := report.Options{Logs: logs, HeapStats: o.heapStats, Year: o.year, Since: since}
 	if o.root != "" {
 		refs, err := remediate.ScanVMX(os.DirFS(o.root))
 		if err != nil {
 			// Some unreadable .vmx files do not spoil the others.
 			fmt.Fprintf(e.stderr, "heapguard report: %v\n", err)
 		}
-		ro.VMs = make(map[string]agent.VMRef, len(refs))
+		ro.VMs = make(map[string]policy.VMRef, len(refs))
 		for mac, ref := range refs {
-			ro.VMs[mac] = agent.VMRef{Name: ref.Name, VMX: ref.VMX}
+			ro.VMs[mac] = policy.VMRef{Name: ref.Name, VMX: ref.VMX}
 		}
 	}
-	r := agent.BuildReport(ro)
+	r := report.Build(ro)
 	for _, msg := range r.Errors {
 		fmt.Fprintf(e.stderr, "heapguard report: %s\n", msg)
 	}

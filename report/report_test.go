@@ -1,4 +1,4 @@
-package agent
+package report
 
 import (
 	"bytes"
@@ -31,13 +31,13 @@ func TestReportFileOrder(t *testing.T) {
 		}
 		files = append(files, p)
 	}
-	want := BuildReport(ReportOptions{Logs: files})
+	want := Build(Options{Logs: files})
 	for _, order := range [][]int{{0, 2, 1}, {2, 0, 1}, {2, 1, 0}, {1, 2, 0}} {
 		var logs []string
 		for _, i := range order {
 			logs = append(logs, files[i])
 		}
-		got := BuildReport(ReportOptions{Logs: logs})
+		got := Build(Options{Logs: logs})
 		if len(got.Ports) != 1 || len(want.Ports) != 1 {
 			t.Fatalf("ports %+v / %+v", got.Ports, want.Ports)
 		}
@@ -67,7 +67,7 @@ func TestReportYearAcrossFiles(t *testing.T) {
 	os.Chtimes(older, now, now)
 	os.Chtimes(newer, now.Add(-time.Hour), now.Add(-time.Hour))
 	for _, logs := range [][]string{{older, newer}, {newer, older}} {
-		r := BuildReport(ReportOptions{Logs: logs, Year: 2013})
+		r := Build(Options{Logs: logs, Year: 2013})
 		if len(r.Ports) != 1 {
 			t.Fatalf("ports %+v", r.Ports)
 		}
@@ -138,7 +138,7 @@ func TestReportYearPerLog(t *testing.T) {
 		write(filepath.Join(dir, "a", "messages.1"), line("Dec", 1)),
 		write(filepath.Join(dir, "a", "messages"), line("Dec", 2)),
 	}
-	r := BuildReport(ReportOptions{Logs: logs, Year: 2013})
+	r := Build(Options{Logs: logs, Year: 2013})
 	if len(r.Ports) != 4 {
 		t.Fatalf("ports %+v", r.Ports)
 	}
@@ -163,7 +163,7 @@ func TestReportYearDuplicates(t *testing.T) {
 	newYear := "Dec 31 23:59:50 vmkernel: 7:19:45:13.619 cpu5:45459)NetPort: 1165: disabled port 0x3000003\n" +
 		"Jan  1 00:00:10 vmkernel: 7:19:45:33.619 cpu5:45459)NetPort: 982: enabled port 0x3000003 with mac 00:50:56:84:5a:b1\n"
 	one := write("messages.1", newYear)
-	r := BuildReport(ReportOptions{Logs: []string{one, filepath.Join(dir, ".", "messages.1")}, Year: 2013})
+	r := Build(Options{Logs: []string{one, filepath.Join(dir, ".", "messages.1")}, Year: 2013})
 	if len(r.Ports) != 1 || r.Ports[0].Disabled != 1 || !r.Ports[0].Last.Equal(time.Date(2014, 1, 1, 0, 0, 10, 0, time.UTC)) {
 		t.Errorf("given twice: ports %+v", r.Ports)
 	}
@@ -174,7 +174,7 @@ func TestReportYearDuplicates(t *testing.T) {
 	// messages.1 and messages.1.gz: one copy, plain and compressed.
 	gz := filepath.Join(dir, "messages.1.gz")
 	writeGzip(t, gz, newYear)
-	r = BuildReport(ReportOptions{Logs: []string{one, gz}, Year: 2013})
+	r = Build(Options{Logs: []string{one, gz}, Year: 2013})
 	if len(r.Ports) != 1 || !r.Ports[0].Last.Equal(time.Date(2014, 1, 1, 0, 0, 10, 0, time.UTC)) || !r.Ports[0].First.Equal(time.Date(2013, 12, 31, 23, 59, 50, 0, time.UTC)) {
 		t.Errorf("one copy twice: ports %+v", r.Ports)
 	}
@@ -192,7 +192,7 @@ func TestReportYearDuplicates(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir2, "messages"), []byte("Jan  1 00:00:10 vmkernel: 7:19:45:13.619 cpu5:45459)NetPort: 1165: disabled port 0x3000007\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r = BuildReport(ReportOptions{Logs: []string{filepath.Join(dir2, "messages"), filepath.Join(dir2, "messages.1"), filepath.Join(dir2, "messages.1.gz")}, Year: 2013})
+	r = Build(Options{Logs: []string{filepath.Join(dir2, "messages"), filepath.Join(dir2, "messages.1"), filepath.Join(dir2, "messages.1.gz")}, Year: 2013})
 	if len(r.Ports) != 2 {
 		t.Fatalf("unreadable .1, readable .1.gz: ports %+v", r.Ports)
 	}
@@ -213,7 +213,7 @@ func TestReportYearDuplicates(t *testing.T) {
 		t.Fatal(err)
 	}
 	newer := write("messages", "Jan  2 10:00:00 vmkernel: 7:19:45:13.619 cpu5:45459)NetPort: 1165: disabled port 0x3000005\n")
-	r = BuildReport(ReportOptions{Logs: []string{newer, bad, older}, Year: 2013})
+	r = Build(Options{Logs: []string{newer, bad, older}, Year: 2013})
 	if !slices.ContainsFunc(r.Warnings, func(w string) bool { return strings.Contains(w, "may be a year off") }) {
 		t.Errorf("unreadable copy: warnings %q", r.Warnings)
 	}

@@ -1,4 +1,4 @@
-package agent
+package policy
 
 import (
 	"bufio"
@@ -19,10 +19,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/heapguard/heapguard/remediate"
+	"github.com/heapguard/heapguard/heap"
 )
 
-// Policy stories are raft-style data-driven files, testdata/policy/*.txt.
+// Policy stories are raft-style data-driven files, testdata/stories/*.txt.
 // A file is a sequence of blocks; a block is
 //
 //	# comments and blank lines (kept)
@@ -281,6 +281,7 @@ func storyObs(lines []string) (Observations, error) {
 			}
 			h := HeapObs{
 				Name:             bare[0],
+				Base:             heap.BaseName(bare[0]),
 				PercentFreeOfMax: num("free"),
 				BytesPerSecond:   num("rate"),
 				MaxBytes:         int64(num("max")),
@@ -456,12 +457,12 @@ func runStory(t *testing.T, blocks []storyBlock) {
 }
 
 func TestPolicyStories(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("testdata", "policy", "*.txt"))
+	files, err := filepath.Glob(filepath.Join("testdata", "stories", "*.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(files) == 0 {
-		t.Fatal("no stories in testdata/policy")
+		t.Fatal("no stories in testdata/stories")
 	}
 	for _, file := range files {
 		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
@@ -484,7 +485,7 @@ func TestPolicyStories(t *testing.T) {
 }
 
 func hobs(name string, free float64) HeapObs {
-	return HeapObs{Name: name, PercentFreeOfMax: free, MaxBytes: 67109968, AllocatedBytes: int64(67109968 * (100 - free) / 100)}
+	return HeapObs{Name: name, Base: heap.BaseName(name), PercentFreeOfMax: free, MaxBytes: 67109968, AllocatedBytes: int64(67109968 * (100 - free) / 100)}
 }
 
 func flap(port, mac string, vm *VMRef) FlapObs {
@@ -777,10 +778,10 @@ func TestDecidePowerOffCarriesFigures(t *testing.T) {
 		BytesPerSecond: 1946, TimeToExhaustion: 6 * time.Minute, HasPrediction: true}
 	p, _ := Decide(cfg, State{}, Observations{Time: time.Unix(0, 0), Heaps: []HeapObs{h},
 		Flapping: []FlapObs{flap("0x3000007", "00:50:56:84:5a:b4", vm("3", "DSVA03", true))}, Vpxa: running})
-	want := remediate.Action{
-		Kind: remediate.ActPowerOff, Target: "DSVA03", VMID: "3", Port: "0x3000007", MAC: "00:50:56:84:5a:b4",
+	want := Action{
+		Kind: ActPowerOff, Target: "DSVA03", VMID: "3", Port: "0x3000007", MAC: "00:50:56:84:5a:b4",
 		Reason: "netGPHeap 8.2% free of max (below 10% for 1 poll), falling 1.9 KB/s, exhausted in ~6m; port 0x3000007 (MAC 00:50:56:84:5a:b4) flapped 97 times in 5m",
-		Heap: &remediate.HeapFigures{Name: "netGPHeap", PercentFreeOfMax: 8.2, MaxBytes: 67109968, AllocatedBytes: 61606351,
+		Heap: &HeapFigures{Name: "netGPHeap", PercentFreeOfMax: 8.2, MaxBytes: 67109968, AllocatedBytes: 61606351,
 			BytesPerSecond: 1946, SecondsToExhaustion: 360},
 	}
 	if len(p.Actions) == 0 {
@@ -924,7 +925,7 @@ func FuzzDecide(f *testing.F) {
 				obs.HeapErr = "vsish: timeout"
 			}
 			free := float64(next()) / 2.55
-			h := HeapObs{Name: "netGPHeap-0x410001000000", PercentFreeOfMax: free, BytesPerSecond: float64(b) * 10}
+			h := HeapObs{Name: "netGPHeap-0x410001000000", Base: "netGPHeap", PercentFreeOfMax: free, BytesPerSecond: float64(b) * 10}
 			if b%3 == 0 {
 				h.HasPrediction, h.TimeToExhaustion = true, time.Duration(next())*10*time.Second
 			}
@@ -968,7 +969,7 @@ func FuzzDecide(f *testing.F) {
 			seen := map[string]bool{}
 			for _, act := range p.Actions {
 				switch {
-				case act.Kind == remediate.ActPowerOff && act.Skipped == "":
+				case act.Kind == ActPowerOff && act.Skipped == "":
 					if !critWatched {
 						t.Fatalf("poll %d: power-off of %q without a CRITICAL watched heap", poll, act.Target)
 					}
@@ -999,7 +1000,7 @@ func FuzzDecide(f *testing.F) {
 						t.Fatalf("poll %d: power-off of %q again %v after the last", poll, act.Target, now.Sub(t0))
 					}
 					lastOff[k] = now
-				case act.Kind == remediate.ActRestartAgent && act.Skipped == "":
+				case act.Kind == ActRestartAgent && act.Skipped == "":
 					if !lastRestart.IsZero() && now.Sub(lastRestart) < cfg.RestartSettle {
 						t.Fatalf("poll %d: restart again %v after the last", poll, now.Sub(lastRestart))
 					}
@@ -1024,4 +1025,53 @@ func FuzzDecide(f *testing.F) {
 			st = storyRoundTrip(t, st2)
 		}
 	})
+}
+
+// TestAdvance: a power-off or restart that never started (a guard refused
+// it, or heapguard was stopping) leaves no "planned at" mark, so the next
+// poll plans it again instead of waiting for it; one that started keeps
+// its mark.
+func TestAdvance(t *testing.T) {
+	at := time.Date(2014, 6, 10, 8, 0, 0, 0, time.UTC)
+	st := State{PowerOffPlannedAt: map[string]time.Time{"vmid:4": at, "vmid:1": at}, RestartPlannedAt: at}
+	actions := []Action{
+		{Kind: ActPowerOff, VMID: "4"},
+		{Kind: ActPowerOff, VMID: "1"},
+		{Kind: ActRestartAgent, Target: "vpxa"},
+	}
+	next := Advance(st, actions, []bool{true, false, false})
+	if _, ok := next.PowerOffPlannedAt["vmid:4"]; !ok {
+		t.Error("the power-off that ran lost its mark")
+	}
+	if _, ok := next.PowerOffPlannedAt["vmid:1"]; ok {
+		t.Error("the refused power-off kept its mark")
+	}
+	if !next.RestartPlannedAt.IsZero() {
+		t.Error("the refused restart kept its mark")
+	}
+	if _, ok := st.PowerOffPlannedAt["vmid:1"]; !ok {
+		t.Error("Advance changed the state it was given")
+	}
+}
+
+// TestResume: after a restart the marks are those of the steps the
+// journal says started within their settle times, whatever the saved
+// state held.
+func TestResume(t *testing.T) {
+	now := time.Date(2014, 6, 10, 8, 0, 0, 0, time.UTC)
+	cfg := DefaultConfig()
+	st := State{PowerOffPlannedAt: map[string]time.Time{"vmid:9": now}, RestartPlannedAt: now} // never started
+	next := Resume(st, cfg, now, []Started{
+		{Kind: ActPowerOff, VMID: "4", At: now.Add(-time.Minute)},
+		{Kind: ActPowerOff, VMID: "1", At: now.Add(-time.Hour)}, // settled long ago
+		{Kind: ActRestartAgent, Target: Agent, At: now.Add(-30 * time.Second)},
+		{Kind: ActRestartAgent, Target: "hostd", At: now.Add(-10 * time.Second)},
+	})
+	want := map[string]time.Time{"vmid:4": now.Add(-time.Minute)}
+	if fmt.Sprint(next.PowerOffPlannedAt) != fmt.Sprint(want) {
+		t.Errorf("power-off marks %v, want %v", next.PowerOffPlannedAt, want)
+	}
+	if !next.RestartPlannedAt.Equal(now.Add(-30 * time.Second)) {
+		t.Errorf("restart mark %v, want 30s ago", next.RestartPlannedAt)
+	}
 }

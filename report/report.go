@@ -1,11 +1,10 @@
-package agent
+package report
 
 import (
+	"bufio"
 	"cmp"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +15,7 @@ import (
 	"github.com/heapguard/heapguard/collector"
 	"github.com/heapguard/heapguard/heap"
 	"github.com/heapguard/heapguard/host"
+	"github.com/heapguard/heapguard/policy"
 )
 
 // Report thresholds: the report judges a heap sample on its own, with no
@@ -25,8 +25,8 @@ const (
 	reportCritBelow = 10.0
 )
 
-// ReportOptions say what `heapguard report` reads.
-type ReportOptions struct {
+// Options say what `heapguard report` reads.
+type Options struct {
 	Logs      []string // log files, plain or .gz, in any order
 	HeapStats []string // files holding `vsish -e cat|get …/stats` output
 	// Year is the year of the oldest 4.x syslog date of each log: its
@@ -39,29 +39,29 @@ type ReportOptions struct {
 	FlapCycles int
 	FlapWindow time.Duration
 	// VMs maps MACs to VMs (from the host's .vmx files); may be nil.
-	VMs map[string]VMRef
+	VMs map[string]policy.VMRef
 }
 
 // Report is what `heapguard report` prints; its JSON form is documented in
 // docs/json.md and scripts rely on its keys.
 type Report struct {
-	Files      []string          `json:"files"`
-	Ports      []PortReport      `json:"ports"`
-	HeapEvents []HeapEventReport `json:"heap_events"`
-	Dumps      []DumpReport      `json:"dumps"`
-	Heaps      []HeapReport      `json:"heaps"`
-	Lines      int64             `json:"lines"`
-	Unparsed   int64             `json:"unparsed"`
-	Oversized  int64             `json:"oversized"`
-	Errors     []string          `json:"errors"`
-	Warnings   []string          `json:"warnings"`
-	Verdict    string            `json:"verdict"`
-	Reasons    []string          `json:"reasons"`
-	Status     Level             `json:"-"`
+	Files      []string     `json:"files"`
+	Ports      []Port       `json:"ports"`
+	HeapEvents []HeapEvent  `json:"heap_events"`
+	Dumps      []Dump       `json:"dumps"`
+	Heaps      []Heap       `json:"heaps"`
+	Lines      int64        `json:"lines"`
+	Unparsed   int64        `json:"unparsed"`
+	Oversized  int64        `json:"oversized"`
+	Errors     []string     `json:"errors"`
+	Warnings   []string     `json:"warnings"`
+	Verdict    string       `json:"verdict"`
+	Reasons    []string     `json:"reasons"`
+	Status     policy.Level `json:"-"`
 }
 
-// PortReport is one port seen in a NetPort (or Uplink) line.
-type PortReport struct {
+// Port is one port seen in a NetPort (or Uplink) line.
+type Port struct {
 	Port         string    `json:"port"`
 	MAC          string    `json:"mac"`
 	VM           string    `json:"vm"`
@@ -74,8 +74,8 @@ type PortReport struct {
 	Flapping     bool      `json:"flapping"`
 }
 
-// HeapEventReport counts one kind of heap failure of one heap.
-type HeapEventReport struct {
+// HeapEvent counts one kind of heap failure of one heap.
+type HeapEvent struct {
 	Heap  string    `json:"heap"`
 	Kind  string    `json:"kind"` // "maxed" or "align_failed"
 	Count int       `json:"count"`
@@ -83,16 +83,16 @@ type HeapEventReport struct {
 	Last  time.Time `json:"last"`
 }
 
-// DumpReport counts one process's core dumps (UserDump lines).
-type DumpReport struct {
+// Dump counts one process's core dumps (UserDump lines).
+type Dump struct {
 	Process   string    `json:"process"`
 	Count     int       `json:"count"`
 	CoreDumps int       `json:"want_core_dump"`
 	Last      time.Time `json:"last"`
 }
 
-// HeapReport is one heap sample.
-type HeapReport struct {
+// Heap is one heap sample.
+type Heap struct {
 	Name             string           `json:"name"`
 	FullName         string           `json:"full_name,omitempty"`
 	PercentFreeOfMax *float64         `json:"percent_free_of_max"` // null when the sample has no figures for it
@@ -103,11 +103,11 @@ type HeapReport struct {
 	Source           string           `json:"source"`
 }
 
-// BuildReport reads every input. An input that cannot be read is named in
+// Build reads every input. An input that cannot be read is named in
 // Errors and makes the status UNKNOWN; the others are still reported.
-func BuildReport(opt ReportOptions) *Report {
-	r := &Report{Files: []string{}, Ports: []PortReport{}, HeapEvents: []HeapEventReport{},
-		Dumps: []DumpReport{}, Heaps: []HeapReport{}, Errors: []string{}, Warnings: []string{}, Reasons: []string{}}
+func Build(opt Options) *Report {
+	r := &Report{Files: []string{}, Ports: []Port{}, HeapEvents: []HeapEvent{},
+		Dumps: []Dump{}, Heaps: []Heap{}, Errors: []string{}, Warnings: []string{}, Reasons: []string{}}
 	scan := collector.ScanOptions{Year: opt.Year, Since: opt.Since, FlapCycles: opt.FlapCycles, FlapWindow: opt.FlapWindow}
 	logs := r.uniqueLogs(opt.Logs)
 	// With a year given, the copies of one log are read oldest first and
@@ -126,7 +126,7 @@ func BuildReport(opt ReportOptions) *Report {
 		}
 		s, err := collector.ScanFile(p, sc)
 		if err != nil {
-			r.Errors = append(r.Errors, fmt.Sprintf("read log %s: %v", p, pathCause(err)))
+			r.Errors = append(r.Errors, fmt.Sprintf("read log %s: %v", p, collector.PathCause(err)))
 			if chains != nil && i+1 < len(logs) && logFamily(logs[i+1]) == fam {
 				r.Warnings = append(r.Warnings, fmt.Sprintf("the 4.x dates of the copies of %s newer than %s may be a year off: it could not be read whole", fam, p))
 			}
@@ -168,7 +168,7 @@ func BuildReport(opt ReportOptions) *Report {
 	}
 	r.Lines, r.Unparsed, r.Oversized = sum.Lines, sum.Unparsed, sum.Oversized
 	for _, p := range sum.SortedPorts() {
-		pr := PortReport{Port: p.Port.String(), Disabled: p.Disabled, Enabled: p.Enabled,
+		pr := Port{Port: p.Port.String(), Disabled: p.Disabled, Enabled: p.Enabled,
 			First: p.First, Last: p.Last, CyclesPerMin: p.PeakCyclesPerMinute, Flapping: p.Flapping}
 		if p.MACKnown {
 			pr.MAC = p.MAC.String()
@@ -183,10 +183,10 @@ func BuildReport(opt ReportOptions) *Report {
 		if h.Kind == collector.KindHeapAlignFailed {
 			kind = "align_failed"
 		}
-		r.HeapEvents = append(r.HeapEvents, HeapEventReport{Heap: h.Heap, Kind: kind, Count: h.Count, First: h.First, Last: h.Last})
+		r.HeapEvents = append(r.HeapEvents, HeapEvent{Heap: h.Heap, Kind: kind, Count: h.Count, First: h.First, Last: h.Last})
 	}
 	for _, d := range sum.Processes {
-		r.Dumps = append(r.Dumps, DumpReport{Process: d.Process, Count: d.UserDumps, CoreDumps: d.CoreDumps, Last: d.Last})
+		r.Dumps = append(r.Dumps, Dump{Process: d.Process, Count: d.UserDumps, CoreDumps: d.CoreDumps, Last: d.Last})
 	}
 	r.judge()
 	return r
@@ -195,7 +195,7 @@ func BuildReport(opt ReportOptions) *Report {
 func readStatsFile(p string) ([]heap.Sample, error) {
 	f, err := os.Open(p)
 	if err != nil {
-		return nil, fmt.Errorf("read heap stats %s: %w", p, pathCause(err))
+		return nil, fmt.Errorf("read heap stats %s: %w", p, collector.PathCause(err))
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
@@ -211,21 +211,8 @@ func readStatsFile(p string) ([]heap.Sample, error) {
 	return samples, nil
 }
 
-// pathCause drops the operation and path that an *fs.PathError repeats,
-// since the caller names the file itself.
-func pathCause(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	if errors.Is(err, collector.ErrNotRegular) {
-		return collector.ErrNotRegular
-	}
-	return err
-}
-
-func heapReport(s heap.Sample, source string) HeapReport {
-	hr := HeapReport{Name: s.Name, FullName: s.FullName, Fields: map[string]int64{}, Incomplete: s.Incomplete, Source: source}
+func heapReport(s heap.Sample, source string) Heap {
+	hr := Heap{Name: s.Name, FullName: s.FullName, Fields: map[string]int64{}, Incomplete: s.Incomplete, Source: source}
 	if pct, src, ok := s.FreeOfMax(); ok {
 		hr.PercentFreeOfMax, hr.FreeSource = &pct, string(src)
 	}
@@ -244,7 +231,7 @@ func heapReport(s heap.Sample, source string) HeapReport {
 // 20 % free of max; 2 a heap maxed or below 10 %, or a vpxa/hostd dump;
 // 3 unreadable input.
 func (r *Report) judge() {
-	raise := func(l Level, why string) {
+	raise := func(l policy.Level, why string) {
 		r.Status = worse(r.Status, l)
 		r.Reasons = append(r.Reasons, why)
 	}
@@ -255,16 +242,16 @@ func (r *Report) judge() {
 		}
 	}
 	if n := len(flapping); n > 0 {
-		raise(Warn, fmt.Sprintf("%s flapping (%s)", plural(n, "port"), strings.Join(flapping, ", ")))
+		raise(policy.Warn, fmt.Sprintf("%s flapping (%s)", plural(n, "port"), strings.Join(flapping, ", ")))
 	}
 	for _, e := range r.HeapEvents {
 		if e.Kind == "maxed" {
-			raise(Crit, fmt.Sprintf("%s reached its maximum size (%s, last %s)", e.Heap, plural(e.Count, "line"), stampOrDash(e.Last)))
+			raise(policy.Crit, fmt.Sprintf("%s reached its maximum size (%s, last %s)", e.Heap, plural(e.Count, "line"), stampOrDash(e.Last)))
 		}
 	}
 	for _, d := range r.Dumps {
 		if isAgent(d.Process) && d.Count+d.CoreDumps > 0 {
-			raise(Crit, fmt.Sprintf("%s dumped core (%d, last %s)", d.Process, max(d.Count, d.CoreDumps), stampOrDash(d.Last)))
+			raise(policy.Crit, fmt.Sprintf("%s dumped core (%d, last %s)", d.Process, max(d.Count, d.CoreDumps), stampOrDash(d.Last)))
 		}
 	}
 	for _, h := range r.Heaps {
@@ -273,13 +260,13 @@ func (r *Report) judge() {
 		}
 		switch pct := *h.PercentFreeOfMax; {
 		case pct < reportCritBelow:
-			raise(Crit, fmt.Sprintf("%s %.1f%% free of max (below %g%%)", h.Name, pct, reportCritBelow))
+			raise(policy.Crit, fmt.Sprintf("%s %.1f%% free of max (below %g%%)", h.Name, pct, reportCritBelow))
 		case pct < reportWarnBelow:
-			raise(Warn, fmt.Sprintf("%s %.1f%% free of max (below %g%%)", h.Name, pct, reportWarnBelow))
+			raise(policy.Warn, fmt.Sprintf("%s %.1f%% free of max (below %g%%)", h.Name, pct, reportWarnBelow))
 		}
 	}
 	for _, e := range r.Errors {
-		raise(Unknown, e)
+		raise(policy.Unknown, e)
 	}
 	r.Verdict = r.Status.String()
 }
@@ -287,14 +274,14 @@ func (r *Report) judge() {
 // worse ranks CRITICAL above UNKNOWN above WARNING above OK, as Nagios
 // does for a worst-of status: a heap that ran out must not hide behind one
 // unreadable rotated file.
-func worse(a, b Level) Level {
-	rank := func(l Level) int {
+func worse(a, b policy.Level) policy.Level {
+	rank := func(l policy.Level) int {
 		switch l {
-		case Crit:
+		case policy.Crit:
 			return 3
-		case Unknown:
+		case policy.Unknown:
 			return 2
-		case Warn:
+		case policy.Warn:
 			return 1
 		}
 		return 0
@@ -322,11 +309,11 @@ func stampOrDash(t time.Time) string {
 
 // WriteText renders the report for people.
 func (r *Report) WriteText(w io.Writer) error {
-	ew := &errWriter{w: w}
-	ew.printf("heapguard report: %s, %d lines read, %d unparsed, %d oversized\n",
+	bw := bufio.NewWriter(w)
+	fmt.Fprintf(bw, "heapguard report: %s, %d lines read, %d unparsed, %d oversized\n",
 		plural(len(r.Files), "file"), r.Lines, r.Unparsed, r.Oversized)
 
-	var flapping, quiet []PortReport
+	var flapping, quiet []Port
 	for _, p := range r.Ports {
 		if p.Flapping {
 			flapping = append(flapping, p)
@@ -334,42 +321,42 @@ func (r *Report) WriteText(w io.Writer) error {
 			quiet = append(quiet, p)
 		}
 	}
-	ew.printf("\nFlapping ports, by cycles:\n")
+	fmt.Fprintf(bw, "\nFlapping ports, by cycles:\n")
 	if len(flapping) == 0 {
-		ew.printf("  none\n")
+		fmt.Fprintf(bw, "  none\n")
 	} else {
-		ew.printf("  %-11s %-17s %7s %8s %8s  %-20s  %-20s  %s\n", "PORT", "MAC", "CYCLES", "DISABLED", "PEAK/MIN", "FIRST", "LAST", "VM")
+		fmt.Fprintf(bw, "  %-11s %-17s %7s %8s %8s  %-20s  %-20s  %s\n", "PORT", "MAC", "CYCLES", "DISABLED", "PEAK/MIN", "FIRST", "LAST", "VM")
 		for _, p := range flapping {
-			ew.printf("  %-11s %-17s %7d %8d %8d  %-20s  %-20s  %s\n", p.Port, orDash(p.MAC), p.Enabled, p.Disabled,
+			fmt.Fprintf(bw, "  %-11s %-17s %7d %8d %8d  %-20s  %-20s  %s\n", p.Port, orDash(p.MAC), p.Enabled, p.Disabled,
 				p.CyclesPerMin, stampOrDash(p.First), stampOrDash(p.Last), portVM(p))
 		}
 	}
 	if len(quiet) > 0 {
-		ew.printf("Other ports seen (not flapping):")
+		fmt.Fprintf(bw, "Other ports seen (not flapping):")
 		for _, p := range quiet {
-			ew.printf(" %s (%d/%d)", p.Port, p.Enabled, p.Disabled)
+			fmt.Fprintf(bw, " %s (%d/%d)", p.Port, p.Enabled, p.Disabled)
 		}
-		ew.printf("\n")
+		fmt.Fprintf(bw, "\n")
 	}
 
-	ew.printf("\nHeap events:\n")
+	fmt.Fprintf(bw, "\nHeap events:\n")
 	if len(r.HeapEvents) == 0 {
-		ew.printf("  none\n")
+		fmt.Fprintf(bw, "  none\n")
 	}
 	for _, e := range r.HeapEvents {
-		ew.printf("  %-16s %-12s %6d  first %s  last %s\n", e.Heap, e.Kind, e.Count, stampOrDash(e.First), stampOrDash(e.Last))
+		fmt.Fprintf(bw, "  %-16s %-12s %6d  first %s  last %s\n", e.Heap, e.Kind, e.Count, stampOrDash(e.First), stampOrDash(e.Last))
 	}
 
-	ew.printf("\nProcess dumps:\n")
+	fmt.Fprintf(bw, "\nProcess dumps:\n")
 	if len(r.Dumps) == 0 {
-		ew.printf("  none\n")
+		fmt.Fprintf(bw, "  none\n")
 	}
 	for _, d := range r.Dumps {
-		ew.printf("  %-16s %s (%d wantCoreDump), last %s\n", d.Process, plural(d.Count, "dump"), d.CoreDumps, stampOrDash(d.Last))
+		fmt.Fprintf(bw, "  %-16s %s (%d wantCoreDump), last %s\n", d.Process, plural(d.Count, "dump"), d.CoreDumps, stampOrDash(d.Last))
 	}
 
 	if len(r.Heaps) > 0 {
-		ew.printf("\nHeap samples:\n")
+		fmt.Fprintf(bw, "\nHeap samples:\n")
 		for _, h := range r.Heaps {
 			name := h.Name
 			if h.FullName != "" {
@@ -386,21 +373,21 @@ func (r *Report) WriteText(w io.Writer) error {
 			if h.Incomplete {
 				extra += ", incomplete"
 			}
-			ew.printf("  %-34s %s%s  (%s)\n", name, free, extra, h.Source)
+			fmt.Fprintf(bw, "  %-34s %s%s  (%s)\n", name, free, extra, h.Source)
 		}
 	}
 	for _, e := range r.Errors {
-		ew.printf("\nerror: %s\n", e)
+		fmt.Fprintf(bw, "\nerror: %s\n", e)
 	}
-	ew.printf("\nVerdict: %s", r.Verdict)
+	fmt.Fprintf(bw, "\nVerdict: %s", r.Verdict)
 	if len(r.Reasons) > 0 {
-		ew.printf(": %s", strings.Join(r.Reasons, "; "))
+		fmt.Fprintf(bw, ": %s", strings.Join(r.Reasons, "; "))
 	}
-	ew.printf("\n")
-	return ew.err
+	fmt.Fprintf(bw, "\n")
+	return bw.Flush()
 }
 
-func portVM(p PortReport) string {
+func portVM(p Port) string {
 	switch {
 	case p.VM != "" && p.VMX != "":
 		return p.VM + " (" + p.VMX + ")"
@@ -415,17 +402,6 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-type errWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (e *errWriter) printf(format string, args ...any) {
-	if e.err == nil {
-		_, e.err = fmt.Fprintf(e.w, format, args...)
-	}
 }
 
 // HostLogs lists a host's vmkernel log and its rotated copies, oldest
@@ -578,3 +554,12 @@ func splitRotation(name string) (string, int) {
 	}
 	return name[:i], n
 }
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }

@@ -1,12 +1,8 @@
-package agent
+package policy
 
 import (
 	"strconv"
 	"strings"
-
-	"github.com/heapguard/heapguard/heap"
-
-	"github.com/heapguard/heapguard/remediate"
 )
 
 // nagiosHeaps caps how many heaps the status text names.
@@ -46,13 +42,13 @@ func (p Plan) nagios(first string) string {
 	// unless two heaps would then share a name.
 	bases := map[string]int{}
 	for _, v := range p.Heaps {
-		bases[heap.BaseName(v.Name)]++
+		bases[v.Base]++
 	}
-	label := func(name string) string {
-		if b := heap.BaseName(name); bases[b] == 1 {
-			return b
+	label := func(v HeapVerdict) string {
+		if v.Base != "" && bases[v.Base] == 1 {
+			return v.Base
 		}
-		return name
+		return v.Name
 	}
 	var named []HeapVerdict
 	for _, v := range p.Heaps {
@@ -72,11 +68,11 @@ func (p Plan) nagios(first string) string {
 			parts = append(parts, plural(len(named)-nagiosHeaps, "more heap"))
 			break
 		}
-		parts = append(parts, label(v.Name)+" "+pct(v.PercentFreeOfMax)+" free of max")
+		parts = append(parts, label(v)+" "+pct(v.PercentFreeOfMax)+" free of max")
 	}
 	for _, v := range p.Heaps {
 		if v.Watched || v.Level != OK {
-			perf = append(perf, perfLabel(label(v.Name)+"_free")+"="+strconv.FormatFloat(v.PercentFreeOfMax, 'f', 1, 64)+"%;"+
+			perf = append(perf, perfLabel(label(v)+"_free")+"="+strconv.FormatFloat(v.PercentFreeOfMax, 'f', 1, 64)+"%;"+
 				num(p.Thresholds.WarnBelow)+":;"+num(p.Thresholds.CritBelow)+":;0;100")
 		}
 	}
@@ -89,7 +85,7 @@ func (p Plan) nagios(first string) string {
 	var off, notAllowed, refused int
 	for _, a := range p.Actions {
 		switch {
-		case a.Kind != remediate.ActPowerOff:
+		case a.Kind != ActPowerOff:
 		case a.Skipped == "":
 			off++
 		case strings.HasPrefix(a.Skipped, notInAllowList):

@@ -1,4 +1,4 @@
-package agent
+package policy
 
 import (
 	"cmp"
@@ -9,10 +9,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/heapguard/heapguard/heap"
-
-	"github.com/heapguard/heapguard/remediate"
 )
 
 // The policy is a pure function, like etcd-io/raft's core: Decide reads no
@@ -50,7 +46,7 @@ import (
 const Agent = "vpxa"
 
 // ErrInvalidConfig is wrapped by every error of (Config).Validate.
-var ErrInvalidConfig = errors.New("agent: invalid config")
+var ErrInvalidConfig = errors.New("invalid config")
 
 // Config holds the thresholds and lists the policy works with. Flag names in
 // error messages and skip reasons are those of cmd/heapguard.
@@ -145,10 +141,10 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// watched reports whether heap name matches a WatchHeaps glob, by its full
-// name or its base name without the "-0x…" address suffix.
-func (c Config) watched(name string) bool {
-	base := heap.BaseName(name)
+// Watched reports whether a heap matches a WatchHeaps glob, by its full
+// name or its base name without the vsish address suffix ("netGPHeap" for
+// "netGPHeap-0x410001000000"; package heap tells the two apart).
+func (c Config) Watched(name, base string) bool {
 	for _, g := range c.WatchHeaps {
 		if ok, err := path.Match(g, name); err == nil && ok {
 			return true
@@ -227,7 +223,10 @@ type GuardObs struct {
 type HeapObs struct {
 	// Name is the heap's name as package heap reports it ("netGPHeap" or
 	// the vsish entry "netGPHeap-0x410001000000"); it keys the State.
+	// Base is the name without the address suffix ("netGPHeap"); "" when
+	// Name has none.
 	Name             string
+	Base             string
 	PercentFreeOfMax float64
 	MaxBytes         int64
 	AllocatedBytes   int64
@@ -236,6 +235,13 @@ type HeapObs struct {
 	// TimeToExhaustion is meaningful only when HasPrediction is true.
 	TimeToExhaustion time.Duration
 	HasPrediction    bool
+}
+
+func (h HeapObs) base() string {
+	if h.Base == "" {
+		return h.Name
+	}
+	return h.Base
 }
 
 // FlapObs is one flapping port.
@@ -305,6 +311,60 @@ type HeapState struct {
 	LastSeen   time.Time `json:"last_seen,omitzero"`
 }
 
+// Advance is told which of a plan's actions started (a guard refused the
+// others, or heapguard was stopping) and returns the state to keep: the
+// "planned at" mark of a step that never started is taken back, so the
+// next poll plans it again instead of waiting for an effect that cannot
+// come. raft's Advance: the driver reports, the policy changes its state.
+func Advance(st State, actions []Action, started []bool) State {
+	next := st.clone()
+	for i, a := range actions {
+		if a.Skipped != "" || i < len(started) && started[i] {
+			continue
+		}
+		switch a.Kind {
+		case ActPowerOff:
+			delete(next.PowerOffPlannedAt, vmKey(VMRef{ID: a.VMID}))
+		case ActRestartAgent:
+			next.RestartPlannedAt = time.Time{}
+		}
+	}
+	if len(next.PowerOffPlannedAt) == 0 {
+		next.PowerOffPlannedAt = nil
+	}
+	return next
+}
+
+// Started is a step the journal says was started, and when.
+type Started struct {
+	Kind   ActionKind
+	Target string
+	VMID   string
+	At     time.Time
+}
+
+// Resume returns the state to start from after a restart: the "planned
+// at" marks are those of the steps the journal says started within their
+// settle times, whatever the saved state held, so a damaged or stale
+// state file can neither hide a power-off under way nor keep a step that
+// never started waiting.
+func Resume(st State, cfg Config, now time.Time, started []Started) State {
+	next := st.clone()
+	next.PowerOffPlannedAt, next.RestartPlannedAt = nil, time.Time{}
+	for _, s := range started {
+		switch {
+		case s.Kind == ActPowerOff && within(now, s.At, cfg.PowerOffSettle):
+			if next.PowerOffPlannedAt == nil {
+				next.PowerOffPlannedAt = map[string]time.Time{}
+			}
+			next.PowerOffPlannedAt[vmKey(VMRef{ID: s.VMID})] = s.At
+		case s.Kind == ActRestartAgent && s.Target == Agent && within(now, s.At, cfg.RestartSettle) && s.At.After(next.RestartPlannedAt):
+			next.RestartPlannedAt = s.At
+		}
+	}
+	return next
+}
+
 // forgetAfter drops the state of a heap not sampled for this long (its
 // address changed after a reboot, or it was removed).
 const forgetAfter = time.Hour
@@ -350,11 +410,16 @@ func Decide(cfg Config, st State, obs Observations) (Plan, State) {
 	d.plan = Plan{
 		Time:       now,
 		Status:     OK,
-		Heaps:      []HeapVerdict{},      // JSON [] rather than null
-		Actions:    []remediate.Action{}, // idem
+		Heaps:      []HeapVerdict{}, // JSON [] rather than null
+		Actions:    []Action{},      // idem
 		Thresholds: Thresholds{WarnBelow: cfg.WarnBelow, CritBelow: cfg.CritBelow, ClearAbove: cfg.ClearAbove},
 		Flapping:   sortedFlaps(obs.Flapping),
 		Vpxa:       obs.Vpxa,
+	}
+	for _, f := range d.plan.Flapping {
+		if f.VM != nil && !f.VM.PoweredOn {
+			d.plan.Forget = append(d.plan.Forget, f.Port)
+		}
 	}
 	if obs.HeapErr != "" {
 		d.blind()
@@ -420,7 +485,8 @@ func (d *decision) heaps() {
 		}
 		v := HeapVerdict{
 			HeapFigures:      figures(h),
-			Watched:          cfg.watched(h.Name),
+			Watched:          cfg.Watched(h.Name, h.base()),
+			Base:             h.base(),
 			HasPrediction:    h.HasPrediction,
 			TimeToExhaustion: h.TimeToExhaustion,
 		}
@@ -559,8 +625,8 @@ func (d *decision) act() {
 	case d.trigger != nil:
 		for _, v := range d.plan.Heaps {
 			if v.Watched && v.Level == Crit {
-				d.add(remediate.Action{
-					Kind:   remediate.ActAlert,
+				d.add(Action{
+					Kind:   ActAlert,
 					Target: v.Name,
 					Reason: heapReason(v) + "; no flapping port to blame; powering off VMs blindly is not safe",
 					Heap:   ptr(v.HeapFigures),
@@ -589,8 +655,8 @@ func (d *decision) act() {
 	}
 	for _, v := range d.plan.Heaps {
 		if !v.Watched && v.Level == Crit {
-			d.add(remediate.Action{
-				Kind:   remediate.ActAlert,
+			d.add(Action{
+				Kind:   ActAlert,
 				Target: v.Name,
 				Reason: heapReason(v) + "; not a watched heap (--watch-heap), so heapguard only alerts",
 				Heap:   ptr(v.HeapFigures),
@@ -620,7 +686,7 @@ func (d *decision) lowestWatched() *HeapVerdict {
 	return low
 }
 
-func (d *decision) add(a remediate.Action) { d.plan.Actions = append(d.plan.Actions, a) }
+func (d *decision) add(a Action) { d.plan.Actions = append(d.plan.Actions, a) }
 
 // candidate is one VM behind one or more flapping ports.
 type candidate struct {
@@ -651,8 +717,8 @@ func (d *decision) remediate() {
 	for _, f := range d.plan.Flapping {
 		if f.VM == nil {
 			noVM++
-			d.add(remediate.Action{
-				Kind:   remediate.ActAlert,
+			d.add(Action{
+				Kind:   ActAlert,
 				Target: t.Name,
 				Port:   f.Port,
 				MAC:    f.MAC,
@@ -688,8 +754,8 @@ func (d *decision) remediate() {
 			d.note("power-off of %s planned at %s: waiting for it until %s", who, stamp(at), stamp(at.Add(d.cfg.PowerOffSettle)))
 			continue
 		}
-		a := remediate.Action{
-			Kind:   remediate.ActPowerOff,
+		a := Action{
+			Kind:   ActPowerOff,
 			Target: c.vm.Name,
 			VMID:   c.vm.ID,
 			Port:   c.flaps[0].Port,
@@ -697,7 +763,7 @@ func (d *decision) remediate() {
 			Reason: base + "; " + strings.Join(ports, "; "),
 			Heap:   hfig,
 		}
-		switch why := d.guardRefuses(remediate.ActPowerOff, live); {
+		switch why := d.guardRefuses(ActPowerOff, live); {
 		case !d.cfg.allowed(c.vm.Name):
 			skipped++
 			a.Skipped = notInAllowList + d.cfg.allowDesc()
@@ -728,8 +794,8 @@ func (d *decision) remediate() {
 		d.noteRestartWait()
 	case skipped > 0 || refused > 0:
 		// Say what the whole remediation would be.
-		d.add(remediate.Action{
-			Kind:    remediate.ActRestartAgent,
+		d.add(Action{
+			Kind:    ActRestartAgent,
 			Target:  Agent,
 			Reason:  "after powering off the flapping VMs; " + base,
 			Skipped: "no VM is being powered off and " + Agent + " is running: a restart would not free heap",
@@ -750,8 +816,8 @@ func (d *decision) remediate() {
 		if off > 0 && len(why) == 0 {
 			why = append(why, "the flapping VMs are already off and the heap is still low")
 		}
-		d.add(remediate.Action{
-			Kind:   remediate.ActAlert,
+		d.add(Action{
+			Kind:   ActAlert,
 			Target: t.Name,
 			Reason: base + "; nothing is powered off: " + strings.Join(why, ", ") + "; hands needed",
 			Heap:   hfig,
@@ -787,11 +853,11 @@ func (d *decision) restart(reason string, h *HeapVerdict) {
 		d.noteRestartWait()
 		return
 	}
-	a := remediate.Action{Kind: remediate.ActRestartAgent, Target: Agent, Reason: reason}
+	a := Action{Kind: ActRestartAgent, Target: Agent, Reason: reason}
 	if h != nil {
 		a.Heap = ptr(h.HeapFigures)
 	}
-	if a.Skipped = d.guardRefuses(remediate.ActRestartAgent, 0); a.Skipped == "" {
+	if a.Skipped = d.guardRefuses(ActRestartAgent, 0); a.Skipped == "" {
 		d.next.RestartPlannedAt = d.now
 	}
 	d.add(a)
@@ -799,7 +865,7 @@ func (d *decision) restart(reason string, h *HeapVerdict) {
 
 // guardRefuses says why the guards would refuse an acting step now ("":
 // they allow it); planned is how many power-offs this plan already holds.
-func (d *decision) guardRefuses(kind remediate.ActionKind, planned int) string {
+func (d *decision) guardRefuses(kind ActionKind, planned int) string {
 	g := d.obs.Guards
 	if g == nil {
 		return ""
@@ -808,11 +874,11 @@ func (d *decision) guardRefuses(kind remediate.ActionKind, planned int) string {
 		return "circuit breaker open (" + g.BreakerWhy + "): run \"heapguard reset\" after checking the host"
 	}
 	switch kind {
-	case remediate.ActPowerOff:
+	case ActPowerOff:
 		if planned >= g.PowerOffsLeft {
 			return "power-off budget spent: next allowed at " + stamp(g.NextPowerOffAt)
 		}
-	case remediate.ActRestartAgent:
+	case ActRestartAgent:
 		if g.RestartAllowedAt.After(d.now) {
 			return Agent + " restart cooling down: next allowed at " + stamp(g.RestartAllowedAt)
 		}
@@ -834,9 +900,9 @@ func (d *decision) verify() {
 			continue
 		}
 		switch a.Kind {
-		case remediate.ActPowerOff:
+		case ActPowerOff:
 			did = append(did, "powering off "+quoteName(a.Target))
-		case remediate.ActRestartAgent:
+		case ActRestartAgent:
 			did = append(did, "restarting "+a.Target)
 		}
 	}
@@ -847,7 +913,7 @@ func (d *decision) verify() {
 	if h == nil {
 		h = d.lowestWatched()
 	}
-	a := remediate.Action{Kind: remediate.ActVerify, Target: Agent, AgentOnly: d.obs.HeapErr != ""}
+	a := Action{Kind: ActVerify, Target: Agent, AgentOnly: d.obs.HeapErr != ""}
 	if h != nil {
 		a.Heap = ptr(h.HeapFigures)
 		a.Reason = fmt.Sprintf("after %s: check that %s runs and %s stops falling (now %s)", strings.Join(did, ", "), Agent, h.Name, heapText(*h))
@@ -906,8 +972,8 @@ func sortedFlaps(in []FlapObs) []FlapObs {
 	return out
 }
 
-func figures(h HeapObs) remediate.HeapFigures {
-	f := remediate.HeapFigures{
+func figures(h HeapObs) HeapFigures {
+	f := HeapFigures{
 		Name:             h.Name,
 		PercentFreeOfMax: h.PercentFreeOfMax,
 		MaxBytes:         h.MaxBytes,

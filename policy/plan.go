@@ -1,4 +1,4 @@
-package agent
+package policy
 
 import (
 	"bufio"
@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/heapguard/heapguard/remediate"
 )
 
 // Level is a heap's or the host's status, in Nagios terms.
@@ -71,9 +69,11 @@ type Thresholds struct {
 
 // HeapVerdict is one heap's level this poll and why.
 type HeapVerdict struct {
-	remediate.HeapFigures
-	Level   Level `json:"level"`
-	Watched bool  `json:"watched"`
+	HeapFigures
+	// Base is the name without its address suffix, for status lines.
+	Base    string `json:"-"`
+	Level   Level  `json:"level"`
+	Watched bool   `json:"watched"`
 	// Changed: the heap entered Level on this poll.
 	Changed       bool `json:"changed,omitempty"`
 	HasPrediction bool `json:"predicted,omitempty"`
@@ -99,14 +99,18 @@ type Plan struct {
 	HeapErr string `json:"heap_error,omitempty"`
 	// Actions are to be carried out in order; those with Skipped set are
 	// listed to say what would be done and why it is not.
-	Actions []remediate.Action `json:"actions"`
+	Actions []Action `json:"actions"`
 	// Notes say what was considered and not done, and why.
 	Notes []string `json:"notes,omitempty"`
+	// Forget are flapping ports whose VM is off: their flaps are over, and
+	// the driver drops their history so that a VM powered on again must
+	// flap anew before it counts as flapping.
+	Forget []string `json:"forget,omitempty"`
 }
 
 // LiveActions returns the actions to carry out (those not skipped).
-func (p Plan) LiveActions() []remediate.Action {
-	var out []remediate.Action
+func (p Plan) LiveActions() []Action {
+	var out []Action
 	for _, a := range p.Actions {
 		if a.Skipped == "" {
 			out = append(out, a)
@@ -190,19 +194,19 @@ func (p Plan) WriteText(w io.Writer) error {
 	return bw.Flush()
 }
 
-func actionText(a remediate.Action) string {
+func actionText(a Action) string {
 	switch a.Kind {
-	case remediate.ActPowerOff:
+	case ActPowerOff:
 		s := "power off VM " + quoteName(a.Target)
 		if a.VMID != "" {
 			s += " (vmid " + a.VMID + ")"
 		}
 		return s
-	case remediate.ActRestartAgent:
+	case ActRestartAgent:
 		return "restart " + a.Target
-	case remediate.ActVerify:
+	case ActVerify:
 		return "verify " + a.Target
-	case remediate.ActAlert:
+	case ActAlert:
 		return "alert " + a.Target
 	}
 	return string(a.Kind) + " " + a.Target

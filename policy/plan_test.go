@@ -1,4 +1,4 @@
-package agent
+package policy
 
 import (
 	"bytes"
@@ -20,10 +20,10 @@ func goldenPlans() map[string]Plan {
 		return Observations{
 			Time: at,
 			Heaps: []HeapObs{
-				{Name: "netGPHeap-0x410001000000", PercentFreeOfMax: 3, MaxBytes: 67109968, AllocatedBytes: 65096669,
+				{Name: "netGPHeap-0x410001000000", Base: "netGPHeap", PercentFreeOfMax: 3, MaxBytes: 67109968, AllocatedBytes: 65096669,
 					BytesPerSecond: 1946, TimeToExhaustion: 17 * time.Minute, HasPrediction: true},
-				{Name: "vsip-attr-0x4100011e6000", PercentFreeOfMax: 96, MaxBytes: 41943040, AllocatedBytes: 1677722},
-				{Name: "dvfilter-0x410002000000", PercentFreeOfMax: 81},
+				{Name: "vsip-attr-0x4100011e6000", Base: "vsip-attr", PercentFreeOfMax: 96, MaxBytes: 41943040, AllocatedBytes: 1677722},
+				{Name: "dvfilter-0x410002000000", Base: "dvfilter", PercentFreeOfMax: 81},
 			},
 			Flapping: []FlapObs{
 				flap("0x3000007", "00:50:56:84:5a:b4", &VMRef{ID: "3", Name: "DSVA03", VMX: "/vmfs/volumes/71641d44-1e032a47/DSVA03/dsva03.vmx", PoweredOn: true}),
@@ -103,7 +103,8 @@ func TestPlanGolden(t *testing.T) {
 }
 
 // TestPlanJSONRoundTrip: a plan read back from its JSON is the same plan
-// (what the JSON drops on purpose, TimeToExhaustion, is rebuilt here).
+// (what the JSON drops on purpose, TimeToExhaustion and the base names,
+// is rebuilt here).
 func TestPlanJSONRoundTrip(t *testing.T) {
 	for name, p := range goldenPlans() {
 		js, err := json.Marshal(p)
@@ -116,6 +117,7 @@ func TestPlanJSONRoundTrip(t *testing.T) {
 		}
 		for i := range back.Heaps {
 			back.Heaps[i].TimeToExhaustion = p.Heaps[i].TimeToExhaustion
+			back.Heaps[i].Base = p.Heaps[i].Base
 		}
 		if diff := cmp.Diff(p, back); diff != "" {
 			t.Errorf("%s: JSON round trip (-want +got):\n%s", name, diff)

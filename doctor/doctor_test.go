@@ -1,0 +1,116 @@
+package doctor
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heapguard/heapguard/esxsim"
+	"github.com/heapguard/heapguard/policy"
+)
+
+// TestDoctorOnEveryVersion runs doctor against a simulated host of each
+// ESXi version: every check answers, and only an enforced
+// execInstalledOnly (ESXi 8 esx80-eio) is a failure.
+func TestDoctorOnEveryVersion(t *testing.T) {
+	bin := esxsim.BuildBinary(t)
+	for _, tc := range []struct {
+		scenario, version string
+		want              policy.Level
+		wantText          []string
+	}{
+		{"old-esx41", "", policy.OK, []string{"4.1.0", "/var/log/messages", "format syslog-4x", "/etc/opt/init.d/vmware-vpxa"}},
+		{"seed-incident", "5.5", policy.OK, []string{"5.5.0", "/var/log/vmkernel.log", "format iso-5x", "/etc/init.d/vpxa", "netGPHeap"}},
+		{"seed-incident", "6.7", policy.OK, []string{"6.7.0 build 8169922", "format iso-5x"}},
+		{"seed-incident", "7.0", policy.OK, []string{"7.0.", "format iso-5x"}},
+		{"esx80", "", policy.OK, []string{"8.0.", "format esxi-8x", "execInstalledOnly  not enforced"}},
+		{"esx80-eio", "", policy.Crit, []string{"enforced", "install heapguard from a VIB"}},
+	} {
+		t.Run(tc.scenario+tc.version, func(t *testing.T) {
+			t.Parallel()
+			sc, err := esxsim.Preset(tc.scenario)
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts := []esxsim.Option{esxsim.WithBinary(bin)}
+			if tc.version != "" {
+				opts = append(opts, esxsim.WithVersion(tc.version))
+			}
+			h := esxsim.New(t, sc, opts...)
+			h.Advance(time.Minute)
+			d := Run(context.Background(), Options{
+				Root: h.Root(), StateDir: filepath.Join(h.Root(), "vmfs/volumes/datastore1/heapguard-state"),
+				// A stock build stands in for heapguard: the runtime line must warn.
+				SelfExe: bin,
+			})
+			var out strings.Builder
+			d.WriteText(&out)
+			want := tc.want
+			if want == policy.OK {
+				want = policy.Warn
+			}
+			if d.Status != want {
+				t.Errorf("status %s, want %s:\n%s", d.Status, want, out.String())
+			}
+			for _, f := range d.Findings {
+				if f.Level != policy.OK && f.Check != "runtime" && !(tc.want == policy.Crit && f.Check == "execInstalledOnly") {
+					t.Errorf("%s: %s %s", f.Check, f.Level, f.Detail)
+				}
+			}
+			for _, s := range tc.wantText {
+				if !strings.Contains(out.String(), s) {
+					t.Errorf("doctor output lacks %q:\n%s", s, out.String())
+				}
+			}
+		})
+	}
+}
+
+// TestDoctorStateOnRamdisk: a state folder under /tmp of the host is lost
+// at boot, and doctor says so.
+func TestDoctorStateOnRamdisk(t *testing.T) {
+	h := esxsim.New(t, esxsim.Incident(), esxsim.WithBinary(esxsim.BuildBinary(t)))
+	d := Run(context.Background(), Options{Root: h.Root(), StateDir: filepath.Join(h.Root(), "tmp/heapguard")})
+	for _, f := range d.Findings {
+		if f.Check == "state" {
+			if f.Level != policy.Warn || !strings.Contains(f.Detail, "empties at boot") {
+				t.Errorf("state finding %+v: want a warning about /tmp", f)
+			}
+			return
+		}
+	}
+	t.Fatal("no state finding")
+}
+
+// TestDoctorPorts: doctor says whether flapping ports can be confirmed
+// live (net-stats -l), and what heapguard does when they cannot.
+func TestDoctorPorts(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault bool
+		want  policy.Level
+		text  string
+	}{
+		{"net-stats answers", false, policy.OK, "a flapping port's owner is confirmed live"},
+		{"net-stats fails", true, policy.Warn, "no live port list"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := esxsim.New(t, esxsim.Incident())
+			if tc.fault {
+				h.AddFault(esxsim.Fault{Command: "net-stats", ExitCode: 1, Stderr: "net-stats: not found\n"})
+			}
+			d := Run(context.Background(), Options{Root: h.Root(), StateDir: t.TempDir(), Runner: esxsim.Runner{Root: h.Root()}})
+			for _, f := range d.Findings {
+				if f.Check == "ports" {
+					if f.Level != tc.want || !strings.Contains(f.Detail, tc.text) {
+						t.Errorf("ports finding %+v: want %s holding %q", f, tc.want, tc.text)
+					}
+					return
+				}
+			}
+			t.Fatal("no ports finding")
+		})
+	}
+}
