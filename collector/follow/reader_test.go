@@ -7,8 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/heapguard/heapguard/host"
 )
 
 // readAll reads everything new since pos.
@@ -341,6 +343,84 @@ func TestFollowRandomHistory(t *testing.T) {
 			}
 			if st := f.f.Stats(); st.Gaps != 0 || st.LibraryErrors != 0 {
 				t.Errorf("stats = %+v", st)
+			}
+		})
+	}
+}
+
+// TestReadFromChangedDuringRead: the live file changes after ReadFrom
+// looked at it and before it read it. Only lines of the content looked at
+// are yielded; a rewrite in place (same inode, new first line, our offset
+// now inside other lines) makes the read start again.
+// Fails if the reader stops checking the file after reading it.
+func TestReadFromChangedDuringRead(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(t *testing.T, path string)
+		first  []string // the read the change falls into
+		stats  Stats
+		next   []string // the next read, before c1 is appended
+	}{
+		{"rewritten in place", func(t *testing.T, path string) {
+			// O_TRUNC keeps the inode; "bb" lines do not align with the old offset.
+			if err := os.WriteFile(path, []byte(lines("bb", 1, 12)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, want(lines("bb", 1, 12)), Stats{Lines: 12, Restarts: 1, Truncations: 1, Gaps: 1}, nil},
+		{"copytruncate", func(t *testing.T, path string) {
+			copyFile(t, path, path+".1")
+			if err := os.Truncate(path, 0); err != nil {
+				t.Fatal(err)
+			}
+			appendFile(t, path, lines("b", 1, 3))
+		}, want(lines("a", 6, 2), lines("b", 1, 3)), Stats{Lines: 5, Restarts: 1, Truncations: 1}, nil},
+		{"truncated", func(t *testing.T, path string) {
+			if err := os.Truncate(path, 0); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{}, Stats{Restarts: 1, Truncations: 1, Gaps: 1}, nil},
+		{"appended", func(t *testing.T, path string) {
+			appendFile(t, path, lines("a", 8, 2))
+		}, want(lines("a", 6, 2)), Stats{Lines: 2}, want(lines("a", 8, 2))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "vmkernel.log")
+			pos := atEnd(t, path, lines("a", 1, 5))
+			appendFile(t, path, lines("a", 6, 2))
+			calls := 0
+			testHookLiveRead = func() {
+				if calls++; calls == 1 {
+					tt.change(t, path)
+				}
+			}
+			t.Cleanup(func() { testHookLiveRead = nil })
+			r := ReadFrom(path, pos, Options{Clock: host.NewManualClock(time.Now())})
+			got := []string{}
+			for l := range r.Lines() {
+				got = append(got, string(l.Text))
+			}
+			if err := r.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if fi, err := os.Stat(path); err != nil || inodeOf(fi) != pos.Inode {
+				t.Fatalf("the change replaced the file (%v); the test needs the inode kept", err)
+			}
+			if diff := cmp.Diff(tt.first, got); diff != "" {
+				t.Errorf("lines (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.stats, r.Stats()); diff != "" {
+				t.Errorf("stats (-want +got):\n%s", diff)
+			}
+			// The next read goes on after the last line yielded.
+			testHookLiveRead = nil
+			appendFile(t, path, lines("c", 1, 1))
+			rest, r2 := readAll(t, path, r.Pos())
+			if diff := cmp.Diff(append(tt.next, want(lines("c", 1, 1))...), rest); diff != "" {
+				t.Errorf("next read (-want +got):\n%s", diff)
+			}
+			if st := r2.Stats(); st.Gaps != 0 || st.Restarts != 0 {
+				t.Errorf("next read stats %+v: want no gap, no restart", st)
 			}
 		})
 	}
