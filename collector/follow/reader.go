@@ -129,6 +129,9 @@ func (r *Reader) try(yield func(Line) bool, last bool) bool {
 	if out.gap {
 		r.opt.Logger.Warn("rest of the log since the saved position is gone; lines were lost",
 			zap.String("path", r.path), zap.Int64("offset", r.pos.Offset))
+		// The loss is reported once: whatever file is at the path next
+		// (none yet, if the log was deleted) is read from its start.
+		r.pos = Position{Path: r.path}
 	}
 	for _, s := range steps {
 		var src io.Reader
