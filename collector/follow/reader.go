@@ -14,8 +14,7 @@ import (
 )
 
 // Reader is a one-shot read of what a log gained since a position, for
-// runs that do not stay (heapguard check). It reads plain files itself and
-// shares the rotation logic with Follower.
+// each poll of the daemon and each run of heapguard check.
 type Reader struct {
 	path string
 	opt  Options
