@@ -3,7 +3,6 @@ package follow
 import (
 	"io"
 	"os"
-	"sync/atomic"
 
 	"github.com/heapguard/heapguard/host"
 	"go.uber.org/zap"
@@ -68,34 +67,18 @@ type Stats struct {
 	Gaps uint64
 }
 
-type counters struct {
-	lines, restarts, truncations, rotations, oversized, readErrors, gaps atomic.Uint64
-}
-
-func (c *counters) snapshot() Stats {
-	return Stats{
-		Lines:       c.lines.Load(),
-		Restarts:    c.restarts.Load(),
-		Truncations: c.truncations.Load(),
-		Rotations:   c.rotations.Load(),
-		Oversized:   c.oversized.Load(),
-		ReadErrors:  c.readErrors.Load(),
-		Gaps:        c.gaps.Load(),
-	}
-}
-
-func (c *counters) count(out outcome) {
+func (s *Stats) count(out outcome) {
 	if out.continued {
 		return
 	}
 	if out.truncated {
-		c.truncations.Add(1)
+		s.Truncations++
 	}
 	if out.rotated {
-		c.rotations.Add(1)
+		s.Rotations++
 	}
 	if out.gap {
-		c.gaps.Add(1)
+		s.Gaps++
 	}
 }
 

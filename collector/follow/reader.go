@@ -19,7 +19,7 @@ type Reader struct {
 	path string
 	opt  Options
 	pos  Position
-	st   counters
+	st   Stats
 	err  error
 	used bool
 }
@@ -52,10 +52,10 @@ func (r *Reader) Pos() Position { return r.pos }
 func (r *Reader) Err() error { return r.err }
 
 // Stats counts what the read did.
-func (r *Reader) Stats() Stats { return r.st.snapshot() }
+func (r *Reader) Stats() Stats { return r.st }
 
 func (r *Reader) fail(err error) {
-	r.st.readErrors.Add(1)
+	r.st.ReadErrors++
 	r.err = errors.Join(r.err, err)
 }
 
@@ -73,7 +73,7 @@ func (r *Reader) run(yield func(Line) bool) {
 			r.fail(fmt.Errorf("read %s: rewritten under every read; left for the next one", r.path))
 			return
 		}
-		r.st.restarts.Add(1)
+		r.st.Restarts++
 		if r.opt.Clock.Sleep(context.Background(), rotationWait) != nil {
 			return
 		}
@@ -113,7 +113,7 @@ func (r *Reader) try(yield func(Line) bool, last bool) bool {
 			set.close()
 		}
 	}()
-	steps, out := resolve(r.pos, cur, fileView{}, copies)
+	steps, out := resolve(r.pos, cur, copies)
 	if set != nil && !set.stable {
 		if !last {
 			return false
@@ -159,8 +159,6 @@ func (r *Reader) try(yield func(Line) bool, last bool) bool {
 				now, err := viewOf(f)
 				return err == nil && now.size >= end && (cur.head == "" || now.head == cur.head)
 			}
-		default:
-			continue
 		}
 		switch r.stream(src, s.from, id, same, yield) {
 		case streamStopped:
@@ -196,7 +194,7 @@ const (
 // once same(offset after the batch) confirms the file still held them, so
 // memory stays bounded and nothing read from a rewritten file is yielded.
 func (r *Reader) stream(src io.Reader, from int64, id Position, same func(end int64) bool, yield func(Line) bool) streamEnd {
-	sc := newScanner(src, from, r.opt.MaxLine, false)
+	sc := newScanner(src, from, r.opt.MaxLine)
 	var batch []Line
 	n, skipped := 0, 0
 	for {
@@ -213,10 +211,10 @@ func (r *Reader) stream(src io.Reader, from int64, id Position, same func(end in
 		if !same(sc.lineStart) {
 			return streamChanged
 		}
-		r.st.oversized.Add(uint64(skipped))
+		r.st.Oversized += uint64(skipped)
 		for _, l := range batch {
 			r.pos = l.Pos
-			r.st.lines.Add(1)
+			r.st.Lines++
 			if !yield(l) {
 				return streamStopped
 			}
