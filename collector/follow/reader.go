@@ -70,7 +70,7 @@ const (
 func (r *Reader) run(yield func(Line) bool) {
 	for try := 1; !r.try(yield, try == rotationTries); try++ {
 		if try == rotationTries {
-			r.fail(fmt.Errorf("read %s: rewritten under every read; left for the next one", r.path))
+			r.fail(fmt.Errorf("read %s: the file kept changing under the read; the rest is left for the next one", r.path))
 			return
 		}
 		r.st.Restarts++
