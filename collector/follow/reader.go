@@ -14,13 +14,12 @@ import (
 )
 
 // Reader is a one-shot read of what a log gained since a position, for
-// runs that do not stay (heapguard check). It reads plain files itself and
-// shares the rotation logic with Follower.
+// each poll of the daemon and each run of heapguard check.
 type Reader struct {
 	path string
 	opt  Options
 	pos  Position
-	st   counters
+	st   Stats
 	err  error
 	used bool
 }
@@ -53,15 +52,16 @@ func (r *Reader) Pos() Position { return r.pos }
 func (r *Reader) Err() error { return r.err }
 
 // Stats counts what the read did.
-func (r *Reader) Stats() Stats { return r.st.snapshot() }
+func (r *Reader) Stats() Stats { return r.st }
 
 func (r *Reader) fail(err error) {
-	r.st.readErrors.Add(1)
+	r.st.ReadErrors++
 	r.err = errors.Join(r.err, err)
 }
 
-// Rotations seen running while a read is resolved are waited out this many
-// times, rotationWait apart, before the read goes on with what it found.
+// A read that meets a rotation running, or the live file rewritten under
+// it, starts again from the last line yielded, at most this many times,
+// rotationWait apart.
 const (
 	rotationTries = 20
 	rotationWait  = 25 * time.Millisecond
@@ -69,7 +69,11 @@ const (
 
 func (r *Reader) run(yield func(Line) bool) {
 	for try := 1; !r.try(yield, try == rotationTries); try++ {
-		r.st.restarts.Add(1)
+		if try == rotationTries {
+			r.fail(fmt.Errorf("read %s: the file kept changing under the read; the rest is left for the next one", r.path))
+			return
+		}
+		r.st.Restarts++
 		if r.opt.Clock.Sleep(context.Background(), rotationWait) != nil {
 			return
 		}
@@ -77,7 +81,8 @@ func (r *Reader) run(yield func(Line) bool) {
 }
 
 // try reads, unless a rotation runs while it looks at the files and this
-// is not the last try: then it reads nothing and returns false.
+// is not the last try, or the live file is rewritten under the read: then
+// it yields nothing more and returns false.
 func (r *Reader) try(yield func(Line) bool, last bool) bool {
 	var cur fileView
 	f, err := os.Open(r.path)
@@ -108,7 +113,7 @@ func (r *Reader) try(yield func(Line) bool, last bool) bool {
 			set.close()
 		}
 	}()
-	steps, out := resolve(r.pos, cur, fileView{}, copies)
+	steps, out := resolve(r.pos, cur, copies)
 	if set != nil && !set.stable {
 		if !last {
 			return false
@@ -123,15 +128,14 @@ func (r *Reader) try(yield func(Line) bool, last bool) bool {
 	if out.gap {
 		r.opt.Logger.Warn("rest of the log since the saved position is gone; lines were lost",
 			zap.String("path", r.path), zap.Int64("offset", r.pos.Offset))
-	}
-	emit := func(l Line) bool {
-		r.pos = l.Pos
-		r.st.lines.Add(1)
-		return yield(l)
+		// The loss is reported once: whatever file is at the path next
+		// (none yet, if the log was deleted) is read from its start.
+		r.pos = Position{Path: r.path}
 	}
 	for _, s := range steps {
 		var src io.Reader
 		var id Position
+		same := func(int64) bool { return true }
 		switch s.kind {
 		case stepChain:
 			rot := &set.fams[s.fam][s.idx]
@@ -142,24 +146,89 @@ func (r *Reader) try(yield func(Line) bool, last bool) bool {
 			}
 			src, id = rc, Position{Path: r.path, Inode: rot.view.inode, FirstLineHash: rot.view.head}
 		case stepCur:
+			if testHookLiveRead != nil {
+				testHookLiveRead()
+			}
 			// Bounded by the size seen at open: "up to the current end".
 			src = io.NewSectionReader(f, s.from, cur.size-s.from)
 			id = Position{Path: r.path, Inode: cur.inode, FirstLineHash: cur.head}
-		default:
-			continue
+			// A file truncated and rewritten since it was looked at keeps
+			// its inode, and our offset then falls inside other lines:
+			// only bytes of the content seen at open may be yielded.
+			same = func(end int64) bool {
+				now, err := viewOf(f)
+				return err == nil && now.size >= end && (cur.head == "" || now.head == cur.head)
+			}
 		}
-		end, ok, err := stream(src, s.from, id, r.opt, &r.st, emit)
-		if !ok {
+		switch r.stream(src, s.from, id, same, yield) {
+		case streamStopped:
 			return true
-		}
-		id.Offset, id.Time = end, time.Now().UTC()
-		r.pos = id
-		if err != nil {
-			r.fail(fmt.Errorf("read %s from %d: %w", r.path, s.from, err))
+		case streamChanged:
+			return false
+		case streamFailed:
 			if s.kind == stepCur {
 				return true
 			}
 		}
 	}
 	return true
+}
+
+// testHookLiveRead, when set, runs just before the live file is read
+// (tests rewrite the file there).
+var testHookLiveRead func()
+
+// streamEnd says how stream ended.
+type streamEnd uint8
+
+const (
+	streamDone    streamEnd = iota
+	streamStopped           // the consumer stopped ranging
+	streamChanged           // the file changed under the read; the batch was dropped
+	streamFailed            // a read error, reported
+)
+
+// stream reads the complete lines of src, whose first byte is content
+// offset from, and yields them with their positions (id gives Path, Inode
+// and FirstLineHash). Lines go in batches of about batchBytes, each only
+// once same(offset after the batch) confirms the file still held them, so
+// memory stays bounded and nothing read from a rewritten file is yielded.
+func (r *Reader) stream(src io.Reader, from int64, id Position, same func(end int64) bool, yield func(Line) bool) streamEnd {
+	sc := newScanner(src, from, r.opt.MaxLine)
+	var batch []Line
+	n, skipped := 0, 0
+	for {
+		text, end, sk, err := sc.next()
+		skipped += sk
+		if err == nil {
+			p := id
+			p.Offset, p.Time = end, time.Now().UTC()
+			batch = append(batch, Line{Text: text, Pos: p})
+			if n += len(text) + 1; n < batchBytes {
+				continue
+			}
+		}
+		if !same(sc.lineStart) {
+			return streamChanged
+		}
+		r.st.Oversized += uint64(skipped)
+		for _, l := range batch {
+			r.pos = l.Pos
+			r.st.Lines++
+			if !yield(l) {
+				return streamStopped
+			}
+		}
+		// lineStart is past every complete line, skipped ones too.
+		r.pos = id
+		r.pos.Offset, r.pos.Time = sc.lineStart, time.Now().UTC()
+		batch, n, skipped = batch[:0], 0, 0
+		switch {
+		case errors.Is(err, io.EOF):
+			return streamDone
+		case err != nil:
+			r.fail(fmt.Errorf("read %s from %d: %w", r.path, from, err))
+			return streamFailed
+		}
+	}
 }

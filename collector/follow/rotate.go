@@ -236,8 +236,7 @@ func (c *copySet) close() {
 type stepKind uint8
 
 const (
-	stepHeld  stepKind = iota // the file the follower still holds open
-	stepChain                 // a rotated copy
+	stepChain stepKind = iota // a rotated copy
 	stepCur                   // the file now at the log's path
 )
 
@@ -268,72 +267,45 @@ func matches(f fileView, pos Position) bool {
 }
 
 // resolve decides what to read, in order, to go on from pos without losing
-// or repeating a line: cur is the file at the log's path, held the file the
-// live follower still has open (zero for a one-shot read), copies the
+// or repeating a line: cur is the file at the log's path, copies the
 // rotated copies per family, newest first (asked for only when pos's
 // content has left the path; only head and mtime are used).
 //
-// The rest of pos's content comes from held (a renamed or deleted file is
-// still readable through an open descriptor) or else from the rotated copy
-// with the same head; then every newer rotated copy whole; then cur whole.
-func resolve(pos Position, cur, held fileView, copies func() [][]fileView) ([]step, outcome) {
+// The rest of pos's content comes from the rotated copy with the same
+// head; then every newer rotated copy whole; then cur whole.
+func resolve(pos Position, cur fileView, copies func() [][]fileView) ([]step, outcome) {
 	// Nothing complete was read from pos's file (it was empty, or its
 	// first line partial), so its content has no name to be found by.
 	blind := pos.FirstLineHash == "" && pos.Offset == 0 && pos.Inode != 0 && !pos.Time.IsZero()
-	if matches(cur, pos) && cur.size >= pos.Offset && !(blind && !held.ok && copiedSince(copies(), pos.Time)) {
+	if matches(cur, pos) && cur.size >= pos.Offset && !(blind && copiedSince(copies(), pos.Time)) {
 		return []step{{kind: stepCur, from: pos.Offset}}, outcome{continued: true}
 	}
 	var steps []step
 	var out outcome
-	oldHead := pos.FirstLineHash
-	usedHeld := false
-	heldOK := held.ok && !(cur.ok && cur.inode == held.inode) && matches(held, pos) && held.size >= pos.Offset
-	switch {
-	case blind:
+	if blind {
 		// Read whole, oldest first, every copy written to since pos was
 		// taken: pos's file is one of them (renamed, or copied before a
-		// truncation), and nothing was read from it. The held file is
-		// read in its copy's place. A copy written in the same clock tick
-		// as the read, or compressed later into a new file, can be missed
-		// or read twice (doc.go, Limits).
+		// truncation), and nothing was read from it. A copy written in the
+		// same clock tick as the read, or compressed later into a new
+		// file, can be missed or read twice (doc.go, Limits).
 		for f, fam := range copies() {
 			if len(fam) == 0 {
 				continue
 			}
 			for j := len(fam) - 1; j >= 0; j-- {
-				c := fam[j]
-				switch {
-				case !c.ok || c.mtime.Before(pos.Time):
-				case heldOK && !usedHeld && held.head != "" && c.head == held.head:
-					steps = append(steps, step{kind: stepHeld})
-					usedHeld = true
-				default:
+				if c := fam[j]; c.ok && !c.mtime.Before(pos.Time) {
 					steps = append(steps, step{kind: stepChain, fam: f, idx: j})
 				}
 			}
 			break
 		}
-		if heldOK && !usedHeld {
-			steps = append(steps, step{kind: stepHeld})
-			usedHeld = true
+	} else if fam, k := findHead(copies(), pos.FirstLineHash); k >= 0 {
+		steps = append(steps, step{kind: stepChain, fam: fam, idx: k, from: pos.Offset})
+		for j := k - 1; j >= 0; j-- {
+			steps = append(steps, step{kind: stepChain, fam: fam, idx: j})
 		}
-	default:
-		if heldOK {
-			steps = append(steps, step{kind: stepHeld, from: pos.Offset})
-			usedHeld = true
-		}
-		fam, k := findHead(copies(), oldHead)
-		switch {
-		case k >= 0:
-			if !usedHeld {
-				steps = append(steps, step{kind: stepChain, fam: fam, idx: k, from: pos.Offset})
-			}
-			for j := k - 1; j >= 0; j-- {
-				steps = append(steps, step{kind: stepChain, fam: fam, idx: j})
-			}
-		case !usedHeld && pos.Offset > 0:
-			out.gap = true
-		}
+	} else if pos.Offset > 0 {
+		out.gap = true
 	}
 	if cur.ok {
 		steps = append(steps, step{kind: stepCur})
@@ -341,7 +313,7 @@ func resolve(pos Position, cur, held fileView, copies func() [][]fileView) ([]st
 	if len(steps) == 0 && pos.Offset == 0 {
 		return nil, outcome{continued: true} // nothing was read, nothing is there
 	}
-	if !usedHeld && cur.ok && pos.Inode != 0 && cur.inode == pos.Inode {
+	if cur.ok && pos.Inode != 0 && cur.inode == pos.Inode {
 		out.truncated = true
 	} else {
 		out.rotated = true

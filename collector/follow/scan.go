@@ -18,8 +18,8 @@ type scanner struct {
 	skipping  bool // inside a line already known to be too long
 }
 
-func newScanner(r io.Reader, off int64, max int, skipping bool) *scanner {
-	return &scanner{br: bufio.NewReaderSize(r, 64<<10), off: off, lineStart: off, max: max, skipping: skipping}
+func newScanner(r io.Reader, off int64, max int) *scanner {
+	return &scanner{br: bufio.NewReaderSize(r, 64<<10), off: off, lineStart: off, max: max}
 }
 
 // next returns the next complete line without its '\n', and the offset just
