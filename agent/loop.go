@@ -626,10 +626,6 @@ func (w *Watcher) inventory(ctx context.Context, now time.Time, flaps []policy.F
 func (w *Watcher) Check(ctx context.Context) (Result, error) {
 	r := follow.ReadFrom(w.logPath, w.st.Position, follow.Options{Logger: w.log, Clock: w.opt.Clock})
 	for l := range r.Lines() {
-		if l.Err != nil {
-			w.log.Warn("log", zap.Error(l.Err))
-			continue
-		}
 		w.consume(l.Text)
 	}
 	if err := r.Err(); err != nil {

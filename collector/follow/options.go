@@ -15,8 +15,6 @@ type Line struct {
 	// Pos is the position just after this line: persist it once the line
 	// has been handled, and a restart goes on with the next one.
 	Pos Position
-	// Err is always nil: ReadFrom reports problems through Reader.Err.
-	Err error
 }
 
 // Options tune a read. Zero values take defaults.

@@ -32,7 +32,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nxadm/tail"
+	"github.com/heapguard/heapguard/collector/follow"
 )
 
 // childEnv marks a re-executed probe as the child helper (os/exec tests use
@@ -293,25 +293,13 @@ func stageSignal(ctx context.Context, _ string) error {
 	}
 }
 
-// stageTail follows a growing file in poll mode, as the
-// collector follows vmkernel.log (ESXi may have no inotify).
+// stageTail reads a growing file by polling from a saved position, as
+// the agent reads vmkernel.log at every poll (ESXi may have no inotify).
 func stageTail(ctx context.Context, dir string) error {
 	path := filepath.Join(dir, "vmkernel.log")
 	if err := os.WriteFile(path, []byte("line 0\n"), 0o600); err != nil {
 		return fmt.Errorf("create log: %w", err)
 	}
-	t, err := tail.TailFile(path, tail.Config{Follow: true, ReOpen: true, Poll: true, MustExist: true, Logger: tail.DiscardingLogger})
-	if err != nil {
-		return fmt.Errorf("tail %s: %w", path, err)
-	}
-	// Never call t.Cleanup() in poll mode: it starts tail's shared inotify
-	// watcher, and without inotify (ESXi) that calls os.Exit(1).
-	defer t.Stop()
-
-	// Growth only: rotation is the collector's business and nxadm/tail's
-	// poll watcher races with it (it stops with "stat ...: no such file or
-	// directory" when its stat falls between a rename and the new file's
-	// creation), which would make this runtime probe flaky.
 	errc := make(chan error, 1)
 	go func() {
 		time.Sleep(300 * time.Millisecond)
@@ -328,24 +316,29 @@ func stageTail(ctx context.Context, dir string) error {
 	}()
 
 	want := []string{"line 0", "line 1", "line 2"}
-	deadline := time.After(15 * time.Second)
-	for i := 0; i < len(want); i++ {
+	var got []string
+	var pos follow.Position
+	deadline := time.Now().Add(15 * time.Second)
+	for len(got) < len(want) {
+		r := follow.ReadFrom(path, pos, follow.Options{})
+		for l := range r.Lines() {
+			got = append(got, string(l.Text))
+		}
+		if err := r.Err(); err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+		pos = r.Pos()
+		if time.Now().After(deadline) {
+			return fmt.Errorf("tail: only %d of %d lines within 15s", len(got), len(want))
+		}
 		select {
-		case l, ok := <-t.Lines:
-			if !ok {
-				return fmt.Errorf("tail stopped after %d lines: %v", i, t.Err())
-			}
-			if l.Err != nil {
-				return fmt.Errorf("tail line %d: %w", i, l.Err)
-			}
-			if l.Text != want[i] {
-				return fmt.Errorf("tail line %d = %q, want %q", i, l.Text, want[i])
-			}
-		case <-deadline:
-			return fmt.Errorf("tail: only %d of %d lines within 15s", i, len(want))
+		case <-time.After(50 * time.Millisecond):
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		return fmt.Errorf("tail read %q, want %q", got, want)
 	}
 	if err := <-errc; err != nil {
 		return fmt.Errorf("write log: %w", err)
