@@ -301,6 +301,8 @@ type RunOptions struct {
 	For   time.Duration // simulated time to run for (0: until ctx ends)
 	// Tick is the wall time between state updates (default 50ms).
 	Tick time.Duration
+	// wall is the machine's clock (time.Now); tests replace it.
+	wall func() time.Time
 }
 
 // Run advances the root's scenario in real time × Speed until ctx ends or
@@ -313,7 +315,10 @@ func Run(ctx context.Context, root string, o RunOptions) error {
 	if o.Tick <= 0 {
 		o.Tick = 50 * time.Millisecond
 	}
-	wall := time.Now()
+	if o.wall == nil {
+		o.wall = time.Now
+	}
+	wall := o.wall()
 	err := update(root, func(st *State) error {
 		st.Run = &RunInfo{PID: os.Getpid(), Speed: o.Speed, Since: wall.UTC(), Start: st.Now}
 		return publishRunClock(root, st.Run)
@@ -323,6 +328,11 @@ func Run(ctx context.Context, root string, o RunOptions) error {
 	}
 	t := time.NewTicker(o.Tick)
 	defer t.Stop()
+	// One update covers at most maxChunk of simulated time: a run that
+	// fell behind (a loaded machine) catches up a piece per tick, and
+	// commands get the lock between ticks instead of waiting for the
+	// whole backlog.
+	maxChunk := max(4*time.Duration(float64(o.Tick)*o.Speed), time.Minute)
 	var runErr error
 	for done := false; !done; {
 		select {
@@ -336,10 +346,16 @@ func Run(ctx context.Context, root string, o RunOptions) error {
 			}
 			// The run's start is read each time: a clock step moves it.
 			start := st.Run.Start
-			target := start.Add(time.Duration(float64(time.Since(wall)) * o.Speed))
-			if o.For > 0 && !target.Before(start.Add(o.For)) {
-				target, done = start.Add(o.For), true
+			target := start.Add(time.Duration(float64(o.wall().Sub(wall)) * o.Speed))
+			finish := o.For > 0 && !target.Before(start.Add(o.For))
+			if finish {
+				target = start.Add(o.For)
 			}
+			behind := target.Sub(st.Now) > maxChunk
+			if behind {
+				target = st.Now.Add(maxChunk)
+			}
+			done = done || finish && !behind
 			return advanceState(root, st, target)
 		})
 		if err != nil {

@@ -637,3 +637,50 @@ func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
 // simClockEnv asks host.ClockFromEnv for the published simulator clock.
 func simClockEnv(string) string { return "sim" }
+
+// TestRunCatchesUpInPieces: a run far behind its clock (the machine was
+// too busy for hours of wall time) catches up a simulated minute per
+// update, so the state is seen between the old and the new time, and
+// commands get the lock in between. Fails if Run advances to its target in
+// one update.
+func TestRunCatchesUpInPieces(t *testing.T) {
+	h := New(t, Incident())
+	start := h.State().Now
+	var mu sync.Mutex
+	now := time.Now()
+	wall := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	runDone := make(chan error, 1)
+	go func() {
+		runDone <- Run(context.Background(), h.Root(), RunOptions{Speed: 1, Tick: time.Millisecond, For: 2 * time.Hour, wall: wall})
+	}()
+	for deadline := time.Now().Add(30 * time.Second); h.State().Run == nil; {
+		if time.Now().After(deadline) {
+			t.Fatal("the run never started")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	mu.Lock()
+	now = now.Add(3 * time.Hour) // the run is hours behind at its next tick
+	mu.Unlock()
+	seen := map[time.Time]bool{}
+	for {
+		select {
+		case err := <-runDone:
+			if err != nil {
+				t.Fatal(err)
+			}
+			var between int
+			for at := range seen {
+				if at.After(start) && at.Before(start.Add(time.Hour)) {
+					between++
+				}
+			}
+			if between == 0 {
+				t.Errorf("no command saw the state between %s and an hour later: the backlog was taken in one update (saw %v)", start, seen)
+			}
+			return
+		default:
+			seen[h.State().Now] = true
+		}
+	}
+}
