@@ -200,6 +200,21 @@ func pidFileMethod(err error) (string, error) {
 	return fmt.Sprintf("pid file: flock not supported on this filesystem (%v)", err), nil
 }
 
+// LockKind says which lock AcquireLock takes in dir ("flock", or the pid
+// file's Method), by trying flock on a temporary file there.
+func LockKind(dir string) (string, error) {
+	f, err := os.CreateTemp(dir, ".lockkind-")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if err := flockExclusive(f); err != nil {
+		return pidFileMethod(err)
+	}
+	return "flock", nil
+}
+
 func acquirePIDFile(p string) (*Lock, error) {
 	for range 3 {
 		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)

@@ -373,6 +373,19 @@ func TestAcquireLockMethod(t *testing.T) {
 	}
 }
 
+func TestLockKind(t *testing.T) {
+	dir := t.TempDir()
+	if k, err := LockKind(dir); err != nil || k != "flock" {
+		t.Errorf("LockKind = %q, %v on a local filesystem, want flock", k, err)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
+	}
+	if _, err := LockKind(filepath.Join(dir, "nope")); err == nil {
+		t.Error("LockKind of a missing folder: no error")
+	}
+}
+
 func TestPIDFileMethod(t *testing.T) {
 	if k, err := pidFileMethod(syscall.ENOSYS); err != nil || !strings.HasPrefix(k, "pid file: flock not supported") {
 		t.Errorf("for ENOSYS: %q, %v", k, err)
