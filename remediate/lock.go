@@ -1,14 +1,13 @@
 package remediate
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,121 +20,166 @@ import (
 // when no action can be under way.
 const HostDir = "/var/run/heapguard"
 
-// Lock files inside the state directory.
+// Lock files inside the state directory; LockPIDFile is the fallback
+// where flock is not supported.
 const (
-	LockFile = "lock"
-	// LockPIDFile is the fallback lock where flock is not supported.
+	LockFile    = "lock"
 	LockPIDFile = "lock.pid"
 )
 
 // ErrLocked is wrapped when another heapguard instance holds the lock.
 var ErrLocked = errors.New("another heapguard instance is acting")
 
+const (
+	// staleEmpty is how old a pid file naming no one must be to be stale:
+	// younger, its writer may be between create and write.
+	staleEmpty = time.Minute
+	// rebootMargin is how far both clocks must put a pid file before this
+	// boot for it to count as left from before a reboot.
+	rebootMargin = 10 * time.Minute
+)
+
+var (
+	// heldIDs are the ids of the pid files this process holds: a file
+	// naming our pid is ours exactly when its id is here.
+	heldIDs sync.Map
+	uptime  = uptimeSeconds // tests replace it
+)
+
 // Lock keeps two instances (a cron overlap, or "run" plus "check") from
-// acting at once. Release it when done; a crashed holder's flock goes away
-// with its process, a crashed holder's pid file is found stale.
+// acting at once. A crashed holder's flock goes with its process; its pid
+// file is found stale (see holder.stale).
 type Lock struct {
-	f       *os.File // flock held on it
-	pidPath string   // fallback: the pid file we created
-	pidFile os.FileInfo
-	pidF    *os.File // kept open: Refresh writes through it
-	start   string   // when we took it, as written in it
-	written int      // bytes of the pid file
-	// Method says how the lock is held, for the log: "flock", or why the
-	// pid file fallback was used.
+	// Method says which lock is held: "flock", or why the pid-file
+	// fallback was used.
 	Method string
+	f      *os.File // the flocked file
+	pidF   *os.File // the pid file we made, kept open for Refresh
+	path   string   // the pid file's path; "" once released
+	me     holder   // what we wrote in it
 }
 
-// lockInfo is what a holder writes in the lock: "pid=123 start=<RFC 3339>
-// up=<seconds since boot>".
-type lockInfo struct {
-	pid   int
-	start string
-	up    int64 // 0: not written (older heapguard, or no uptime)
+// holder is what a holder writes in its lock, "pid=123 start=<RFC 3339>
+// id=<this acquisition> up=<seconds since boot>", and the file as read.
+type holder struct {
+	pid       int
+	start, id string
+	up        int64 // 0: unknown
+	raw       string
+	fi        os.FileInfo
 }
 
-func (li lockInfo) String() string {
-	if li.pid <= 0 {
-		return "an unknown process (no pid written yet)"
+func self(id string) holder {
+	return holder{pid: os.Getpid(), start: time.Now().UTC().Format(time.RFC3339), id: id, up: uptime()}
+}
+
+func (h holder) format() []byte {
+	b := fmt.Appendf(nil, "pid=%d start=%s", h.pid, h.start)
+	if h.id != "" {
+		b = fmt.Appendf(b, " id=%s", h.id)
 	}
-	s := "pid " + strconv.Itoa(li.pid)
-	if li.start != "" {
-		s += " since " + li.start
-	}
-	return s
-}
-
-func ownInfo() []byte { return lockContent(time.Now().UTC().Format(time.RFC3339)) }
-
-// lockContent is what we write in a lock we took at start.
-func lockContent(start string) []byte {
-	b := fmt.Appendf(nil, "pid=%d start=%s", os.Getpid(), start)
-	if up := uptimeSeconds(); up > 0 {
-		b = fmt.Appendf(b, " up=%d", up)
+	if h.up > 0 { // last: a refresh only makes the file longer
+		b = fmt.Appendf(b, " up=%d", h.up)
 	}
 	return append(b, '\n')
 }
 
-func parseLockInfo(b []byte) lockInfo {
-	var li lockInfo
-	for _, f := range strings.Fields(string(b)) {
-		k, v, ok := strings.Cut(f, "=")
-		if !ok {
-			continue
-		}
-		switch k {
-		case "pid":
-			if n, err := strconv.Atoi(v); err == nil && n > 0 {
-				li.pid = n
-			}
-		case "start":
-			li.start = v
-		case "up":
-			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 {
-				li.up = n
-			}
+func parseHolder(b []byte) holder {
+	h := holder{raw: string(b)}
+	for _, f := range strings.Fields(h.raw) {
+		k, v, _ := strings.Cut(f, "=")
+		n, _ := strconv.ParseInt(v, 10, 64)
+		switch {
+		case k == "pid" && n > 0 && n == int64(int(n)):
+			h.pid = int(n)
+		case k == "start":
+			h.start = v
+		case k == "id":
+			h.id = v
+		case k == "up" && n > 0:
+			h.up = n
 		}
 	}
-	return li
+	return h
+}
+
+func (h holder) String() string {
+	if h.pid <= 0 {
+		return "an unknown process (no pid written yet)"
+	}
+	if h.start == "" {
+		return "pid " + strconv.Itoa(h.pid)
+	}
+	return fmt.Sprintf("pid %d since %s", h.pid, h.start)
+}
+
+// readHolder reads the lock file at p through one descriptor, with its
+// identity.
+func readHolder(p string) (holder, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return holder{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return holder{}, err
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
+	h := parseHolder(b)
+	h.fi = fi
+	return h, err
+}
+
+// stale reports whether h, read from a pid file at now (uptime up seconds,
+// 0 when unknown), cannot still hold it. Pids are handed out again after a
+// reboot, so a file from before this boot is stale even when its pid is
+// alive; both clocks must say so, so that a clock step alone frees nothing.
+func (h holder) stale(now time.Time, up int64) bool {
+	switch {
+	case h.pid <= 0: // not written yet, or its writer died first
+		return now.Sub(h.fi.ModTime()) > staleEmpty
+	case h.pid == os.Getpid():
+		_, held := heldIDs.Load(h.id)
+		return !held
+	case !processAlive(h.pid):
+		return true
+	}
+	start, err := time.Parse(time.RFC3339, h.start)
+	boot := now.Add(-time.Duration(up) * time.Second)
+	return err == nil && up > 0 && h.up-up > int64(rebootMargin/time.Second) && start.Before(boot.Add(-rebootMargin))
 }
 
 // AcquireLock takes <stateDir>/lock with flock(LOCK_EX|LOCK_NB). Where the
-// filesystem does not support flock (ESXi's VMFS and others may not; the
-// answer is ENOSYS, EINVAL or EOPNOTSUPP; ENOLCK, which may pass, is an
-// error: NFS without a lock daemon needs a local --state-dir) it falls back to
-// creating <stateDir>/lock.pid with O_EXCL, holding our pid, start time
-// and uptime, and says so in Method. A pid file whose process is gone, or
-// that was written before the last boot, or that names this process
-// without being held by it, is stale and taken over (see staleHolder).
-// Another holder gives an error wrapping ErrLocked that names its pid.
+// filesystem does not support flock (ENOSYS, EINVAL, EOPNOTSUPP; ENOLCK is
+// an error: NFS without a lock daemon needs a local --state-dir) it falls
+// back to creating <stateDir>/lock.pid with O_EXCL, taking over a stale
+// one, and says so in Method. Another holder gives an error wrapping
+// ErrLocked that names its pid.
 func AcquireLock(stateDir string) (*Lock, error) { return acquireLock(stateDir, true) }
 
 func acquireLock(stateDir string, useFlock bool) (*Lock, error) {
-	p := filepath.Join(stateDir, LockFile)
 	method := "pid file: flock not tried"
 	if useFlock {
+		p := filepath.Join(stateDir, LockFile)
 		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
 		if err != nil {
 			return nil, fmt.Errorf("open lock %s: %w", p, err)
 		}
-		err = flockExclusive(f)
-		switch {
-		case err == nil:
+		if err = flockExclusive(f); err == nil {
 			// Name ourselves for whoever finds the lock taken.
 			if err := f.Truncate(0); err == nil {
-				f.WriteAt(ownInfo(), 0)
+				f.WriteAt(self("").format(), 0)
 				f.Sync()
 			}
 			return &Lock{f: f, Method: "flock"}, nil
-		case errors.Is(err, errWouldBlock):
-			b, _ := os.ReadFile(p)
-			f.Close()
-			return nil, fmt.Errorf("%w: %s is held by %s", ErrLocked, p, parseLockInfo(b))
-		case flockUnsupported(err):
-			f.Close()
-			method = fmt.Sprintf("pid file: flock not supported on this filesystem (%v)", err)
-		default:
-			f.Close()
+		}
+		f.Close()
+		if errors.Is(err, errWouldBlock) {
+			h, _ := readHolder(p)
+			return nil, fmt.Errorf("%w: %s is held by %s", ErrLocked, p, h)
+		}
+		if method, err = pidFileMethod(err); err != nil {
 			return nil, fmt.Errorf("lock %s: %w", p, err)
 		}
 	}
@@ -147,220 +191,133 @@ func acquireLock(stateDir string, useFlock bool) (*Lock, error) {
 	return l, nil
 }
 
-// staleEmpty is how old an empty pid file must be before it counts as
-// stale: younger, its writer may be between create and write.
-const staleEmpty = time.Minute
-
-// pidFiles are the pid files this process holds, by file identity (a
-// path may be reached several ways). Its mutex serialises taking and
-// giving them up within the process, so a file naming our pid is ours
-// exactly when it is listed here.
-var pidFiles struct {
-	sync.Mutex
-	held []os.FileInfo
+// pidFileMethod is the Method of the pid-file fallback for what flock
+// answered, or that answer when it does not call for the fallback.
+func pidFileMethod(err error) (string, error) {
+	if !flockUnsupported(err) {
+		return "", err
+	}
+	return fmt.Sprintf("pid file: flock not supported on this filesystem (%v)", err), nil
 }
 
-// heldIndex is where fi is in pidFiles.held, or -1.
-func heldIndex(fi os.FileInfo) int {
-	return slices.IndexFunc(pidFiles.held, func(h os.FileInfo) bool { return os.SameFile(h, fi) })
+// LockKind says which lock AcquireLock takes in dir ("flock", or the pid
+// file's Method), by trying flock on a temporary file there.
+func LockKind(dir string) (string, error) {
+	f, err := os.CreateTemp(dir, ".lockkind-")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if err := flockExclusive(f); err != nil {
+		return pidFileMethod(err)
+	}
+	return "flock", nil
 }
 
 func acquirePIDFile(p string) (*Lock, error) {
-	pidFiles.Lock()
-	defer pidFiles.Unlock()
-	for attempt := 0; attempt < 3; attempt++ {
+	for range 3 {
 		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if err == nil {
-			return createdPIDFile(p, f)
+			return created(p, f)
 		}
 		if !errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("create lock %s: %w", p, err)
 		}
-		b, judged, err := readLockFile(p)
+		h, err := readHolder(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // released meanwhile
 		}
 		if err != nil {
 			return nil, fmt.Errorf("read lock %s: %w", p, err)
 		}
-		li := parseLockInfo(b)
-		if li.pid > 0 && processAlive(li.pid) && !staleHolder(p, li) {
-			return nil, fmt.Errorf("%w: %s is held by %s (if no heapguard runs on this host, remove the file)", ErrLocked, p, li)
+		if !h.stale(time.Now(), uptime()) {
+			return nil, fmt.Errorf("%w: %s is held by %s (if no heapguard runs on this host, remove the file)", ErrLocked, p, h)
 		}
-		if li.pid <= 0 && time.Since(judged.ModTime()) < staleEmpty {
-			return nil, fmt.Errorf("%w: %s is held by %s", ErrLocked, p, li)
+		if err := takeOver(p, h); err != nil {
+			return nil, err
 		}
-		// Stale: take away the file judged (the same file, unchanged), and
-		// only that one.
-		takeAway(p, func(moved string) bool {
-			again, fi, err := readLockFile(moved)
-			return err == nil && sameVersion(fi, judged) && bytes.Equal(again, b)
-		})
 	}
 	return nil, fmt.Errorf("%w: %s keeps changing hands", ErrLocked, p)
 }
 
-// createdPIDFile writes our name into f, just created at p, and checks that
-// p is still f: a writer stalled past staleEmpty may have seen its empty
-// file judged stale and replaced, and must not then take the other's.
-func createdPIDFile(p string, f *os.File) (*Lock, error) {
-	fi, err := f.Stat()
-	start := time.Now().UTC().Format(time.RFC3339)
-	content := lockContent(start)
-	if err == nil {
-		_, err = f.Write(content)
+// takeOver removes the pid file at p if it is still the stale version
+// judged (same inode, time and content). It holds <p>.take (a directory,
+// made atomically) meanwhile: only takers remove a file, so the one it
+// checked is the one it removes.
+func takeOver(p string, judged holder) error {
+	mu := p + ".take"
+	if err := os.Mkdir(mu, 0o700); errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%w: %s is being taken over by another instance (if no heapguard runs on this host, remove %s)", ErrLocked, p, mu)
+	} else if err != nil {
+		return fmt.Errorf("take over lock %s: %w", p, err)
 	}
+	defer os.Remove(mu)
+	h, err := readHolder(p)
+	if err != nil || !os.SameFile(h.fi, judged.fi) || !h.fi.ModTime().Equal(judged.fi.ModTime()) || h.raw != judged.raw {
+		return nil
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("take over lock %s: %w", p, err)
+	}
+	return nil
+}
+
+// created names us in f, just made at p, then checks that p still names
+// us: a writer stalled past staleEmpty may have had its file taken over.
+func created(p string, f *os.File) (*Lock, error) {
+	l := &Lock{pidF: f, path: p, me: self(strconv.FormatUint(rand.Uint64(), 36))}
+	heldIDs.Store(l.me.id, true) // before the file names us
+	_, err := f.Write(l.me.format())
 	if err == nil {
 		err = f.Sync()
 	}
 	if err != nil {
-		f.Close()
-		if fi != nil {
-			takeAway(p, func(moved string) bool { return sameFile(moved, fi) })
-		}
+		l.drop() // the file, naming no one, is stale after staleEmpty
 		return nil, fmt.Errorf("write lock %s: %w", p, err)
 	}
-	if !sameFile(p, fi) {
-		f.Close()
-		return nil, fmt.Errorf("%w: %s was taken over while it was being written (the disk stalled)", ErrLocked, p)
+	if err := l.Check(); err != nil {
+		l.drop()
+		return nil, err
 	}
-	pidFiles.held = append(pidFiles.held, fi)
-	return &Lock{pidPath: p, pidFile: fi, pidF: f, start: start, written: len(content)}, nil
+	return l, nil
 }
 
-// readLockFile reads the file at p through one descriptor, with its
-// identity.
-func readLockFile(p string) ([]byte, os.FileInfo, error) {
-	f, err := os.Open(p)
+// Check reports whether the lock is still ours: always for flock; for a
+// pid file, while the file names us. Holders call it before acting. The
+// error wraps ErrLocked.
+func (l *Lock) Check() error {
+	if l == nil || l.path == "" {
+		return nil
+	}
+	h, err := readHolder(l.path)
 	if err != nil {
-		return nil, nil, err
+		return fmt.Errorf("%w: lock %s lost: %w", ErrLocked, l.path, err)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, nil, err
+	if h.pid != l.me.pid || h.id != l.me.id {
+		return fmt.Errorf("%w: lock %s lost: now held by %s", ErrLocked, l.path, h)
 	}
-	b, err := io.ReadAll(io.LimitReader(f, 4096))
-	return b, fi, err
+	return nil
 }
 
-// takeAway removes the file at p if it is the one judged (isJudged, given
-// where it was moved). The file is first renamed to a name of our own, an
-// atomic step: when another instance put a new file at p meanwhile, that
-// is what was moved, and it is put back rather than removed.
-func takeAway(p string, isJudged func(moved string) bool) {
-	moved := fmt.Sprintf("%s.stale.%d", p, os.Getpid())
-	if os.Rename(p, moved) != nil {
-		return
-	}
-	if isJudged(moved) {
-		os.Remove(moved)
-		return
-	}
-	// Another instance's file: put it back without replacing a file a
-	// third one may have made at p since. If one did, the second's file is
-	// dropped, and it finds the lock lost at its next Check.
-	err := os.Link(moved, p)
-	switch {
-	case err == nil, errors.Is(err, fs.ErrExist):
-		os.Remove(moved)
-	default: // no hard links on this filesystem
-		os.Rename(moved, p)
-	}
-}
-
-// sameVersion reports whether a and b are one file, not modified in
-// between. The inode alone is not enough: a file removed and made again at
-// once often gets the same number back.
-func sameVersion(a, b os.FileInfo) bool {
-	return os.SameFile(a, b) && a.ModTime().Equal(b.ModTime()) && a.Size() == b.Size()
-}
-
-func sameFile(p string, fi os.FileInfo) bool {
-	now, err := os.Stat(p)
-	return err == nil && os.SameFile(now, fi)
-}
-
-// Refresh brings the uptime in a pid-file lock up to date, so that the file
-// tells a reboot apart however soon after its start the holder dies (see
-// staleHolder). Long-running holders call it now and then. The content is
-// written over in place through our own descriptor, never truncated to
-// nothing first, so a reader never sees it empty. An error
+// Refresh brings the uptime in a pid file up to date, so that after a
+// reboot the file is seen to be from before it however long its holder ran
+// (see holder.stale). Long-running holders call it now and then; an error
 // wrapping ErrLocked says the lock was lost. For flock it does nothing.
 func (l *Lock) Refresh() error {
-	if l == nil || l.pidPath == "" {
-		return nil
-	}
-	pidFiles.Lock()
-	defer pidFiles.Unlock()
-	if err := l.check(); err != nil {
+	if err := l.Check(); err != nil || l == nil || l.path == "" {
 		return err
 	}
-	content := lockContent(l.start)
-	if _, err := l.pidF.WriteAt(content, 0); err != nil {
-		return fmt.Errorf("refresh lock %s: %w", l.pidPath, err)
-	}
-	if len(content) < l.written { // the uptime could not be read this time
-		if err := l.pidF.Truncate(int64(len(content))); err != nil {
-			return fmt.Errorf("refresh lock %s: %w", l.pidPath, err)
+	if up := uptime(); up > l.me.up {
+		l.me.up = up
+		// In place through our own descriptor: the file never reads empty,
+		// and another's file is never written.
+		if _, err := l.pidF.WriteAt(l.me.format(), 0); err != nil {
+			return fmt.Errorf("refresh lock %s: %w", l.path, err)
 		}
-	}
-	l.written = len(content)
-	if err := l.pidF.Sync(); err != nil {
-		return fmt.Errorf("refresh lock %s: %w", l.pidPath, err)
+		return l.pidF.Sync()
 	}
 	return nil
-}
-
-// Check reports whether the lock is still ours: for a pid file, the file at
-// its path is the one we made and names us. Holders call it before acting.
-// The error wraps ErrLocked.
-func (l *Lock) Check() error {
-	if l == nil || l.pidPath == "" {
-		return nil
-	}
-	pidFiles.Lock()
-	defer pidFiles.Unlock()
-	return l.check()
-}
-
-func (l *Lock) check() error {
-	b, fi, err := readLockFile(l.pidPath)
-	if err != nil {
-		return fmt.Errorf("%w: lock %s lost: %w", ErrLocked, l.pidPath, err)
-	}
-	if li := parseLockInfo(b); !os.SameFile(fi, l.pidFile) || li.pid != os.Getpid() {
-		return fmt.Errorf("%w: lock %s lost: now held by %s", ErrLocked, l.pidPath, li)
-	}
-	return nil
-}
-
-// rebootMargin is how far both the uptime and the wall clock must say the
-// holder of a pid file started before this boot before it counts as stale.
-const rebootMargin = 10 * time.Minute
-
-// staleHolder reports whether the live pid li names cannot hold the pid
-// file at p (with pidFiles locked). Pids are handed out again after a
-// reboot, so a pid file left from before one may name another process,
-// or this one:
-//   - written before the last boot: the uptime it records is above the
-//     uptime now, and its start time is before now minus the uptime, both
-//     by rebootMargin (two clocks, so that one clock that is not what it
-//     seems cannot free a held lock alone);
-//   - naming this process, which does not hold it.
-func staleHolder(p string, li lockInfo) bool {
-	if up := uptimeSeconds(); li.up > 0 && up > 0 && li.up-up > int64(rebootMargin/time.Second) {
-		start, err := time.Parse(time.RFC3339, li.start)
-		boot := time.Now().Add(-time.Duration(up) * time.Second)
-		if err == nil && start.Before(boot.Add(-rebootMargin)) {
-			return true
-		}
-	}
-	if li.pid == os.Getpid() {
-		fi, err := os.Stat(p)
-		return err == nil && heldIndex(fi) < 0
-	}
-	return false
 }
 
 // Release gives the lock up.
@@ -375,40 +332,20 @@ func (l *Lock) Release() error {
 		l.f = nil
 		return err
 	}
-	if l.pidPath != "" {
-		p := l.pidPath
-		l.pidPath = ""
-		pidFiles.Lock()
-		defer pidFiles.Unlock()
-		if l.pidF != nil {
-			l.pidF.Close()
-			l.pidF = nil
-		}
-		if i := heldIndex(l.pidFile); i >= 0 {
-			pidFiles.held = slices.Delete(pidFiles.held, i, i+1)
-		}
-		fi, err := os.Stat(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("release lock %s: the file is gone", p)
-		}
-		if li := parseLockInfo(readQuiet(p)); err != nil || !os.SameFile(fi, l.pidFile) || li.pid != os.Getpid() {
-			return fmt.Errorf("release lock %s: now held by %s", p, li)
-		}
-		// Moved away first, so that a file another instance put there in
-		// between is put back, not removed.
-		mine := false
-		takeAway(p, func(moved string) bool {
-			mine = sameFile(moved, l.pidFile)
-			return mine
-		})
-		if !mine {
-			return fmt.Errorf("release lock %s: taken over while being released", p)
-		}
+	if l.path == "" {
+		return nil
 	}
-	return nil
+	err := l.Check()
+	if err == nil {
+		err = os.Remove(l.path)
+	}
+	l.drop() // after the removal: until then, our goroutines see the file held
+	return err
 }
 
-func readQuiet(p string) []byte {
-	b, _ := os.ReadFile(p)
-	return b
+// drop forgets a pid-file lock without touching the file.
+func (l *Lock) drop() {
+	l.pidF.Close()
+	heldIDs.Delete(l.me.id)
+	l.path = ""
 }

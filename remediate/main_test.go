@@ -42,9 +42,14 @@ var helperCommands = map[string]func(args []string){
 		fmt.Fprintf(os.Stderr, "some stderr text for %s\n", strings.Join(os.Args[1:], " "))
 		os.Exit(1)
 	},
-	// holdlock DIR [pidfile] takes the lock in DIR, prints "locked", and
-	// keeps it until stdin is closed.
+	// holdlock DIR [pidfile [UPTIME]] takes the lock in DIR, prints
+	// "locked", and keeps it until stdin is closed. UPTIME is the host's
+	// uptime in seconds as this process sees it.
 	"holdlock": func(args []string) {
+		if len(args) > 2 {
+			up, _ := strconv.ParseInt(args[2], 10, 64)
+			uptime = func() int64 { return up }
+		}
 		l, err := acquireLock(args[0], len(args) < 2 || args[1] != "pidfile")
 		if err != nil {
 			fmt.Println("error:", err)
@@ -53,6 +58,17 @@ var helperCommands = map[string]func(args []string){
 		fmt.Println("locked")
 		io.Copy(io.Discard, os.Stdin)
 		if err := l.Release(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	},
+	// contend DIR HOLDS prints "ready", waits for stdin to close, then
+	// races for the pid-file lock in DIR (see contend).
+	"contend": func(args []string) {
+		holds, _ := strconv.Atoi(args[1])
+		fmt.Println("ready")
+		io.Copy(io.Discard, os.Stdin)
+		if err := contend(args[0], holds); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
