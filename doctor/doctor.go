@@ -67,6 +67,7 @@ func Run(ctx context.Context, opt Options) *Result {
 	d.ports(ctx, opt)
 	d.initScripts(opt, layout)
 	d.stateDir(opt)
+	d.locks(opt)
 	d.execInstalledOnly(ctx, opt, major)
 	d.runtime(ctx, opt)
 	return d
@@ -224,6 +225,34 @@ func (d *Result) initScripts(opt Options, layout host.Layout) {
 
 // volatileDirs are emptied at boot on ESXi (they live on the ramdisk).
 var volatileDirs = []string{"/tmp", "/var/run", "/var/tmp", "/etc", "/var/spool"}
+
+// locks says which lock the state folder gets, and where every acting
+// instance takes the host-wide lock.
+func (d *Result) locks(opt Options) {
+	hostDir := host.Path(opt.Root, remediate.HostDir)
+	hostLock := remediate.HostDir + " (created by the first acting run)"
+	if _, err := os.Stat(hostDir); err == nil {
+		kind, err := remediate.LockKind(hostDir)
+		if err != nil {
+			d.add("lock", policy.Crit, "host lock %s: %v", remediate.HostDir, collector.PathCause(err))
+			return
+		}
+		hostLock = remediate.HostDir + " (" + kind + ")"
+	}
+	if opt.StateDir == "" {
+		d.add("lock", policy.OK, "host-wide lock %s", hostLock)
+		return
+	}
+	kind, err := remediate.LockKind(opt.StateDir)
+	switch {
+	case err != nil:
+		d.add("lock", policy.Crit, "the state folder cannot be locked: %v (use a local --state-dir)", collector.PathCause(err))
+	case kind != "flock":
+		d.add("lock", policy.Warn, "state folder: %s; host-wide: %s", kind, hostLock)
+	default:
+		d.add("lock", policy.OK, "state folder: flock; host-wide: %s", hostLock)
+	}
+}
 
 func (d *Result) stateDir(opt Options) {
 	dir := opt.StateDir

@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/heapguard/heapguard/esxsim"
 	"github.com/heapguard/heapguard/policy"
+	"github.com/heapguard/heapguard/remediate"
 )
 
 // TestDoctorOnEveryVersion runs doctor against a simulated host of each
@@ -112,5 +114,33 @@ func TestDoctorPorts(t *testing.T) {
 			}
 			t.Fatal("no ports finding")
 		})
+	}
+}
+
+// TestDoctorLocks: doctor says which lock the state folder gets and where
+// the host-wide lock is, once an acting run made it.
+func TestDoctorLocks(t *testing.T) {
+	h := esxsim.New(t, esxsim.Incident())
+	run := func() string {
+		d := Run(context.Background(), Options{Root: h.Root(), StateDir: t.TempDir(), Runner: esxsim.Runner{Root: h.Root()}})
+		for _, f := range d.Findings {
+			if f.Check == "lock" {
+				if f.Level != policy.OK {
+					t.Errorf("lock finding %+v, want OK", f)
+				}
+				return f.Detail
+			}
+		}
+		t.Fatal("no lock finding")
+		return ""
+	}
+	if got := run(); got != "state folder: flock; host-wide: /var/run/heapguard (created by the first acting run)" {
+		t.Errorf("before any run: %q", got)
+	}
+	if err := os.MkdirAll(h.Path(remediate.HostDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(); got != "state folder: flock; host-wide: /var/run/heapguard (flock)" {
+		t.Errorf("after a run: %q", got)
 	}
 }
