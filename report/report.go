@@ -110,33 +110,17 @@ func Build(opt Options) *Report {
 		Dumps: []Dump{}, Heaps: []Heap{}, Errors: []string{}, Warnings: []string{}, Reasons: []string{}}
 	scan := collector.ScanOptions{Year: opt.Year, Since: opt.Since, FlapCycles: opt.FlapCycles, FlapWindow: opt.FlapWindow}
 	logs := r.uniqueLogs(opt.Logs)
-	// With a year given, the copies of one log are read oldest first and
-	// each goes on from the year where the one before ended.
-	var chains yearChains
-	if opt.Year != 0 && len(logs) > 1 {
-		logs = olderFirst(logs)
-		chains = yearChains{}
-	}
+	files, warnings := collector.ScanLogs(logs, scan)
+	r.Warnings = append(r.Warnings, warnings...)
 	var parts []*collector.Summary
-	for i, p := range logs {
-		sc := scan
-		fam := logFamily(p)
-		if chains != nil {
-			sc.Syslog = chains.next(fam, p, r)
-		}
-		s, err := collector.ScanFile(p, sc)
-		if err != nil {
-			r.Errors = append(r.Errors, fmt.Sprintf("read log %s: %v", p, collector.PathCause(err)))
-			if chains != nil && i+1 < len(logs) && logFamily(logs[i+1]) == fam {
-				r.Warnings = append(r.Warnings, fmt.Sprintf("the 4.x dates of the copies of %s newer than %s may be a year off: it could not be read whole", fam, p))
-			}
-			if s == nil {
-				if chains != nil {
-					chains.unread(fam)
-				}
+	for _, f := range files {
+		if f.Err != nil {
+			r.Errors = append(r.Errors, fmt.Sprintf("read log %s: %v", f.Path, collector.PathCause(f.Err)))
+			if f.Summary == nil {
 				continue
 			}
 		}
+		s, p := f.Summary, f.Path
 		r.Files = append(r.Files, p)
 		// Not errors, but a person should know the input was not what it seemed.
 		switch {
@@ -453,106 +437,6 @@ func (r *Report) uniqueLogs(paths []string) []string {
 		out = append(out, p)
 	}
 	return out
-}
-
-// yearChain carries the 4.x year along the copies of one log (see
-// collector.ScanOptions.Syslog).
-type yearChain struct {
-	state  collector.SyslogState
-	before collector.SyslogState // the state before the last copy read
-	gen    int                   // that copy's rotation number
-	path   string
-}
-
-// yearChains are the chains of the logs, by logFamily.
-type yearChains map[string]*yearChain
-
-// next returns the state the copy at path of the log fam starts from. Two
-// copies with one rotation number (messages.1 and messages.1.gz) are one
-// copy twice: the second starts where the first did.
-func (c yearChains) next(fam, path string, r *Report) *collector.SyslogState {
-	_, gen := splitRotation(filepath.Base(path))
-	ch := c[fam]
-	switch {
-	case ch == nil:
-		ch = &yearChain{gen: gen, path: path}
-		c[fam] = ch
-	case gen >= 0 && gen == ch.gen:
-		r.Warnings = append(r.Warnings, fmt.Sprintf("%s and %s look like one copy of %s (both rotation %d): each is dated on its own", ch.path, path, fam, gen))
-		st := ch.before
-		return &st
-	default:
-		ch.before, ch.gen, ch.path = ch.state, gen, path
-	}
-	return &ch.state
-}
-
-// unread forgets the copy just given out for fam: it could not be read,
-// so another with its rotation number is no repeat.
-func (c yearChains) unread(fam string) {
-	if ch := c[fam]; ch != nil {
-		ch.state, ch.gen, ch.path = ch.before, -2, ""
-	}
-}
-
-// olderFirst orders the copies of each log oldest first, the logs (see
-// logFamily) one after the other: by the rotation number in the names
-// (messages.2.gz, messages.1.gz, messages.0.gz, then messages), then by
-// modification time (copies taken without their times keep the order they
-// were given in).
-func olderFirst(paths []string) []string {
-	type file struct {
-		path, family string
-		gen          int // -1: no rotation number, the live file
-		mtime        time.Time
-	}
-	files := make([]file, len(paths))
-	for i, p := range paths {
-		_, gen := splitRotation(filepath.Base(p))
-		files[i] = file{path: p, family: logFamily(p), gen: gen}
-		if fi, err := os.Stat(p); err == nil {
-			files[i].mtime = fi.ModTime()
-		}
-	}
-	slices.SortStableFunc(files, func(a, b file) int {
-		if c := strings.Compare(a.family, b.family); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(b.gen, a.gen); c != 0 {
-			return c
-		}
-		return a.mtime.Compare(b.mtime)
-	})
-	out := make([]string, len(files))
-	for i, f := range files {
-		out[i] = f.path
-	}
-	return out
-}
-
-// logFamily names the log a file is a copy of: its folder and its name
-// without a rotation suffix (".N", ".N.gz") and ".log", so that
-// /var/log/messages.1.gz and /var/log/messages are one log, and two hosts'
-// copies in two folders are two.
-func logFamily(path string) string {
-	base, _ := splitRotation(filepath.Base(path))
-	return filepath.Join(filepath.Dir(path), strings.TrimSuffix(base, ".log"))
-}
-
-// splitRotation splits "name.N" or "name.N.gz" (N below 1000: rotations
-// are few, and larger numbers are dates or addresses) into name and N;
-// other names come back whole (without ".gz") with N = -1.
-func splitRotation(name string) (string, int) {
-	name = strings.TrimSuffix(name, ".gz")
-	i := strings.LastIndexByte(name, '.')
-	if i < 0 {
-		return name, -1
-	}
-	n, err := strconv.Atoi(name[i+1:])
-	if err != nil || n < 0 || n >= 1000 || strconv.Itoa(n) != name[i+1:] {
-		return name, -1
-	}
-	return name[:i], n
 }
 
 func plural(n int, what string) string {

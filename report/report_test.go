@@ -81,40 +81,6 @@ func TestReportYearAcrossFiles(t *testing.T) {
 	}
 }
 
-func TestOlderFirst(t *testing.T) {
-	in := []string{"/l/messages", "/m/messages.1", "/l/messages.0.gz", "/l/messages.2.gz", "/l/messages.10", "/l/messages.1", "/m/messages"}
-	want := []string{"/l/messages.10", "/l/messages.2.gz", "/l/messages.1", "/l/messages.0.gz", "/l/messages", "/m/messages.1", "/m/messages"}
-	if got := olderFirst(in); !slices.Equal(got, want) {
-		t.Errorf("olderFirst(%v) = %v, want %v", in, got, want)
-	}
-	for name, want := range map[string]int{"vmkernel.log": -1, "vmkernel.0.gz": 0, "messages.07": -1, "messages.-1": -1,
-		"x.3": 3, "messages": -1, "messages.20140102": -1, "messages.999": 999} {
-		if _, got := splitRotation(name); got != want {
-			t.Errorf("splitRotation(%q) = %d, want %d", name, got, want)
-		}
-	}
-	for p, want := range map[string]string{"/v/vmkernel.log": "/v/vmkernel", "/v/vmkernel.3.gz": "/v/vmkernel", "/v/messages.1": "/v/messages", "/w/messages": "/w/messages"} {
-		if got := logFamily(p); got != want {
-			t.Errorf("logFamily(%q) = %q, want %q", p, got, want)
-		}
-	}
-
-	// Copies with one rotation number (plain and compressed): by time.
-	dir := t.TempDir()
-	a, b := filepath.Join(dir, "messages.0"), filepath.Join(dir, "messages.0.gz")
-	for _, p := range []string{a, b} {
-		if err := os.WriteFile(p, nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	now := time.Now()
-	os.Chtimes(a, now, now)
-	os.Chtimes(b, now.Add(-time.Hour), now.Add(-time.Hour))
-	if got := olderFirst([]string{a, b}); !slices.Equal(got, []string{b, a}) {
-		t.Errorf("by time: %v, want %v", got, []string{b, a})
-	}
-}
-
 // Two hosts' logs given together with --year do not share a year chain.
 func TestReportYearPerLog(t *testing.T) {
 	dir := t.TempDir()
