@@ -625,8 +625,7 @@ func TestAcceptBreakerTrips(t *testing.T) {
 }
 
 // TestAcceptWatchedHeapNotSampled: --heaps that leave out the watched heap
-// must not read as "all is well" (review finding): the plan is UNKNOWN and
-// does nothing.
+// must not read as "all is well": the plan is UNKNOWN and does nothing.
 func TestAcceptWatchedHeapNotSampled(t *testing.T) {
 	t.Parallel()
 	h := newSim(t, "seed-incident")

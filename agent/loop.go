@@ -106,8 +106,10 @@ type Watcher struct {
 	invAt time.Time
 	// vpxaCrash is set when a vpxa dump line was read since the last poll.
 	vpxaCrash bool
-	// parsed counts log lines by outcome since start, for the logs.
+	// lines and unparsed count log lines since start, and logStats what
+	// reading the log met (rotations, gaps, oversized lines), for the logs.
 	lines, unparsed int64
+	logStats        follow.Stats
 }
 
 // Open prepares a watcher: it checks the config, takes the lock (unless it
@@ -233,12 +235,11 @@ func acquireHostLock(hostDir, stateDir string) (*remediate.Lock, error) {
 	return l, nil
 }
 
-// recover reads the journal back before anything else is done: steps a
+// recover reads the journal back before anything else is done. Steps a
 // killed heapguard left started are resolved against the host and
-// journaled; what the journal says was spent is restored into the guards;
-// and the policy's "planned at" marks are those of the steps the journal
-// says started, so a damaged or stale state.json can neither hide a
-// power-off under way nor keep a step that never started waiting.
+// journaled, and what the journal says was spent is restored into the
+// guards. The policy resumes from the steps the journal says started, so
+// a damaged or stale state.json cannot hide a power-off under way.
 func (w *Watcher) recover() error {
 	entries, err := remediate.ReadJournalTail(w.opt.StateDir)
 	if err != nil {
@@ -596,7 +597,7 @@ func (w *Watcher) inventory(ctx context.Context, now time.Time, flaps []policy.F
 	fresh := w.inv != nil && age >= 0 && age < inventoryTTL
 	if fresh && age >= inventoryRetry {
 		for _, f := range flaps {
-			if _, ok := w.inv.ByMAC(f.MAC); !ok {
+			if !w.inv.Declares(f.MAC) {
 				fresh = false
 			}
 		}
@@ -631,6 +632,11 @@ func (w *Watcher) Check(ctx context.Context) (Result, error) {
 	if err := r.Err(); err != nil {
 		w.log.Warn("reading the log", zap.String("path", w.logPath), zap.Error(err))
 	}
+	st := r.Stats()
+	w.logStats.Rotations += st.Rotations
+	w.logStats.Truncations += st.Truncations
+	w.logStats.Gaps += st.Gaps
+	w.logStats.Oversized += st.Oversized
 	w.st.Position = r.Pos()
 	return w.Poll(ctx)
 }
@@ -683,7 +689,9 @@ func (w *Watcher) stop(err error) error {
 	if serr := w.saveState(); serr != nil {
 		err = errors.Join(err, serr)
 	}
-	w.log.Info("stopped", zap.Int64("lines", w.lines), zap.Int64("unparsed", w.unparsed))
+	w.log.Info("stopped", zap.Int64("lines", w.lines), zap.Int64("unparsed", w.unparsed),
+		zap.Uint64("rotations", w.logStats.Rotations), zap.Uint64("truncations", w.logStats.Truncations),
+		zap.Uint64("gaps", w.logStats.Gaps), zap.Uint64("oversized", w.logStats.Oversized))
 	return err
 }
 

@@ -164,8 +164,8 @@ func TestRestoreFlapTrackerSanitizes(t *testing.T) {
 }
 
 // TestFlapTrackerNewMACOnPort: a port id handed to another NIC does not
-// pass the old NIC's flaps on to it (review finding: an innocent VM
-// inheriting a flapping history).
+// pass the old NIC's flaps on to it: an innocent VM would inherit a
+// flapping history.
 func TestFlapTrackerNewMACOnPort(t *testing.T) {
 	tr := NewFlapTracker(10, 5*time.Minute)
 	for _, ev := range every(7, 0, 3*time.Second, 12) {

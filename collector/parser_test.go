@@ -7,7 +7,7 @@ import (
 
 // TestParserYearWrapOutOfOrder: around New Year a December line may come
 // after the first January one; it is dated the year before, and the year
-// state is not moved (review finding: it used to add a year per swap).
+// state is not moved (moving it would add a year per swap).
 func TestParserYearWrapOutOfOrder(t *testing.T) {
 	p := NewParser(2012, time.Time{})
 	lines := []string{

@@ -329,16 +329,25 @@ func Run(ctx context.Context, root string, o RunOptions) error {
 	t := time.NewTicker(o.Tick)
 	defer t.Stop()
 	// One update covers at most maxChunk of simulated time: a run that
-	// fell behind (a loaded machine) catches up a piece per tick, and
-	// commands get the lock between ticks instead of waiting for the
-	// whole backlog.
-	maxChunk := max(4*time.Duration(float64(o.Tick)*o.Speed), time.Minute)
+	// fell behind (a loaded machine) catches up in pieces, without
+	// waiting for ticks, and commands get the lock in between instead of
+	// waiting for the whole backlog.
+	maxChunk := 1000 * time.Hour
+	behind := false
 	var runErr error
 	for done := false; !done; {
-		select {
-		case <-ctx.Done():
-			done = true
-		case <-t.C:
+		if behind {
+			select {
+			case <-ctx.Done():
+				done = true
+			default:
+			}
+		} else {
+			select {
+			case <-ctx.Done():
+				done = true
+			case <-t.C:
+			}
 		}
 		err := update(root, func(st *State) error {
 			if st.Run == nil {
@@ -351,7 +360,7 @@ func Run(ctx context.Context, root string, o RunOptions) error {
 			if finish {
 				target = start.Add(o.For)
 			}
-			behind := target.Sub(st.Now) > maxChunk
+			behind = target.Sub(st.Now) > maxChunk
 			if behind {
 				target = st.Now.Add(maxChunk)
 			}

@@ -77,7 +77,6 @@ func (s Sample) Int(key string) (int64, bool) {
 	return f.Num, true
 }
 
-func (s Sample) CurrentSize() (int64, bool)  { return s.Int(KeyCurrentSize) }
 func (s Sample) MaxSize() (int64, bool)      { return s.Int(KeyMaxSize) }
 func (s Sample) Allocated() (int64, bool)    { return s.Int(KeyAllocated) }
 func (s Sample) MaxAvailable() (int64, bool) { return s.Int(KeyMaxAvailable) }

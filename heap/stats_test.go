@@ -123,8 +123,8 @@ func TestParseStatsKeepsEveryField(t *testing.T) {
 	if diff := cmp.Diff(want, got[0].Fields); diff != "" {
 		t.Errorf("fields (-want +got):\n%s", diff)
 	}
-	if cs, ok := got[0].CurrentSize(); !ok || cs != 67109968 {
-		t.Errorf("CurrentSize() = %d, %v; want 67109968, true", cs, ok)
+	if cs, ok := got[0].Int(KeyCurrentSize); !ok || cs != 67109968 {
+		t.Errorf("current heap size = %d, %v; want 67109968, true", cs, ok)
 	}
 	if p, ok := got[0].PrintedPercentFreeOfMax(); !ok || p != 0 {
 		t.Errorf("PrintedPercentFreeOfMax() = %d, %v; want 0, true", p, ok)

@@ -109,11 +109,11 @@ func (c Config) Validate() error {
 		}
 		return true
 	}
-	okW, okC, okL := pct("--warn-below", c.WarnBelow), pct("--crit-below", c.CritBelow), pct("--clear-above", c.ClearAbove)
-	if okW && okC && c.CritBelow > c.WarnBelow {
+	warnOK, critOK, clearOK := pct("--warn-below", c.WarnBelow), pct("--crit-below", c.CritBelow), pct("--clear-above", c.ClearAbove)
+	if warnOK && critOK && c.CritBelow > c.WarnBelow {
 		bad("--crit-below %v is above --warn-below %v", c.CritBelow, c.WarnBelow)
 	}
-	if okW && okL && c.ClearAbove < c.WarnBelow {
+	if warnOK && clearOK && c.ClearAbove < c.WarnBelow {
 		bad("--clear-above %v is below --warn-below %v: a warning could never clear", c.ClearAbove, c.WarnBelow)
 	}
 	if c.HoldPolls < 1 {
@@ -312,10 +312,10 @@ type HeapState struct {
 }
 
 // Advance is told which of a plan's actions started (a guard refused the
-// others, or heapguard was stopping) and returns the state to keep: the
+// others, or heapguard was stopping) and returns the state to keep. The
 // "planned at" mark of a step that never started is taken back, so the
-// next poll plans it again instead of waiting for an effect that cannot
-// come. raft's Advance: the driver reports, the policy changes its state.
+// next poll plans it again instead of waiting for it. Like raft's Advance,
+// the driver reports and the policy changes its own state.
 func Advance(st State, actions []Action, started []bool) State {
 	next := st.clone()
 	for i, a := range actions {
@@ -709,7 +709,7 @@ func vmKey(vm VMRef) string {
 // allowed (list the others as skipped), restart vpxa, verify.
 func (d *decision) remediate() {
 	t := d.trigger
-	hfig := ptr(t.HeapFigures)
+	triggerFigures := ptr(t.HeapFigures)
 	base := heapReason(*t)
 	var cands []*candidate
 	byKey := map[string]*candidate{}
@@ -723,7 +723,7 @@ func (d *decision) remediate() {
 				Port:   f.Port,
 				MAC:    f.MAC,
 				Reason: base + "; " + flapText(f) + ", but " + unconfirmedText(f),
-				Heap:   hfig,
+				Heap:   triggerFigures,
 			})
 			continue
 		}
@@ -761,7 +761,7 @@ func (d *decision) remediate() {
 			Port:   c.flaps[0].Port,
 			MAC:    c.flaps[0].MAC,
 			Reason: base + "; " + strings.Join(ports, "; "),
-			Heap:   hfig,
+			Heap:   triggerFigures,
 		}
 		switch why := d.guardRefuses(ActPowerOff, live); {
 		case !d.cfg.allowed(c.vm.Name):
@@ -799,7 +799,7 @@ func (d *decision) remediate() {
 			Target:  Agent,
 			Reason:  "after powering off the flapping VMs; " + base,
 			Skipped: "no VM is being powered off and " + Agent + " is running: a restart would not free heap",
-			Heap:    hfig,
+			Heap:    triggerFigures,
 		})
 	}
 	if live == 0 && waiting == 0 {
@@ -820,7 +820,7 @@ func (d *decision) remediate() {
 			Kind:   ActAlert,
 			Target: t.Name,
 			Reason: base + "; nothing is powered off: " + strings.Join(why, ", ") + "; hands needed",
-			Heap:   hfig,
+			Heap:   triggerFigures,
 		})
 	}
 }

@@ -247,8 +247,7 @@ func TestGuardsUnverifiedRemediationsOpenBreaker(t *testing.T) {
 }
 
 // TestGuardsClockSteppedBack: entries recorded while the host clock ran a
-// year ahead hold the budget and cooldown for one window, not a year
-// (review finding).
+// year ahead hold the budget and cooldown for one window, not a year.
 func TestGuardsClockSteppedBack(t *testing.T) {
 	g := openGuards(t, t.TempDir())
 	future := t0.AddDate(1, 0, 0)

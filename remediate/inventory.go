@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -35,13 +34,6 @@ var (
 	// ErrVMXUnreadable is wrapped by ScanVMX's error when some .vmx files
 	// or folders could not be read; the rest were scanned.
 	ErrVMXUnreadable = errors.New("some .vmx files unreadable")
-	// ErrNoNetStats: net-stats -l was not available, ports cannot be checked.
-	ErrNoNetStats = errors.New("no net-stats port list")
-	// ErrPortUnknown: net-stats does not list the port (the VM was powered
-	// off or its port re-created since the log line).
-	ErrPortUnknown = errors.New("port not in net-stats")
-	// ErrPortMACMismatch: net-stats gives the port another MAC than the log.
-	ErrPortMACMismatch = errors.New("port MAC differs from net-stats")
 	// ErrVMXStalled: the .vmx files could not be read in time (a datastore
 	// not answering); the inventory has no MACs.
 	ErrVMXStalled = errors.New("reading the .vmx files stalled")
@@ -198,25 +190,6 @@ type InventoryVM struct {
 	NICs []NIC  `json:"nics,omitempty"`
 }
 
-// MACOwner is what the inventory knows about one MAC.
-type MACOwner struct {
-	MAC     string `json:"mac"`
-	VMID    string `json:"vmid,omitempty"`
-	Name    string `json:"name"`
-	VMX     string `json:"vmx"`
-	NIC     int    `json:"nic"`
-	Present bool   `json:"present"`
-	// Others are the .vmx files of other VMs with the same MAC.
-	// Ambiguous is true when one of them is registered too: then the MAC
-	// does not tell which VM to act on.
-	Others    []string `json:"others,omitempty"`
-	Ambiguous bool     `json:"ambiguous,omitempty"`
-	// Port is the net-stats port carrying this MAC, when HasPort (a VM
-	// port, type 5, preferred).
-	Port    uint32 `json:"port,omitempty"`
-	HasPort bool   `json:"has_port,omitempty"`
-}
-
 // Inventory joins getallvms, the .vmx files and net-stats. Build it with
 // NewInventory or LoadInventory.
 type Inventory struct {
@@ -226,7 +199,6 @@ type Inventory struct {
 	// Notes are non-fatal problems met while building it.
 	Notes []string `json:"notes,omitempty"`
 
-	byMAC  map[string]MACOwner
 	byPort map[uint32]NetPort
 }
 
@@ -300,101 +272,19 @@ func resolveVolume(fsys fs.FS, ds string) string {
 	return path.Base(strings.TrimSuffix(target, "/"))
 }
 
-// index builds the MAC and port maps. A MAC's owner is chosen registered
-// first, then present NIC, then path order.
+// index builds the port map.
 func (inv *Inventory) index() {
-	inv.byMAC = map[string]MACOwner{}
 	inv.byPort = map[uint32]NetPort{}
 	for _, p := range inv.Ports {
 		inv.byPort[p.PortNum] = p
 	}
-	rank := func(o MACOwner) int {
-		r := 0
-		if o.VMID != "" {
-			r += 2
-		}
-		if o.Present {
-			r++
-		}
-		return r
-	}
-	claims := map[string][]MACOwner{}
-	var order []string
-	for _, vm := range inv.VMs {
-		for _, n := range vm.NICs {
-			for _, mac := range n.MACs() {
-				if _, ok := claims[mac]; !ok {
-					order = append(order, mac)
-				}
-				if slices.ContainsFunc(claims[mac], func(o MACOwner) bool { return o.VMX == vm.VMX && o.VMID == vm.ID }) {
-					continue
-				}
-				claims[mac] = append(claims[mac], MACOwner{MAC: mac, VMID: vm.ID, Name: vm.Name, VMX: vm.VMX, NIC: n.Index, Present: n.Present})
-			}
-		}
-	}
-	for _, mac := range order {
-		cs := claims[mac]
-		best := 0
-		for i := range cs {
-			if rank(cs[i]) > rank(cs[best]) {
-				best = i
-			}
-		}
-		o := cs[best]
-		for i, c := range cs {
-			if i == best {
-				continue
-			}
-			o.Others = append(o.Others, c.VMX)
-			if c.VMID != "" && o.VMID != "" {
-				o.Ambiguous = true
-			}
-		}
-		for _, p := range inv.Ports {
-			if p.MAC == mac && (!o.HasPort || p.Type == 5) {
-				o.Port, o.HasPort = p.PortNum, true
-				if p.Type == 5 {
-					break
-				}
-			}
-		}
-		inv.byMAC[mac] = o
-	}
 }
 
-// ByMAC finds the VM that owns a MAC (any case or separator).
-func (inv *Inventory) ByMAC(mac string) (MACOwner, bool) {
+// Declares reports whether any .vmx file of the inventory declares mac
+// (any case or separator), on any NIC, in use or not.
+func (inv *Inventory) Declares(mac string) bool {
 	m, ok := NormalizeMAC(mac)
-	if !ok {
-		return MACOwner{}, false
-	}
-	o, ok := inv.byMAC[m]
-	return o, ok
-}
-
-// ByPort finds a net-stats port by number.
-func (inv *Inventory) ByPort(port uint32) (NetPort, bool) {
-	p, ok := inv.byPort[port]
-	return p, ok
-}
-
-// CheckPort cross-checks a port and MAC from the vmkernel log against
-// net-stats: nil when net-stats gives the port that MAC. Errors wrap
-// ErrNoNetStats, ErrPortUnknown or ErrPortMACMismatch.
-func (inv *Inventory) CheckPort(port uint32, mac string) error {
-	if inv.Ports == nil {
-		return fmt.Errorf("check port 0x%x: %w", port, ErrNoNetStats)
-	}
-	p, ok := inv.byPort[port]
-	if !ok {
-		return fmt.Errorf("check port 0x%x (%d): %w", port, port, ErrPortUnknown)
-	}
-	m, ok := NormalizeMAC(mac)
-	if !ok || m != p.MAC {
-		return fmt.Errorf("check port 0x%x: log says %s, net-stats says %s (%s): %w", port, mac, p.MAC, p.ClientName, ErrPortMACMismatch)
-	}
-	return nil
+	return ok && len(inv.claims(m)) > 0
 }
 
 // LoadInventory runs `vim-cmd vmsvc/getallvms` and `net-stats -l` and

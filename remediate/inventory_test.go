@@ -167,48 +167,43 @@ func TestNewInventory(t *testing.T) {
 		t.Errorf("notes = %q, want one about vm 64", inv.Notes)
 	}
 
-	// The log's port 0x3000007 with MAC 00:50:56:84:5a:b4 leads to vmid 32.
-	port, err := ParsePortID("0x3000007")
-	if err != nil {
-		t.Fatal(err)
+	// The log's MAC 00:50:56:84:5a:b4 leads to vmid 32. (The grep -H
+	// excerpt has no ethernetN.present lines, so the NICs read as absent;
+	// OwnerOf's rules are tested in owner_test.go.)
+	c, ok := claimOf(inv, "00:50:56:84:5A:B4")
+	want := Claim{VMID: "32", Name: "DSVA03", VMX: "/vmfs/volumes/71641d44-1e032a47/DSVA03/dsva03.vmx", NIC: 2, InUse: true}
+	if diff := cmp.Diff(want, c); !ok || diff != "" {
+		t.Errorf("claim (-want +got):\n%s", diff)
 	}
-	if err := inv.CheckPort(port, "00:50:56:84:5A:B4"); err != nil {
-		t.Errorf("CheckPort: %v", err)
+	// A stale, unregistered copy claims DSVA04's MAC too: both are listed.
+	m, _ := NormalizeMAC("00:50:56:84:5a:b1")
+	if cs := inv.claims(m); len(cs) != 2 || cs[0].VMID != "48" || cs[1].VMX != "/vmfs/volumes/71641d44-1e032a47/stale/stale.vmx" {
+		t.Errorf("claims of b1 = %+v", cs)
 	}
-	o, ok := inv.ByMAC("00:50:56:84:5A:B4")
-	want := MACOwner{MAC: "00:50:56:84:5a:b4", VMID: "32", Name: "DSVA03", VMX: "/vmfs/volumes/71641d44-1e032a47/DSVA03/dsva03.vmx", NIC: 2, Port: 50331655, HasPort: true}
-	if diff := cmp.Diff(want, o); !ok || diff != "" {
-		t.Errorf("ByMAC (-want +got):\n%s", diff)
+	if c, ok := claimOf(inv, "00:50:56:84:00:01"); !ok || c.VMID != "" || c.Name != "stale" {
+		t.Errorf("claim of an unregistered VM = %+v, %v", c, ok)
 	}
-	// A stale, unregistered copy claims DSVA04's MAC: the registered VM
-	// owns it, the copy is listed, and it is not ambiguous.
-	o, _ = inv.ByMAC("00:50:56:84:5a:b1")
-	if o.VMID != "48" || o.Ambiguous || !slices.Equal(o.Others, []string{"/vmfs/volumes/71641d44-1e032a47/stale/stale.vmx"}) {
-		t.Errorf("ByMAC(b1) = %+v", o)
+	for _, mac := range []string{"00:50:56:ff:ff:ff", "junk"} {
+		if inv.Declares(mac) {
+			t.Errorf("Declares(%q)", mac)
+		}
 	}
-	if o, ok := inv.ByMAC("00:50:56:84:00:01"); !ok || o.VMID != "" || o.Name != "stale" || o.HasPort {
-		t.Errorf("ByMAC(unregistered) = %+v, %v", o, ok)
-	}
-	if _, ok := inv.ByMAC("00:50:56:ff:ff:ff"); ok {
-		t.Error("ByMAC found an unknown MAC")
-	}
-	if _, ok := inv.ByMAC("junk"); ok {
-		t.Error("ByMAC found junk")
-	}
-	if p, ok := inv.ByPort(50331651); !ok || p.ClientName != "DSVA04.eth2" {
-		t.Errorf("ByPort = %+v, %v", p, ok)
-	}
+}
 
-	if err := inv.CheckPort(port, "00:50:56:84:5a:b1"); !errors.Is(err, ErrPortMACMismatch) || !strings.Contains(err.Error(), "DSVA03.eth2") {
-		t.Errorf("CheckPort mismatch: %v", err)
+// claimOf is the first claim of mac, registered VMs first.
+func claimOf(inv Inventory, mac string) (Claim, bool) {
+	m, ok := NormalizeMAC(mac)
+	if !ok {
+		return Claim{}, false
 	}
-	if err := inv.CheckPort(0x3000009, "00:50:56:84:5a:b1"); !errors.Is(err, ErrPortUnknown) {
-		t.Errorf("CheckPort unknown: %v", err)
+	cs := inv.claims(m)
+	if len(cs) == 0 {
+		return Claim{}, false
 	}
-	noPorts := NewInventory(fsys, rows, nil)
-	if err := noPorts.CheckPort(port, "00:50:56:84:5a:b4"); !errors.Is(err, ErrNoNetStats) {
-		t.Errorf("CheckPort without net-stats: %v", err)
+	if i := slices.IndexFunc(cs, func(c Claim) bool { return c.VMID != "" }); i >= 0 {
+		return cs[i], true
 	}
+	return cs[0], true
 }
 
 // Two registered VMs with one MAC: the MAC cannot tell which to act on.
@@ -222,9 +217,10 @@ func TestInventoryAmbiguousMAC(t *testing.T) {
 		{ID: "2", Name: "b", Datastore: "v", Path: "b/b.vmx"},
 	}
 	inv := NewInventory(fsys, rows, nil)
-	o, ok := inv.ByMAC("00:50:56:00:00:01")
-	if !ok || !o.Ambiguous || o.VMID != "1" || !slices.Equal(o.Others, []string{"/vmfs/volumes/v/b/b.vmx"}) {
-		t.Errorf("ByMAC = %+v, %v", o, ok)
+	on := func(context.Context, string) (PowerState, error) { return PoweredOn, nil }
+	o := inv.OwnerOf(context.Background(), 0x3000007, "00:50:56:00:00:01", on)
+	if o.Owner != nil || !o.Ambiguous || len(o.Claims) != 2 || o.Claims[1].VMX != "/vmfs/volumes/v/b/b.vmx" {
+		t.Errorf("OwnerOf = %+v", o)
 	}
 }
 
@@ -251,8 +247,8 @@ func TestInventoryCaseFoldedPathAmbiguous(t *testing.T) {
 		t.Errorf("notes = %q, want one about vm 7", inv.Notes)
 	}
 	for _, mac := range []string{"00:50:56:00:00:01", "00:50:56:00:00:02"} {
-		if o, ok := inv.ByMAC(mac); !ok || o.VMID != "" {
-			t.Errorf("ByMAC(%s) = %+v, %v; want the unregistered file", mac, o, ok)
+		if o, ok := claimOf(inv, mac); !ok || o.VMID != "" {
+			t.Errorf("claim of %s = %+v, %v; want the unregistered file", mac, o, ok)
 		}
 	}
 }
@@ -307,8 +303,8 @@ func TestLoadInventory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o, ok := inv.ByMAC("00:50:56:84:5a:b4"); !ok || o.VMID != "32" || !o.HasPort {
-		t.Errorf("ByMAC = %+v, %v", o, ok)
+	if o, ok := claimOf(inv, "00:50:56:84:5a:b4"); !ok || o.VMID != "32" || len(inv.Ports) == 0 {
+		t.Errorf("claim = %+v, %v, ports %v", o, ok, inv.Ports)
 	}
 	if r.tmo["vim-cmd vmsvc/getallvms"] != GetAllVMsTimeout || r.tmo["net-stats -l"] != NetStatsTimeout {
 		t.Errorf("timeouts %v", r.tmo)
@@ -321,8 +317,8 @@ func TestLoadInventory(t *testing.T) {
 	if err != nil || inv.Ports != nil || len(inv.Notes) == 0 || !strings.Contains(inv.Notes[0], "net-stats -l") {
 		t.Errorf("without net-stats: err=%v ports=%v notes=%q", err, inv.Ports, inv.Notes)
 	}
-	if o, _ := inv.ByMAC("00:50:56:84:5a:b4"); o.VMID != "32" {
-		t.Errorf("without net-stats ByMAC = %+v", o)
+	if o, _ := claimOf(inv, "00:50:56:84:5a:b4"); o.VMID != "32" {
+		t.Errorf("without net-stats claim = %+v", o)
 	}
 
 	// getallvms timing out (hostd hung): the .vmx-only inventory and the error.
@@ -332,8 +328,8 @@ func TestLoadInventory(t *testing.T) {
 	if !errors.Is(err, host.ErrTimeout) {
 		t.Errorf("getallvms timeout: %v", err)
 	}
-	if o, ok := inv.ByMAC("00:50:56:84:5a:b4"); !ok || o.VMID != "" || o.Name != "DSVA03" {
-		t.Errorf("vmx-only ByMAC = %+v, %v", o, ok)
+	if o, ok := claimOf(inv, "00:50:56:84:5a:b4"); !ok || o.VMID != "" || o.Name != "DSVA03" {
+		t.Errorf("vmx-only claim = %+v, %v", o, ok)
 	}
 }
 
@@ -391,7 +387,7 @@ func TestBoundedInventoryStall(t *testing.T) {
 	if !errors.Is(err, ErrVMXStalled) {
 		t.Fatalf("stalled scan: err %v", err)
 	}
-	if _, ok := inv.ByMAC("00:50:56:84:5a:b4"); ok || len(inv.VMs) != len(rows) || inv.VMs[1].ID != "32" {
+	if inv.Declares("00:50:56:84:5a:b4") || len(inv.VMs) != len(rows) || inv.VMs[1].ID != "32" {
 		t.Errorf("stalled scan inventory: %+v", inv.VMs)
 	}
 	// The stalled read still holds: a scan of a healthy datastore is not
@@ -401,7 +397,7 @@ func TestBoundedInventoryStall(t *testing.T) {
 	}
 	stall.unblock(t)
 	inv, err = boundedInventory(ctx, fsys, rows, ports, time.Minute)
-	if o, ok := inv.ByMAC("00:50:56:84:5a:b4"); err != nil || !ok || o.VMID != "32" {
+	if o, ok := claimOf(inv, "00:50:56:84:5a:b4"); err != nil || !ok || o.VMID != "32" {
 		t.Errorf("after the datastore answered: %+v, %v, %v", o, ok, err)
 	}
 
@@ -427,7 +423,7 @@ func TestBoundedInventoryConcurrent(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			inv, err := boundedInventory(context.Background(), fsys, rows, nil, time.Minute)
-			if o, ok := inv.ByMAC("00:50:56:84:5a:b4"); err != nil || !ok || o.VMID != "32" {
+			if o, ok := claimOf(inv, "00:50:56:84:5a:b4"); err != nil || !ok || o.VMID != "32" {
 				t.Errorf("concurrent scan: %+v, %v, %v", o, ok, err)
 			}
 		})

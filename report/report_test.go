@@ -13,7 +13,7 @@ import (
 )
 
 // TestReportFileOrder: rotated files given in any order make the same
-// report (review finding: a middle file given last cut "last" short).
+// report (a middle file given last must not cut "last" short).
 func TestReportFileOrder(t *testing.T) {
 	dir := t.TempDir()
 	start := time.Date(2014, 6, 10, 10, 0, 0, 0, time.UTC)

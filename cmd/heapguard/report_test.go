@@ -201,7 +201,7 @@ func TestHelpAndVersion(t *testing.T) {
 }
 
 // TestFlagsAfterArguments: flags may follow the log files, and "--" ends
-// the flags (review finding: "report FILE --json" read --json as a file).
+// the flags ("report FILE --json" must not read --json as a file).
 func TestFlagsAfterArguments(t *testing.T) {
 	code, out, stderr := runCLI(t, "report", incidentLog, "--json", "--year", "2012")
 	if code != exitCritical || !strings.HasPrefix(out, "{") || stderr != "" {

@@ -8,11 +8,10 @@
 //
 // It does not parse lines, run commands or decide anything. A read is a
 // plain call on the caller's goroutine that starts nothing and never exits
-// the process: an error (EIO or ESTALE from a datastore in all-paths-down)
+// the process. An error (EIO or ESTALE from a datastore in all-paths-down)
 // is returned by Err, and the next read goes on from the last line
-// yielded. Memory stays bounded: lines longer than MaxLine are skipped
-// while they stream past, and lines are held in batches of about
-// batchBytes.
+// yielded. Memory stays bounded: lines longer than MaxLine are skipped as
+// they stream past, and lines are held in batches of about batchBytes.
 //
 // # How
 //
@@ -32,9 +31,9 @@
 //
 // The live file is read through the descriptor opened at the start, up to
 // the size it had then. A file truncated and rewritten keeps its inode, so
-// each batch of lines is yielded only once the file still has the first
-// line seen at open and is at least as long as what was read; otherwise
-// the read starts again from the last line yielded.
+// a batch of lines is yielded only if the file still has the first line
+// seen at open and is at least as long as what was read. Otherwise the
+// read starts again from the last line yielded.
 //
 // # Limits
 //
