@@ -419,6 +419,7 @@ func Decide(cfg Config, st State, obs Observations) (Plan, State) {
 	for _, f := range d.plan.Flapping {
 		if f.VM != nil && !f.VM.PoweredOn {
 			d.plan.Forget = append(d.plan.Forget, f.Port)
+			d.note("port %s: its VM is off, so its flaps are over and forgotten; powered on again, it must flap anew", f.Port)
 		}
 	}
 	if obs.HeapErr != "" {
