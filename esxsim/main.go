@@ -326,28 +326,20 @@ func Run(ctx context.Context, root string, o RunOptions) error {
 	if err != nil {
 		return err
 	}
-	t := time.NewTicker(o.Tick)
+	// One update covers at most maxChunk of simulated time, and a tick of
+	// wall time passes between the end of one update and the next: a run
+	// that fell behind (a loaded machine) catches up a piece at a time,
+	// and commands get the lock in between instead of waiting for the
+	// whole backlog.
+	maxChunk := max(4*time.Duration(float64(o.Tick)*o.Speed), time.Minute)
+	t := time.NewTimer(o.Tick)
 	defer t.Stop()
-	// One update covers at most maxChunk of simulated time: a run that
-	// fell behind (a loaded machine) catches up in pieces, without
-	// waiting for ticks, and commands get the lock in between instead of
-	// waiting for the whole backlog.
-	maxChunk := 1000 * time.Hour
-	behind := false
 	var runErr error
 	for done := false; !done; {
-		if behind {
-			select {
-			case <-ctx.Done():
-				done = true
-			default:
-			}
-		} else {
-			select {
-			case <-ctx.Done():
-				done = true
-			case <-t.C:
-			}
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-t.C:
 		}
 		err := update(root, func(st *State) error {
 			if st.Run == nil {
@@ -360,7 +352,7 @@ func Run(ctx context.Context, root string, o RunOptions) error {
 			if finish {
 				target = start.Add(o.For)
 			}
-			behind = target.Sub(st.Now) > maxChunk
+			behind := target.Sub(st.Now) > maxChunk
 			if behind {
 				target = st.Now.Add(maxChunk)
 			}
@@ -371,6 +363,7 @@ func Run(ctx context.Context, root string, o RunOptions) error {
 			runErr = err
 			break
 		}
+		t.Reset(o.Tick)
 	}
 	err = update(root, func(st *State) error { st.Run = nil; return publishClock(root, st.Now, 0) })
 	if runErr == nil {
