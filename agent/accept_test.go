@@ -406,9 +406,7 @@ func TestAcceptAmbiguousMAC(t *testing.T) {
 		twin      func(st *esxsim.State, vm *esxsim.VM)
 		ambiguous bool
 	}{
-		{"no port list", func(st *esxsim.State, vm *esxsim.VM) {
-			st.Scenario.Faults = append(st.Scenario.Faults, esxsim.Fault{Command: "net-stats", ExitCode: 1, Stderr: "net-stats: not supported\n"})
-		}, true},
+		{"no net-stats on the host", func(st *esxsim.State, vm *esxsim.VM) {}, true},
 		{"twins of one name", func(st *esxsim.State, vm *esxsim.VM) {
 			vm.Name, vm.NICs[0].Index = "DSVA04", 2
 		}, true},
@@ -417,6 +415,11 @@ func TestAcceptAmbiguousMAC(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			h := newSim(t, "seed-incident")
+			if tc.name == "no net-stats on the host" {
+				if err := os.Remove(h.Bin("net-stats")); err != nil {
+					t.Fatal(err)
+				}
+			}
 			// Just above 10% free: CRITICAL within the first polls.
 			h.Advance(108 * time.Minute)
 			var dsva04, twin esxsim.VM
@@ -615,7 +618,7 @@ func TestAcceptBreakerTrips(t *testing.T) {
 	if breaker == 0 {
 		t.Error("no action was refused by the open circuit breaker")
 	}
-	g, err := remediate.OpenGuards(r.stateDir, remediate.GuardLimits{BreakerAfter: 2})
+	g, err := remediate.OpenHostGuards(r.stateDir, "", remediate.GuardLimits{BreakerAfter: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

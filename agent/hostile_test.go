@@ -409,3 +409,23 @@ func TestHostileAllocationJump(t *testing.T) {
 		}
 	}
 }
+
+// TestHostileNetStatsFails: net-stats exists but fails during the
+// incident (it times out when the host is short of heap): no port is
+// confirmed, so nothing is powered off, and the alert says why. Fails if
+// a failing net-stats falls back to the claims alone.
+func TestHostileNetStatsFails(t *testing.T) {
+	t.Parallel()
+	h := newSim(t, "seed-incident")
+	h.Advance(108 * time.Minute)
+	h.AddFault(esxsim.Fault{Command: "net-stats", ExitCode: 1, Stderr: "net-stats: cannot allocate memory\n"})
+	r := watch(t, h, 3*time.Minute, func(o *Options) {
+		o.Policy.PowerOffAllow, o.Policy.HoldPolls = []string{"DSVA*"}, 1
+	})
+	if ops := powerOps(h.Actions()); len(ops) != 0 {
+		t.Errorf("power operations with no port list: %v", ops)
+	}
+	if !journalAlertNames(t, r, "port list could not be read") {
+		t.Error("no alert says the port list could not be read")
+	}
+}

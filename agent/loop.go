@@ -101,9 +101,11 @@ type Watcher struct {
 	tracker    *collector.FlapTracker
 	flapWindow time.Duration
 	parser     *collector.Parser
-	// inv is the last MAC -> VM inventory, loaded at invAt (host time).
-	inv   *remediate.Inventory
-	invAt time.Time
+	// inv is the last inventory (VMs and their .vmx claims), loaded at
+	// invAt (host time); invComplete says it had no error.
+	inv         *remediate.Inventory
+	invAt       time.Time
+	invComplete bool
 	// vpxaCrash is set when a vpxa dump line was read since the last poll.
 	vpxaCrash bool
 	// lines and unparsed count log lines since start, and logStats what
@@ -395,8 +397,7 @@ func (w *Watcher) Poll(ctx context.Context) (Result, error) {
 		// remediate.Lock.Check): then this one must neither act nor write
 		// the state the other now keeps.
 		if acts(plan) {
-			if lerr := w.lock.Check(); lerr != nil {
-				w.lockLost = true
+			if lerr := w.checkLocks(); lerr != nil {
 				return res, fmt.Errorf("not acting: %w", lerr)
 			}
 		}
@@ -591,13 +592,15 @@ const (
 	inventoryRetry = 30 * time.Second
 )
 
-// inventory returns a recent inventory with this poll's port list.
+// inventory returns a recent inventory with this poll's port list. An
+// incomplete one (getallvms failed, .vmx files unreadable) is kept for
+// inventoryRetry only, so a hung hostd is not asked again at every poll.
 func (w *Watcher) inventory(ctx context.Context, now time.Time, flaps []policy.FlapObs) *remediate.Inventory {
 	age := now.Sub(w.invAt)
-	fresh := w.inv != nil && age >= 0 && age < inventoryTTL
+	fresh := w.inv != nil && age >= 0 && age < inventoryTTL && (w.invComplete || age < inventoryRetry)
 	if fresh && age >= inventoryRetry {
 		for _, f := range flaps {
-			if !w.inv.Declares(f.MAC) {
+			if f.MAC != "" && !w.inv.Declares(f.MAC) {
 				fresh = false
 			}
 		}
@@ -607,18 +610,17 @@ func (w *Watcher) inventory(ctx context.Context, now time.Time, flaps []policy.F
 		if err != nil {
 			w.log.Warn("port list", zap.Error(err))
 		}
-		inv := w.inv.WithPorts(ports)
+		inv := w.inv.WithPorts(ports, err)
 		return &inv
 	}
 	inv, err := remediate.LoadInventory(ctx, w.opt.Runner, w.opt.Root, w.opt.CommandTimeout)
 	if err != nil {
-		// Without vmids nothing can be powered off; the plan will say no
-		// VM is confirmed, which is the truth as far as we can tell. An
-		// incomplete inventory is not kept.
+		// Without vmids or .vmx files nothing is confirmed, so nothing is
+		// powered off: the plan says so, which is the truth as far as we
+		// can tell.
 		w.log.Warn("inventory incomplete", zap.Error(err))
-		return &inv
 	}
-	w.inv, w.invAt = &inv, now
+	w.inv, w.invAt, w.invComplete = &inv, now, err == nil
 	return w.inv
 }
 
@@ -641,10 +643,11 @@ func (w *Watcher) Check(ctx context.Context) (Result, error) {
 	return w.Poll(ctx)
 }
 
-// Run is the daemon loop: every Interval of host time it reads the log
-// from where it stopped and polls, as Check does, until ctx is done or,
-// when forDur > 0, that much host time has passed. onPoll, when not nil,
-// sees every poll's result.
+// Run is the daemon loop: it waits Interval of host time, reads the log
+// from where it stopped and polls, as Check does, and waits again, until
+// ctx is done or, when forDur > 0, that much host time has passed. A poll
+// that acts takes host time of its own (guest shutdowns), so polls are at
+// least Interval apart. onPoll, when not nil, sees every poll's result.
 //
 // One goroutine does everything, so each poll sees every line written
 // before it, however late the last read was, and a stepped test clock
@@ -711,20 +714,35 @@ func withFlapLimits(st collector.FlapState, cycles int, window time.Duration) co
 // up to date, so that a reboot soon after it dies is told apart.
 const lockRefresh = 5 * time.Minute
 
-// refreshLock refreshes the lock when due. An error wrapping
-// remediate.ErrLocked means the lock was lost: nothing may be done then.
+// refreshLock refreshes both locks (the host's and the state folder's)
+// when due. An error wrapping remediate.ErrLocked means a lock was lost:
+// nothing may be done then.
 func (w *Watcher) refreshLock() error {
 	if w.lock == nil || time.Since(w.lockAt) < lockRefresh {
 		return nil
 	}
 	w.lockAt = time.Now()
-	err := w.lock.Refresh()
-	if err != nil && !errors.Is(err, remediate.ErrLocked) {
-		w.log.Warn("lock", zap.Error(err)) // a write error: still ours
-		return nil
+	for _, l := range []*remediate.Lock{w.hostLock, w.lock} {
+		err := l.Refresh()
+		if err != nil && !errors.Is(err, remediate.ErrLocked) {
+			w.log.Warn("lock", zap.Error(err)) // a write error: still ours
+			continue
+		}
+		if err != nil {
+			w.lockLost = true
+			return err
+		}
 	}
-	if err != nil {
-		w.lockLost = true
+	return nil
+}
+
+// checkLocks tells whether both locks are still this instance's.
+func (w *Watcher) checkLocks() error {
+	for _, l := range []*remediate.Lock{w.hostLock, w.lock} {
+		if err := l.Check(); err != nil {
+			w.lockLost = true
+			return err
+		}
 	}
-	return err
+	return nil
 }

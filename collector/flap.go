@@ -205,7 +205,7 @@ func (p *flapPort) noteFlap(from, until time.Time) {
 	}
 }
 
-// Status judges the ports at R = max(now, the last port event's log time)
+// Status judges the ports at R = max(now, the last line's log time)
 // and returns those not forgotten, sorted by port id. It also forgets
 // stale ports and drops cycle times logged before a clock step back.
 func (t *FlapTracker) Status(now time.Time) []PortStatus {
@@ -236,8 +236,8 @@ func (t *FlapTracker) Status(now time.Time) []PortStatus {
 type FlapState struct {
 	Cycles int           `json:"cycles"`
 	Window time.Duration `json:"window_ns"`
-	// LogTime is the last port event's time in log order. States saved
-	// without it leave R to the caller's clock until the next event.
+	// LogTime is the last line's time in log order. States saved without
+	// it leave R to the caller's clock until the next line.
 	LogTime time.Time       `json:"log_time,omitzero"`
 	Ports   []FlapPortState `json:"ports"`
 }

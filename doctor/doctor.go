@@ -184,8 +184,12 @@ func (d *Result) vimCmd(ctx context.Context, opt Options) {
 // flapping port's owner before any power-off (remediate.Inventory.OwnerOf).
 func (d *Result) ports(ctx context.Context, opt Options) {
 	ports, err := remediate.LoadPorts(ctx, opt.Runner, opt.Timeout)
-	if ports == nil {
+	switch {
+	case errors.Is(err, remediate.ErrNoPortList):
 		d.add("ports", policy.Warn, "no live port list (%v): a flapping port's VM is powered off only when it is the one registered, powered-on VM declaring the MAC on a present NIC", err)
+		return
+	case ports == nil:
+		d.add("ports", policy.Warn, "%v: while it fails, no flapping port is confirmed and nothing is powered off", err)
 		return
 	}
 	vm := 0

@@ -91,18 +91,23 @@ func TestDoctorStateOnRamdisk(t *testing.T) {
 func TestDoctorPorts(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		fault bool
+		setup func(h *esxsim.Host)
 		want  policy.Level
 		text  string
 	}{
-		{"net-stats answers", false, policy.OK, "a flapping port's owner is confirmed live"},
-		{"net-stats fails", true, policy.Warn, "no live port list"},
+		{"net-stats answers", func(*esxsim.Host) {}, policy.OK, "a flapping port's owner is confirmed live"},
+		{"net-stats fails", func(h *esxsim.Host) {
+			h.AddFault(esxsim.Fault{Command: "net-stats", ExitCode: 1, Stderr: "net-stats: cannot allocate memory\n"})
+		}, policy.Warn, "no flapping port is confirmed and nothing is powered off"},
+		{"no net-stats on this host", func(h *esxsim.Host) {
+			if err := os.Remove(h.Bin("net-stats")); err != nil {
+				t.Fatal(err)
+			}
+		}, policy.Warn, "no live port list"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := esxsim.New(t, esxsim.Incident())
-			if tc.fault {
-				h.AddFault(esxsim.Fault{Command: "net-stats", ExitCode: 1, Stderr: "net-stats: not found\n"})
-			}
+			tc.setup(h)
 			d := Run(context.Background(), Options{Root: h.Root(), StateDir: t.TempDir(), Runner: esxsim.Runner{Root: h.Root()}})
 			for _, f := range d.Findings {
 				if f.Check == "ports" {

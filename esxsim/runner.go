@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -44,7 +45,7 @@ func (r Runner) Run(ctx context.Context, timeout time.Duration, argv ...string) 
 		path = filepath.Join(r.Root, "bin", path)
 	}
 	if _, err := os.Stat(path); err != nil {
-		return res, &host.CommandError{Argv: argv, ExitCode: -1, Err: fmt.Errorf("exec: %q: executable file not found", argv[0])}
+		return res, &host.CommandError{Argv: argv, ExitCode: -1, Err: fmt.Errorf("exec: %q: %w", argv[0], exec.ErrNotFound)}
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -20,11 +20,11 @@ const nagiosHeaps = 3
 // "20" would mean "alert above 20", the opposite of a free-space threshold.
 func (p Plan) NagiosLine() string { return p.nagios("") }
 
-// NagiosLineNotActing is the line of a plan whose actions were not carried
-// out because of why (the journal cannot be written): CRITICAL, why first,
-// and nothing that says a VM is being powered off.
+// NagiosLineNotActing is the line of a plan whose actions were not (all)
+// carried out because of why (the journal cannot be written): CRITICAL,
+// why first, and nothing that says a VM is being powered off.
 func (p Plan) NagiosLineNotActing(why string) string {
-	p.Status = max(p.Status, Crit)
+	p.Status = Crit
 	p.Actions = nil
 	return p.nagios(why)
 }

@@ -66,3 +66,17 @@ func TestNagiosLine(t *testing.T) {
 		})
 	}
 }
+
+// TestNagiosLineNotActing: whatever the plan's status (UNKNOWN included),
+// a plan not carried out is CRITICAL, says why first, and never says a VM
+// is being powered off.
+func TestNagiosLineNotActing(t *testing.T) {
+	p := Plan{Status: Unknown, HeapErr: "vsish: exit status 1", Actions: []Action{{Kind: ActPowerOff, Target: "DSVA03", VMID: "3"}}}
+	got := p.NagiosLineNotActing("journal cannot be written, no action taken")
+	if want := "HEAPGUARD CRITICAL: journal cannot be written, no action taken, heaps could not be read: vsish: exit status 1 |"; !strings.HasPrefix(got, want) {
+		t.Errorf("got %q, want it to start %q", got, want)
+	}
+	if strings.Contains(got, "powering off") {
+		t.Errorf("%q says a VM is being powered off", got)
+	}
+}

@@ -77,6 +77,11 @@ type guardState struct {
 	BreakerOpen   bool      `json:"breaker_open"`
 	BreakerSince  time.Time `json:"breaker_since,omitzero"`
 	LastFailure   string    `json:"last_failure,omitempty"`
+	// FailureAt is when the last failure was recorded; ResetAt when
+	// "heapguard reset" last ran. A reset clears what any record holds
+	// from before it, so another state folder's copy cannot reopen it.
+	FailureAt time.Time `json:"failure_at,omitzero"`
+	ResetAt   time.Time `json:"reset_at,omitzero"`
 }
 
 // merge folds another record of the same host into st: every power-off
@@ -112,6 +117,21 @@ func (st *guardState) merge(o guardState) {
 	if o.BreakerOpen && (!st.BreakerOpen || o.BreakerSince.Before(st.BreakerSince)) {
 		st.BreakerOpen, st.BreakerSince = true, o.BreakerSince
 	}
+	if o.FailureAt.After(st.FailureAt) {
+		st.FailureAt = o.FailureAt
+	}
+	if o.ResetAt.After(st.ResetAt) {
+		st.ResetAt = o.ResetAt
+	}
+	if st.ResetAt.IsZero() {
+		return
+	}
+	if st.BreakerOpen && !st.BreakerSince.After(st.ResetAt) {
+		st.BreakerOpen, st.BreakerSince = false, time.Time{}
+	}
+	if !st.FailureAt.After(st.ResetAt) {
+		st.FailureStreak, st.LastFailure = 0, ""
+	}
 }
 
 // Guards enforce the power-off budget, the agent restart cooldown and the
@@ -139,19 +159,14 @@ type charge struct {
 	at, prev time.Time
 }
 
-// OpenGuards loads <stateDir>/guards.json, or starts empty when it does
-// not exist. A file that exists but cannot be read or parsed is an error
-// (wrapping ErrGuardState): starting empty would hand back a spent budget.
-func OpenGuards(stateDir string, lim GuardLimits) (*Guards, error) {
-	return OpenHostGuards(stateDir, "", lim)
-}
-
-// OpenHostGuards is OpenGuards that also keeps a host-wide record in
-// hostDir (beside the host lock), shared by every instance on the host
-// whatever its state folder: budgets and the breaker are the host's. The
-// two records are merged on open and both written on every change, so
-// the state folder's copy survives a reboot and the host's sees every
-// instance.
+// OpenHostGuards loads <stateDir>/guards.json and, when hostDir is not
+// "", the host-wide record beside the host lock, shared by every instance
+// on the host whatever its state folder: budgets and the breaker are the
+// host's. The records are merged on open and all written on every change,
+// so the state folder's copy survives a reboot and the host's sees every
+// instance. A missing record is empty; one that cannot be read or parsed
+// is an error wrapping ErrGuardState, since starting empty would hand
+// back a spent budget.
 func OpenHostGuards(stateDir, hostDir string, lim GuardLimits) (*Guards, error) {
 	g := &Guards{limits: lim.withDefaults(), open: map[string]charge{}}
 	g.st = guardState{Version: 1, AgentRestarts: map[string]time.Time{}}
@@ -189,9 +204,6 @@ func readGuardState(p string) (guardState, error) {
 	}
 	return st, nil
 }
-
-// Limits returns the limits in force.
-func (g *Guards) Limits() GuardLimits { return g.limits }
 
 // dryCopy returns an in-memory copy whose changes are never persisted, so
 // a dry run can tell what the guards would say at each step of a plan.
@@ -328,6 +340,12 @@ func (g *Guards) Record(a policy.Action, o Outcome, now time.Time) error {
 		if a.Kind == policy.ActVerify {
 			changed = g.st.FailureStreak != 0
 			g.st.FailureStreak = 0
+			// A breaker this very plan opened closes again: the host
+			// recovered after all.
+			if g.inPlan && !g.breakerAtStart && g.st.BreakerOpen {
+				g.st.BreakerOpen, g.st.BreakerSince = false, time.Time{}
+				changed = true
+			}
 		}
 	case ResultFailed:
 		if c, ok := g.open[key]; ok && !o.Mutated {
@@ -339,6 +357,7 @@ func (g *Guards) Record(a policy.Action, o Outcome, now time.Time) error {
 			g.planFailed = g.inPlan
 			g.st.FailureStreak++
 			g.st.LastFailure = fmt.Sprintf("%s %s at %s: %s", a.Kind, a.Target, fmtTime(now), o.Err)
+			g.st.FailureAt = now
 			if g.st.FailureStreak >= g.limits.BreakerAfter && !g.st.BreakerOpen {
 				g.st.BreakerOpen, g.st.BreakerSince = true, now
 			}
@@ -372,11 +391,12 @@ func (g *Guards) refund(a policy.Action, c charge) {
 // Reset closes the circuit breaker and clears the failure streak (the
 // "heapguard reset" command). Budgets and cooldowns are kept: they bound
 // how often the host is touched whatever happened before.
-func (g *Guards) Reset() error {
+func (g *Guards) Reset(now time.Time) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.st.BreakerOpen, g.st.BreakerSince = false, time.Time{}
 	g.st.FailureStreak, g.st.LastFailure = 0, ""
+	g.st.ResetAt = now
 	return g.persist()
 }
 

@@ -13,7 +13,7 @@ import (
 
 func openGuards(t *testing.T, dir string) *Guards {
 	t.Helper()
-	g, err := OpenGuards(dir, GuardLimits{})
+	g, err := OpenHostGuards(dir, "", GuardLimits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestGuardsBreaker(t *testing.T) {
 	if err := g.Check(policy.Action{Kind: policy.ActAlert}, now); err != nil {
 		t.Errorf("alert refused with the breaker open: %v", err)
 	}
-	if err := g.Reset(); err != nil {
+	if err := g.Reset(now); err != nil {
 		t.Fatal(err)
 	}
 	g = openGuards(t, dir)
@@ -164,7 +164,7 @@ func TestGuardsResetKeepsBudget(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		start(t, g, powerOff, t0)
 	}
-	g.Reset()
+	g.Reset(t0)
 	if err := g.Check(powerOff, t0); !errors.Is(err, ErrBudgetSpent) {
 		t.Errorf("reset handed the budget back: %v", err)
 	}
@@ -173,7 +173,7 @@ func TestGuardsResetKeepsBudget(t *testing.T) {
 func TestGuardsCorruptStateRefuses(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, GuardsFile), []byte(`{"power_offs": [`), 0o644)
-	if _, err := OpenGuards(dir, GuardLimits{}); !errors.Is(err, ErrGuardState) {
+	if _, err := OpenHostGuards(dir, "", GuardLimits{}); !errors.Is(err, ErrGuardState) {
 		t.Fatalf("got %v, want ErrGuardState", err)
 	}
 }
@@ -189,7 +189,7 @@ func TestGuardsPersistFailure(t *testing.T) {
 }
 
 func TestGuardsCustomLimits(t *testing.T) {
-	g, err := OpenGuards(t.TempDir(), GuardLimits{MaxPowerOffs: 1, PowerOffWindow: 10 * time.Minute, BreakerAfter: 1})
+	g, err := OpenHostGuards(t.TempDir(), "", GuardLimits{MaxPowerOffs: 1, PowerOffWindow: 10 * time.Minute, BreakerAfter: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +317,7 @@ func TestGuardsHostWide(t *testing.T) {
 // that changes the host (getstate failing) hands its budget back; one
 // that ran a power-off keeps it spent. Fails if Record ignores Mutated.
 func TestGuardsRefundWhenNothingRan(t *testing.T) {
-	g, err := OpenGuards(t.TempDir(), GuardLimits{BreakerAfter: 100})
+	g, err := OpenHostGuards(t.TempDir(), "", GuardLimits{BreakerAfter: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +346,7 @@ func TestGuardsRefundWhenNothingRan(t *testing.T) {
 // failed remediation, and the breaker it opens does not refuse that
 // plan's own restart. Fails if every failure of a plan counts.
 func TestGuardsPlanFailsOnce(t *testing.T) {
-	g, err := OpenGuards(t.TempDir(), GuardLimits{BreakerAfter: 1})
+	g, err := OpenHostGuards(t.TempDir(), "", GuardLimits{BreakerAfter: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,8 +373,63 @@ func TestGuardsNotAGuardsFile(t *testing.T) {
 	for _, body := range []string{`{}`, `{"version": 2, "power_offs": []}`, `[]`} {
 		dir := t.TempDir()
 		os.WriteFile(filepath.Join(dir, GuardsFile), []byte(body), 0o600)
-		if _, err := OpenGuards(dir, GuardLimits{}); !errors.Is(err, ErrGuardState) {
+		if _, err := OpenHostGuards(dir, "", GuardLimits{}); !errors.Is(err, ErrGuardState) {
 			t.Errorf("guards.json %s: got %v, want ErrGuardState", body, err)
 		}
+	}
+}
+
+// TestGuardsVerifiedPlanClosesItsBreaker: a plan whose power-off fails
+// (opening the breaker at BreakerAfter 1) and whose verification then
+// succeeds leaves the breaker closed; a breaker open when the plan began
+// stays open. Fails if a verified recovery leaves an open breaker with a
+// streak of 0.
+func TestGuardsVerifiedPlanClosesItsBreaker(t *testing.T) {
+	g, err := OpenHostGuards(t.TempDir(), "", GuardLimits{BreakerAfter: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	verify := policy.Action{Kind: policy.ActVerify, Target: AgentVpxa}
+	g.BeginPlan()
+	start(t, g, powerOff, t0)
+	g.Record(powerOff, Outcome{Result: ResultFailed, Mutated: true, Err: "still Powered on"}, t0)
+	g.Record(verify, Outcome{Result: ResultOK}, t0)
+	g.EndPlan()
+	if st := g.Status(t0); st.BreakerOpen || st.FailureStreak != 0 {
+		t.Errorf("after a verified plan: %+v, want the breaker closed", st)
+	}
+	g.Record(powerOff, Outcome{Result: ResultFailed, Mutated: true}, t0) // opens it, outside a plan
+	g.BeginPlan()
+	g.Record(verify, Outcome{Result: ResultOK}, t0)
+	g.EndPlan()
+	if st := g.Status(t0); !st.BreakerOpen {
+		t.Errorf("a breaker open before the plan closed by its verification: %+v", st)
+	}
+}
+
+// TestGuardsResetHoldsForEveryFolder: a reset through one state folder
+// and the host record is not undone by another folder's older copy of
+// the open breaker. Fails if merging takes any open breaker.
+func TestGuardsResetHoldsForEveryFolder(t *testing.T) {
+	hostDir, a, b := t.TempDir(), t.TempDir(), t.TempDir()
+	open := func(dir string) *Guards {
+		t.Helper()
+		g, err := OpenHostGuards(dir, hostDir, GuardLimits{BreakerAfter: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	open(b).Record(vpxa, Outcome{Result: ResultFailed, Mutated: true, Err: "vpxa did not start"}, t0)
+	if err := open(a).Reset(t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if st := open(b).Status(t0.Add(time.Minute)); st.BreakerOpen || st.FailureStreak != 0 {
+		t.Errorf("folder b after a reset through a: %+v, want closed", st)
+	}
+	// A failure after the reset counts again.
+	open(b).Record(vpxa, Outcome{Result: ResultFailed, Mutated: true}, t0.Add(2*time.Minute))
+	if st := open(a).Status(t0.Add(2 * time.Minute)); !st.BreakerOpen {
+		t.Errorf("a failure after the reset: %+v, want the breaker open", st)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path"
 	"strings"
 	"sync/atomic"
@@ -194,8 +195,11 @@ type InventoryVM struct {
 // NewInventory or LoadInventory.
 type Inventory struct {
 	VMs []InventoryVM `json:"vms"`
-	// Ports is nil when net-stats was not available.
-	Ports []NetPort `json:"ports,omitempty"`
+	// Ports is nil when net-stats was not available. PortsErr is why,
+	// when the host has net-stats and it failed: then no flapping port
+	// can be confirmed (OwnerOf).
+	Ports    []NetPort `json:"ports,omitempty"`
+	PortsErr error     `json:"-"`
 	// Notes are non-fatal problems met while building it.
 	Notes []string `json:"notes,omitempty"`
 
@@ -290,25 +294,22 @@ func (inv *Inventory) Declares(mac string) bool {
 // LoadInventory runs `vim-cmd vmsvc/getallvms` and `net-stats -l` and
 // joins them with the .vmx files under root ("" or "/" for the real host).
 // Each command gets timeout (0: GetAllVMsTimeout and NetStatsTimeout). A
-// failing or missing net-stats is noted, not fatal. When getallvms fails,
-// the inventory of the .vmx files alone (no vmids, so nothing can be
-// powered off) comes with the error. When the .vmx files cannot be read
-// within VMXScanTimeout, the registered VMs alone (no MACs, so nothing
-// maps to a VM) come with an error wrapping ErrVMXStalled.
+// failing or missing net-stats is noted, not fatal (see PortsErr). When
+// getallvms fails, the inventory of the .vmx files alone (no vmids, so
+// nothing can be powered off) comes with the error. When the .vmx files
+// cannot be read within VMXScanTimeout, the registered VMs alone (no
+// MACs, so nothing maps to a VM) come with an error wrapping ErrVMXStalled.
 func LoadInventory(ctx context.Context, runner host.Runner, root string, timeout time.Duration) (Inventory, error) {
 	fsys := os.DirFS(host.Path(root, "/"))
 	var notes []string
-	ports, err := LoadPorts(ctx, runner, timeout)
-	if err != nil {
-		notes = append(notes, err.Error())
+	ports, perr := LoadPorts(ctx, runner, timeout)
+	if perr != nil {
+		notes = append(notes, perr.Error())
 	}
-	var rows []VMRow
-	res, gerr := runner.Run(ctx, orDefault(timeout, GetAllVMsTimeout), "vim-cmd", "vmsvc/getallvms")
-	if gerr == nil {
-		rows, gerr = ParseGetAllVMs(bytes.NewReader(res.Stdout))
-	}
+	rows, gerr := ListVMs(ctx, runner, timeout)
 	inv, serr := boundedInventory(ctx, fsys, rows, ports, VMXScanTimeout)
 	inv.Notes = append(notes, inv.Notes...)
+	inv.PortsErr = portsFailed(ports, perr)
 	if gerr != nil {
 		gerr = fmt.Errorf("getallvms: %w", gerr)
 	}
@@ -318,12 +319,21 @@ func LoadInventory(ctx context.Context, runner host.Runner, root string, timeout
 	return inv, nil
 }
 
+// ErrNoPortList is wrapped by LoadPorts' error when the host has no
+// net-stats at all (not found, or exit 127): a version without a port
+// list, where OwnerOf falls back to the claims alone.
+var ErrNoPortList = errors.New("no net-stats on this host")
+
 // LoadPorts runs `net-stats -l` (timeout 0: NetStatsTimeout). Nil ports
-// mean the host gave no port list; the error says why. Rows it cannot
-// parse are left out and named in the error.
+// mean no port list; the error says why, wrapping ErrNoPortList when the
+// host has no net-stats. Rows it cannot parse are left out and named in
+// the error.
 func LoadPorts(ctx context.Context, runner host.Runner, timeout time.Duration) ([]NetPort, error) {
 	res, err := runner.Run(ctx, orDefault(timeout, NetStatsTimeout), "net-stats", "-l")
 	if err != nil {
+		if errors.Is(err, exec.ErrNotFound) || res.ExitCode == 127 {
+			return nil, fmt.Errorf("net-stats -l: %w: %w", ErrNoPortList, err)
+		}
 		return nil, fmt.Errorf("net-stats -l: %w (ports not cross-checked)", err)
 	}
 	ports, err := ParseNetStats(bytes.NewReader(res.Stdout))
@@ -333,10 +343,21 @@ func LoadPorts(ctx context.Context, runner host.Runner, timeout time.Duration) (
 	return ports, err
 }
 
-// WithPorts returns a copy of the inventory with a newer port list (nil:
-// none), so the .vmx files need not be read again for a fresh net-stats.
-func (inv Inventory) WithPorts(ports []NetPort) Inventory {
+// portsFailed is the error to keep in PortsErr: a port list that should
+// have come and did not.
+func portsFailed(ports []NetPort, err error) error {
+	if ports != nil || errors.Is(err, ErrNoPortList) {
+		return nil
+	}
+	return err
+}
+
+// WithPorts returns a copy of the inventory with a newer port list and
+// the error LoadPorts gave, so the .vmx files need not be read again for a
+// fresh net-stats.
+func (inv Inventory) WithPorts(ports []NetPort, err error) Inventory {
 	inv.Ports = ports
+	inv.PortsErr = portsFailed(ports, err)
 	inv.index()
 	return inv
 }

@@ -111,10 +111,11 @@ func RunnerPower(runner host.Runner, timeout time.Duration) PowerReader {
 // with mac. The .vmx files only say who claims the MAC; the port must be
 // confirmed live: net-stats must list it as a VM port (type 5) with that
 // MAC, its client ("<name>.eth<N>") must be exactly one registered VM's
-// present NIC using the MAC, and that VM must be powered on. Where the
-// host gives no port list (net-stats missing or failing), the one
-// registered, present, powered-on claimant is the owner, and a second one
-// makes the MAC ambiguous. Power states are read only for candidates.
+// present NIC using the MAC, and that VM must be powered on. On a host
+// without net-stats, the one registered, present, powered-on claimant is
+// the owner, and a second one makes the MAC ambiguous; a net-stats that
+// exists and failed confirms nothing. Power states are read only for
+// candidates.
 func (inv *Inventory) OwnerOf(ctx context.Context, port uint32, mac string, power PowerReader) PortOwner {
 	o := PortOwner{Port: port, LiveSource: inv.Ports != nil}
 	m, ok := NormalizeMAC(mac)
@@ -125,9 +126,12 @@ func (inv *Inventory) OwnerOf(ctx context.Context, port uint32, mac string, powe
 	}
 	o.MAC = m
 	o.Claims = inv.claims(m)
-	if o.LiveSource {
+	switch {
+	case o.LiveSource:
 		inv.confirmLive(ctx, &o, power)
-	} else {
+	case inv.PortsErr != nil:
+		o.Why = fmt.Sprintf("the port list could not be read this poll (%v): port %s cannot be confirmed", inv.PortsErr, portText(o.Port))
+	default:
 		inv.pickClaimant(ctx, &o, power)
 	}
 	return o
@@ -158,6 +162,11 @@ func (inv *Inventory) confirmLive(ctx context.Context, o *PortOwner, power Power
 		o.Why = fmt.Sprintf("net-stats client %q of port %s does not name a VM's NIC", p.ClientName, portText(o.Port))
 		return
 	}
+	if vm, ok := inv.unread(func(vm InventoryVM) bool { return vm.Name == name }); ok {
+		o.Why = fmt.Sprintf("net-stats says port %s belongs to %q ethernet%d, and the .vmx of vmid %s of that name could not be read: it may use MAC %s too",
+			portText(o.Port), name, nic, vm.ID, o.MAC)
+		return
+	}
 	var cands []int
 	for i, c := range o.Claims {
 		if c.live() && c.Name == name && c.NIC == nic {
@@ -169,9 +178,9 @@ func (inv *Inventory) confirmLive(ctx context.Context, o *PortOwner, power Power
 			portText(o.Port), name, nic, o.MAC, nic)
 		return
 	}
-	on := inv.poweredOn(ctx, o, cands, power)
+	on, unknown := inv.poweredOn(ctx, o, cands, power)
 	switch {
-	case len(on) == 1:
+	case len(on) == 1 && unknown == 0:
 		c := o.Claims[on[0]]
 		o.Owner = &c
 		for i, other := range o.Claims {
@@ -179,17 +188,23 @@ func (inv *Inventory) confirmLive(ctx context.Context, o *PortOwner, power Power
 				o.Notes = append(o.Notes, fmt.Sprintf("MAC %s is also declared by %s; net-stats names %s as the port's client", o.MAC, other, c))
 			}
 		}
-	case len(on) > 1:
+	case len(on)+unknown > 1:
 		o.Ambiguous = true
-		o.Why = fmt.Sprintf("%d powered-on VMs named %q use MAC %s on ethernet%d: net-stats cannot tell them apart", len(on), name, o.MAC, nic)
+		o.Why = fmt.Sprintf("%d VMs named %q use MAC %s on ethernet%d (%d confirmed on, %d of unknown power state): net-stats cannot tell them apart",
+			len(cands), name, o.MAC, nic, len(on), unknown)
 	default:
 		o.Why = fmt.Sprintf("net-stats lists port %s for %q, but no VM of that name is confirmed powered on", portText(o.Port), name)
 	}
 }
 
 // pickClaimant is the rule without a live port list: the one registered,
-// present, powered-on VM using the MAC.
+// present, powered-on VM using the MAC, when every registered VM's .vmx
+// was read.
 func (inv *Inventory) pickClaimant(ctx context.Context, o *PortOwner, power PowerReader) {
+	if vm, ok := inv.unread(func(InventoryVM) bool { return true }); ok {
+		o.Why = fmt.Sprintf("the .vmx of vmid %s (%q) could not be read and this host has no port list: it may use MAC %s too", vm.ID, vm.Name, o.MAC)
+		return
+	}
 	var cands []int
 	for i, c := range o.Claims {
 		if c.live() {
@@ -200,15 +215,16 @@ func (inv *Inventory) pickClaimant(ctx context.Context, o *PortOwner, power Powe
 		o.Why = fmt.Sprintf("no registered VM uses MAC %s on a present NIC", o.MAC)
 		return
 	}
-	on := inv.poweredOn(ctx, o, cands, power)
+	on, unknown := inv.poweredOn(ctx, o, cands, power)
 	switch {
-	case len(on) == 1:
+	case len(on) == 1 && unknown == 0:
 		c := o.Claims[on[0]]
 		o.Owner = &c
-		o.Notes = append(o.Notes, "not confirmed live: this host gave no port list (net-stats -l)")
-	case len(on) > 1:
+		o.Notes = append(o.Notes, "not confirmed live: this host has no port list (net-stats -l)")
+	case len(on)+unknown > 1:
 		o.Ambiguous = true
-		o.Why = fmt.Sprintf("%d powered-on VMs use MAC %s and this host gives no port list to tell them apart", len(on), o.MAC)
+		o.Why = fmt.Sprintf("%d VMs use MAC %s (%d confirmed on, %d of unknown power state) and this host has no port list to tell them apart",
+			len(cands), o.MAC, len(on), unknown)
 	case len(cands) == 1 && o.Claims[cands[0]].Power == PoweredOff:
 		off := o.Claims[cands[0]]
 		o.Off = &off
@@ -246,9 +262,10 @@ func (inv *Inventory) onlyClaimantOff(ctx context.Context, o *PortOwner, power P
 }
 
 // poweredOn reads the candidates' power states (into o.Claims) and returns
-// those confirmed on. A state that cannot be read is unknown: never on.
-func (inv *Inventory) poweredOn(ctx context.Context, o *PortOwner, cands []int, power PowerReader) []int {
-	var on []int
+// those confirmed on, and how many could not be read. An unknown state is
+// never on, nor off: the caller must not take another candidate for the
+// only one.
+func (inv *Inventory) poweredOn(ctx context.Context, o *PortOwner, cands []int, power PowerReader) (on []int, unknown int) {
 	for _, i := range cands {
 		st := PowerUnknown
 		if power != nil {
@@ -259,11 +276,25 @@ func (inv *Inventory) poweredOn(ctx context.Context, o *PortOwner, cands []int, 
 			}
 		}
 		o.Claims[i].Power = st
-		if st == PoweredOn {
+		switch st {
+		case PoweredOn:
 			on = append(on, i)
+		case PowerUnknown:
+			unknown++
 		}
 	}
-	return on
+	return on, unknown
+}
+
+// unread returns a registered VM matching which whose .vmx could not be
+// found or read: its NICs are unknown.
+func (inv *Inventory) unread(which func(InventoryVM) bool) (InventoryVM, bool) {
+	for _, vm := range inv.VMs {
+		if vm.ID != "" && vm.VMX == "" && which(vm) {
+			return vm, true
+		}
+	}
+	return InventoryVM{}, false
 }
 
 // claims lists every NIC of the inventory that declares mac, registered

@@ -13,10 +13,11 @@ import (
 // (vmid 3) each with ethernet2; DSVA03's MAC ...:b4 flaps on port
 // 0x3000007 (50331655), as in the seed incident.
 type ownerHost struct {
-	vmx   map[string]string // folder -> .vmx text
-	rows  []VMRow
-	ports []NetPort
-	power map[string]PowerState // vmid -> state; absent: getstate fails
+	vmx      map[string]string // folder -> .vmx text
+	rows     []VMRow
+	ports    []NetPort
+	portsErr error                 // net-stats failed (it exists)
+	power    map[string]PowerState // vmid -> state; absent: getstate fails
 }
 
 const (
@@ -66,7 +67,7 @@ func (h *ownerHost) owner(t *testing.T) PortOwner {
 	for dir, text := range h.vmx {
 		fsys["vmfs/volumes/datastore1/"+dir+"/"+dir+".vmx"] = &fstest.MapFile{Data: []byte(text)}
 	}
-	inv := NewInventory(fsys, h.rows, h.ports)
+	inv := NewInventory(fsys, h.rows, h.ports).WithPorts(h.ports, h.portsErr)
 	power := func(_ context.Context, vmid string) (PowerState, error) {
 		if st, ok := h.power[vmid]; ok {
 			return st, nil
@@ -129,11 +130,11 @@ func TestOwnerOf(t *testing.T) {
 		{name: "twins of one name and NIC", setup: func(h *ownerHost) {
 			h.vmx["DSVA02"] = vmxText("DSVA03", nic(2, true, flapMAC))
 			h.rows[0].Name = "DSVA03"
-		}, ambiguous: true, why: `2 powered-on VMs named "DSVA03"`, claimants: 2},
+		}, ambiguous: true, why: `2 VMs named "DSVA03" use MAC`, claimants: 2},
 		{name: "no port list, two live claimants", setup: func(h *ownerHost) {
 			h.ports = nil
 			h.vmx["DSVA02"] = vmxText("DSVA02", nic(2, true, flapMAC))
-		}, ambiguous: true, why: "2 powered-on VMs use MAC", claimants: 2},
+		}, ambiguous: true, why: "(2 confirmed on, 0 of unknown power state) and this host has no port list", claimants: 2},
 		{name: "no port list, one live claimant", setup: func(h *ownerHost) {
 			h.ports = nil
 			h.vmx["DSVA02"] = vmxText("DSVA02", nic(2, false, flapMAC))
@@ -153,6 +154,27 @@ func TestOwnerOf(t *testing.T) {
 			h.rows = append(h.rows, VMRow{ID: "9", Name: "old", Datastore: "datastore1", Path: "old/old.vmx"})
 			h.power["9"] = PoweredOff
 		}, owner: "3", claimants: 2},
+		// What cannot be read never lets another candidate through.
+		{name: "twins, one power state unreadable", setup: func(h *ownerHost) {
+			h.vmx["DSVA02"] = vmxText("DSVA03", nic(2, true, flapMAC))
+			h.rows[0].Name = "DSVA03"
+			delete(h.power, "2")
+		}, ambiguous: true, why: "1 of unknown power state", claimants: 2},
+		{name: "no port list, twins, one power state unreadable", setup: func(h *ownerHost) {
+			h.ports = nil
+			h.vmx["DSVA02"] = vmxText("DSVA02", nic(2, true, flapMAC))
+			delete(h.power, "2")
+		}, ambiguous: true, why: "1 of unknown power state", claimants: 2},
+		{name: "a VM of the client's name has an unreadable .vmx", setup: func(h *ownerHost) {
+			h.rows = append(h.rows, VMRow{ID: "7", Name: "DSVA03", Datastore: "datastore1", Path: "gone/gone.vmx"})
+		}, why: "the .vmx of vmid 7 of that name could not be read", claimants: 1},
+		{name: "no port list and an unreadable .vmx", setup: func(h *ownerHost) {
+			h.ports = nil
+			h.rows = append(h.rows, VMRow{ID: "7", Name: "other", Datastore: "datastore1", Path: "gone/gone.vmx"})
+		}, why: `the .vmx of vmid 7 ("other") could not be read`, claimants: 1},
+		{name: "net-stats exists and failed", setup: func(h *ownerHost) {
+			h.ports, h.portsErr = nil, errors.New("net-stats -l: command timed out after 10s")
+		}, why: "the port list could not be read this poll", claimants: 1},
 		// Power states.
 		{name: "power state unreadable", setup: func(h *ownerHost) {
 			delete(h.power, "3")

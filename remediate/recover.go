@@ -156,7 +156,9 @@ func ResolveUnfinished(ctx context.Context, j *Journal, steps []Entry, runner ho
 			st, err := RunnerPower(runner, timeout)(ctx, s.VMID)
 			switch {
 			case err != nil:
-				e.Result, e.Error = ResultFailed, "interrupted; the VM's power state cannot be read: "+err.Error()
+				// What it did is unknown: count it as having changed the
+				// host, so that its budget stays spent.
+				e.Result, e.Error, e.Mutated = ResultFailed, "interrupted; the VM's power state cannot be read: "+err.Error(), true
 			case st == PoweredOff:
 				e.Result, e.Mutated = ResultOK, true
 				e.Output = fmt.Sprintf("vmid %s is %s", s.VMID, st)

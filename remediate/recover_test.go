@@ -108,6 +108,11 @@ func TestResolveUnfinished(t *testing.T) {
 			if len(entries) != 1 || entries[0].Result != tc.result {
 				t.Errorf("journal %+v", entries)
 			}
+			// Whatever became of it, a power-off that may have run stays
+			// spent: the journal says so.
+			if offs, _ := Spent(append(killedJournal(), done...), t0.Add(-time.Hour)); len(offs) != 2 {
+				t.Errorf("spent after resolution: %v, want both started power-offs", offs)
+			}
 			// Once resolved, nothing is left open.
 			if left := Unfinished(append(killedJournal(), done...)); len(left) != 0 {
 				t.Errorf("still open: %+v", left)

@@ -147,8 +147,10 @@ func killAndRestart(t *testing.T, damage func(t *testing.T, state, root string))
 			t.Errorf("vmid %s was shut down %d times: an action was repeated after the restart", id, n)
 		}
 	}
-	if len(shutdowns) > 2 {
-		t.Errorf("%d VMs powered off with --max-power-offs 2: the budget was reset by the restart", len(shutdowns))
+	// The hung shutdown spent one of the two: the second run powers off
+	// one VM more and refuses the third for the budget.
+	if len(shutdowns) != 2 {
+		t.Errorf("%d VMs shut down with --max-power-offs 2, want 2 (%v)", len(shutdowns), shutdowns)
 	}
 	entries := readJournal(t, state)
 	var refused bool
@@ -157,8 +159,8 @@ func killAndRestart(t *testing.T, damage func(t *testing.T, state, root string))
 			refused = true
 		}
 	}
-	if len(shutdowns) == 2 && !refused {
-		t.Error("the third DSVA appliance was neither powered off nor refused for the budget in the journal")
+	if !refused {
+		t.Error("the third DSVA appliance was not refused for the budget in the journal")
 	}
 	if open := remediate.Unfinished(entries); len(open) != 0 {
 		t.Errorf("steps still open in the journal after the restart: %+v", open)

@@ -52,7 +52,17 @@ func runCheck(ctx context.Context, e env, opts any, args []string) int {
 	plan := res.Plan
 	line := plan.NagiosLine()
 	if errors.Is(err, remediate.ErrJournal) {
-		line = plan.NagiosLineNotActing("journal cannot be written, no action taken")
+		ran := 0
+		for _, o := range res.Outcomes {
+			if o.Result != remediate.ResultSkipped {
+				ran++
+			}
+		}
+		why := "journal cannot be written, no action taken"
+		if ran > 0 {
+			why = fmt.Sprintf("journal cannot be written, stopped after %d step(s)", ran)
+		}
+		line = plan.NagiosLineNotActing(why)
 	}
 	if o.json {
 		enc := json.NewEncoder(e.stdout)

@@ -73,10 +73,15 @@ EXIT STATUS:
 				}
 				locks = append(locks, l)
 			}
-			g, err := remediate.OpenHostGuards(dir, hostDir, remediate.GuardLimits{})
+			clock, err := host.ClockFromEnv(os.Getenv, o.root, host.Exec{Root: o.root})
+			var g *remediate.Guards
 			if err == nil {
-				before := g.Status(time.Now())
-				if err = g.Reset(); err == nil {
+				g, err = remediate.OpenHostGuards(dir, hostDir, remediate.GuardLimits{})
+			}
+			if err == nil {
+				now := clock.Now()
+				before := g.Status(now)
+				if err = g.Reset(now); err == nil {
 					writeReset(e.stdout, dir, before)
 				}
 			}

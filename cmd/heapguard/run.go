@@ -21,7 +21,7 @@ func init() {
 		name:    "run",
 		summary: "guard the host: follow the log, sample heaps, act when a heap runs out",
 		usage:   "[flags]",
-		help: `The daemon. Every --interval it reads the vmkernel log from where it stopped (across
+		help: `The daemon. It waits --interval, reads the vmkernel log from where it stopped (across
 rotations; no inotify needed), samples the heaps and tracks flapping ports, and when a watched heap (netGPHeap) is
 CRITICAL while ports flap, powers off the flapping VMs that --power-off-allow names, restarts
 vpxa and verifies. Every decision and action goes to <state-dir>/journal.jsonl first.
