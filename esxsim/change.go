@@ -13,18 +13,7 @@ import (
 
 // locked runs fn on the state under the exclusive lock without saving the
 // state: for changes to files that the state only describes.
-func locked(root string, fn func(st *State) error) error {
-	unlock, err := lockRoot(root, true)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	st, err := readState(root)
-	if err != nil {
-		return err
-	}
-	return fn(st)
-}
+func locked(root string, fn func(st *State) error) error { return withState(root, true, fn) }
 
 // vmxPath is where a VM's .vmx lives under root.
 func vmxPath(root string, st *State, vm *VM) string {

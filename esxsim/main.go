@@ -191,7 +191,12 @@ func cmdAdvance(args []string, stdout, stderr io.Writer) error {
 	if err := Advance(*root, *by); err != nil {
 		return err
 	}
-	st, err := LoadState(*root)
+	return printClock(stdout, *root)
+}
+
+// printClock says where a root's simulated clock stands.
+func printClock(stdout io.Writer, root string) error {
+	st, err := LoadState(root)
 	if err != nil {
 		return err
 	}
@@ -213,12 +218,7 @@ func cmdStepClock(args []string, stdout, stderr io.Writer) error {
 	if err := StepSimClock(*root, *by); err != nil {
 		return err
 	}
-	st, err := LoadState(*root)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "esxsim: clock at %s\n", st.Now.Format(time.RFC3339))
-	return nil
+	return printClock(stdout, *root)
 }
 
 func cmdStatus(args []string, stdout, stderr io.Writer) error {

@@ -296,8 +296,12 @@ func writeState(root string, st *State) error {
 	return nil
 }
 
-func view(root string, fn func(st *State) error) error {
-	unlock, err := lockRoot(root, false)
+// view runs fn on the state under the shared lock, for readers.
+func view(root string, fn func(st *State) error) error { return withState(root, false, fn) }
+
+// withState runs fn on the state under the root's lock without saving it.
+func withState(root string, exclusive bool, fn func(st *State) error) error {
+	unlock, err := lockRoot(root, exclusive)
 	if err != nil {
 		return err
 	}
