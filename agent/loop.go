@@ -390,12 +390,11 @@ func (w *Watcher) Poll(ctx context.Context) (Result, error) {
 	var err error
 	if sig := signature(plan); acts(plan) || sig != w.st.Reported {
 		res.Reported = true
-		// Persist what was planned before acting: after a kill -9 mid-action
-		// the next run knows the power-offs and restart are under way (the
-		// policy's settle times) and does not repeat them.
-		// Another instance may have taken a pid-file lock over (see
-		// remediate.Lock.Check): then this one must neither act nor write
-		// the state the other now keeps.
+		// Save before acting, so the log position never goes back after a
+		// kill -9 mid-action; which steps started, the next run learns from
+		// the journal (recover). Another instance may have taken a pid-file
+		// lock over (remediate.Lock.Check): this one must then neither act
+		// nor write the state the other now keeps.
 		if acts(plan) {
 			if lerr := w.checkLocks(); lerr != nil {
 				return res, fmt.Errorf("not acting: %w", lerr)
