@@ -205,9 +205,22 @@ func TestCheckNagios(t *testing.T) {
 		t.Errorf("check --json: warn_below %v (want 20 from the command line), nagios %q", res.Plan.Thresholds.WarnBelow, res.Nagios)
 	}
 
-	code, _, stderr = runCLI(t, "check", "--root", h.Root(), "--config", filepath.Join(t.TempDir(), "missing.conf"))
+	code, out, stderr = runCLI(t, "check", "--root", h.Root(), "--config", filepath.Join(t.TempDir(), "missing.conf"))
 	if code != exitUnknown || !strings.Contains(stderr, "read config") {
 		t.Errorf("missing config: exit %d, stderr %q", code, stderr)
+	}
+	// Nagios shows only stdout: the reason is on the status line.
+	if !strings.HasPrefix(out, "HEAPGUARD UNKNOWN: could not start: ") || !strings.Contains(out, "read config") || strings.Count(out, "\n") != 1 {
+		t.Errorf("missing config: stdout %q, want one UNKNOWN line with the reason", out)
+	}
+	lock, err := remediate.AcquireLock(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = runCLI(t, "check", "--root", h.Root(), "--state-dir", state)
+	lock.Release()
+	if code != exitUnknown || !strings.HasPrefix(out, "HEAPGUARD UNKNOWN: could not start: refusing to start: ") || !strings.Contains(out, "held by pid") {
+		t.Errorf("lock held: exit %d, stdout %q", code, out)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.conf")
 	os.WriteFile(bad, []byte("no-such-setting 1\n"), 0o644)

@@ -197,25 +197,26 @@ func loggerFor(e env) *zap.Logger {
 	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(e.stderr), zapcore.InfoLevel))
 }
 
-// openWatcher prepares the agent; errors name what to do.
-func openWatcher(e env, name string, fs *flag.FlagSet, o *agentFlags) (*agent.Watcher, int) {
-	if err := applyConfig(fs, o.config); err != nil {
+// openWatcher prepares the agent; errors name what to do. The error is
+// also returned, for a status line.
+func openWatcher(e env, name string, fs *flag.FlagSet, o *agentFlags) (*agent.Watcher, int, error) {
+	fail := func(code int, err error) (*agent.Watcher, int, error) {
 		fmt.Fprintf(e.stderr, "heapguard %s: %v\n", name, err)
-		return nil, exitUnknown
+		return nil, code, err
+	}
+	if err := applyConfig(fs, o.config); err != nil {
+		return fail(exitUnknown, err)
 	}
 	opts, err := o.options(loggerFor(e))
 	if err != nil {
-		fmt.Fprintf(e.stderr, "heapguard %s: %v\n", name, err)
-		return nil, exitUnknown
+		return fail(exitUnknown, err)
 	}
 	w, err := agent.Open(opts)
-	if err != nil {
-		if errors.Is(err, remediate.ErrLocked) {
-			fmt.Fprintf(e.stderr, "heapguard %s: refusing to start: %v\n", name, err)
-		} else {
-			fmt.Fprintf(e.stderr, "heapguard %s: %v\n", name, err)
-		}
-		return nil, exitCodeOf(err)
+	if errors.Is(err, remediate.ErrLocked) {
+		return fail(exitUnknown, fmt.Errorf("refusing to start: %w", err))
 	}
-	return w, exitOK
+	if err != nil {
+		return fail(exitCodeOf(err), err)
+	}
+	return w, exitOK, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 
 	"github.com/heapguard/heapguard/policy"
 	"github.com/heapguard/heapguard/remediate"
@@ -42,9 +43,10 @@ func runCheck(ctx context.Context, e env, opts any, args []string) int {
 	if len(args) > 0 {
 		return usageError
 	}
-	w, code := openWatcher(e, "check", o.fs, o.agentFlags)
+	w, code, err := openWatcher(e, "check", o.fs, o.agentFlags)
 	if w == nil {
-		fmt.Fprintln(e.stdout, "HEAPGUARD UNKNOWN: could not start (see stderr)")
+		// Nagios shows stdout only: the reason goes on the status line too.
+		fmt.Fprintln(e.stdout, statusLine(code, "could not start: "+err.Error()))
 		return code
 	}
 	defer w.Close()
@@ -99,4 +101,27 @@ func exitCodeOf(err error) int {
 		return exitCritical
 	}
 	return exitUnknown
+}
+
+// statusLine is a Nagios line for a run that produced no plan: the level
+// of code and the reason, on one line, cut short and without "|" (which
+// would start performance data).
+func statusLine(code int, why string) string {
+	level := "UNKNOWN"
+	if code == exitCritical {
+		level = "CRITICAL"
+	}
+	why = strings.Map(func(r rune) rune {
+		switch r {
+		case '|':
+			return '/'
+		case '\n', '\r':
+			return ' '
+		}
+		return r
+	}, why)
+	if len(why) > 300 {
+		why = why[:300] + "…"
+	}
+	return "HEAPGUARD " + level + ": " + why
 }

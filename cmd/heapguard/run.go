@@ -53,7 +53,7 @@ func runRun(ctx context.Context, e env, opts any, args []string) int {
 		// stacks instead of 6.5 MB, for no measurable CPU (make bench).
 		debug.SetGCPercent(25)
 	}
-	w, code := openWatcher(e, "run", o.fs, o.agentFlags)
+	w, code, _ := openWatcher(e, "run", o.fs, o.agentFlags)
 	if w == nil {
 		return code
 	}
