@@ -718,3 +718,67 @@ func TestAcceptJournalUnwritable(t *testing.T) {
 		t.Errorf("status line %q", line)
 	}
 }
+
+// cancelAfter cancels a context at the nth heap listing, as a SIGTERM
+// arriving in the middle of a poll does.
+type cancelAfter struct {
+	host.Runner
+	n      int
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) Run(ctx context.Context, timeout time.Duration, argv ...string) (host.Result, error) {
+	if argv[0] == "vsish" && len(argv) > 2 && argv[2] == "ls" {
+		if c.n--; c.n == 0 {
+			c.cancel()
+		}
+	}
+	return c.Runner.Run(ctx, timeout, argv...)
+}
+
+// TestAcceptDaemonStopsCleanly: a run stopped by a signal in the middle
+// of a poll, or by --for, journals a stop entry saying why, and never an
+// UNKNOWN plan made of commands the signal cut short.
+func TestAcceptDaemonStopsCleanly(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		forDur time.Duration
+		cancel int // cancel at this heap listing; 0: never
+		why    string
+	}{
+		{"signal mid-poll", 0, 3, "stopped by a signal"},
+		{"--for reached", time.Minute, 0, "stopped: --for 1m0s reached"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newSim(t, "healthy")
+			h.Advance(10 * time.Minute)
+			stateDir := filepath.Join(t.TempDir(), "state")
+			opt := agentOptions(h, stateDir, esxsim.NewStepClock(h.Root()))
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			opt.Runner = &cancelAfter{Runner: opt.Runner, n: tc.cancel, cancel: cancel}
+			w, err := Open(opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Run(ctx, tc.forDur, nil); err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			w.Close()
+			entries := (&simRun{stateDir: stateDir}).journal(t)
+			if len(entries) == 0 {
+				t.Fatal("empty journal")
+			}
+			last := entries[len(entries)-1]
+			if last.Action != remediate.ActStop || last.Result != remediate.ResultOK || !strings.Contains(last.Reason, tc.why) {
+				t.Errorf("last entry %+v, want a stop saying %q", last, tc.why)
+			}
+			for _, e := range entries {
+				if e.Action == remediate.ActDecide && strings.Contains(e.Reason, "UNKNOWN") {
+					t.Errorf("an UNKNOWN plan was journaled: %s", e.Reason)
+				}
+			}
+		})
+	}
+}

@@ -372,6 +372,11 @@ func (w *Watcher) Poll(ctx context.Context) (Result, error) {
 	obs.Vpxa = w.vpxaStatus(ctx)
 	obs.Vpxa.CrashSeen = w.vpxaCrash
 	obs.Flapping = w.flapping(ctx, now)
+	if err := ctx.Err(); err != nil {
+		// Stopping: what was observed meanwhile (commands cut short) is
+		// not the host's state, so nothing is decided or journaled.
+		return Result{}, err
+	}
 	gs := w.guards.Status(now)
 	obs.Guards = &policy.GuardObs{
 		PowerOffsLeft: max(gs.MaxPowerOffs-gs.PowerOffsInWindow, 0), NextPowerOffAt: gs.NextPowerOffAt,
@@ -655,14 +660,18 @@ func (w *Watcher) Run(ctx context.Context, forDur time.Duration, onPoll func(Res
 	start := w.opt.Clock.Now()
 	w.log.Info("watching", zap.String("log", w.logPath), zap.Duration("interval", w.opt.Interval),
 		zap.Bool("dry_run", w.opt.DryRun), zap.Strings("power_off_allow", w.opt.Policy.PowerOffAllow))
+	const signalled = "stopped by a signal (SIGTERM or SIGINT)"
 	for {
 		if err := w.opt.Clock.Sleep(ctx, w.opt.Interval); err != nil {
 			if ctx.Err() != nil {
-				return w.stop(nil)
+				return w.stop(signalled, nil)
 			}
-			return w.stop(fmt.Errorf("wait for the next poll: %w", err))
+			return w.stop("stopped: cannot wait for the next poll", fmt.Errorf("wait for the next poll: %w", err))
 		}
 		res, err := w.Check(ctx)
+		if ctx.Err() != nil {
+			return w.stop(signalled, nil)
+		}
 		if onPoll != nil {
 			onPoll(res)
 		}
@@ -671,23 +680,30 @@ func (w *Watcher) Run(ctx context.Context, forDur time.Duration, onPoll func(Res
 				// Blind to its own actions, the daemon stops rather than
 				// idle: exit 2 tells a supervisor (or a person) at once.
 				w.log.Error("journal cannot be written: stopping, no action taken", zap.Error(err))
-				return w.stop(err)
+				return w.stop("stopped: the journal cannot be written", err)
 			}
 			if errors.Is(err, remediate.ErrLocked) {
 				w.log.Error("lock lost to another instance: stopping, no action taken", zap.Error(err))
-				return w.stop(err)
+				return w.stop("stopped: the lock was lost to another instance", err)
 			}
-			if ctx.Err() == nil {
-				w.log.Error("poll", zap.Error(err))
-			}
+			w.log.Error("poll", zap.Error(err))
 		}
 		if forDur > 0 && w.opt.Clock.Now().Sub(start) >= forDur {
-			return w.stop(nil)
+			return w.stop(fmt.Sprintf("stopped: --for %s reached", forDur), nil)
 		}
 	}
 }
 
-func (w *Watcher) stop(err error) error {
+// stop ends a run: it saves the state and journals why the daemon
+// stopped, so that a clean stop reads as one, never as an UNKNOWN plan.
+func (w *Watcher) stop(why string, err error) error {
+	e := remediate.Entry{Action: remediate.ActStop, Target: "heapguard", Reason: why, Result: remediate.ResultOK, DryRun: w.opt.DryRun}
+	if err != nil {
+		e.Result, e.Error = remediate.ResultFailed, err.Error()
+	}
+	if jerr := w.journal.Append(e); jerr != nil && !errors.Is(err, remediate.ErrJournal) {
+		err = errors.Join(err, jerr)
+	}
 	if serr := w.saveState(); serr != nil {
 		err = errors.Join(err, serr)
 	}

@@ -23,6 +23,9 @@ const JournalFile = "journal.jsonl"
 // whole, written before any of its steps.
 const ActDecide policy.ActionKind = "decide"
 
+// ActStop is the journal's action name for the daemon stopping, with why.
+const ActStop policy.ActionKind = "stop"
+
 // ErrJournal is wrapped by every error that comes from not being able to
 // write the journal. heapguard must not act when it cannot explain itself.
 var ErrJournal = errors.New("journal cannot be written, taking no action")
