@@ -782,3 +782,94 @@ func TestAcceptDaemonStopsCleanly(t *testing.T) {
 		})
 	}
 }
+
+// TestAcceptHeapRanOutActsAtOnce: the log's own word that the watched heap
+// ran out (a line newer than the last sample) makes it CRITICAL at once,
+// without the three polls a sampled percentage is held for; the same line
+// read again after a later sample is no evidence.
+func TestAcceptHeapRanOutActsAtOnce(t *testing.T) {
+	t.Parallel()
+	h := newSim(t, "seed-incident")
+	h.Advance(100 * time.Minute) // about 13 % free, 3 DSVA ports flapping
+	clock := esxsim.NewStepClock(h.Root())
+	ctx := context.Background()
+	check := func(w *Watcher) policy.Plan {
+		t.Helper()
+		if err := clock.Sleep(ctx, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		res, err := w.Check(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Plan
+	}
+	open := func() *Watcher {
+		opt := agentOptions(h, filepath.Join(t.TempDir(), "state"), clock)
+		opt.DryRun, opt.Policy.PowerOffAllow = true, []string{"DSVA*"}
+		w, err := Open(opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { w.Close() })
+		return w
+	}
+	evidence := func(p policy.Plan) string {
+		for _, v := range p.Heaps {
+			if v.Base == "netGPHeap" && strings.Contains(v.Why, "the log says") {
+				return v.Why
+			}
+		}
+		return ""
+	}
+	powerOffs := func(p policy.Plan) int {
+		n := 0
+		for _, a := range p.LiveActions() {
+			if a.Kind == policy.ActPowerOff {
+				n++
+			}
+		}
+		return n
+	}
+
+	w := open()
+	if p := check(w); p.Status != policy.Warn || powerOffs(p) != 0 || evidence(p) != "" {
+		t.Fatalf("first sample at ~13%% free: %s with %d power-offs, want WARNING (held) and none", p.Headline(), powerOffs(p))
+	}
+	if err := clock.Sleep(ctx, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	h.Allocate("netGPHeap", 1<<40) // fails: the log gets "already at its maximum size"
+	p := check(w)
+	if p.Status != policy.Crit || powerOffs(p) != 3 || !strings.Contains(evidence(p), "ran out: 2 lines since the last sample") {
+		t.Fatalf("after the heap ran out: %s, %d power-offs, why %q; want CRITICAL at once, 3 power-offs, the log's evidence",
+			p.Headline(), powerOffs(p), evidence(p))
+	}
+
+	// The line is now older than the last sample: told again (a copy
+	// appended), it is not new evidence.
+	var maxed string
+	for _, l := range strings.Split(readLog(t, h.Root()), "\n") {
+		if strings.Contains(l, "already at its maximum size") {
+			maxed = l
+		}
+	}
+	if maxed == "" {
+		t.Fatal("esxsim wrote no 'already at its maximum size' line")
+	}
+	h.AppendLog(maxed)
+	if p := check(w); evidence(p) != "" {
+		t.Errorf("a line older than the last sample was taken as evidence: %q", evidence(p))
+	}
+}
+
+// readLog is the live vmkernel log of a simulated host.
+func readLog(t *testing.T, root string) string {
+	t.Helper()
+	logs := report.HostLogs(root)
+	b, err := os.ReadFile(logs[len(logs)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

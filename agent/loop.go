@@ -72,6 +72,9 @@ type savedState struct {
 	// that only repeats it (the same alert every poll) is not journaled again.
 	Reported string    `json:"reported,omitempty"`
 	Saved    time.Time `json:"saved"`
+	// LastSample is the host time of the last poll that sampled the
+	// heaps: a heap-exhausted log line after it is hard evidence.
+	LastSample time.Time `json:"last_sample,omitzero"`
 }
 
 // Watcher watches one host: it reads the log, samples the heaps, decides and
@@ -108,6 +111,10 @@ type Watcher struct {
 	invComplete bool
 	// vpxaCrash is set when a vpxa dump line was read since the last poll.
 	vpxaCrash bool
+	// exhausted counts, per heap base name, the log lines saying the heap
+	// ran out (at its maximum size, or an aligned allocation failed) that
+	// are newer than the last sample: hard evidence for the policy.
+	exhausted map[string]*exhaustion
 	// lines and unparsed count log lines since start, and logStats what
 	// reading the log met (rotations, gaps, oversized lines), for the logs.
 	lines, unparsed int64
@@ -325,9 +332,59 @@ func (w *Watcher) consume(text []byte) {
 			w.vpxaCrash = true
 			w.log.Warn("vpxa crash in the log", zap.Time("log_time", ev.Time), zap.ByteString("line", text))
 		}
-	case collector.KindHeapMaxed:
-		w.log.Warn("heap at its maximum size", zap.String("heap", ev.Heap), zap.Time("log_time", ev.Time))
+	case collector.KindHeapMaxed, collector.KindHeapAlignFailed:
+		w.sawExhausted(ev)
 	}
+}
+
+// exhaustion is what the log said of one heap running out since the last
+// sample.
+type exhaustion struct {
+	lines int
+	last  time.Time
+}
+
+// firstSampleEvidence bounds how old a heap-exhausted line may be to count
+// when no sample was taken before (first run, state lost): older ones tell
+// of a past the heap may have recovered from.
+const firstSampleEvidence = 15 * time.Minute
+
+// sawExhausted records a heap-exhausted line when it is newer than the
+// last sample. One line per heap is logged at the next poll, with the
+// count: a heap that ran out writes such lines by the hundred.
+func (w *Watcher) sawExhausted(ev collector.Event) {
+	since := w.st.LastSample
+	if since.IsZero() {
+		since = w.opt.Clock.Now().Add(-firstSampleEvidence)
+	}
+	if ev.Heap == "" || ev.Time.IsZero() || !ev.Time.After(since) {
+		return
+	}
+	if w.exhausted == nil {
+		w.exhausted = map[string]*exhaustion{}
+	}
+	x := w.exhausted[ev.Heap]
+	if x == nil {
+		x = &exhaustion{}
+		w.exhausted[ev.Heap] = x
+	}
+	x.lines++
+	if ev.Time.After(x.last) {
+		x.last = ev.Time
+	}
+}
+
+// evidence is the hard evidence that heap base ran out since the last
+// sample, in words, or "".
+func (w *Watcher) evidence(base string, s heap.Sample) string {
+	if x := w.exhausted[base]; x != nil {
+		return fmt.Sprintf("the log says %s ran out: %s since the last sample, the last at %s",
+			base, plural(x.lines, "line"), x.last.UTC().Format(time.RFC3339))
+	}
+	if p, ok := s.PrintedPercentFreeOfMax(); ok && p <= 0 {
+		return "vsish prints 0% free of max"
+	}
+	return ""
 }
 
 // Result is what one poll decided and did.
@@ -369,6 +426,9 @@ func (w *Watcher) Poll(ctx context.Context) (Result, error) {
 	now := w.opt.Clock.Now()
 	obs := policy.Observations{Time: now}
 	obs.Heaps, obs.HeapErr = w.sampleHeaps(ctx, now)
+	for heapName, x := range w.exhausted {
+		w.log.Warn("heap ran out (log)", zap.String("heap", heapName), zap.Int("lines", x.lines), zap.Time("last_log_time", x.last))
+	}
 	obs.Vpxa = w.vpxaStatus(ctx)
 	obs.Vpxa.CrashSeen = w.vpxaCrash
 	obs.Flapping = w.flapping(ctx, now)
@@ -429,6 +489,10 @@ func (w *Watcher) Poll(ctx context.Context) (Result, error) {
 	}
 	// The crash has been shown to the policy once; a restart answers it.
 	w.vpxaCrash = false
+	if obs.HeapErr == "" {
+		// The evidence was judged with this sample; a blind poll keeps it.
+		w.st.LastSample, w.exhausted = now, nil
+	}
 	if serr := w.saveState(); serr != nil {
 		err = errors.Join(err, serr)
 	}
@@ -475,7 +539,7 @@ func (w *Watcher) sampleHeaps(ctx context.Context, now time.Time) ([]policy.Heap
 			}
 			continue
 		}
-		obs := policy.HeapObs{Name: e.Full, Base: e.Base, PercentFreeOfMax: pct}
+		obs := policy.HeapObs{Name: e.Full, Base: e.Base, PercentFreeOfMax: pct, Exhausted: w.evidence(e.Base, s)}
 		obs.MaxBytes, _ = s.MaxSize()
 		obs.AllocatedBytes, _ = s.Allocated()
 		if s.FullName == "" {
@@ -760,4 +824,11 @@ func (w *Watcher) checkLocks() error {
 		}
 	}
 	return nil
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }

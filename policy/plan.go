@@ -75,8 +75,11 @@ type HeapVerdict struct {
 	Level   Level  `json:"level"`
 	Watched bool   `json:"watched"`
 	// Changed: the heap entered Level on this poll.
-	Changed       bool `json:"changed,omitempty"`
-	HasPrediction bool `json:"predicted,omitempty"`
+	Changed bool `json:"changed,omitempty"`
+	// Pending is the worse level whose condition holds but not yet for
+	// enough polls (OK: none): a heap at 10 % that is still OK says so.
+	Pending       Level `json:"pending,omitempty"`
+	HasPrediction bool  `json:"predicted,omitempty"`
 	// TimeToExhaustion is in the JSON as seconds_to_exhaustion.
 	TimeToExhaustion time.Duration `json:"-"`
 	// Why explains Level in words and numbers.
@@ -124,7 +127,7 @@ func (p Plan) LiveActions() []Action {
 // why) and the notes. It has no blank lines.
 func (p Plan) WriteText(w io.Writer) error {
 	bw := bufio.NewWriter(w)
-	fmt.Fprintf(bw, "%s %s\n", stamp(p.Time), p.Status)
+	fmt.Fprintln(bw, clean(stamp(p.Time)+" "+p.Headline()))
 	shown, others := 0, 0
 	for _, v := range p.Heaps {
 		if v.Watched || v.Level != OK {
@@ -192,6 +195,32 @@ func (p Plan) WriteText(w io.Writer) error {
 		fmt.Fprintln(bw, clean("  - "+n))
 	}
 	return bw.Flush()
+}
+
+// Headline is the status and what makes it so ("WARNING: 3 ports
+// flapping"; "CRITICAL: netGPHeap CRITICAL, 3 ports flapping"), built from
+// the same heap levels as the heap lines, so that a block's status and its
+// lines can never disagree without the headline saying why.
+func (p Plan) Headline() string {
+	var causes []string
+	if p.HeapErr != "" {
+		causes = append(causes, "heaps could not be read")
+	}
+	for _, v := range p.Heaps {
+		if v.Level != OK {
+			causes = append(causes, v.Name+" "+v.Level.String())
+		}
+	}
+	if n := len(p.Flapping); n > 0 {
+		causes = append(causes, plural(n, "port")+" flapping")
+	}
+	if a := p.Vpxa; a.Known && (!a.Running || a.CrashSeen) {
+		causes = append(causes, Agent+" "+vpxaState(a))
+	}
+	if p.Status == OK || len(causes) == 0 {
+		return p.Status.String()
+	}
+	return p.Status.String() + ": " + strings.Join(causes, ", ")
 }
 
 func actionText(a Action) string {

@@ -3,8 +3,12 @@ package policy
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -206,4 +210,90 @@ func TestLiveActions(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("LiveActions (-want +got):\n%s", diff)
 	}
+}
+
+// TestHeadlineAgreesWithHeapLines reads every plan rendered in the story
+// and golden files and checks that a block's headline and its heap lines
+// tell one story: no heap line is worse than the headline, every heap that
+// is not OK is named in it, a headline worse than its heaps says why, a
+// heap below a threshold that is still OK says it is not yet worse, and no
+// note claims no watched heap is low beside one that is.
+func TestHeadlineAgreesWithHeapLines(t *testing.T) {
+	files, err := filepath.Glob("testdata/*/*.txt")
+	if err != nil || len(files) < 10 {
+		t.Fatalf("story and golden files: %v (%d found)", err, len(files))
+	}
+	rank := map[string]int{"OK": 0, "WARNING": 1, "CRITICAL": 2, "UNKNOWN": 3}
+	headRE := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (OK|WARNING|CRITICAL|UNKNOWN)(?:: (.*))?$`)
+	heapRE := regexp.MustCompile(`^  (OK|WARNING|CRITICAL|UNKNOWN) +(\S+) ([0-9.]+)% free of max(.*)$`)
+	perfRE := regexp.MustCompile(`%;([0-9.]+):;([0-9.]+):;0;100`)
+	blocks := 0
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(string(data), "\n")
+		for i, l := range lines {
+			m := headRE.FindStringSubmatch(l)
+			if m == nil {
+				continue
+			}
+			blocks++
+			level, causes := m[1], m[2]
+			where := fmt.Sprintf("%s:%d", f, i+1)
+			if level != "OK" && causes == "" {
+				t.Errorf("%s: %s headline says no cause: %q", where, level, l)
+			}
+			// The block runs to its Nagios line, which holds the thresholds.
+			warnBelow, worstHeap := -1.0, 0
+			var heaps []string
+			var noLowNote bool
+			for _, b := range lines[i+1:] {
+				if strings.HasPrefix(b, "nagios: ") || strings.HasPrefix(b, "HEAPGUARD ") {
+					if pm := perfRE.FindStringSubmatch(b); pm != nil {
+						warnBelow, _ = strconv.ParseFloat(pm[1], 64)
+					}
+					break
+				}
+				if headRE.MatchString(b) || b == "" {
+					break
+				}
+				if strings.Contains(b, "no watched heap is low") {
+					noLowNote = true
+				}
+				hm := heapRE.FindStringSubmatch(b)
+				if hm == nil {
+					continue
+				}
+				heaps = append(heaps, b)
+				worstHeap = max(worstHeap, rank[hm[1]])
+				if rank[hm[1]] > rank[level] && level != "UNKNOWN" {
+					t.Errorf("%s: heap line %q is worse than the headline %q", where, b, l)
+				}
+				if hm[1] != "OK" && !strings.Contains(causes, hm[2]+" "+hm[1]) {
+					t.Errorf("%s: headline %q does not name %s %s", where, l, hm[2], hm[1])
+				}
+			}
+			if rank[level] > worstHeap && level != "OK" && !strings.Contains(causes, "flapping") &&
+				!strings.Contains(causes, "vpxa") && !strings.Contains(causes, "heaps could not be read") {
+				t.Errorf("%s: headline %q is worse than its heaps without saying why", where, l)
+			}
+			for _, h := range heaps {
+				hm := heapRE.FindStringSubmatch(h)
+				p, _ := strconv.ParseFloat(hm[3], 64)
+				low := warnBelow >= 0 && p < warnBelow
+				if low && hm[1] == "OK" && !strings.Contains(h, "not yet") && !strings.Contains(h, "unusable") {
+					t.Errorf("%s: heap line %q is OK below %v%% without saying it is not yet worse", where, h, warnBelow)
+				}
+				if low && noLowNote && !strings.Contains(h, "[not watched]") {
+					t.Errorf("%s: a note says no watched heap is low beside %q", where, h)
+				}
+			}
+		}
+	}
+	if blocks < 40 {
+		t.Fatalf("only %d rendered plans found: the headline pattern no longer matches", blocks)
+	}
+	t.Logf("%d rendered plans checked in %d files", blocks, len(files))
 }

@@ -33,6 +33,10 @@ import (
 //   - prediction is held like the thresholds: one noisy trend sample does
 //     not make a heap CRITICAL, but a leak predicted to exhaust the heap
 //     within Predict for HoldPolls polls does, even at 60 % free.
+//   - hard evidence is not held: a heap the log says ran out since the
+//     last sample, or that vsish prints at 0 % free of max
+//     (HeapObs.Exhausted), is CRITICAL at once and cannot clear on that
+//     poll. Holding is for sampled figures, not for failed allocations.
 //
 // Waiting for an effect: a planned vpxa restart is remembered in
 // State.RestartPlannedAt and no other restart is planned for RestartSettle
@@ -235,6 +239,12 @@ type HeapObs struct {
 	// TimeToExhaustion is meaningful only when HasPrediction is true.
 	TimeToExhaustion time.Duration
 	HasPrediction    bool
+	// Exhausted is hard evidence that the heap ran out since the last
+	// sample, in words: the log said it is at its maximum size (or an
+	// aligned allocation failed), or vsish printed 0 % free of max. It
+	// makes the heap CRITICAL at once: holding is for noisy percentages,
+	// not for the host's own word that allocations fail.
+	Exhausted string
 }
 
 func (h HeapObs) base() string {
@@ -502,12 +512,17 @@ func (d *decision) heaps() {
 			continue
 		}
 		predicted := cfg.Predict > 0 && h.HasPrediction && h.TimeToExhaustion <= cfg.Predict
-		crit := p < cfg.CritBelow || predicted
+		exhausted := h.Exhausted != ""
+		crit := p < cfg.CritBelow || predicted || exhausted
 		warn := crit || p < cfg.WarnBelow
-		clear := !predicted && p > cfg.ClearAbove
+		clear := !predicted && !exhausted && p > cfg.ClearAbove
 		hs.CritPolls = count(hs.CritPolls, crit)
 		hs.WarnPolls = count(hs.WarnPolls, warn)
 		hs.ClearPolls = count(hs.ClearPolls, clear)
+		if exhausted {
+			// Hard evidence needs no holding.
+			hs.CritPolls, hs.WarnPolls = max(hs.CritPolls, hold), max(hs.WarnPolls, hold)
+		}
 		prev := hs.Level
 		switch {
 		case hs.CritPolls >= hold:
@@ -527,6 +542,12 @@ func (d *decision) heaps() {
 		}
 		d.next.Heaps[h.Name] = hs
 		v.Level = hs.Level
+		switch {
+		case crit && hs.Level < Crit:
+			v.Pending = Crit
+		case warn && hs.Level < Warn:
+			v.Pending = Warn
+		}
 		v.Why = why(cfg, h, hs, prev, crit, warn)
 		d.plan.Heaps = append(d.plan.Heaps, v)
 	}
@@ -558,6 +579,10 @@ func count(n int, held bool) int {
 // why explains a heap's level in words and numbers.
 func why(cfg Config, h HeapObs, hs HeapState, prev Level, crit, warn bool) string {
 	hold := max(cfg.HoldPolls, 1)
+	if h.Exhausted != "" {
+		// Always CRITICAL: the evidence is the reason, no poll count.
+		return h.Exhausted + "; CRITICAL at once"
+	}
 	critWhy := func() string {
 		if h.PercentFreeOfMax < cfg.CritBelow {
 			return "below " + num(cfg.CritBelow) + "%"
@@ -647,7 +672,12 @@ func (d *decision) act() {
 				}
 			}
 		}
-		if len(d.plan.Flapping) > 0 && !d.anyWatched(Warn) {
+		for _, v := range d.plan.Heaps {
+			if v.Watched && v.Level < Warn && v.Pending > v.Level && len(d.plan.Flapping) > 0 {
+				d.note("%s flapping and %s %s: no action until it is CRITICAL", plural(len(d.plan.Flapping), "port"), v.Name, v.Why)
+			}
+		}
+		if len(d.plan.Flapping) > 0 && !d.anyWatched(Warn) && !d.anyPending() {
 			d.note("%s flapping but no watched heap is low: no action (flapping without a leak)", plural(len(d.plan.Flapping), "port"))
 		}
 		if d.obs.Vpxa.down() {
@@ -670,6 +700,16 @@ func (d *decision) act() {
 func (d *decision) anyWatched(at Level) bool {
 	for _, v := range d.plan.Heaps {
 		if v.Watched && v.Level >= at {
+			return true
+		}
+	}
+	return false
+}
+
+// anyPending: a watched heap is low, but not yet for enough polls.
+func (d *decision) anyPending() bool {
+	for _, v := range d.plan.Heaps {
+		if v.Watched && v.Pending > v.Level {
 			return true
 		}
 	}

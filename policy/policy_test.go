@@ -44,8 +44,8 @@ import (
 //	    with the same observations: the output has the Nagios line of each
 //	    earlier poll, then the full text (WriteText and Nagios line) of the
 //	    last one. Input lines:
-//	      heap NAME free=P [rate=BYTES/S] [tte=D] [max=N] [alloc=N]
-//	        (tte given: a prediction exists)
+//	      heap NAME free=P [rate=BYTES/S] [tte=D] [max=N] [alloc=N] [exhausted=WHY]
+//	        (tte given: a prediction exists; exhausted: hard evidence)
 //	      flap PORT [mac=M] cycles=N [window=D] [vm=ID] [name=NAME] [vmx=P] [on|off]
 //	           [unconfirmed=WHY] [claimants=A;B] [ambiguous]
 //	        (vm= or name= given: the host confirms that VM owns the port;
@@ -286,6 +286,7 @@ func storyObs(lines []string) (Observations, error) {
 				BytesPerSecond:   num("rate"),
 				MaxBytes:         int64(num("max")),
 				AllocatedBytes:   int64(num("alloc")),
+				Exhausted:        kv["exhausted"],
 			}
 			if _, ok := kv["tte"]; ok {
 				h.HasPrediction, h.TimeToExhaustion = true, dur("tte")

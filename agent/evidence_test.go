@@ -1,0 +1,56 @@
+package agent
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heapguard/heapguard/collector"
+	"github.com/heapguard/heapguard/heap"
+	"github.com/heapguard/heapguard/host"
+)
+
+// TestEvidence: which heap-exhausted lines count as hard evidence, and the
+// printed 0 % that counts too.
+func TestEvidence(t *testing.T) {
+	now := time.Date(2026, 4, 10, 8, 0, 0, 0, time.UTC)
+	maxed := func(heapName string, at time.Time) collector.Event {
+		return collector.Event{Kind: collector.KindHeapMaxed, Heap: heapName, Time: at}
+	}
+	printed := func(pct int64) heap.Sample {
+		return heap.Sample{Name: "netGPHeap", Fields: []heap.Field{{Key: heap.KeyPercentFreeOfMax, Num: pct, IsNum: true}}}
+	}
+	for _, tc := range []struct {
+		name       string
+		lastSample time.Time
+		events     []collector.Event
+		sample     heap.Sample
+		want       string // "" or a part of the evidence
+	}{
+		{"no line", now.Add(-time.Minute), nil, printed(12), ""},
+		{"newer than the last sample", now.Add(-time.Minute), []collector.Event{maxed("netGPHeap", now.Add(-30*time.Second))}, printed(12), "ran out: 1 line since the last sample"},
+		{"as old as the last sample", now.Add(-time.Minute), []collector.Event{maxed("netGPHeap", now.Add(-time.Minute))}, printed(12), ""},
+		{"another heap", now.Add(-time.Minute), []collector.Event{maxed("vmfs3", now)}, printed(12), ""},
+		{"no time on the line", now.Add(-time.Minute), []collector.Event{maxed("netGPHeap", time.Time{})}, printed(12), ""},
+		{"first sample, recent line", time.Time{}, []collector.Event{maxed("netGPHeap", now.Add(-14*time.Minute))}, printed(12), "1 line since the last sample"},
+		{"first sample, old line", time.Time{}, []collector.Event{maxed("netGPHeap", now.Add(-16*time.Minute))}, printed(12), ""},
+		{"counted, last kept", now.Add(-time.Minute), []collector.Event{
+			maxed("netGPHeap", now.Add(-10*time.Second)),
+			{Kind: collector.KindHeapAlignFailed, Heap: "netGPHeap", Time: now.Add(-20 * time.Second)},
+		}, printed(12), "2 lines since the last sample, the last at 2026-04-10T07:59:50Z"},
+		{"vsish prints 0%", now.Add(-time.Minute), nil, printed(0), "vsish prints 0% free of max"},
+		{"vsish prints 1%", now.Add(-time.Minute), nil, printed(1), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := &Watcher{opt: Options{Clock: host.NewManualClock(now)}}
+			w.st.LastSample = tc.lastSample
+			for _, ev := range tc.events {
+				w.sawExhausted(ev)
+			}
+			got := w.evidence("netGPHeap", tc.sample)
+			if tc.want == "" && got != "" || !strings.Contains(got, tc.want) {
+				t.Errorf("evidence = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
