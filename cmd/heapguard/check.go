@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/heapguard/heapguard/policy"
 	"github.com/heapguard/heapguard/remediate"
 )
 
@@ -69,11 +68,7 @@ func runCheck(ctx context.Context, e env, opts any, args []string) int {
 	if o.json {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
-		enc.Encode(struct {
-			Plan     policy.Plan         `json:"plan"`
-			Outcomes []remediate.Outcome `json:"outcomes"`
-			Nagios   string              `json:"nagios"`
-		}{plan, res.Outcomes, line})
+		enc.Encode(newPlanOutput(res, line))
 	} else {
 		fmt.Fprintln(e.stdout, line)
 		if o.dryRun && len(plan.Actions) > 0 {

@@ -64,7 +64,7 @@ func runRun(ctx context.Context, e env, opts any, args []string) int {
 			return
 		}
 		if o.json {
-			json.NewEncoder(e.stdout).Encode(r)
+			json.NewEncoder(e.stdout).Encode(newPlanOutput(r, r.Plan.NagiosLine()))
 			return
 		}
 		r.Plan.WriteText(e.stdout)
