@@ -1,9 +1,12 @@
 package collector
 
 import (
+	"bytes"
+	"compress/gzip"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -70,5 +73,58 @@ func TestScanLogsYearAcrossCopies(t *testing.T) {
 	files, _ = ScanLogs([]string{newer, older}, ScanOptions{})
 	if files[0].Path != newer {
 		t.Errorf("without a year the order changed: %v", files)
+	}
+}
+
+// TestGuessedYear: a summary says which year 4.x dates were put in when no
+// year was given (so a report can say so), and nothing otherwise: with a
+// year given, carried from an older copy, or for dates that carry theirs.
+func TestGuessedYear(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string, mtime time.Time) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	syslog := "Jul 26 01:26:46 vmkernel: 7:19:45:13.619 cpu5:45459)NetPort: 1165: disabled port 0x3000003\n"
+	iso := "2013-08-20T12:00:00.123Z cpu3:33421)NetPort: 1: disabled port 0x3000007\n"
+	aug := time.Date(2026, 8, 1, 0, 0, 0, 0, time.UTC)
+	plain := write("messages", syslog, aug)
+	gz := filepath.Join(dir, "messages.1.gz")
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Write([]byte(syslog))
+	zw.Close()
+	if err := os.WriteFile(gz, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(gz, aug, aug)
+	// A file written in March cannot hold July lines of that year.
+	march := write("messages.2", syslog, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
+	isoLog := write("vmkernel.log", iso, aug)
+	for _, tc := range []struct {
+		path string
+		opt  ScanOptions
+		want int
+	}{
+		{plain, ScanOptions{}, 2026},
+		{gz, ScanOptions{}, 2026},
+		{march, ScanOptions{}, 2025},
+		{plain, ScanOptions{Year: 2012}, 0},
+		{plain, ScanOptions{Syslog: &SyslogState{Year: 2012, Month: 7, Last: time.Date(2012, 7, 25, 0, 0, 0, 0, time.UTC)}}, 0},
+		{isoLog, ScanOptions{}, 0},
+	} {
+		s, err := ScanFile(tc.path, tc.opt)
+		if err != nil || s.GuessedYear != tc.want {
+			t.Errorf("%s %+v: guessed year %d, %v; want %d", filepath.Base(tc.path), tc.opt, s.GuessedYear, err, tc.want)
+		}
+	}
+	if s, _ := Scan(strings.NewReader(syslog), ScanOptions{}); s.GuessedYear != time.Now().UTC().Year() {
+		t.Errorf("Scan: guessed year %d, want this year", s.GuessedYear)
 	}
 }

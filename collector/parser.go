@@ -30,15 +30,20 @@ type Parser struct {
 	last     header
 	lastYear int
 	prevOK   bool // the previous line was parsed or a continuation
+	// guess: no year was given; guessedYear is the year the first 4.x line
+	// was then put in (0 before one), for a warning.
+	guess       bool
+	guessedYear int
 }
 
 // NewParser returns a Parser for one file; see Parser for year and modTime.
 // With neither, 4.x stamps get the current year.
 func NewParser(year int, modTime time.Time) *Parser {
+	guess := year == 0
 	if year == 0 && modTime.IsZero() {
 		year = time.Now().UTC().Year()
 	}
-	return &Parser{year: year, modTime: modTime.UTC()}
+	return &Parser{year: year, modTime: modTime.UTC(), guess: guess}
 }
 
 // Parse parses the next line of the file (without its newline).
@@ -79,6 +84,9 @@ func (p *Parser) syslogYear(h *header) {
 			if h.time(p.year).After(p.modTime.Add(24 * time.Hour)) {
 				p.year--
 			}
+		}
+		if p.guess {
+			p.guessedYear = p.year
 		}
 	} else if p.carried {
 		// The first line after an older copy: New Year or a long gap may

@@ -33,7 +33,7 @@ const (
 )
 
 // ErrNotRegular is returned for a path that is a directory or a device.
-var ErrNotRegular = errors.New("collector: not a regular file")
+var ErrNotRegular = errors.New("not a regular file")
 
 // ScanOptions tune a scan. The zero value is usable.
 type ScanOptions struct {
@@ -60,6 +60,13 @@ type ScanOptions struct {
 type SyslogState struct {
 	Year, Month int
 	Last        time.Time
+}
+
+// done ends a sequential scan: the summary says which year 4.x dates were
+// guessed to be in, and opt.Syslog gets the 4.x state (see carry).
+func (st *scanState) done(opt ScanOptions) {
+	st.sum.GuessedYear = st.p.guessedYear
+	st.carry(opt)
 }
 
 // carry leaves the parser's 4.x state in opt.Syslog.
@@ -116,7 +123,7 @@ func ScanFile(path string, opt ScanOptions) (*Summary, error) {
 	}
 	st := newScanState(opt, fi.ModTime(), false)
 	err = st.readRange(f, 0, fi.Size(), windowSize, MaxLineLen, true)
-	st.carry(opt)
+	st.done(opt)
 	if err != nil {
 		return st.sum, fmt.Errorf("scan %s: %w", path, err)
 	}
@@ -132,7 +139,7 @@ func Scan(r io.Reader, opt ScanOptions) (*Summary, error) {
 	}
 	st := newScanState(opt, time.Time{}, false)
 	err := st.read(br, make([]byte, readSize+MaxLineLen), MaxLineLen)
-	st.carry(opt)
+	st.done(opt)
 	return st.sum, err
 }
 
@@ -146,7 +153,7 @@ func scanGzip(r io.Reader, opt ScanOptions, modTime time.Time) (*Summary, error)
 	defer zr.Close()
 	st := newScanState(opt, modTime, false)
 	err = st.read(zr, make([]byte, readSize+MaxLineLen), MaxLineLen)
-	st.carry(opt)
+	st.done(opt)
 	if err != nil {
 		return st.sum, fmt.Errorf("gunzip: %w", err)
 	}

@@ -17,6 +17,11 @@ type Summary struct {
 	Continuation int64 `json:"continuation"`
 	Unparsed     int64 `json:"unparsed"`
 	Oversized    int64 `json:"oversized"`
+	// GuessedYear is the year the first 4.x syslog date (which carries
+	// none) was put in when no year was given: from the file's
+	// modification time (ScanFile) or the current year (Scan). 0 when the
+	// year was given or carried from an older copy, or no 4.x line was read.
+	GuessedYear int `json:"guessed_year,omitempty"`
 
 	// First and Last are the times of the first and last counted event.
 	First time.Time `json:"first,omitzero"`
@@ -256,6 +261,9 @@ func (s *Summary) appendSummary(o *Summary) {
 	s.Continuation += o.Continuation
 	s.Unparsed += o.Unparsed
 	s.Oversized += o.Oversized
+	if s.GuessedYear == 0 {
+		s.GuessedYear = o.GuessedYear
+	}
 	if o.Events > 0 {
 		if s.Events == 0 {
 			s.First = o.First

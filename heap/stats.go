@@ -159,16 +159,22 @@ func clampPct(p float64) float64 {
 // unrecognised lines are counted in Sample.Skipped. A sample without a
 // maximum heap size, or one the input cut off in the middle of a line, is
 // flagged Incomplete and the error wraps ErrTruncated; the samples are
-// returned along with it. Input with no sample at all wraps ErrNoStats.
+// returned along with it. A sample that shows nothing of a heap (no name,
+// no "Heap stats {" line, none of the fields vsish prints for every heap:
+// "key:value" lines of some other file) is dropped. Input with no sample
+// left wraps ErrNoStats.
 func ParseStats(r io.Reader) ([]Sample, error) {
 	var (
 		samples []Sample
+		opened  []bool // samples[i] began with a "Heap stats {" line
 		cur     *Sample
 		open    bool // cur is still being filled
 		orphans int  // unrecognised lines outside any sample
+		text    int  // lines that were not blank
 	)
-	start := func(full string) {
+	start := func(full string, heapStats bool) {
 		samples = append(samples, Sample{FullName: full})
+		opened = append(opened, heapStats)
 		cur, open = &samples[len(samples)-1], true
 		if full != "" {
 			cur.Name = BaseName(full)
@@ -190,17 +196,20 @@ func ParseStats(r io.Reader) ([]Sample, error) {
 			cutLine = true
 		}
 		line := strings.TrimSpace(raw)
+		if line != "" {
+			text++
+		}
 		switch {
 		case line == "":
 		case strings.Trim(line, ".…") == "":
 			// Elision in pasted output; says nothing about the heap.
 		case strings.HasSuffix(line, "{"):
-			start("")
+			start("", strings.EqualFold(line, "Heap stats {"))
 		case line == "}":
 			open = false
 		default:
 			if e, ok := parseEntry(line); ok {
-				start(e.Full)
+				start(e.Full, false)
 				break
 			}
 			key, val, ok := strings.Cut(line, ":")
@@ -216,11 +225,11 @@ func ParseStats(r io.Reader) ([]Sample, error) {
 			val = strings.TrimSpace(val)
 			if strings.EqualFold(key, KeyName) {
 				if !open || cur.hasName() {
-					start("")
+					start("", false)
 				}
 				cur.Name = val
 			} else if !open {
-				start("")
+				start("", false)
 			}
 			f := Field{Key: key, Value: val}
 			f.Num, f.IsNum = parseNum(val)
@@ -233,6 +242,19 @@ func ParseStats(r io.Reader) ([]Sample, error) {
 	if cutLine && open && len(samples) > 0 {
 		samples[len(samples)-1].Incomplete = true
 	}
+	// Any "key:value" line starts a sample, so a file that is not vsish
+	// output (a log, a config) would give nameless samples of its lines.
+	// A sample must show it is a heap's stats: a name, a "Heap stats {"
+	// line, or a field vsish prints for every heap.
+	kept := samples[:0]
+	for i, smp := range samples {
+		if smp.Name != "" || smp.FullName != "" || opened[i] || smp.hasHeapField() {
+			kept = append(kept, smp)
+		} else {
+			orphans++
+		}
+	}
+	samples = kept
 	var truncated []string
 	for i := range samples {
 		if _, ok := samples[i].MaxSize(); !ok {
@@ -244,13 +266,28 @@ func ParseStats(r io.Reader) ([]Sample, error) {
 	}
 	switch {
 	case len(samples) == 0 && orphans > 0:
-		return nil, fmt.Errorf("parse heap stats: %d unrecognised lines: %w", orphans, ErrNoStats)
+		return nil, fmt.Errorf("parse heap stats: none of %d lines is a heap's: %w", text, ErrNoStats)
 	case len(samples) == 0:
 		return nil, fmt.Errorf("parse heap stats: %w", ErrNoStats)
 	case len(truncated) > 0:
 		return samples, fmt.Errorf("parse heap stats %s: %w", strings.Join(truncated, ", "), ErrTruncated)
 	}
 	return samples, nil
+}
+
+// heapFields are fields vsish prints for every heap; a sample holding none
+// is not a heap's stats.
+var heapFields = []string{KeyName, KeyCurrentSize, KeyAllocated, KeyMaxSize, KeyMaxAvailable,
+	KeyPercentFreeOfMax, KeyLowestPercentMax, "initial heap size", "current bytes available",
+	"number of failed allocations", "dynamically growable"}
+
+func (s *Sample) hasHeapField() bool {
+	for _, k := range heapFields {
+		if _, ok := s.Field(k); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // hasName reports whether the sample already holds a Name field (as

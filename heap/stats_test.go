@@ -140,6 +140,29 @@ func TestParseStatsCases(t *testing.T) {
 	}{
 		{name: "empty", in: "", wantErr: ErrNoStats},
 		{name: "garbage only", in: "hello\nworld\n", wantErr: ErrNoStats},
+		// Every "key:value" line starts a sample: lines of another file
+		// (a vmkernel log, a config) must not read as nameless heaps.
+		{name: "a vmkernel log is not stats", in: "2013-08-20T12:00:00.123Z cpu3:33421)NetPort: 1: disabled port 0x3000007\n" +
+			"Jul 26 01:26:46 vmkernel: 7:19:45:13.619 cpu5:45459)WARNING: Heap: 2525: Heap vmfs3 already at its maximum size.\n", wantErr: ErrNoStats},
+		{name: "key:value lines of no heap", in: "host:esx01\nport:443\n{\nuser:root\n}\n", wantErr: ErrNoStats},
+		{
+			name: "log lines around a block are dropped",
+			in:   "2013-08-20T12:00:00.123Z cpu3:33421)x\nHeap stats {\nName:a\nmaximum heap size:100\nmaximum bytes available:40\n}\nafter: this\n",
+			want: []figures{{Name: "a", Max: 100, Avail: 40, HasMax: true, HasAvail: true, Pct: 40, Src: FreeFromMaxAvailable, Fields: 3}},
+		},
+		{
+			// A block cut right after its opening line is truncated stats, not text.
+			name:    "Heap stats { alone",
+			in:      "Heap stats {\n",
+			want:    []figures{{Pct: math.NaN(), Src: FreeNone, Incomplete: true}},
+			wantErr: ErrTruncated,
+		},
+		{
+			name:    "a nameless block with a heap field",
+			in:      "   current bytes allocated:5\n   maximum heap size:10\n",
+			want:    []figures{{Max: 10, Alloc: 5, HasMax: true, Pct: 50, Src: FreeFromAllocated, Fields: 2}},
+			wantErr: nil,
+		},
 		{
 			// `vsish -e get` indents fields by 3 spaces and closes the block.
 			name: "get form with braces, two blocks",

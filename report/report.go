@@ -40,7 +40,19 @@ type Options struct {
 	FlapWindow time.Duration
 	// VMs maps MACs to VMs (from the host's .vmx files); may be nil.
 	VMs map[string]policy.VMRef
+	// Live holds the heaps sampled from the running host with vsish (the
+	// caller samples; this package only judges), like HeapStats samples.
+	// LiveErrors says what could not be sampled: each makes the verdict
+	// UNKNOWN, the samples that were read are still judged.
+	Live       []heap.Sample
+	LiveErrors []string
+	// Warnings are the caller's own about its inputs (VM files that could
+	// not be read); they join the report's.
+	Warnings []string
 }
+
+// LiveSource is the source of a heap sampled from the running host.
+const LiveSource = "live"
 
 // Report is what `heapguard report` prints; its JSON form is documented in
 // docs/json.md and scripts rely on its keys.
@@ -100,7 +112,10 @@ type Heap struct {
 	LowestFreeEver   *int64           `json:"lowest_percent_free_ever"` // null when the stats lack it
 	Fields           map[string]int64 `json:"fields"`
 	Incomplete       bool             `json:"incomplete"`
-	Source           string           `json:"source"`
+	// Source is the --heap-stats file as given, or LiveSource; Live tells
+	// the two apart whatever a file is called.
+	Source string `json:"source"`
+	Live   bool   `json:"live"`
 }
 
 // Build reads every input. An input that cannot be read is named in
@@ -108,6 +123,7 @@ type Heap struct {
 func Build(opt Options) *Report {
 	r := &Report{Files: []string{}, Ports: []Port{}, HeapEvents: []HeapEvent{},
 		Dumps: []Dump{}, Heaps: []Heap{}, Errors: []string{}, Warnings: []string{}, Reasons: []string{}}
+	r.Warnings = append(r.Warnings, opt.Warnings...)
 	scan := collector.ScanOptions{Year: opt.Year, Since: opt.Since, FlapCycles: opt.FlapCycles, FlapWindow: opt.FlapWindow}
 	logs := r.uniqueLogs(opt.Logs)
 	files, warnings := collector.ScanLogs(logs, scan)
@@ -122,18 +138,9 @@ func Build(opt Options) *Report {
 		}
 		s, p := f.Summary, f.Path
 		r.Files = append(r.Files, p)
-		// Not errors, but a person should know the input was not what it seemed.
-		switch {
-		case s.Lines == 0:
-			r.Warnings = append(r.Warnings, fmt.Sprintf("%s is empty", p))
-		case s.Unparsed*2 > s.Lines:
-			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: %d of %d lines are in no known vmkernel log format (is it a vmkernel log?)", p, s.Unparsed, s.Lines))
-		}
-		if s.Oversized > 0 {
-			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: %d lines longer than 1 MiB skipped", p, s.Oversized))
-		}
 		parts = append(parts, s)
 	}
+	r.judgeInput(files)
 	// Merge in time order whatever order the files were given in (rotated
 	// copies are often listed newest first): windows and "last" need it.
 	slices.SortStableFunc(parts, func(a, b *collector.Summary) int { return a.First.Compare(b.First) })
@@ -150,6 +157,12 @@ func Build(opt Options) *Report {
 			r.Heaps = append(r.Heaps, heapReport(s, p))
 		}
 	}
+	for _, s := range opt.Live {
+		h := heapReport(s, LiveSource)
+		h.Live = true
+		r.Heaps = append(r.Heaps, h)
+	}
+	r.Errors = append(r.Errors, opt.LiveErrors...)
 	r.Lines, r.Unparsed, r.Oversized = sum.Lines, sum.Unparsed, sum.Oversized
 	for _, p := range sum.SortedPorts() {
 		pr := Port{Port: p.Port.String(), Disabled: p.Disabled, Enabled: p.Enabled,
@@ -176,21 +189,87 @@ func Build(opt Options) *Report {
 	return r
 }
 
+// judgeInput says what each log file held that was not what it seemed. A
+// file with lines in no known format is not a vmkernel log (or not one
+// heapguard can read): it is an error, so that the verdict is UNKNOWN and
+// never an OK about nothing. A file with some known lines keeps its verdict
+// and is noted with its count of unknown lines. An empty file is an error
+// only when no log given had a known line: the live log is empty for a
+// moment after each rotation, while its rotated copies hold the lines.
+func (r *Report) judgeInput(files []collector.FileSummary) {
+	anyKnown := slices.ContainsFunc(files, func(f collector.FileSummary) bool {
+		return f.Summary != nil && f.Summary.Lines-f.Summary.Unparsed-f.Summary.Oversized > 0
+	})
+	for _, f := range files {
+		s, p := f.Summary, f.Path
+		if s == nil {
+			continue
+		}
+		known := s.Lines - s.Unparsed - s.Oversized
+		switch {
+		case f.Err != nil:
+			// Already an error; the part read is judged with the rest.
+		case s.Lines == 0 && anyKnown:
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s is empty", p))
+		case s.Lines == 0:
+			r.Errors = append(r.Errors, fmt.Sprintf("%s is empty: no log line to judge", p))
+		case known == 0:
+			r.Errors = append(r.Errors, fmt.Sprintf("%s: %s in no known vmkernel log format: nothing to judge (is it a vmkernel log?)", p, ofLines(s.Unparsed, s.Lines)))
+		case s.Unparsed > 0:
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: %s in no known vmkernel log format (skipped)", p, ofLines(s.Unparsed, s.Lines)))
+		}
+		if s.Oversized > 0 {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: %s longer than 1 MiB skipped", p, plural(int(s.Oversized), "line")))
+		}
+		if s.GuessedYear != 0 {
+			// A copied log's modification time is the copy's: a 2012 log
+			// read today would be dated today's year without a word.
+			from := "the file's modification time"
+			if fi, err := os.Stat(p); err == nil {
+				from += " (" + fi.ModTime().UTC().Format("2006-01-02") + ")"
+			}
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: its 4.x dates carry no year: took %d from %s; give --year N if the log is from another year",
+				p, s.GuessedYear, from))
+		}
+	}
+}
+
+// ofLines says "5 of 6 lines are", "1 of 6 lines is", "its only line is"
+// or "all 771 lines are".
+func ofLines(n, total int64) string {
+	switch {
+	case n == total && n == 1:
+		return "its only line is"
+	case n == total:
+		return fmt.Sprintf("all %d lines are", n)
+	case n == 1:
+		return fmt.Sprintf("1 of %d lines is", total)
+	}
+	return fmt.Sprintf("%d of %d lines are", n, total)
+}
+
 func readStatsFile(p string) ([]heap.Sample, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return nil, fmt.Errorf("read heap stats %s: %w", p, collector.PathCause(err))
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
+	fi, err := f.Stat()
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("read heap stats %s: %w", p, collector.PathCause(err))
+	case !fi.Mode().IsRegular():
 		return nil, fmt.Errorf("read heap stats %s: not a regular file", p)
+	case fi.Size() == 0:
+		return nil, fmt.Errorf("read heap stats %s: the file is empty", p)
 	}
 	samples, err := heap.ParseStats(f)
+	if len(samples) == 0 {
+		// Not a blank-named row per line of some other file: say what it is not.
+		return nil, fmt.Errorf("read heap stats %s: not vsish heap stats output (no heap's stats block or field in it)", p)
+	}
 	if err != nil {
 		return samples, fmt.Errorf("read heap stats %s: %w", p, err)
-	}
-	if len(samples) == 0 {
-		return nil, fmt.Errorf("read heap stats %s: no heap stats in it", p)
 	}
 	return samples, nil
 }
@@ -213,7 +292,8 @@ func heapReport(s heap.Sample, source string) Heap {
 
 // judge sets the verdict: 0 nothing wrong; 1 flapping ports or a heap below
 // 20 % free of max; 2 a heap maxed or below 10 %, or a vpxa/hostd dump;
-// 3 unreadable input.
+// 3 input that could not be read or judged (a heap that could not be
+// sampled, a file in no known format).
 func (r *Report) judge() {
 	raise := func(l policy.Level, why string) {
 		r.Status = worse(r.Status, l)
@@ -242,11 +322,15 @@ func (r *Report) judge() {
 		if h.PercentFreeOfMax == nil {
 			continue
 		}
+		where := ""
+		if h.Live {
+			where = ", sampled live"
+		}
 		switch pct := *h.PercentFreeOfMax; {
 		case pct < reportCritBelow:
-			raise(policy.Crit, fmt.Sprintf("%s %.1f%% free of max (below %g%%)", h.Name, pct, reportCritBelow))
+			raise(policy.Crit, fmt.Sprintf("%s %.1f%% free of max (below %g%%%s)", h.Name, pct, reportCritBelow, where))
 		case pct < reportWarnBelow:
-			raise(policy.Warn, fmt.Sprintf("%s %.1f%% free of max (below %g%%)", h.Name, pct, reportWarnBelow))
+			raise(policy.Warn, fmt.Sprintf("%s %.1f%% free of max (below %g%%%s)", h.Name, pct, reportWarnBelow, where))
 		}
 	}
 	for _, e := range r.Errors {
@@ -341,11 +425,13 @@ func (r *Report) WriteText(w io.Writer) error {
 
 	if len(r.Heaps) > 0 {
 		fmt.Fprintf(bw, "\nHeap samples:\n")
-		for _, h := range r.Heaps {
-			name := h.Name
-			if h.FullName != "" {
-				name = h.FullName
-			}
+		shown, hidden := r.heapsToShow()
+		width := 34
+		for _, h := range shown {
+			width = max(width, len(h.displayName()))
+		}
+		for _, h := range shown {
+			name := h.displayName()
 			free := "free of max unknown"
 			if h.PercentFreeOfMax != nil {
 				free = fmt.Sprintf("%6.2f%% free of max", *h.PercentFreeOfMax)
@@ -357,8 +443,18 @@ func (r *Report) WriteText(w io.Writer) error {
 			if h.Incomplete {
 				extra += ", incomplete"
 			}
-			fmt.Fprintf(bw, "  %-34s %s%s  (%s)\n", name, free, extra, h.Source)
+			source := h.Source
+			if h.Live {
+				source = "live, vsish"
+			}
+			fmt.Fprintf(bw, "  %-*s %s%s  (%s)\n", width, name, free, extra, source)
 		}
+		if hidden > 0 {
+			fmt.Fprintf(bw, "  … and %s sampled live, each at least %g%% free of max (--json lists every heap)\n", plural(hidden, "more heap"), liveShowBelow)
+		}
+	}
+	for _, w := range r.Warnings {
+		fmt.Fprintf(bw, "\nwarning: %s\n", w)
 	}
 	for _, e := range r.Errors {
 		fmt.Fprintf(bw, "\nerror: %s\n", e)
@@ -369,6 +465,54 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(bw, "\n")
 	return bw.Flush()
+}
+
+// displayName is the heap's name with its address suffix when known.
+func (h Heap) displayName() string {
+	if h.FullName != "" {
+		return h.FullName
+	}
+	return h.Name
+}
+
+// liveShowBelow, liveShowAlways: a live host has a hundred heaps or more,
+// so the text report shows the live heaps below liveShowBelow % free of
+// max, those with no figures, netGPHeap, and at least the liveShowAlways
+// lowest; one line counts the rest. Heaps from --heap-stats files are all
+// shown: the user chose them.
+const (
+	liveShowBelow  = 50.0
+	liveShowAlways = 5
+)
+
+// heapsToShow returns the heaps the text report lists, live ones lowest
+// free first, and how many live heaps it leaves out.
+func (r *Report) heapsToShow() ([]Heap, int) {
+	var files, live []Heap
+	for _, h := range r.Heaps {
+		if h.Live {
+			live = append(live, h)
+		} else {
+			files = append(files, h)
+		}
+	}
+	free := func(h Heap) float64 {
+		if h.PercentFreeOfMax == nil {
+			return -1 // unknown first: it needs a look
+		}
+		return *h.PercentFreeOfMax
+	}
+	slices.SortStableFunc(live, func(a, b Heap) int { return cmp.Compare(free(a), free(b)) })
+	shown := files
+	hidden := 0
+	for i, h := range live {
+		if i < liveShowAlways || free(h) < liveShowBelow || h.Name == "netGPHeap" {
+			shown = append(shown, h)
+		} else {
+			hidden++
+		}
+	}
+	return shown, hidden
 }
 
 func portVM(p Port) string {

@@ -10,6 +10,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/heapguard/heapguard/heap"
+	"github.com/heapguard/heapguard/policy"
 )
 
 // TestReportFileOrder: rotated files given in any order make the same
@@ -197,5 +202,130 @@ func writeGzip(t *testing.T, path, content string) {
 	}
 	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// liveSample is a heap sample as vsish gives it, pct percent free of max.
+func liveSample(t *testing.T, name string, pct float64) heap.Sample {
+	t.Helper()
+	const max = 100_000_000
+	in := fmt.Sprintf("Heap stats {\nName:%s\nmaximum heap size:%d\nmaximum bytes available:%d\n}\n", name, max, int64(pct*max/100))
+	s, err := heap.ParseStats(strings.NewReader(in))
+	if err != nil || len(s) != 1 {
+		t.Fatalf("ParseStats: %v", err)
+	}
+	s[0].FullName = name + "-0x4100"
+	return s[0]
+}
+
+// TestReportLiveSamples: live samples are judged like --heap-stats ones
+// and say they are live; a sampling error makes the verdict UNKNOWN but
+// does not hide the samples read, nor lose to a lower level.
+func TestReportLiveSamples(t *testing.T) {
+	tests := []struct {
+		name    string
+		live    []heap.Sample
+		errs    []string
+		want    policy.Level
+		reasons []string
+	}{
+		{"all well", []heap.Sample{liveSample(t, "netGPHeap", 60)}, nil, policy.OK, nil},
+		{"below 20", []heap.Sample{liveSample(t, "netGPHeap", 19.5)}, nil, policy.Warn,
+			[]string{"netGPHeap 19.5% free of max (below 20%, sampled live)"}},
+		{"below 10", []heap.Sample{liveSample(t, "netGPHeap", 9.9), liveSample(t, "vmfs3", 15)}, nil, policy.Crit,
+			[]string{"netGPHeap 9.9% free of max (below 10%, sampled live)", "vmfs3 15.0% free of max (below 20%, sampled live)"}},
+		{"one heap unreadable", []heap.Sample{liveSample(t, "netGPHeap", 50)}, []string{"live heap sample: read heap stats vmfs3-0x1: exit status 1"}, policy.Unknown,
+			[]string{"live heap sample: read heap stats vmfs3-0x1: exit status 1"}},
+		{"CRITICAL beats an unreadable heap", []heap.Sample{liveSample(t, "netGPHeap", 5)}, []string{"live heap sample: x"}, policy.Crit,
+			[]string{"netGPHeap 5.0% free of max (below 10%, sampled live)", "live heap sample: x"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := Build(Options{Live: tt.live, LiveErrors: tt.errs})
+			if r.Status != tt.want || r.Verdict != tt.want.String() {
+				t.Errorf("status %v (%s), want %v", r.Status, r.Verdict, tt.want)
+			}
+			if diff := cmp.Diff(append([]string{}, tt.reasons...), r.Reasons); diff != "" {
+				t.Errorf("reasons (-want +got):\n%s", diff)
+			}
+			if len(r.Heaps) != len(tt.live) {
+				t.Fatalf("heaps %+v", r.Heaps)
+			}
+			for _, h := range r.Heaps {
+				if h.Source != LiveSource || !h.Live || h.PercentFreeOfMax == nil {
+					t.Errorf("heap %+v: want source %q and a figure", h, LiveSource)
+				}
+			}
+		})
+	}
+}
+
+// TestReportLiveText: a real host lists a hundred heaps or more; the text
+// report shows the low ones, netGPHeap and a few lowest, and counts the
+// rest, which --json lists.
+func TestReportLiveText(t *testing.T) {
+	var live []heap.Sample
+	for i := range 30 {
+		live = append(live, liveSample(t, fmt.Sprintf("heap%02d", i), 90))
+	}
+	live = append(live, liveSample(t, "netGPHeap", 80), liveSample(t, "lowHeap", 30), liveSample(t, "vmfs3", 45))
+	nameless := liveSample(t, "noFigures", 0)
+	nameless.Fields = nameless.Fields[:1] // a name, no figures
+	live = append(live, nameless)
+	r := Build(Options{Live: live})
+	if len(r.Heaps) != 34 {
+		t.Fatalf("%d heaps in the report, want all 34", len(r.Heaps))
+	}
+	var b strings.Builder
+	if err := r.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	// Shown: no figures first, then by free: lowHeap 30, vmfs3 45, netGPHeap 80, two of the 90s.
+	for _, want := range []string{"noFigures-0x4100", "lowHeap-0x4100", "vmfs3-0x4100", "netGPHeap-0x4100", "heap00-0x4100", "(live, vsish)",
+		"… and 29 more heaps sampled live, each at least 50% free of max (--json lists every heap)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "heap01-0x4100") || strings.Index(out, "lowHeap") > strings.Index(out, "vmfs3") {
+		t.Errorf("want the five lowest only, lowest first:\n%s", out)
+	}
+}
+
+// TestReportFileInput: what a log file held decides whether it can be
+// judged (Build, as the CLI test does through the command).
+func TestReportFileInput(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.log", "2013-08-20T12:00:00.123Z cpu3:33421)Net: nothing\n")
+	junk := write("junk.log", "one\ntwo\n")
+	one := write("one.log", "junk\n")
+	empty := write("empty.log", "")
+	tests := []struct {
+		logs     []string
+		want     policy.Level
+		errs     []string
+		warnings []string
+	}{
+		{[]string{good}, policy.OK, nil, nil},
+		{[]string{junk}, policy.Unknown, []string{junk + ": all 2 lines are in no known vmkernel log format: nothing to judge (is it a vmkernel log?)"}, nil},
+		{[]string{one}, policy.Unknown, []string{one + ": its only line is in no known vmkernel log format: nothing to judge (is it a vmkernel log?)"}, nil},
+		{[]string{empty}, policy.Unknown, []string{empty + " is empty: no log line to judge"}, nil},
+		{[]string{good, junk}, policy.Unknown, []string{junk + ": all 2 lines are in no known vmkernel log format: nothing to judge (is it a vmkernel log?)"}, nil},
+		{[]string{empty, good}, policy.OK, nil, []string{empty + " is empty"}},
+		{[]string{empty, junk}, policy.Unknown, []string{empty + " is empty: no log line to judge", junk + ": all 2 lines are in no known vmkernel log format: nothing to judge (is it a vmkernel log?)"}, nil},
+	}
+	for _, tt := range tests {
+		r := Build(Options{Logs: tt.logs})
+		if r.Status != tt.want || !slices.Equal(r.Errors, append([]string{}, tt.errs...)) || !slices.Equal(r.Warnings, append([]string{}, tt.warnings...)) {
+			t.Errorf("%v: status %v, errors %q, warnings %q; want %v, %q, %q", tt.logs, r.Status, r.Errors, r.Warnings, tt.want, tt.errs, tt.warnings)
+		}
 	}
 }

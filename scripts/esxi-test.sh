@@ -262,10 +262,13 @@ step_stock() {
 # (ports 0x3000003, 0x3000005, 0x3000007) and netGPHeap is at 14 % free;
 # at 110 minutes it is below 10 %.
 
-# report must find the three flapping ports, each mapped to its VM.
+# report must find the three flapping ports, each mapped to its VM, and
+# sample netGPHeap live with vsish.
 check_report() {
 	local n
 	grep -q '"verdict": "WARNING"' "$1" || { echo 'verdict is not WARNING'; return 1; }
+	grep -q 'netGPHeap 1[0-9][.][0-9]% free of max (below 20%, sampled live)' "$1" ||
+		{ echo 'no live netGPHeap sample below 20 % among the reasons'; return 1; }
 	n=$(count '"vm": "DSVA0[134]"' "$1")
 	[ "$n" -eq 3 ] || { echo "$n flapping ports mapped to a DSVA VM, want 3"; return 1; }
 }
@@ -278,7 +281,7 @@ step_report() {
 	fi
 	sim_host "$root"
 	"$ESXSIM" advance --root "$root" --by 100m >/dev/null
-	# Exit 1: WARNING, ports flap (the log alone shows no heap figure).
+	# Exit 1: WARNING, ports flap and vsish shows netGPHeap at 14 % free.
 	run_step report 1 check_report "$HEAPGUARD" report --json --root "$root"
 }
 

@@ -3,12 +3,17 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/heapguard/heapguard/heap"
+	"github.com/heapguard/heapguard/host"
 	"github.com/heapguard/heapguard/policy"
 	"github.com/heapguard/heapguard/remediate"
 	"github.com/heapguard/heapguard/report"
@@ -18,6 +23,8 @@ type reportOptions struct {
 	json      bool
 	heapStats stringList
 	root      string
+	noLive    bool
+	heaps     stringList
 	year      int
 	since     string
 }
@@ -26,32 +33,45 @@ func init() {
 	register(&command{
 		name:    "report",
 		summary: "read-only report: flapping ports, heaps that ran out, agent crashes",
-		usage:   "[--json] [--heap-stats FILE]... [--root DIR] [--year N] [--since T] [LOGFILE...]",
+		usage:   "[--json] [--heap-stats FILE]... [--root DIR [--no-live] [--heaps GLOB]...] [--year N] [--since T] [LOGFILE...]",
 		help: `Reads vmkernel logs (4.x /var/log/messages, 5.1-7.x and 8.x vmkernel.log, rotated .gz
 files too) and vsish heap statistics, and tells which ports flap, which MACs and VMs they belong
 to, which heaps ran out and which agents crashed. It changes nothing.
 
 With --root DIR (an ESXi root: / on the host, or a simulated host), MACs are mapped to VMs from
-DIR/vmfs/volumes/*/*/*.vmx, and when no LOGFILE is given the host's log and its rotated copies
-are read.
+DIR/vmfs/volumes/*/*/*.vmx, when no LOGFILE is given the host's log and its rotated copies
+are read, and every heap (or those matching --heaps) is sampled now with vsish, read-only, as
+check does: the live figures join the verdict. A heap vsish cannot list or read is an error
+(UNKNOWN) naming the reason; the others are still reported. --no-live reads the files only
+(a copied root, a support bundle).
+
+A log file whose lines are all in no known vmkernel log format is an error (UNKNOWN): there
+is nothing to judge in it; so is an empty one, unless another log had known lines (the live log
+is empty just after a rotation). A file with some known lines keeps its verdict and the report
+says how many of its lines were skipped. 4.x dates carry no year: without --year, each file's
+modification year is taken, and the report says so.
 
 Examples:
   heapguard report /var/log/vmkernel.log
-  heapguard report --root / --heap-stats netgp.txt
+  heapguard report --root /
+  heapguard report --root / --no-live --heap-stats netgp.txt
   heapguard report --json --year 2012 messages messages.0.gz
 
 EXIT STATUS:
   0 nothing wrong
   1 flapping ports, or a heap below 20% free of max
   2 a heap reached its maximum or is below 10% free of max, or vpxa/hostd dumped core
-  3 bad usage or unreadable input (the other inputs are still reported)`,
+  3 bad usage, unreadable input, a log in no known format or empty, a heap that vsish could not
+    list or read (the other inputs are still reported)`,
 		flags: func(fs *flag.FlagSet) any {
 			o := &reportOptions{}
 			fs.BoolVar(&o.json, "json", false, "print one JSON object (schema: docs/json.md)")
 			fs.Var(&o.heapStats, "heap-stats", "`FILE` with vsish heap stats output (repeatable)")
-			fs.StringVar(&o.root, "root", "", "ESXi root `DIR` for .vmx files and default logs")
+			fs.StringVar(&o.root, "root", "", "ESXi root `DIR` for .vmx files, default logs and live heap samples")
+			fs.BoolVar(&o.noLive, "no-live", false, "with --root, do not sample heaps with vsish: judge the files only")
+			fs.Var(&o.heaps, "heaps", "with --root, sample only heaps matching `GLOB` (repeatable; default every heap)")
 			fs.IntVar(&o.year, "year", 0, "year `N` of the oldest 4.x syslog date of each log; its newer rotated copies go on from it, across New Year (default: each file's modification year)")
-			fs.StringVar(&o.since, "since", "", "ignore events before `T` (RFC 3339, YYYY-MM-DD, or a duration ago like 6h)")
+			fs.StringVar(&o.since, "since", "", "ignore events before `T` (RFC 3339, YYYY-MM-DD, or a duration ago like 6h, 2d, 1d12h)")
 			return o
 		},
 		run: runReport,
@@ -70,6 +90,22 @@ func runReport(ctx context.Context, e env, opts any, args []string) int {
 		fmt.Fprintln(e.stderr, "heapguard report: give LOGFILE arguments, --heap-stats or --root")
 		return usageError
 	}
+	globs := splitList(o.heaps)
+	if err := heap.ValidGlobs(globs); err != nil {
+		fmt.Fprintf(e.stderr, "heapguard report: --heaps: %v\n", err)
+		return exitUnknown
+	}
+	if o.root == "" && (o.noLive || len(globs) > 0) {
+		fmt.Fprintln(e.stderr, "heapguard report: --no-live and --heaps go with --root")
+		return exitUnknown
+	}
+	if o.root != "" {
+		// A typo in --root would otherwise read as a host without logs.
+		if fi, err := os.Stat(o.root); err != nil || !fi.IsDir() {
+			fmt.Fprintf(e.stderr, "heapguard report: --root %s: not a directory\n", o.root)
+			return exitUnknown
+		}
+	}
 	if len(logs) == 0 && o.root != "" {
 		logs = report.HostLogs(o.root)
 	}
@@ -78,11 +114,14 @@ func runReport(ctx context.Context, e env, opts any, args []string) int {
 		refs, err := remediate.ScanVMX(os.DirFS(o.root))
 		if err != nil {
 			// Some unreadable .vmx files do not spoil the others.
-			fmt.Fprintf(e.stderr, "heapguard report: %v\n", err)
+			ro.Warnings = append(ro.Warnings, vmxProblem(o.root, err))
 		}
 		ro.VMs = make(map[string]policy.VMRef, len(refs))
 		for mac, ref := range refs {
 			ro.VMs[mac] = policy.VMRef{Name: ref.Name, VMX: ref.VMX}
+		}
+		if !o.noLive {
+			ro.Live, ro.LiveErrors = sampleLive(ctx, host.Exec{Root: o.root}, globs)
 		}
 	}
 	r := report.Build(ro)
@@ -106,7 +145,74 @@ func runReport(ctx context.Context, e env, opts any, args []string) int {
 	return r.Status.ExitCode()
 }
 
-// parseSince reads an RFC 3339 time, a date, or a duration before now.
+// liveBudget bounds the whole live sampling; each vsish call also has its
+// own heap.Timeout. A host whose vsish hangs must not hold the report for
+// one timeout per heap, and a hundred heaps are listed on a real host.
+const liveBudget = 60 * time.Second
+
+// sampleLive reads the heaps matching globs (all without globs) from the
+// host, read-only, as check does: one `vsish -e ls`, then one `vsish -e
+// cat …/stats` per heap. It returns the samples read and one message per
+// failure; a failed read does not stop the others.
+func sampleLive(ctx context.Context, r host.Runner, globs []string) ([]heap.Sample, []string) {
+	ctx, cancel := context.WithTimeout(ctx, liveBudget)
+	defer cancel()
+	entries, err := heap.List(ctx, r)
+	if err != nil && len(entries) == 0 {
+		return nil, []string{fmt.Sprintf("live heap sample: %v (--no-live judges the files only)", err)}
+	}
+	var problems []string
+	if err != nil {
+		// Some lines were not heap names; the ones that were are read.
+		problems = append(problems, "live heap sample: "+err.Error())
+	}
+	var todo []heap.Entry
+	for _, e := range entries {
+		if heap.Match(globs, e.Base) {
+			todo = append(todo, e)
+		}
+	}
+	switch {
+	case len(entries) == 0:
+		return nil, append(problems, "live heap sample: vsish listed no heap under /system/heaps/")
+	case len(todo) == 0:
+		return nil, append(problems, fmt.Sprintf("live heap sample: no heap matches --heaps %s among the %d listed", strings.Join(globs, ","), len(entries)))
+	}
+	var samples []heap.Sample
+	for i, e := range todo {
+		if ctx.Err() != nil {
+			why := "interrupted"
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				why = fmt.Sprintf("the time for live sampling (at most %s) ran out", liveBudget)
+			}
+			problems = append(problems, fmt.Sprintf("live heap sample: %d of %d heaps not read: %s", len(todo)-i, len(todo), why))
+			break
+		}
+		s, err := heap.Read(ctx, r, e)
+		if err != nil {
+			problems = append(problems, "live heap sample: "+err.Error())
+			if !errors.Is(err, heap.ErrTruncated) {
+				continue
+			}
+			// A cut-off block is shown, flagged incomplete.
+		}
+		samples = append(samples, s)
+	}
+	return samples, problems
+}
+
+// vmxProblem says why VMs could not all be mapped to MACs, naming paths on
+// the host as given by --root, not inside it.
+func vmxProblem(root string, err error) string {
+	if pe, ok := errors.AsType[*fs.PathError](err); ok {
+		return fmt.Sprintf("VMs not mapped to MACs: read %s: %v", host.Path(root, "/"+pe.Path), pe.Err)
+	}
+	return fmt.Sprintf("some VMs not mapped to MACs: %v", err)
+}
+
+// parseSince reads an RFC 3339 time, a date, or a duration before now:
+// Go's (90m, 6h) with days in front (2d, 1d12h), since people count log
+// history in days.
 func parseSince(s string, now time.Time) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
@@ -117,10 +223,37 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse("2006-01-02", s); err == nil {
 		return t, nil
 	}
-	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+	if d, ok := parseAgo(s); ok {
 		return now.Add(-d).UTC(), nil
 	}
-	return time.Time{}, fmt.Errorf("--since %q: want an RFC 3339 time, YYYY-MM-DD or a duration like 6h", s)
+	return time.Time{}, fmt.Errorf("--since %q: want an RFC 3339 time, YYYY-MM-DD or a duration like 6h, 2d or 1d12h", s)
+}
+
+// parseAgo reads a Go duration, optionally led by whole days ("2d",
+// "1d12h"); negative or overflowing durations are refused.
+func parseAgo(s string) (time.Duration, bool) {
+	var d time.Duration
+	if days, rest, ok := strings.Cut(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		// Go durations have no "d", so the first one ends the days: at
+		// most about 290 years fit in a Duration.
+		if err != nil || n < 0 || n > 100*365 || days[0] == '+' {
+			return 0, false
+		}
+		d = time.Duration(n) * 24 * time.Hour
+		if rest == "" {
+			return d, true
+		}
+		if rest[0] == '-' || rest[0] == '+' {
+			return 0, false
+		}
+		s = rest
+	}
+	more, err := time.ParseDuration(s)
+	if err != nil || more < 0 || d+more < d {
+		return 0, false
+	}
+	return d + more, true
 }
 
 // stringList is a repeatable string flag.

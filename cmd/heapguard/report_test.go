@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,10 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 }
 
 const incidentLog = "../../collector/testdata/incident-messages.log"
+
+// kbLog holds heap failure messages quoted without their timestamp prefix
+// (collector/testdata/SOURCES.md): lines in no known format.
+const kbLog = "../../collector/testdata/vmkernel-heap-maxed-kb.txt"
 
 // TestReportIncidentGolden is the text report of the incident's own log
 // (built by internal/loggen from the post's lines).
@@ -134,11 +139,14 @@ func TestReportBadInput(t *testing.T) {
 		wantStderr string
 		wantOut    string
 	}{
-		{"random bytes", []string{write("random", random)}, exitOK, "no known vmkernel log format", "unparsed"},
-		{"a 10 MB line", []string{write("long", long)}, exitOK, "1 lines longer than 1 MiB skipped", "1 oversized"},
-		{"NULs and invalid UTF-8", []string{write("nuls", nuls)}, exitOK, "", "3 lines read"},
-		{"empty file", []string{write("empty", nil)}, exitOK, "is empty", "0 lines read"},
-		{"directory", []string{dir}, exitUnknown, "not a regular file", "Verdict: UNKNOWN"},
+		// Nothing known to judge is UNKNOWN, never an OK about nothing.
+		{"random bytes", []string{write("random", random)}, exitUnknown, "lines are in no known vmkernel log format: nothing to judge", "Verdict: UNKNOWN"},
+		{"empty file", []string{write("empty", nil)}, exitUnknown, "is empty: no log line to judge", "Verdict: UNKNOWN"},
+		{"a message without its timestamp", []string{kbLog}, exitUnknown, "all 6 lines are in no known vmkernel log format", "Verdict: UNKNOWN"},
+		// A file with known lines keeps its verdict and says what it skipped.
+		{"a 10 MB line", []string{write("long", long)}, exitOK, "1 line longer than 1 MiB skipped", "1 oversized"},
+		{"NULs and invalid UTF-8", []string{write("nuls", nuls)}, exitOK, "2 of 3 lines are in no known vmkernel log format (skipped)", "warning: " + filepath.Join(dir, "nuls") + ": 2 of 3 lines"},
+		{"directory", []string{dir}, exitUnknown, "read log " + dir + ": not a regular file\n", "Verdict: UNKNOWN"},
 		{"missing file", []string{filepath.Join(dir, "nope")}, exitUnknown, "no such file or directory", "Verdict: UNKNOWN"},
 		{"missing and good: the good one is still reported", []string{filepath.Join(dir, "nope"), incidentLog},
 			exitCritical, "no such file or directory", "0x3000003"},
@@ -210,5 +218,170 @@ func TestFlagsAfterArguments(t *testing.T) {
 	code, _, stderr = runCLI(t, "report", "--year", "2012", "--", "--json")
 	if code != exitUnknown || !strings.Contains(stderr, "read log --json") {
 		t.Errorf("after --, --json is a file name: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestReportMixedInput: several files are judged worst-of. A file with no
+// known line is an error (UNKNOWN) even among good ones; an empty file
+// among good ones is only noted (the live log is empty right after a
+// rotation); a file with some known lines says how many were skipped.
+func TestReportMixedInput(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	quiet := write("quiet.log", "2013-08-20T12:00:00.123Z cpu3:33421)Net: nothing\n")
+	// Untimed text right after a log line continues it: the binary line
+	// breaks that, so the five lines after the first are unknown.
+	partial := write("partial.log", "2013-08-20T12:00:00.123Z cpu3:33421)Net: nothing\n\x01\x02\nnot a log line\nx\ny\nz\n")
+	empty := write("vmkernel.log", "")
+	tests := []struct {
+		name      string
+		args      []string
+		want      int
+		wantError string // in errors, and on the text report's "error:" lines
+		wantWarn  string
+	}{
+		{"no known line among a good file: UNKNOWN", []string{quiet, kbLog}, exitUnknown,
+			kbLog + ": all 6 lines are in no known vmkernel log format: nothing to judge", ""},
+		{"CRITICAL beats the UNKNOWN", []string{"--year", "2012", incidentLog, kbLog}, exitCritical,
+			kbLog + ": all 6 lines are in no known vmkernel log format", ""},
+		{"empty among good ones: noted", []string{quiet, empty}, exitOK, "", empty + " is empty"},
+		{"some known lines: verdict kept, count stated", []string{partial}, exitOK, "",
+			partial + ": 5 of 6 lines are in no known vmkernel log format (skipped)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, _ := runCLI(t, append([]string{"report", "--json"}, tt.args...)...)
+			var r struct {
+				Errors, Warnings []string
+				Verdict          string
+			}
+			if err := json.Unmarshal([]byte(out), &r); err != nil {
+				t.Fatal(err)
+			}
+			if code != tt.want {
+				t.Errorf("exit %d, want %d: %+v", code, tt.want, r)
+			}
+			has := func(l []string, s string) bool {
+				return slices.ContainsFunc(l, func(e string) bool { return strings.Contains(e, s) })
+			}
+			if tt.wantError != "" && !has(r.Errors, tt.wantError) || tt.wantError == "" && len(r.Errors) > 0 {
+				t.Errorf("errors %q, want %q", r.Errors, tt.wantError)
+			}
+			if tt.wantWarn != "" && !has(r.Warnings, tt.wantWarn) {
+				t.Errorf("warnings %q lack %q", r.Warnings, tt.wantWarn)
+			}
+			_, text, _ := runCLI(t, append([]string{"report"}, tt.args...)...)
+			if tt.wantError != "" && !strings.Contains(text, "error: "+tt.wantError) ||
+				tt.wantWarn != "" && !strings.Contains(text, "warning: "+tt.wantWarn) {
+				t.Errorf("text report lacks %q%q:\n%s", tt.wantError, tt.wantWarn, text)
+			}
+		})
+	}
+}
+
+// TestReportHeapStatsNotVsish: a file that is not vsish output is an
+// error saying so, not a list of blank-named heaps.
+func TestReportHeapStatsNotVsish(t *testing.T) {
+	empty := filepath.Join(t.TempDir(), "empty.txt")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ file, want string }{
+		{"../../collector/testdata/vmkernel-5x.log", "not vsish heap stats output"},
+		{incidentLog, "not vsish heap stats output"},
+		{empty, "the file is empty"},
+	} {
+		code, out, stderr := runCLI(t, "report", "--heap-stats", tc.file)
+		if code != exitUnknown || !strings.Contains(stderr, "read heap stats "+tc.file+": "+tc.want) || strings.Contains(out, "Heap samples") {
+			t.Errorf("--heap-stats %s: exit %d, stderr %q, stdout:\n%s", tc.file, code, stderr, out)
+		}
+	}
+	code, out, _ := runCLI(t, "report", "--heap-stats", "../../heap/testdata/vsish-heap-stats-netGPHeap-esxi4-depleted.txt")
+	if code != exitCritical || !strings.Contains(out, "netGPHeap") {
+		t.Errorf("real vsish output: exit %d:\n%s", code, out)
+	}
+}
+
+func TestParseSince(t *testing.T) {
+	now := time.Date(2014, 6, 10, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		in   string
+		want time.Time
+	}{
+		{"", time.Time{}},
+		{"2d", now.Add(-48 * time.Hour)},
+		{"1d12h", now.Add(-36 * time.Hour)},
+		{"0d30m", now.Add(-30 * time.Minute)},
+		{"6h", now.Add(-6 * time.Hour)},
+		{"90m", now.Add(-90 * time.Minute)},
+		{"2014-06-01", time.Date(2014, 6, 1, 0, 0, 0, 0, time.UTC)},
+		{"2014-06-01T10:00:00+02:00", time.Date(2014, 6, 1, 8, 0, 0, 0, time.UTC)},
+	} {
+		got, err := parseSince(tc.in, now)
+		if err != nil || !got.Equal(tc.want) {
+			t.Errorf("parseSince(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"yesterday", "d", "-1d", "+1d", "1d-1h", "1d+1h", "-6h", "2days", "1h2d", "1.5d", "99999999d", "2d2d", "36500d2562047h"} {
+		if got, err := parseSince(bad, now); err == nil {
+			t.Errorf("parseSince(%q) = %v, want an error", bad, got)
+		}
+	}
+}
+
+// TestReportYearGuessWarned: 4.x dates carry no year; read without --year,
+// a copied log takes its file's year, which the report says, naming the
+// file's time and --year. With --year, or dates that carry their year,
+// nothing is said.
+func TestReportYearGuessWarned(t *testing.T) {
+	dir := t.TempDir()
+	b, err := os.ReadFile(incidentLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied := filepath.Join(dir, "messages")
+	if err := os.WriteFile(copied, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mtime := time.Date(2026, 8, 1, 10, 0, 0, 0, time.UTC)
+	if err := os.Chtimes(copied, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	want := copied + ": its 4.x dates carry no year: took 2026 from the file's modification time (2026-08-01); give --year N"
+	code, out, stderr := runCLI(t, "report", copied)
+	if code != exitCritical || !strings.Contains(stderr, want) || !strings.Contains(out, "warning: "+want) || !strings.Contains(out, "last 2026-07-26") {
+		t.Errorf("exit %d, stderr %q; stdout:\n%s", code, stderr, out)
+	}
+	if _, _, stderr := runCLI(t, "report", "--year", "2012", copied); strings.Contains(stderr, "carry no year") {
+		t.Errorf("--year given: %q", stderr)
+	}
+	if _, _, stderr := runCLI(t, "report", "../../collector/testdata/vmkernel-5x.log"); strings.Contains(stderr, "carry no year") {
+		t.Errorf("ISO dates: %q", stderr)
+	}
+}
+
+// TestReportMessagesNamePaths: messages name files by the path given or
+// the host path, never a Go package or a path inside the root.
+func TestReportMessagesNamePaths(t *testing.T) {
+	root := t.TempDir()
+	code, out, stderr := runCLI(t, "report", "--root", root, "--no-live", t.TempDir())
+	if code != exitUnknown {
+		t.Errorf("exit %d", code)
+	}
+	for _, want := range []string{"VMs not mapped to MACs: read " + filepath.Join(root, "vmfs", "volumes") + ": no such file or directory", "not a regular file"} {
+		if !strings.Contains(stderr, want) || !strings.Contains(out, want) {
+			t.Errorf("stderr %q / stdout lack %q:\n%s", stderr, want, out)
+		}
+	}
+	for _, bad := range []string{"collector:", "open vmfs/volumes", "scan vmx files"} {
+		if strings.Contains(stderr+out, bad) {
+			t.Errorf("output names %q:\n%s\n%s", bad, stderr, out)
+		}
 	}
 }
