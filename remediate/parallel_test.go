@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/heapguard/heapguard/host"
 	"github.com/heapguard/heapguard/policy"
 )
 
@@ -259,5 +260,60 @@ func TestApplyCancelBetweenPowerOffs(t *testing.T) {
 	}
 	if st := e.guards.Status(e.clock.Now()); st.PowerOffsInWindow != 2 {
 		t.Errorf("%d power-offs spent, want the 2 begun", st.PowerOffsInWindow)
+	}
+}
+
+// slowHost is a host on which every command takes its whole timeout
+// (less a millisecond) of host time and then answers: the guest ignores
+// the shutdown, the VM is off only after power.off, and the agent never
+// reports running.
+type slowHost struct {
+	clock *host.ManualClock
+	mu    sync.Mutex
+	off   bool
+}
+
+func (h *slowHost) Run(_ context.Context, timeout time.Duration, argv ...string) (host.Result, error) {
+	h.clock.Advance(timeout - time.Millisecond)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	res := host.Result{Argv: argv}
+	switch {
+	case argv[0] == "vim-cmd" && argv[1] == "vmsvc/power.getstate":
+		state := "Powered on"
+		if h.off {
+			state = "Powered off"
+		}
+		res.Stdout = []byte("Retrieved runtime info\n" + state + "\n")
+	case argv[0] == "vim-cmd" && argv[1] == "vmsvc/power.off":
+		h.off = true
+	case argv[len(argv)-1] == "status":
+		res.ExitCode = 1
+		return res, &host.CommandError{Argv: argv, ExitCode: 1}
+	}
+	return res, nil
+}
+
+// TestWorstPlanTimeBoundsASlowHost: on a host where every command runs
+// to its timeout, a plan (power-off, restart, verification) stays within
+// WorstPlanTime, the figure check's help gives, and comes close to it.
+func TestWorstPlanTimeBoundsASlowHost(t *testing.T) {
+	e := newApplyEnv(t)
+	const heapRead = 10 * time.Second
+	l := &Live{Runner: &slowHost{clock: e.clock}, Layout: layout55, Clock: e.clock,
+		HeapCheck: func(context.Context) (float64, error) { e.clock.Advance(heapRead); return 50, nil }}
+	p := threeOffs()[3:] // one power-off: side by side, more take no longer
+	start := e.clock.Now()
+	outs, err := Apply(context.Background(), p, e.opts(l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(outs) != 3 || outs[0].Result != ResultOK || outs[1].Result != ResultFailed || outs[2].Result != ResultFailed {
+		t.Fatalf("outcomes %+v: want the power-off done hard, the restart and verification failed", outs)
+	}
+	took, bound := e.clock.Now().Sub(start), l.WorstPlanTime(heapRead).Total()
+	t.Logf("took %s of host time, bound %s", took, bound)
+	if took > bound || took < bound-30*time.Second {
+		t.Errorf("a plan on a slow host took %s of host time, want at most %s, and close to it", took, bound)
 	}
 }
