@@ -684,3 +684,26 @@ func TestRunCatchesUpInPieces(t *testing.T) {
 		}
 	}
 }
+
+// TestStepClockConcurrentSleepers: goroutines sleeping on a StepClock at
+// once (heapguard's power-offs side by side) each return, and each Sleep
+// moves the host on by its own d: none is lost.
+func TestStepClockConcurrentSleepers(t *testing.T) {
+	h := New(t, Incident())
+	c := NewStepClock(h.Root())
+	start := c.Now()
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			for range 4 {
+				if err := c.Sleep(context.Background(), 5*time.Second); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := h.State().Now.Sub(start); got != time.Minute {
+		t.Errorf("12 sleeps of 5s moved the host by %s, want 1m", got)
+	}
+}

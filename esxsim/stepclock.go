@@ -13,8 +13,10 @@ import (
 // simulation by exactly d, synchronously. The program under test and the
 // simulated host then move in lock step: a guest shutdown the program
 // waits for completes in the simulated seconds it waits, however slow a
-// race-enabled build on a loaded machine is. Use it from one goroutine
-// (each Sleep moves the host on).
+// race-enabled build on a loaded machine is. Several goroutines may sleep
+// at once (heapguard waits for shutdowns side by side): each Sleep moves
+// the host on by its own d, one after another, so each waiter waits at
+// least d of host time, and waits side by side add up rather than overlap.
 type StepClock struct {
 	root string
 	mu   sync.Mutex

@@ -170,7 +170,8 @@ func (c *SimClock) wallFor(d time.Duration) time.Duration {
 // SimStepClock is a simulated host's clock that moves only when heapguard
 // waits: Sleep(d) runs the simulator's `esxsim advance --by d` (found on
 // the host's PATH under the root) and returns once the host is d later.
-// The out-of-process twin of esxsim.StepClock, for tests of the binary.
+// The out-of-process twin of esxsim.StepClock, for tests of the binary;
+// concurrent Sleeps advance the simulator one after another (its lock).
 type SimStepClock struct {
 	root   string
 	runner Runner
@@ -221,6 +222,7 @@ func WriteSimClock(root string, a SimClockAnchor) error {
 }
 
 // ManualClock is a clock that tests advance by hand; Sleep advances it.
+// Goroutines may sleep on it at once: each Sleep advances it by its own d.
 type ManualClock struct {
 	mu  sync.Mutex
 	now time.Time

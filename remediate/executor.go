@@ -70,6 +70,30 @@ type Live struct {
 
 func (l *Live) timeout() time.Duration { return orDefault(l.Timeout, DefaultCommandTimeout) }
 
+// PlanTime is how long, in host time, the steps of a plan can take.
+type PlanTime struct{ PowerOffs, Restart, Verify time.Duration }
+
+func (p PlanTime) Total() time.Duration { return p.PowerOffs + p.Restart + p.Verify }
+
+// WorstPlanTime bounds what Apply takes over a plan of power-offs, one
+// vpxa restart and a verification on l, when every host command runs to
+// its timeout and a heap read (HeapCheck) takes heapRead. The power-offs
+// run side by side, so one counts: a getstate, the shutdown, the wait
+// (ShutdownTimeout, then at most one poll and one getstate more),
+// power.off and a last getstate. The restart: its init script calls (two
+// on 4.x), then the wait for vpxa to run (AgentWait, one poll, one
+// status). The verification: that wait, two heap reads, the pause between.
+func (l *Live) WorstPlanTime(heapRead time.Duration) PlanTime {
+	cmd, poll := l.timeout(), orDefault(l.PollInterval, DefaultPollInterval)
+	agentUp := orDefault(l.AgentWait, DefaultAgentWait) + poll + cmd
+	calls := time.Duration(len(restartArgvs(l.Layout.VpxaInit)))
+	return PlanTime{
+		PowerOffs: orDefault(l.ShutdownTimeout, DefaultShutdownTimeout) + poll + 5*cmd,
+		Restart:   calls*orDefault(l.AgentTimeout, DefaultAgentCommandTimeout) + agentUp,
+		Verify:    agentUp + 2*heapRead + orDefault(l.VerifyInterval, DefaultVerifyInterval),
+	}
+}
+
 func orDefault(d, def time.Duration) time.Duration {
 	if d <= 0 {
 		return def

@@ -2,10 +2,12 @@ package remediate
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,7 +20,9 @@ import (
 
 // simClock is the simulated host's clock as a test drives it: Sleep
 // advances the simulation (guest shutdowns complete, flaps leak, agents
-// crash), so minutes of host time take milliseconds.
+// crash), so minutes of host time take milliseconds. Power-offs sleep on
+// it side by side: each Sleep moves the host on by d, so each waiter
+// waits at least d of host time.
 type simClock struct{ h *esxsim.Host }
 
 func (c simClock) Now() time.Time { return c.h.State().Now }
@@ -27,8 +31,7 @@ func (c simClock) Sleep(ctx context.Context, d time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	c.h.Advance(d)
-	return nil
+	return esxsim.Advance(c.h.Root(), d) // not h.Advance: Fatalf is for the test's goroutine
 }
 
 // newSimHost lays out a simulated host whose tools are this test binary,
@@ -333,5 +336,162 @@ func TestLiveWaitsEndOnAFrozenClock(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("power-off still waiting on a frozen clock after 30 s")
+	}
+}
+
+// lockstep is a host clock on which several goroutines wait at once as
+// on a real host: host time moves (inner.Sleep) only when all `parties`
+// are asleep, to the earliest wake-up, so waits that overlap in host time
+// overlap here too. (The step clocks move the host on by each Sleep: there
+// waits side by side add up, and by how much depends on the scheduler.)
+// When fewer are asleep for a second of wall time, time moves anyway, so
+// a party that stopped waiting cannot stall the others.
+type lockstep struct {
+	inner   host.Clock
+	parties int
+
+	mu    sync.Mutex
+	wakes map[*time.Time]bool
+	moved time.Time // wall time of the last move
+}
+
+func (c *lockstep) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.inner.Now()
+}
+
+func (c *lockstep) Sleep(ctx context.Context, d time.Duration) error {
+	c.mu.Lock()
+	wake := c.inner.Now().Add(d)
+	c.wakes[&wake] = true
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.wakes, &wake)
+		c.mu.Unlock()
+	}()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		now := c.inner.Now()
+		if !now.Before(wake) {
+			c.mu.Unlock()
+			return nil
+		}
+		if len(c.wakes) >= c.parties || time.Since(c.moved) > time.Second {
+			next := wake
+			for w := range c.wakes {
+				if w.Before(next) {
+					next = *w
+				}
+			}
+			err := c.inner.Sleep(ctx, next.Sub(now))
+			c.moved = time.Now()
+			if err != nil {
+				c.mu.Unlock()
+				return err
+			}
+		}
+		c.mu.Unlock()
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestApplySimGuestsIgnoreShutdown: three appliances whose guests ignore
+// the graceful shutdown are powered off hard after one --shutdown-timeout
+// of host time in all, not three: their waits overlap. Each step is
+// journaled started then ended, the budget is spent exactly 3 times, and
+// vpxa is restarted only after the last power-off.
+func TestApplySimGuestsIgnoreShutdown(t *testing.T) {
+	h, l := newSimHost(t, esxsim.Incident())
+	ids := []int{1, 3, 4}
+	h.Mutate(func(st *esxsim.State) {
+		for _, id := range ids {
+			st.VM(id).ShutdownTime = esxsim.Duration(time.Hour) // ignores it
+		}
+	})
+	const timeout, poll = 2 * time.Minute, 10 * time.Second
+	l.ShutdownTimeout, l.PollInterval = timeout, poll
+	l.Clock = &lockstep{inner: l.Clock, parties: len(ids), wakes: map[*time.Time]bool{}, moved: time.Now()}
+	dir := t.TempDir()
+	j, err := OpenJournal(dir, l.Clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	guards := openGuards(t, dir)
+	var plan []policy.Action
+	for _, id := range ids {
+		plan = append(plan, policy.Action{Kind: policy.ActPowerOff, Target: vmByID(t, h, id).Name, VMID: fmt.Sprint(id), Reason: "port flapping"})
+	}
+	plan = append(plan, policy.Action{Kind: policy.ActRestartAgent, Target: AgentVpxa, Reason: "after the leak"})
+	start := h.State().Now
+	outs, err := Apply(context.Background(), plan, ApplyOptions{Executor: l, Journal: j, Guards: guards, Clock: l.Clock, PlanID: "ignore"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range outs {
+		if o.Result != ResultOK {
+			t.Errorf("%s %s: %q %q\n%s", o.Action.Kind, o.Action.Target, o.Result, o.Err, o.Output)
+		}
+		if o.Action.Kind == policy.ActPowerOff && !strings.Contains(o.Output, "still not off 2m0s after the shutdown: powering off hard") {
+			t.Errorf("%s not powered off hard after the timeout:\n%s", o.Action.Target, o.Output)
+		}
+	}
+	// Host time: the power-offs' waits overlap and end together, one
+	// timeout after they began; one after another they would take three.
+	acts := h.Actions()
+	var restartAt time.Time
+	for _, a := range acts {
+		if a.Tool == "vpxa" {
+			restartAt = a.Time
+		}
+	}
+	offs := restartAt.Sub(start)
+	t.Logf("power-offs took %s of host time (--shutdown-timeout %s); the plan %s", offs, timeout, h.State().Now.Sub(start))
+	if offs < timeout || offs > timeout+poll {
+		t.Errorf("the power-offs took %s of host time, want one --shutdown-timeout (%s), give or take a poll", offs, timeout)
+	}
+	want := []string{
+		"vim-cmd vmsvc/power.shutdown 1 ok", "vim-cmd vmsvc/power.shutdown 3 ok", "vim-cmd vmsvc/power.shutdown 4 ok",
+		"vim-cmd vmsvc/power.off 1 ok", "vim-cmd vmsvc/power.off 3 ok", "vim-cmd vmsvc/power.off 4 ok",
+		"vpxa restart ok",
+	}
+	got := simActions(h)
+	if len(got) == len(want) { // the shutdowns, then the power-offs, each in any order
+		slices.Sort(got[:3])
+		slices.Sort(got[3:6])
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("host actions (-want +got):\n%s", d)
+	}
+	for _, id := range ids {
+		if vmByID(t, h, id).PoweredOn {
+			t.Errorf("vm %d still on", id)
+		}
+	}
+	entries, err := ReadJournalTail(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shape []string
+	for _, e := range entries[1:] {
+		shape = append(shape, string(e.Action)+" "+e.Result)
+	}
+	wantShape := []string{"power_off started", "power_off started", "power_off started", "power_off ok", "power_off ok", "power_off ok", "restart_agent started", "restart_agent ok"}
+	if d := cmp.Diff(wantShape, shape); d != "" {
+		t.Errorf("journal (-want +got):\n%s", d)
+	}
+	if left := Unfinished(entries); len(left) != 0 {
+		t.Errorf("steps left open: %+v", left)
+	}
+	if st := guards.Status(h.State().Now); st.PowerOffsInWindow != 3 {
+		t.Errorf("%d power-offs spent, want 3", st.PowerOffsInWindow)
+	}
+	if offs, _ := Spent(entries, start.Add(-time.Hour)); len(offs) != 3 {
+		t.Errorf("the journal says %d power-offs spent, want 3", len(offs))
 	}
 }

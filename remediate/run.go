@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/heapguard/heapguard/host"
@@ -35,6 +36,15 @@ type ApplyOptions struct {
 // or starting the agent cooldown, persisted before any command runs), the
 // executor runs it, and the result is journaled and recorded.
 //
+// Consecutive power-offs run side by side, so that a plan waits for one
+// graceful shutdown, not one after another: each is begun in plan order
+// as above (guards checked, start journaled, budget spent) and its
+// commands start at once; each result is journaled as it comes; the next
+// step (the agent restart) starts only when every one has ended. One
+// failing does not stop the others. A power-off's budget is therefore
+// checked before the earlier ones of its plan have ended: one of them
+// refunded later does not let it through.
+//
 // A refused or failed power-off does not cancel the plan's later steps:
 // an agent restart is guarded on its own, and it is what makes the host
 // manageable again even when the heap was not given back; the
@@ -44,11 +54,12 @@ type ApplyOptions struct {
 // verification only counts when an acting step of this plan ran. A step
 // that failed without running a mutating command costs no budget.
 //
-// When the journal cannot be written, nothing more runs and the error
-// wraps ErrJournal. When ctx is cancelled (SIGTERM), the running action
-// finishes, bounded by its commands' timeouts, so its result is journaled;
-// no further action starts, the rest are journaled as skipped, and
-// ctx.Err() is returned.
+// When the journal cannot be written, nothing more starts, the running
+// steps end, and the error wraps ErrJournal. When ctx is cancelled
+// (SIGTERM), the running actions finish, bounded by their commands'
+// timeouts and the shutdown wait, so their results are journaled; no
+// further action starts, the rest are journaled as skipped, and ctx.Err()
+// is returned.
 func Apply(ctx context.Context, actions []policy.Action, opt ApplyOptions) ([]Outcome, error) {
 	if opt.Executor == nil || opt.Journal == nil || opt.Guards == nil {
 		return nil, errors.New("apply: executor, journal and guards are required")
@@ -72,7 +83,7 @@ func Apply(ctx context.Context, actions []policy.Action, opt ApplyOptions) ([]Ou
 
 	outcomes := make([]Outcome, 0, len(actions))
 	pr := progress{}
-	for i, a := range actions {
+	for i := 0; i < len(actions); {
 		if err := ctx.Err(); err != nil {
 			// Journal what will not be done; a failure here changes nothing more.
 			for _, rest := range actions[i:] {
@@ -84,13 +95,28 @@ func Apply(ctx context.Context, actions []policy.Action, opt ApplyOptions) ([]Ou
 			}
 			return outcomes, err
 		}
-		o, err := applyOne(ctx, a, opt, guards, &pr)
-		outcomes = append(outcomes, o)
+		outs, err := applyBatch(ctx, actions[i:i+batchLen(actions[i:])], opt, guards, &pr)
+		outcomes = append(outcomes, outs...)
 		if err != nil {
 			return outcomes, err
 		}
+		i += len(outs)
 	}
 	return outcomes, ctx.Err()
+}
+
+// batchLen is how many of actions, from the first, run side by side: the
+// consecutive power-offs, each of another VM (a VM named twice waits for
+// the first of its steps); any other step runs alone.
+func batchLen(actions []policy.Action) int {
+	vms := map[string]bool{}
+	for i, a := range actions {
+		if a.Kind != policy.ActPowerOff || vms[a.Target+"\x00"+a.VMID] {
+			return max(i, 1)
+		}
+		vms[a.Target+"\x00"+a.VMID] = true
+	}
+	return len(actions)
 }
 
 // progress is what Apply has done of a plan so far.
@@ -100,8 +126,47 @@ type progress struct {
 	offsDone    int  // those that ran and succeeded
 }
 
-// applyOne carries out one action; an error means Apply must stop.
-func applyOne(ctx context.Context, a policy.Action, opt ApplyOptions, guards *Guards, pr *progress) (Outcome, error) {
+// applyBatch begins the steps of batch in order and runs those it began
+// side by side; it returns when all have ended, with the outcomes of the
+// steps begun (fewer than batch when ctx was cancelled or an error
+// stopped it). An error means Apply must stop.
+func applyBatch(ctx context.Context, batch []policy.Action, opt ApplyOptions, guards *Guards, pr *progress) ([]Outcome, error) {
+	outs := make([]Outcome, 0, len(batch))
+	finished := make([]Outcome, len(batch))
+	errs := make([]error, len(batch)+1)
+	var wg sync.WaitGroup
+	for i, a := range batch {
+		if ctx.Err() != nil {
+			break // Apply journals the rest as skipped
+		}
+		o, run, err := begin(a, opt, guards, pr)
+		outs = append(outs, o)
+		if err != nil {
+			errs[len(batch)] = err
+			break
+		}
+		if run {
+			acted := pr.acted // read here: the next begin writes it
+			wg.Go(func() { finished[i], errs[i] = finish(ctx, o.Action, opt, guards, acted) })
+		}
+	}
+	wg.Wait()
+	for i := range outs {
+		if outs[i].Result == ResultStarted {
+			outs[i] = finished[i]
+			if outs[i].Action.Kind == policy.ActPowerOff && (outs[i].Result == ResultOK || outs[i].Result == ResultDryRun) {
+				pr.offsDone++
+			}
+		}
+	}
+	return outs, errors.Join(errs...)
+}
+
+// begin does what comes before a step's commands: the skip, the guards'
+// check, the start journaled and recorded. run says whether the step must
+// now be run (finish); then o.Result is ResultStarted and o.Action is the
+// action as journaled. An error means Apply must stop.
+func begin(a policy.Action, opt ApplyOptions, guards *Guards, pr *progress) (o Outcome, run bool, err error) {
 	j, clock := opt.Journal, opt.Clock
 	if a.Kind == policy.ActPowerOff && a.Skipped == "" {
 		pr.offsPlanned++
@@ -111,11 +176,11 @@ func applyOne(ctx context.Context, a policy.Action, opt ApplyOptions, guards *Gu
 		// which did not happen (refused by a guard, or failed).
 		a.Reason += fmt.Sprintf(" [%d of %d planned power-offs did not happen]", pr.offsPlanned-pr.offsDone, pr.offsPlanned)
 	}
-	skip := func(why string) (Outcome, error) {
+	skip := func(why string) (Outcome, bool, error) {
 		o := Outcome{Action: a, Result: ResultSkipped, Err: why}
 		e := entryFor(opt.PlanID, a, opt.DryRun, ResultSkipped)
 		e.Error = why
-		return o, j.Append(e)
+		return o, false, j.Append(e)
 	}
 	if a.Skipped != "" {
 		return skip(a.Skipped)
@@ -129,7 +194,7 @@ func applyOne(ctx context.Context, a policy.Action, opt ApplyOptions, guards *Gu
 	started := entryFor(opt.PlanID, a, opt.DryRun, ResultStarted)
 	started.Time = startedAt.Format(time.RFC3339Nano)
 	if err := j.Append(started); err != nil {
-		return Outcome{Action: a, Result: ResultSkipped, Err: err.Error()}, err
+		return Outcome{Action: a, Result: ResultSkipped, Err: err.Error()}, false, err
 	}
 	if err := guards.Record(a, Outcome{Action: a, Result: ResultStarted}, startedAt); err != nil {
 		err = fmt.Errorf("%s %s not run: %w", a.Kind, a.Target, err)
@@ -137,14 +202,21 @@ func applyOne(ctx context.Context, a policy.Action, opt ApplyOptions, guards *Gu
 		e := entryFor(opt.PlanID, a, opt.DryRun, ResultFailed)
 		e.Error = o.Err
 		if jerr := j.Append(e); jerr != nil {
-			return o, errors.Join(err, jerr)
+			return o, false, errors.Join(err, jerr)
 		}
-		return o, err
+		return o, false, err
 	}
 	if acting(a.Kind) {
 		pr.acted = true
 	}
+	return Outcome{Action: a, Result: ResultStarted}, true, nil
+}
 
+// finish runs a begun step, then journals and records its result; acted
+// says whether an acting step of the plan ran. It may run beside other
+// steps: the journal and the guards lock. An error means Apply must stop.
+func finish(ctx context.Context, a policy.Action, opt ApplyOptions, guards *Guards, acted bool) (Outcome, error) {
+	j, clock := opt.Journal, opt.Clock
 	// The action finishes even when heapguard is told to stop, so that its
 	// result reaches the journal; its commands have their own timeouts.
 	o := opt.Executor.Execute(context.WithoutCancel(ctx), a)
@@ -161,14 +233,8 @@ func applyOne(ctx context.Context, a policy.Action, opt ApplyOptions, guards *Gu
 	var gerr error
 	// A verification after nothing was done only observes; its "not
 	// recovered" must not feed the breaker.
-	if a.Kind != policy.ActVerify || pr.acted {
+	if a.Kind != policy.ActVerify || acted {
 		gerr = guards.Record(a, rec, clock.Now())
 	}
-	if a.Kind == policy.ActPowerOff && (o.Result == ResultOK || o.Result == ResultDryRun) {
-		pr.offsDone++
-	}
-	if err := errors.Join(jerr, gerr); err != nil {
-		return o, err
-	}
-	return o, nil
+	return o, errors.Join(jerr, gerr)
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,15 +20,19 @@ import (
 )
 
 // recorder is an Executor that runs nothing and records what it was
-// asked; Apply's tests are about order, journal and guards.
+// asked; Apply's tests are about order, journal and guards. Power-offs
+// run side by side: calls is read only after Apply returns.
 type recorder struct {
+	mu      sync.Mutex
 	calls   []policy.Action
 	results map[policy.ActionKind]string
 	onExec  func(ctx context.Context)
 }
 
 func (r *recorder) Execute(ctx context.Context, a policy.Action) Outcome {
+	r.mu.Lock()
 	r.calls = append(r.calls, a)
+	r.mu.Unlock()
 	if r.onExec != nil {
 		r.onExec(ctx)
 	}
@@ -262,7 +267,7 @@ func TestApplyStopsWhenJournalFails(t *testing.T) {
 		{"decision", 0, "decide ok", nil},
 		{"alert result", 2, "alert ok", []string{"alert netGPHeap"}},
 		{"skipped power-off", 3, "power_off skipped", []string{"alert netGPHeap"}},
-		// Fails if applyOne runs the power-off after its "started" entry failed to write.
+		// Fails if Apply runs the power-off after its "started" entry failed to write.
 		{"power-off start", 4, "power_off started", []string{"alert netGPHeap"}},
 		{"power-off result", 5, "power_off ok", []string{"alert netGPHeap", "power_off dsva-1"}},
 	} {

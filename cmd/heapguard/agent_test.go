@@ -64,8 +64,8 @@ func readJournal(t *testing.T, stateDir string) []remediate.Entry {
 // TestKillDashNineKeepsBudgets kills heapguard with SIGKILL in the middle
 // of a plan and starts it again, with the state folder as the kill left
 // it, with state.json damaged, or with guards.json gone: the budget spent
-// before the kill is still spent, no action is repeated, and the step the
-// kill left open is resolved in the journal. The journal is what the
+// before the kill is still spent, no action is repeated, and the steps the
+// kill left open are resolved in the journal. The journal is what the
 // second run trusts.
 func TestKillDashNineKeepsBudgets(t *testing.T) {
 	for _, tc := range []struct {
@@ -97,10 +97,11 @@ func TestKillDashNineKeepsBudgets(t *testing.T) {
 func killAndRestart(t *testing.T, damage func(t *testing.T, state, root string)) {
 	h := simHost(t, "seed-incident")
 	h.Advance(105 * time.Minute) // about 11% free: critical within a few minutes
-	// The first shutdown hangs, so the kill always lands inside that
-	// power-off, after its start was journaled and spent.
+	// The plan's power-offs run side by side, the two the budget allows;
+	// both shutdowns hang, so the kill always lands inside both, after
+	// their starts were journaled and spent.
 	h.AddFault(esxsim.Fault{Command: "vim-cmd", ArgsPrefix: []string{"vmsvc/power.shutdown"}, Hang: true,
-		HangFor: esxsim.Duration(20 * time.Second), Times: 1})
+		HangFor: esxsim.Duration(20 * time.Second), Times: 2})
 	bin := heapguardBin(t)
 	state := filepath.Join(t.TempDir(), "state")
 	args := []string{"run", "--root", h.Root(), "--state-dir", state, "--power-off-allow", "DSVA*",
@@ -112,19 +113,23 @@ func killAndRestart(t *testing.T, damage func(t *testing.T, state, root string))
 	if err := first.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Kill once the shutdown hangs: its start is journaled and spent by then.
+	// Kill once both shutdowns hang: their starts are journaled and spent by then.
 	deadline := time.Now().Add(90 * time.Second)
 	hung := false
 	for !hung && time.Now().Before(deadline) {
+		n := 0
 		for _, a := range h.Actions() {
-			hung = hung || a.Result == "fault: hang"
+			if a.Result == "fault: hang" {
+				n++
+			}
 		}
+		hung = n == 2
 		time.Sleep(20 * time.Millisecond)
 	}
 	first.Process.Kill() // SIGKILL: no chance to tidy up
 	first.Wait()
 	if !hung {
-		t.Fatalf("no shutdown started within 90 s; stderr:\n%s", firstErr.String())
+		t.Fatalf("the two shutdowns did not start within 90 s; stderr:\n%s", firstErr.String())
 	}
 	damage(t, state, h.Root())
 
@@ -147,8 +152,8 @@ func killAndRestart(t *testing.T, damage func(t *testing.T, state, root string))
 			t.Errorf("vmid %s was shut down %d times: an action was repeated after the restart", id, n)
 		}
 	}
-	// The hung shutdown spent one of the two: the second run powers off
-	// one VM more and refuses the third for the budget.
+	// The hung shutdowns spent both: the second run powers off no VM
+	// more and refuses the third for the budget.
 	if len(shutdowns) != 2 {
 		t.Errorf("%d VMs shut down with --max-power-offs 2, want 2 (%v)", len(shutdowns), shutdowns)
 	}
@@ -161,6 +166,15 @@ func killAndRestart(t *testing.T, damage func(t *testing.T, state, root string))
 	}
 	if !refused {
 		t.Error("the third DSVA appliance was not refused for the budget in the journal")
+	}
+	resolved := 0
+	for _, e := range entries {
+		if strings.HasPrefix(e.Reason, "resolved at start") {
+			resolved++
+		}
+	}
+	if resolved != 2 {
+		t.Errorf("%d steps resolved at the restart, want the 2 power-offs the kill left open", resolved)
 	}
 	if open := remediate.Unfinished(entries); len(open) != 0 {
 		t.Errorf("steps still open in the journal after the restart: %+v", open)

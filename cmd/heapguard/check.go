@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/heapguard/heapguard/heap"
 	"github.com/heapguard/heapguard/remediate"
 )
 
@@ -26,6 +27,8 @@ takes one heap sample and adds it to the saved trend, decides, acts like run doe
 one Nagios plugin line (or, with --json, the plan). State, budgets and the journal live in
 --state-dir, so checks from cron every minute behave like the daemon.
 
+` + checkTime() + `
+
 Examples:
   heapguard check --power-off-allow 'DSVA*'
   heapguard check --dry-run --json
@@ -35,6 +38,21 @@ EXIT STATUS (Nagios):
 		flags: func(fs *flag.FlagSet) any { return &checkOptions{agentFlags: addAgentFlags(fs, false), fs: fs} },
 		run:   runCheck,
 	})
+}
+
+// checkTime says how long a check that acts may take with the defaults
+// (remediate.Live.WorstPlanTime; the verification's heap read lists the
+// heaps then reads one).
+func checkTime() string {
+	w := (&remediate.Live{}).WorstPlanTime(2 * heap.Timeout)
+	prompt := remediate.DefaultShutdownTimeout + remediate.DefaultPollInterval + remediate.DefaultVerifyInterval
+	return fmt.Sprintf(`TIME: a check that acts shuts the VMs down side by side, so they share one
+--shutdown-timeout, then restarts vpxa and verifies. With the defaults: about %s plus
+vpxa's restart when the guests ignore the shutdown; at most %s when every host command also
+runs to its timeout (power-offs %s, vpxa restart %s, verification %s; %s more on 4.x),
+plus the reads before acting. Run check from cron: under NRPE it would need command_timeout
+(nrpe.cfg) and check_nrpe -t above that, and NRPE's usual 10-60 s kills it mid-action.`,
+		prompt, w.Total(), w.PowerOffs, w.Restart, w.Verify, remediate.DefaultAgentCommandTimeout)
 }
 
 func runCheck(ctx context.Context, e env, opts any, args []string) int {

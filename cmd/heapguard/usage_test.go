@@ -6,7 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
+
+	"github.com/heapguard/heapguard/heap"
+	"github.com/heapguard/heapguard/remediate"
 )
 
 // TestUsageDoc keeps docs/USAGE.md equal to the commands' own help
@@ -41,5 +45,28 @@ func TestUsageDoc(t *testing.T) {
 	}
 	if !bytes.Equal(want, b.Bytes()) {
 		t.Errorf("%s is out of date: go test ./cmd/heapguard -run TestUsageDoc -update", p)
+	}
+}
+
+// TestReadmeCheckTime keeps the README's figures for how long a check
+// may take equal to those of check's help (remediate.Live.WorstPlanTime).
+func TestReadmeCheckTime(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := (&remediate.Live{}).WorstPlanTime(2 * heap.Timeout)
+	prompt := remediate.DefaultShutdownTimeout + remediate.DefaultPollInterval + remediate.DefaultVerifyInterval
+	for _, want := range [][2]string{
+		{"about ", prompt.String()}, {"at most ", w.Total().String()},
+		{"power-offs ", w.PowerOffs.String()}, {"vpxa restart ", w.Restart.String()}, {"verification ", w.Verify.String()},
+		{"", remediate.DefaultAgentCommandTimeout.String() + " more"},
+	} {
+		if !bytes.Contains(readme, []byte(want[0]+want[1])) {
+			t.Errorf("README.md does not say %q", want[0]+want[1])
+		}
+		if !strings.Contains(checkTime(), want[0]+want[1]) {
+			t.Errorf("check --help does not say %q", want[0]+want[1])
+		}
 	}
 }
