@@ -49,7 +49,7 @@ func TestStatusSampleBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"vsish -e ls /system/heaps/ | timeout 1.5s", "vsish -e cat /system/heaps/netGPHeap-0x410001000000/stats | timeout "}
+	want := []string{"vsish -e ls /system/heaps/ | timeout 1.2s", "vsish -e cat /system/heaps/netGPHeap-0x410001000000/stats | timeout "}
 	if len(rec.calls) != len(want) {
 		t.Fatalf("commands %q, want %d", rec.calls, len(want))
 	}

@@ -328,7 +328,7 @@ func TestStatusHungVsish(t *testing.T) {
 	code, out, _ := runCLI(t, "status", "--root", h.Root(), "--state-dir", state)
 	first, _, _ := strings.Cut(out, "\n")
 	if code != exitUnknown || !strings.HasPrefix(first, "HEAPGUARD UNKNOWN: heaps could not be read: ") ||
-		!strings.Contains(first, "timed out after 1.5s") || !strings.Contains(first, "3 ports flapping") {
+		!strings.Contains(first, "timed out after 1.2s") || !strings.Contains(first, "3 ports flapping") {
 		t.Errorf("hung vsish: exit %d, first line %q", code, first)
 	}
 	if !strings.Contains(out, "budgets:   power-offs 0 of 3") || !strings.Contains(out, "last plan: ") {
