@@ -37,6 +37,11 @@ type Options struct {
 	// (`SelfExe version`); empty skips that part.
 	SelfExe string
 	Timeout time.Duration
+	// Guards are the limits the budgets are judged against (the
+	// --max-power-offs and --breaker-after of run and check).
+	Guards remediate.GuardLimits
+	// Clock is the host's clock, which the budgets' times are in.
+	Clock host.Clock
 }
 
 // Result says whether heapguard can do its job on this host.
@@ -58,6 +63,9 @@ func Run(ctx context.Context, opt Options) *Result {
 	if opt.Timeout <= 0 {
 		opt.Timeout = 15 * time.Second
 	}
+	if opt.Clock == nil {
+		opt.Clock = host.SystemClock{}
+	}
 	d := &Result{Findings: []Finding{}}
 	layout := host.DetectLayout(opt.Root)
 	major := d.version(ctx, opt)
@@ -68,6 +76,7 @@ func Run(ctx context.Context, opt Options) *Result {
 	d.initScripts(opt, layout)
 	d.stateDir(opt)
 	d.locks(opt)
+	d.guards(opt)
 	d.execInstalledOnly(ctx, opt, major)
 	d.runtime(ctx, opt)
 	return d
@@ -248,14 +257,66 @@ func (d *Result) locks(opt Options) {
 		return
 	}
 	kind, err := remediate.LockKind(opt.StateDir)
+	// Who acts now, if anyone, read from the lock files as status does.
+	var holders string
+	for _, l := range []struct{ name, dir string }{{"state folder", opt.StateDir}, {"host", hostDir}} {
+		if h, err := remediate.PeekLock(l.dir); err == nil && h.Held {
+			holders += fmt.Sprintf("; %s lock %s", l.name, h)
+		}
+	}
 	switch {
 	case err != nil:
 		d.add("lock", policy.Crit, "the state folder cannot be locked: %v (use a local --state-dir)", collector.PathCause(err))
 	case kind != "flock":
-		d.add("lock", policy.Warn, "state folder: %s; host-wide: %s", kind, hostLock)
+		d.add("lock", policy.Warn, "state folder: %s; host-wide: %s%s", kind, hostLock, holders)
 	default:
-		d.add("lock", policy.OK, "state folder: flock; host-wide: %s", hostLock)
+		d.add("lock", policy.OK, "state folder: flock; host-wide: %s%s", hostLock, holders)
 	}
+}
+
+// guards shows what the budgets and the breaker allow now, as `heapguard
+// status` does: a state folder whose budget is spent or whose breaker is
+// open is one where heapguard will not act, however fit the host.
+func (d *Result) guards(opt Options) {
+	if opt.StateDir == "" {
+		return
+	}
+	now := opt.Clock.Now()
+	gs, err := remediate.ReadGuardStatus(opt.StateDir, host.Path(opt.Root, remediate.HostDir), opt.Guards, now)
+	if err != nil {
+		d.add("budgets", policy.Crit, "%v: heapguard will not act until it is fixed", err)
+		return
+	}
+	window := opt.Guards.PowerOffWindow
+	if window <= 0 {
+		window = remediate.DefaultPowerOffWindow
+	}
+	in := "in the last " + window.String()
+	if window == time.Hour {
+		in = "in the last hour"
+	}
+	level := policy.OK
+	text := fmt.Sprintf("%d of %d power-offs left %s (%d spent)", gs.PowerOffsLeft(), gs.MaxPowerOffs, in, gs.PowerOffsInWindow)
+	if gs.PowerOffsLeft() == 0 {
+		level = policy.Warn
+		text += ", next allowed at " + gs.NextPowerOffAt.UTC().Format(time.RFC3339)
+	}
+	if until, ok := gs.CooldownUntil[policy.Agent]; ok {
+		text += fmt.Sprintf("; %s restart cooling down until %s", policy.Agent, until.UTC().Format(time.RFC3339))
+	} else {
+		text += fmt.Sprintf("; %s restart allowed", policy.Agent)
+	}
+	d.add("budgets", level, "%s", text)
+	after := opt.Guards.BreakerAfter
+	if after <= 0 {
+		after = remediate.DefaultBreakerAfter
+	}
+	if gs.BreakerOpen {
+		d.add("breaker", policy.Crit, "open since %s after %d failed remediations in a row (last: %s): heapguard will not act until heapguard reset",
+			gs.BreakerSince.UTC().Format(time.RFC3339), gs.FailureStreak, gs.LastFailure)
+		return
+	}
+	d.add("breaker", policy.OK, "closed, %d failed remediations in a row (opens at %d)", gs.FailureStreak, after)
 }
 
 func (d *Result) stateDir(opt Options) {

@@ -149,3 +149,75 @@ func TestDoctorLocks(t *testing.T) {
 		t.Errorf("after a run: %q", got)
 	}
 }
+
+// TestDoctorBudgetsAndBreaker: a state folder whose power-off budget is
+// spent, whose vpxa restart cools down or whose breaker is open does
+// not look fine; limits given as run and check have them are used.
+func TestDoctorBudgetsAndBreaker(t *testing.T) {
+	sc, err := esxsim.Preset("healthy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := esxsim.New(t, sc, esxsim.WithBinary(esxsim.BuildBinary(t)))
+	state := filepath.Join(h.Root(), "vmfs/volumes/datastore1/heapguard-state")
+	hostDir := h.Path(remediate.HostDir)
+	os.MkdirAll(hostDir, 0o700)
+	now := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	clock := fixedClock(now)
+	find := func(d *Result, check string) Finding {
+		t.Helper()
+		for _, f := range d.Findings {
+			if f.Check == check {
+				return f
+			}
+		}
+		t.Fatalf("no %s finding in %+v", check, d.Findings)
+		return Finding{}
+	}
+	d := Run(context.Background(), Options{Root: h.Root(), StateDir: state, Clock: clock})
+	if f := find(d, "budgets"); f.Level != policy.OK || f.Detail != "3 of 3 power-offs left in the last hour (0 spent); vpxa restart allowed" {
+		t.Errorf("fresh folder: %+v", f)
+	}
+	if f := find(d, "breaker"); f.Level != policy.OK || f.Detail != "closed, 0 failed remediations in a row (opens at 3)" {
+		t.Errorf("fresh folder: %+v", f)
+	}
+
+	g, err := remediate.OpenHostGuards(state, hostDir, remediate.GuardLimits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := policy.Action{Kind: policy.ActPowerOff, Target: "DSVA01", VMID: "1"}
+	for i := range 3 {
+		g.Record(off, remediate.Outcome{Result: remediate.ResultStarted}, now.Add(time.Duration(i-30)*time.Minute))
+	}
+	g.Record(policy.Action{Kind: policy.ActRestartAgent, Target: "vpxa"}, remediate.Outcome{Result: remediate.ResultStarted}, now.Add(-5*time.Minute))
+	for range 3 {
+		g.Record(policy.Action{Kind: policy.ActVerify, Target: "vpxa"}, remediate.Outcome{Result: remediate.ResultFailed, Err: "vpxa not running"}, now.Add(-4*time.Minute))
+	}
+	d = Run(context.Background(), Options{Root: h.Root(), StateDir: state, Clock: clock})
+	if f := find(d, "budgets"); f.Level != policy.Warn ||
+		f.Detail != "0 of 3 power-offs left in the last hour (3 spent), next allowed at 2026-05-01T10:30:00Z; vpxa restart cooling down until 2026-05-01T10:10:00Z" {
+		t.Errorf("spent budget: %+v", f)
+	}
+	if f := find(d, "breaker"); f.Level != policy.Crit || !strings.HasPrefix(f.Detail, "open since 2026-05-01T09:56:00Z after 3 failed remediations") {
+		t.Errorf("open breaker: %+v", f)
+	}
+	if d.Status != policy.Crit {
+		t.Errorf("doctor %s with the breaker open, want CRITICAL", d.Status)
+	}
+	d = Run(context.Background(), Options{Root: h.Root(), StateDir: state, Clock: clock, Guards: remediate.GuardLimits{MaxPowerOffs: 5}})
+	if f := find(d, "budgets"); f.Level != policy.OK || !strings.HasPrefix(f.Detail, "2 of 5 power-offs left") {
+		t.Errorf("--max-power-offs 5: %+v", f)
+	}
+	os.WriteFile(filepath.Join(state, remediate.GuardsFile), []byte("{"), 0o600)
+	d = Run(context.Background(), Options{Root: h.Root(), StateDir: state, Clock: clock})
+	if f := find(d, "budgets"); f.Level != policy.Crit || !strings.Contains(f.Detail, "heapguard will not act until it is fixed") {
+		t.Errorf("damaged guards.json: %+v", f)
+	}
+}
+
+// fixedClock stands still.
+type fixedClock time.Time
+
+func (c fixedClock) Now() time.Time                                   { return time.Time(c) }
+func (c fixedClock) Sleep(ctx context.Context, _ time.Duration) error { return ctx.Err() }

@@ -414,6 +414,7 @@ type GuardStatus struct {
 	CooldownUntil map[string]time.Time `json:"cooldown_until,omitempty"`
 	FailureStreak int                  `json:"failure_streak"`
 	BreakerOpen   bool                 `json:"breaker_open"`
+	BreakerSince  time.Time            `json:"breaker_since,omitzero"`
 	LastFailure   string               `json:"last_failure,omitempty"`
 }
 
@@ -428,6 +429,7 @@ func (g *Guards) Status(now time.Time) GuardStatus {
 		AgentRestarts:     map[string]time.Time{},
 		FailureStreak:     g.st.FailureStreak,
 		BreakerOpen:       g.st.BreakerOpen,
+		BreakerSince:      g.st.BreakerSince,
 		LastFailure:       g.st.LastFailure,
 	}
 	if len(recent) >= g.limits.MaxPowerOffs {
@@ -477,3 +479,18 @@ func fmtWindow(d time.Duration) string {
 	}
 	return d.String()
 }
+
+// ReadGuardStatus reads the guards' records as OpenHostGuards does (the
+// state folder's and, when hostDir is not "", the host's) and returns
+// their status at now, for `heapguard status` and `doctor`. It only
+// reads: no record is written, and no lock is needed or taken.
+func ReadGuardStatus(stateDir, hostDir string, lim GuardLimits, now time.Time) (GuardStatus, error) {
+	g, err := OpenHostGuards(stateDir, hostDir, lim)
+	if err != nil {
+		return GuardStatus{}, err
+	}
+	return g.Status(now), nil
+}
+
+// PowerOffsLeft is how many power-offs the budget still allows now.
+func (s GuardStatus) PowerOffsLeft() int { return max(s.MaxPowerOffs-s.PowerOffsInWindow, 0) }
