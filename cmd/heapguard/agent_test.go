@@ -280,3 +280,57 @@ func TestResetRefusesWhileRunning(t *testing.T) {
 		}
 	}
 }
+
+// TestLogLevelKeepsDecisions: a real check at --log-level error still logs
+// its decision and actions and nothing below error; at the default level
+// the incident's maxed-heap lines are not repeated line after line.
+func TestLogLevelKeepsDecisions(t *testing.T) {
+	t.Setenv(host.TestClockEnv, "sim")
+	h := simHost(t, "seed-incident")
+	h.Advance(125 * time.Minute) // hundreds of "already at its maximum size" lines by then
+	args := []string{"check", "--dry-run", "--hold-polls", "1", "--power-off-allow", "DSVA*", "--root", h.Root()}
+
+	code, out, stderr := runCLI(t, append(args, "--state-dir", t.TempDir(), "--log-level", "error")...)
+	if code != exitCritical {
+		t.Fatalf("exit %d, want 2; stdout %s; stderr %s", code, out, stderr)
+	}
+	msgs := map[string]int{}
+	for _, e := range logLines(t, stderr) {
+		msgs[e["msg"].(string)]++
+		if lv := e["level"]; lv != "error" && e["msg"] != "decision" && e["msg"] != "action" {
+			t.Errorf("--log-level error logged a %s line: %v", lv, e)
+		}
+	}
+	if msgs["decision"] != 1 || msgs["action"] < 3 {
+		t.Errorf("--log-level error: %d decision and %d action lines, want 1 and 3 or more (a power-off per DSVA); stderr:\n%s", msgs["decision"], msgs["action"], stderr)
+	}
+
+	_, _, stderr = runCLI(t, append(args, "--state-dir", t.TempDir())...)
+	var prev string
+	for _, e := range logLines(t, stderr) {
+		delete(e, "ts")
+		delete(e, "log_time")
+		b, _ := json.Marshal(e)
+		if string(b) == prev && e["msg"] != "action" {
+			t.Errorf("a line repeated, not counted: %s", b)
+		}
+		prev = string(b)
+	}
+}
+
+// logLines decodes the JSON log lines on stderr.
+func logLines(t *testing.T, stderr string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		var e map[string]any
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		out = append(out, e)
+	}
+	return out
+}

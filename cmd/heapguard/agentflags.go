@@ -43,6 +43,7 @@ type agentFlags struct {
 	interval        time.Duration
 	year            int
 	forDur          time.Duration
+	logLevel        logLevel
 }
 
 func addAgentFlags(fs *flag.FlagSet, daemon bool) *agentFlags {
@@ -68,6 +69,7 @@ func addAgentFlags(fs *flag.FlagSet, daemon bool) *agentFlags {
 	fs.DurationVar(&o.flapWindow, "flap-window", 5*time.Minute, "... within this much time, by the lines' own log times")
 	fs.IntVar(&o.year, "year", 0, "year of 4.x syslog dates (default: from the log's modification time)")
 	fs.BoolVar(&o.json, "json", false, "print JSON instead of text")
+	fs.Var(&o.logLevel, "log-level", "stderr log `level`: debug, info, warn or error (default info); decisions and actions are logged at every level, repeated identical lines are counted")
 	if daemon {
 		fs.DurationVar(&o.interval, "interval", agent.DefaultInterval, "host time between two heap samples")
 		fs.DurationVar(&o.forDur, "for", 0, "stop after this much host time (0: until SIGTERM/SIGINT)")
@@ -164,59 +166,54 @@ func splitList(l stringList) []string {
 	return out
 }
 
-// newLogger logs JSON when stderr is not a terminal (cron, inetd, a
-// file) and readable lines when it is. Sampling is off: no decision or
-// action may be dropped.
-func newLogger(f *os.File) *zap.Logger {
+// loggerFor logs JSON when stderr is not a terminal (cron, inetd, a
+// file) and readable lines when it is. Nothing is sampled away: the
+// level filter keeps decisions and actions, and repeats are counted, not
+// dropped (newLogger).
+func loggerFor(e env, level zapcore.Level) *zap.Logger {
 	enc := zap.NewProductionEncoderConfig()
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
-	var encoder zapcore.Encoder
-	if term.IsTerminal(int(f.Fd())) {
-		enc.EncodeLevel = zapcore.CapitalColorLevelEncoder
-		encoder = zapcore.NewConsoleEncoder(enc)
-	} else {
-		encoder = zapcore.NewJSONEncoder(enc)
-	}
-	return zap.New(zapcore.NewCore(encoder, zapcore.Lock(f), zapcore.InfoLevel))
-}
-
-// stderrFile is the *os.File behind the command's stderr, when there is one.
-func stderrFile(e env) *os.File {
 	if f, ok := e.stderr.(*os.File); ok {
-		return f
+		if term.IsTerminal(int(f.Fd())) {
+			enc.EncodeLevel = zapcore.CapitalColorLevelEncoder
+			return newLogger(zapcore.NewConsoleEncoder(enc), zapcore.Lock(f), level)
+		}
+		return newLogger(zapcore.NewJSONEncoder(enc), zapcore.Lock(f), level)
 	}
-	return nil
-}
-
-func loggerFor(e env) *zap.Logger {
-	if f := stderrFile(e); f != nil {
-		return newLogger(f)
-	}
-	enc := zap.NewProductionEncoderConfig()
-	enc.EncodeTime = zapcore.ISO8601TimeEncoder
-	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(e.stderr), zapcore.InfoLevel))
+	return newLogger(zapcore.NewJSONEncoder(enc), zapcore.AddSync(e.stderr), level)
 }
 
 // openWatcher prepares the agent; errors name what to do. The error is
-// also returned, for a status line.
-func openWatcher(e env, name string, fs *flag.FlagSet, o *agentFlags) (*agent.Watcher, int, error) {
-	fail := func(code int, err error) (*agent.Watcher, int, error) {
+// also returned, for a status line. done closes the watcher and writes
+// what the logger holds back (the count of repeated lines).
+func openWatcher(e env, name string, fs *flag.FlagSet, o *agentFlags) (w *agent.Watcher, done func(), code int, err error) {
+	fail := func(code int, err error) (*agent.Watcher, func(), int, error) {
 		fmt.Fprintf(e.stderr, "heapguard %s: %v\n", name, err)
-		return nil, code, err
+		return nil, nil, code, err
 	}
 	if err := applyConfig(fs, o.config); err != nil {
 		return fail(exitUnknown, err)
 	}
-	opts, err := o.options(loggerFor(e))
+	logger := loggerFor(e, zapcore.Level(o.logLevel))
+	defer func() {
+		if w == nil {
+			logger.Sync()
+		}
+	}()
+	opts, err := o.options(logger)
 	if err != nil {
 		return fail(exitUnknown, err)
 	}
-	w, err := agent.Open(opts)
+	w, err = agent.Open(opts)
 	if errors.Is(err, remediate.ErrLocked) {
 		return fail(exitUnknown, fmt.Errorf("refusing to start: %w", err))
 	}
 	if err != nil {
 		return fail(exitCodeOf(err), err)
 	}
-	return w, exitOK, nil
+	done = func() {
+		w.Close()
+		logger.Sync() // a terminal cannot be synced: nothing to report
+	}
+	return w, done, exitOK, nil
 }

@@ -43,13 +43,13 @@ func runCheck(ctx context.Context, e env, opts any, args []string) int {
 	if len(args) > 0 {
 		return usageError
 	}
-	w, code, err := openWatcher(e, "check", o.fs, o.agentFlags)
+	w, done, code, err := openWatcher(e, "check", o.fs, o.agentFlags)
 	if w == nil {
 		// Nagios shows stdout only: the reason goes on the status line too.
 		fmt.Fprintln(e.stdout, statusLine(code, "could not start: "+err.Error()))
 		return code
 	}
-	defer w.Close()
+	defer done()
 	res, err := w.Check(ctx)
 	plan := res.Plan
 	line := plan.NagiosLine()

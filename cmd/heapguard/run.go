@@ -53,11 +53,11 @@ func runRun(ctx context.Context, e env, opts any, args []string) int {
 		// stacks instead of 6.5 MB, for no measurable CPU (make bench).
 		debug.SetGCPercent(25)
 	}
-	w, code, _ := openWatcher(e, "run", o.fs, o.agentFlags)
+	w, done, code, _ := openWatcher(e, "run", o.fs, o.agentFlags)
 	if w == nil {
 		return code
 	}
-	defer w.Close()
+	defer done()
 	err := w.Run(ctx, o.forDur, func(r agent.Result) {
 		// People watching see what was journaled: plans that act or change.
 		if !r.Reported {
