@@ -44,10 +44,11 @@ type agentFlags struct {
 	year            int
 	forDur          time.Duration
 	logLevel        logLevel
+	daemon          bool // run: --interval and --for exist
 }
 
 func addAgentFlags(fs *flag.FlagSet, daemon bool) *agentFlags {
-	o := &agentFlags{}
+	o := &agentFlags{daemon: daemon}
 	def := policy.DefaultConfig()
 	fs.StringVar(&o.config, "config", "", "read flags from `FILE` (lines 'name value'; flags on the command line win)")
 	fs.StringVar(&o.root, "root", "/", "ESXi root `DIR`: prefix for host paths and host commands (a simulated host)")
@@ -124,6 +125,9 @@ func (o *agentFlags) options(logger *zap.Logger) (agent.Options, error) {
 	if o.breakerAfter < 1 {
 		return agent.Options{}, fmt.Errorf("--breaker-after %d: want 1 or more", o.breakerAfter)
 	}
+	if err := o.checkDurations(); err != nil {
+		return agent.Options{}, err
+	}
 	cfg := policy.DefaultConfig()
 	if len(o.watchHeaps) > 0 {
 		cfg.WatchHeaps = splitList(o.watchHeaps)
@@ -151,6 +155,28 @@ func (o *agentFlags) options(logger *zap.Logger) (agent.Options, error) {
 		ShutdownTimeout: o.shutdownTimeout, CommandTimeout: o.commandTimeout, Year: o.year,
 		Logger: logger, Clock: clock, Runner: runner,
 	}, nil
+}
+
+// checkDurations refuses durations that cannot mean anything: a negative
+// wait or timeout, or an --interval of 0 (the agent would poll without
+// pause). 0 keeps its documented meaning elsewhere (--for 0: until
+// stopped, the timeouts: their defaults). policy.Validate checks --predict.
+func (o *agentFlags) checkDurations() error {
+	if o.daemon && o.interval <= 0 {
+		return fmt.Errorf("--interval %s: want a positive duration like 10s", o.interval)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"for", o.forDur}, {"shutdown-timeout", o.shutdownTimeout},
+		{"command-timeout", o.commandTimeout}, {"flap-window", o.flapWindow},
+	} {
+		if d.v < 0 {
+			return fmt.Errorf("--%s %s: want 0 or a positive duration like 10m", d.name, d.v)
+		}
+	}
+	return nil
 }
 
 // splitList lets a repeatable flag also take a comma-separated list.
