@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -333,4 +335,30 @@ func logLines(t *testing.T, stderr string) []map[string]any {
 		out = append(out, e)
 	}
 	return out
+}
+
+// TestRunForOnPausedSimulator: `run --for 1s` following a paused
+// simulator's clock used to wait forever (host time never reached 1s); it
+// now stops after one wait in which the clock did not move, says why, and
+// journals the stop.
+func TestRunForOnPausedSimulator(t *testing.T) {
+	t.Setenv(host.TestClockEnv, "sim")
+	h := simHost(t, "healthy") // laid out, not running: paused
+	state := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var stderr strings.Builder
+	code := run(ctx, []string{"run", "--root", h.Root(), "--state-dir", state, "--interval", "50ms", "--for", "1s"},
+		strings.NewReader(""), io.Discard, &stderr)
+	if ctx.Err() != nil {
+		t.Fatalf("run --for 1s on a paused simulator still running after 20s; stderr:\n%s", stderr.String())
+	}
+	if code != exitUnknown || !strings.Contains(stderr.String(), "heapguard run: wait for the next poll: the simulated host is paused: its clock stayed at ") {
+		t.Errorf("exit %d, want 3 and the reason; stderr:\n%s", code, stderr.String())
+	}
+	entries := readJournal(t, state)
+	if n := len(entries); n == 0 || entries[n-1].Action != remediate.ActStop || entries[n-1].Result != remediate.ResultFailed ||
+		!strings.Contains(entries[n-1].Error, "paused") {
+		t.Errorf("journal %+v, want it to end with a failed stop saying the simulator is paused", entries)
+	}
 }
