@@ -362,3 +362,32 @@ func TestRunForOnPausedSimulator(t *testing.T) {
 		t.Errorf("journal %+v, want it to end with a failed stop saying the simulator is paused", entries)
 	}
 }
+
+// TestPowerOffAllowAnyWarns: a --power-off-allow pattern that matches every
+// VM name (from the command line or the config file) is used as asked but
+// warned about on stderr and in the log; a pattern naming VMs is not.
+func TestPowerOffAllowAnyWarns(t *testing.T) {
+	t.Setenv(host.TestClockEnv, "sim")
+	h := simHost(t, "healthy")
+	cfg := filepath.Join(t.TempDir(), "heapguard.conf")
+	os.WriteFile(cfg, []byte("power-off-allow ?*\n"), 0o644)
+	for _, tc := range []struct {
+		args []string
+		want string // "" no warning
+	}{
+		{[]string{"--power-off-allow", "*"}, `--power-off-allow '*' matches every VM name`},
+		{[]string{"--power-off-allow", "DSVA*,**"}, `--power-off-allow '**' matches every VM name`},
+		{[]string{"--config", cfg}, `--power-off-allow '?*' matches every VM name`},
+		{[]string{"--power-off-allow", "DSVA*"}, ""},
+	} {
+		args := append([]string{"check", "--dry-run", "--root", h.Root(), "--state-dir", t.TempDir(), "--log-level", "error"}, tc.args...)
+		code, _, stderr := runCLI(t, args...)
+		if code != exitOK {
+			t.Errorf("%v: exit %d, want 0 (a healthy host); stderr %s", tc.args, code, stderr)
+		}
+		warned := strings.Contains(stderr, "heapguard check: warning: --power-off-allow ")
+		if tc.want == "" && warned || tc.want != "" && !strings.Contains(stderr, "heapguard check: warning: "+tc.want+": any VM on this host") {
+			t.Errorf("%v: stderr %q, want warning %q", tc.args, stderr, tc.want)
+		}
+	}
+}

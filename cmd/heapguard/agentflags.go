@@ -56,7 +56,7 @@ func addAgentFlags(fs *flag.FlagSet, daemon bool) *agentFlags {
 	fs.BoolVar(&o.dryRun, "dry-run", false, "run the whole pipeline but change nothing: print and journal the plan")
 	fs.Var(&o.heaps, "heaps", "sample only heaps matching `GLOB` (repeatable; default every heap)")
 	fs.Var(&o.watchHeaps, "watch-heap", "`GLOB` of heaps whose depletion triggers remediation (repeatable; default netGPHeap)")
-	fs.Var(&o.powerOffAllow, "power-off-allow", "case-insensitive `GLOB` of VM names that may be powered off (repeatable; default none): * and ? match any characters, [...] is a character class (DSVA[1] matches only DSVA1), \\ escapes (DSVA\\[1\\] matches the name DSVA[1])")
+	fs.Var(&o.powerOffAllow, "power-off-allow", "case-insensitive `GLOB` of VM names that may be powered off (repeatable; default none): * and ? match any characters, [...] is a character class (DSVA[1] matches only DSVA1), \\ escapes (DSVA\\[1\\] matches the name DSVA[1]); a pattern matching every name, like '*', is warned about")
 	fs.Float64Var(&o.warnBelow, "warn-below", def.WarnBelow, "WARNING below this `percent` free of max")
 	fs.Float64Var(&o.critBelow, "crit-below", def.CritBelow, "CRITICAL below this `percent` free of max")
 	fs.Float64Var(&o.clearAbove, "clear-above", def.ClearAbove, "back to OK only above this `percent`")
@@ -179,6 +179,15 @@ func (o *agentFlags) checkDurations() error {
 	return nil
 }
 
+// quoteAll writes patterns as a shell would take them back.
+func quoteAll(patterns []string) string {
+	q := make([]string, len(patterns))
+	for i, p := range patterns {
+		q[i] = "'" + strings.ReplaceAll(p, "'", `'\''`) + "'"
+	}
+	return strings.Join(q, ", ")
+}
+
 // splitList lets a repeatable flag also take a comma-separated list.
 func splitList(l stringList) []string {
 	var out []string
@@ -229,6 +238,13 @@ func openWatcher(e env, name string, fs *flag.FlagSet, o *agentFlags) (w *agent.
 	opts, err := o.options(logger)
 	if err != nil {
 		return fail(exitUnknown, err)
+	}
+	if all := opts.Policy.AllowsAny(); len(all) > 0 {
+		// Said plainly on stderr whatever --log-level, and in the log.
+		fmt.Fprintf(e.stderr, "heapguard %s: warning: --power-off-allow %s matches every VM name: any VM on this host "+
+			"whose port flaps while the heap runs out may be powered off; name the VMs meant instead (like 'DSVA*')\n",
+			name, quoteAll(all))
+		logger.Warn("--power-off-allow matches every VM name", zap.Strings("patterns", all))
 	}
 	w, err = agent.Open(opts)
 	if errors.Is(err, remediate.ErrLocked) {
