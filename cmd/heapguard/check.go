@@ -21,6 +21,7 @@ func init() {
 	register(&command{
 		name:    "check",
 		summary: "one pass for cron or Nagios: read new log lines, sample heaps, decide, act, one status line",
+		noArgs:  true,
 		usage:   "[flags]",
 		help: `One pass: reads the log from where the last check stopped (rotated copies included),
 takes one heap sample and adds it to the saved trend, decides, acts like run does, and prints
@@ -40,9 +41,6 @@ EXIT STATUS (Nagios):
 
 func runCheck(ctx context.Context, e env, opts any, args []string) int {
 	o := opts.(*checkOptions)
-	if len(args) > 0 {
-		return usageError
-	}
 	w, done, code, err := openWatcher(e, "check", o.fs, o.agentFlags)
 	if w == nil {
 		// Nagios shows stdout only: the reason goes on the status line too.

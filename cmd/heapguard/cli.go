@@ -40,6 +40,7 @@ type command struct {
 	help    string // description, examples and EXIT STATUS
 	flags   func(fs *flag.FlagSet) any
 	run     func(ctx context.Context, e env, opts any, args []string) int
+	noArgs  bool // flags only: run names a stray argument and refuses it
 }
 
 var commands = map[string]*command{}
@@ -84,6 +85,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return exitOK
 		}
 		// The flag package has printed the error itself.
+		c.writeUsage(stderr, fs)
+		return exitUnknown
+	}
+	if c.noArgs && len(positional) > 0 {
+		fmt.Fprintf(stderr, "heapguard %s: unexpected argument %q\n", c.name, positional[0])
 		c.writeUsage(stderr, fs)
 		return exitUnknown
 	}

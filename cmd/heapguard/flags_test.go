@@ -42,3 +42,29 @@ func TestBadDurations(t *testing.T) {
 		}
 	}
 }
+
+// TestStrayArgument: a command that takes no arguments names the stray one
+// before its usage, and exits 3 without running. Every command says
+// whether it takes arguments.
+func TestStrayArgument(t *testing.T) {
+	takesArgs := map[string]bool{"report": true}
+	for name, c := range commands {
+		if !c.noArgs {
+			if !takesArgs[name] {
+				t.Errorf("command %s takes arguments? set noArgs, or add it to takesArgs here", name)
+			}
+			continue
+		}
+		for _, args := range [][]string{{name, "foo"}, {name, "--state-dir", t.TempDir(), "foo", "bar"}, {name, "--", "--help"}} {
+			code, out, stderr := runCLI(t, args...)
+			stray := args[len(args)-1]
+			if args[len(args)-1] == "bar" {
+				stray = "foo"
+			}
+			want := "heapguard " + name + ": unexpected argument \"" + stray + "\"\nUsage: heapguard " + name + " "
+			if code != exitUnknown || out != "" || !strings.HasPrefix(stderr, want) {
+				t.Errorf("%q: exit %d, stdout %q, stderr %.120q; want 3, nothing on stdout, stderr starting %q", args, code, out, stderr, want)
+			}
+		}
+	}
+}
