@@ -76,26 +76,32 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "heapguard: unknown command %q (see heapguard help)\n", name)
 		return exitUnknown
 	}
-	fs, opts := c.flagSet(stderr)
+	// Errors are printed here, with the command's name.
+	fs, opts := c.flagSet(io.Discard)
+	explainForms(fs)
+	usage := func(w io.Writer) {
+		plain, _ := c.flagSet(io.Discard)
+		c.writeUsage(w, plain)
+	}
 	positional, err := parseInterleaved(fs, args[1:])
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			// -h is a request, not a mistake: usage goes to stdout.
-			c.writeUsage(stdout, fs)
+			usage(stdout)
 			return exitOK
 		}
-		// The flag package has printed the error itself.
-		c.writeUsage(stderr, fs)
+		fmt.Fprintf(stderr, "heapguard %s: %v\n", c.name, err)
+		usage(stderr)
 		return exitUnknown
 	}
 	if c.noArgs && len(positional) > 0 {
 		fmt.Fprintf(stderr, "heapguard %s: unexpected argument %q\n", c.name, positional[0])
-		c.writeUsage(stderr, fs)
+		usage(stderr)
 		return exitUnknown
 	}
 	code := c.run(ctx, e, opts, positional)
 	if code == usageError {
-		c.writeUsage(stderr, fs)
+		usage(stderr)
 		return exitUnknown
 	}
 	return code

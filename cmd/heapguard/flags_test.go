@@ -68,3 +68,33 @@ func TestStrayArgument(t *testing.T) {
 		}
 	}
 }
+
+// TestFlagValueForms: a flag value that does not parse is named with the
+// form it should have (not the flag package's "parse error"); usage still
+// names each flag's type.
+func TestFlagValueForms(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--interval", "5"}, `heapguard run: invalid value "5" for flag -interval: want a duration like 10s, 5m or 1h30m`},
+		{[]string{"check", "--warn-below", "low"}, `heapguard check: invalid value "low" for flag -warn-below: want a number like 12.5`},
+		{[]string{"check", "--max-power-offs", "99999999999999999999"}, `heapguard check: invalid value "99999999999999999999" for flag -max-power-offs: out of range: want a whole number like 3`},
+		{[]string{"check", "--dry-run=perhaps"}, `heapguard check: invalid boolean value "perhaps" for -dry-run: want true or false`},
+		{[]string{"report", "--year", "twelve"}, `heapguard report: invalid value "twelve" for flag -year: want a whole number like 3`},
+		{[]string{"run", "--log-level", "verbose"}, `heapguard run: invalid value "verbose" for flag -log-level: want debug, info, warn or error`},
+		{[]string{"check", "--bogus"}, `heapguard check: flag provided but not defined: -bogus`},
+	} {
+		code, out, stderr := runCLI(t, tc.args...)
+		if code != exitUnknown || out != "" || !strings.HasPrefix(stderr, tc.want+"\nUsage: heapguard ") {
+			t.Errorf("%q: exit %d, stdout %q, stderr %.200q; want 3 and stderr starting %q", tc.args, code, out, stderr, tc.want)
+		}
+		if strings.Contains(stderr, "parse error") || !strings.Contains(stderr, "  -year int\n") && !strings.Contains(stderr, "  -year N\n") {
+			t.Errorf("%q: usage lost the flags' types or says parse error:\n%s", tc.args, stderr)
+		}
+	}
+	// Boolean flags still need no value.
+	if code, _, stderr := runCLI(t, "report", "--json", incidentLog, "--year", "2012"); code != exitCritical {
+		t.Errorf("report --json: exit %d, stderr %q", code, stderr)
+	}
+}
