@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"runtime"
 	"sort"
 	"strings"
 )
@@ -68,8 +67,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		writeHelp(stdout)
 		return exitOK
 	case "version", "-version", "--version":
-		fmt.Fprintf(stdout, "heapguard %s (commit %s, %s, %s/%s)\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-		return exitOK
+		return runVersion(args[1:], stdout, stderr)
 	}
 	c, ok := commands[name]
 	if !ok {
@@ -169,7 +167,7 @@ func writeHelp(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintf(w, "  %-10s %s\n  %-10s %s\n", "help", "show help for heapguard or one command", "version", "print version, commit and Go version")
+	fmt.Fprintf(w, "  %-10s %s\n  %-10s %s\n", "help", "show help for heapguard or one command", "version", "print version, commit and Go version (--json: also the runtime, as JSON)")
 	fmt.Fprintf(w, "\nRun 'heapguard <command> -h' for a command's flags.\n")
 	fmt.Fprintf(w, "\nEXIT STATUS (every command, Nagios convention):\n  0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad usage, unreadable input)\n")
 }

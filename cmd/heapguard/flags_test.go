@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -96,5 +98,36 @@ func TestFlagValueForms(t *testing.T) {
 	// Boolean flags still need no value.
 	if code, _, stderr := runCLI(t, "report", "--json", incidentLog, "--year", "2012"); code != exitCritical {
 		t.Errorf("report --json: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestVersionJSON: version --json prints the documented object (no more,
+// no less); version alone keeps its line; mistakes exit 3.
+func TestVersionJSON(t *testing.T) {
+	code, out, stderr := runCLI(t, "version", "--json")
+	var v struct {
+		Version   string `json:"version"`
+		Commit    string `json:"commit"`
+		GoVersion string `json:"go_version"`
+		OS        string `json:"os"`
+		Arch      string `json:"arch"`
+		Runtime   string `json:"runtime"`
+	}
+	dec := json.NewDecoder(strings.NewReader(out))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil || code != exitOK || stderr != "" {
+		t.Fatalf("version --json: exit %d, %v, stdout %q, stderr %q", code, err, out, stderr)
+	}
+	// The test binary is built without tools/rtpatch.
+	if v.Version != version || v.GoVersion != runtime.Version() || v.OS != runtime.GOOS || v.Arch != runtime.GOARCH || v.Runtime != "stock" {
+		t.Errorf("version --json = %+v", v)
+	}
+	if code, out, _ := runCLI(t, "version"); code != exitOK || !strings.HasPrefix(out, "heapguard "+version+" (commit ") {
+		t.Errorf("version: exit %d, %q", code, out)
+	}
+	for _, args := range [][]string{{"version", "--yaml"}, {"version", "foo"}} {
+		if code, out, stderr := runCLI(t, args...); code != exitUnknown || out != "" || !strings.Contains(stderr, "Usage: heapguard version [--json]") {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, out, stderr)
+		}
 	}
 }
