@@ -40,8 +40,8 @@ fuzz: ## every fuzz target for $(FUZZTIME)
 	    echo "fuzz $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
 
-demo: build ## heapguard against the simulated seed incident
-	scripts/demo.sh
+demo: build ## heapguard against the simulated seed incident (KEEP=1 keeps its folders)
+	KEEP=$(KEEP) scripts/demo.sh
 
 clean: ## remove build output
 	rm -rf bin build

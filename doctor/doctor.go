@@ -416,12 +416,22 @@ func (d *Result) runtime(ctx context.Context, opt Options) {
 		return
 	}
 	level, kind := policy.OK, "ESXi-safe runtime (patched netpoller, tools/rtpatch)"
-	if b, err := os.ReadFile(opt.SelfExe); err == nil && !bytes.Contains(b, []byte(patchMarker)) {
+	if patched, err := PatchedRuntime(opt.SelfExe); err == nil && !patched {
 		// It runs here, but this kernel has epoll_pwait; ESXi has not.
 		level, kind = policy.Warn, "stock Go runtime: this binary would die on ESXi (no epoll_pwait); build it with make build"
 	}
 	d.add("runtime", level, "%s; timer fired after %s; child process ran and was reaped in %s (exit status %d)", kind,
 		timer.Round(time.Millisecond), res.Duration.Round(time.Millisecond), res.ExitCode)
+}
+
+// PatchedRuntime reports whether the binary exe was built with the
+// ESXi-safe runtime of tools/rtpatch (it carries patchMarker).
+func PatchedRuntime(exe string) (bool, error) {
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		return false, err
+	}
+	return bytes.Contains(b, []byte(patchMarker)), nil
 }
 
 // patchMarker is a function name tools/rtpatch adds to the runtime; its

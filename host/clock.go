@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -106,6 +107,9 @@ type SimClock struct {
 	// wall is the machine's clock (time.Now); tests replace it.
 	wall func() time.Time
 
+	// sleep waits wall time (sleepWall); tests replace it.
+	sleep func(ctx context.Context, d time.Duration) error
+
 	mu     sync.Mutex
 	anchor SimClockAnchor
 	readAt time.Time
@@ -113,12 +117,22 @@ type SimClock struct {
 	fresh bool
 }
 
+// ErrSimPaused says a wait on a simulated host's clock cannot end: the
+// simulator is paused, so its time does not move.
+var ErrSimPaused = errors.New("the simulated host is paused")
+
 var _ Clock = (*SimClock)(nil)
 
 func (c *SimClock) load() (SimClockAnchor, error) {
+	return c.read(c.fresh)
+}
+
+// read returns the anchor, from the file when fresh or when the last read
+// is a few milliseconds old.
+func (c *SimClock) read(fresh bool) (SimClockAnchor, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.fresh && !c.readAt.IsZero() && c.wall().Sub(c.readAt) < 5*time.Millisecond {
+	if !fresh && !c.readAt.IsZero() && c.wall().Sub(c.readAt) < 5*time.Millisecond {
 		return c.anchor, nil
 	}
 	a, err := readSimClock(c.path)
@@ -154,9 +168,25 @@ func (c *SimClock) Now() time.Time {
 }
 
 // Sleep waits d of simulated time. While the simulation is paused it waits
-// d of wall time, so a loop never hangs on a stopped simulator.
+// d of wall time, and if the simulated clock has not moved by then (no
+// `esxsim run`, no `esxsim advance` meanwhile) it returns ErrSimPaused:
+// the host time a caller waits for would never come, so a `run --for`
+// would never end and a timeout would never expire.
 func (c *SimClock) Sleep(ctx context.Context, d time.Duration) error {
-	return sleepWall(ctx, c.wallFor(d))
+	before := c.Now()
+	sleep := c.sleep
+	if sleep == nil {
+		sleep = sleepWall
+	}
+	if err := sleep(ctx, c.wallFor(d)); err != nil || d <= 0 {
+		return err
+	}
+	a, err := c.read(true)
+	if err == nil && a.Speed <= 0 && !a.Sim.After(before) {
+		return fmt.Errorf("%w: its clock stayed at %s through a wait of %s (start `esxsim run`, or set %s=step to move it with each wait)",
+			ErrSimPaused, before.Format(time.RFC3339), d, TestClockEnv)
+	}
+	return nil
 }
 
 // wallFor is the wall time that d of simulated time takes now.

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -197,6 +198,49 @@ func TestDetectLayout(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := DetectLayout(mk(t, tt.files...)); got != tt.want {
 				t.Errorf("DetectLayout = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestSimClockPausedWait: a wait on a paused simulator whose clock does not
+// move meanwhile fails with ErrSimPaused (else `run --for` never ends); a
+// simulator advanced during the wait, or running, lets it end normally.
+func TestSimClockPausedWait(t *testing.T) {
+	root := t.TempDir()
+	sim := time.Date(2012, 7, 26, 1, 0, 0, 0, time.UTC)
+	wall := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	publish := func(a SimClockAnchor) {
+		if err := WriteSimClock(root, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		anchor  SimClockAnchor
+		during  func() // what the simulator does while heapguard waits
+		wantErr bool
+	}{
+		{"paused, nothing moves it", SimClockAnchor{Sim: sim, Wall: wall}, func() {}, true},
+		{"paused, esxsim advance meanwhile", SimClockAnchor{Sim: sim, Wall: wall},
+			func() { publish(SimClockAnchor{Sim: sim.Add(10 * time.Second), Wall: wall}) }, false},
+		{"running", SimClockAnchor{Sim: sim, Wall: wall, Speed: 120}, func() {}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			publish(tc.anchor)
+			var waited time.Duration
+			c := &SimClock{path: Path(root, SimClockPath), wall: func() time.Time { return wall },
+				sleep: func(_ context.Context, d time.Duration) error { waited = d; tc.during(); return nil }}
+			err := c.Sleep(context.Background(), 10*time.Second)
+			if tc.wantErr {
+				if !errors.Is(err, ErrSimPaused) || !strings.Contains(err.Error(), "stayed at 2012-07-26T01:00:00Z through a wait of 10s") {
+					t.Errorf("err = %v, want ErrSimPaused naming the time and the wait", err)
+				}
+				if waited != 10*time.Second {
+					t.Errorf("waited %s of wall time before giving up, want the whole 10s", waited)
+				}
+			} else if err != nil {
+				t.Errorf("err = %v, want nil", err)
 			}
 		})
 	}

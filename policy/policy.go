@@ -172,6 +172,28 @@ func (c Config) allowed(name string) bool {
 	return false
 }
 
+// anyNames are VM names no pattern meant for some VMs matches all of:
+// short and long, starting with letters, digits or punctuation, with
+// spaces, non-ASCII.
+var anyNames = []string{"a", "Z9", "x1", "42", "_tmp", "db-02", "web 01 (prod); $(x)", "Ærø.vm"}
+
+// AllowsAny returns the PowerOffAllow patterns that match any VM name
+// ("*", "**", "?*"...): with one of them every VM on the host whose port
+// flaps may be powered off, which is rarely what was meant.
+func (c Config) AllowsAny() []string {
+	var out []string
+	for _, g := range c.PowerOffAllow {
+		all := true
+		for _, name := range anyNames {
+			all = all && Config{PowerOffAllow: []string{g}}.allowed(name)
+		}
+		if all {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
 // notInAllowList starts the skip reason of a VM the allow-list leaves out.
 const notInAllowList = "not in "
 

@@ -1076,3 +1076,17 @@ func TestResume(t *testing.T) {
 		t.Errorf("restart mark %v, want 30s ago", next.RestartPlannedAt)
 	}
 }
+
+// TestAllowsAny: patterns that match every VM name are picked out; a
+// pattern meant for some VMs, even a wide one, is not.
+func TestAllowsAny(t *testing.T) {
+	c := Config{PowerOffAllow: []string{"DSVA*", "*", "**", "?*", "*?", "[a-zæ]*", "??*", "*-*", "[!x]*", `\*`}}
+	got := c.AllowsAny()
+	want := []string{"*", "**", "?*", "*?"}
+	if !slices.Equal(got, want) {
+		t.Errorf("AllowsAny() = %q, want %q", got, want)
+	}
+	if got := (Config{PowerOffAllow: []string{"DSVA*"}}).AllowsAny(); len(got) != 0 {
+		t.Errorf("DSVA*: %q", got)
+	}
+}

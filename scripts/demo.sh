@@ -8,14 +8,32 @@
 #    heapguard waits between polls (HEAPGUARD_TEST_CLOCK=step), so every
 #    run of the demo tells the same story, however busy the machine;
 # 4. show the VMs before and after, and the journal.
+# Its folders are removed when it ends, unless KEEP=1 (make demo KEEP=1)
+# or it failed: then they are kept and it says where.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HEAPGUARD=${HEAPGUARD:-bin/heapguard}
 ESXSIM=${ESXSIM:-bin/esxsim}
+KEEP=${KEEP:-}
 demo=$(mktemp -d "${TMPDIR:-/tmp}/heapguard-demo.XXXXXX")
 root=$demo/esx
 state=$demo/state
 export HEAPGUARD_TEST_CLOCK=step
+
+interrupted=
+finish() {
+	local status=$?
+	if [ "$KEEP" = 1 ]; then
+		return
+	fi
+	if [ "$status" -ne 0 ] && [ -z "$interrupted" ]; then
+		printf '\ndemo failed (exit %s): its folders are kept for a look: %s\n' "$status" "$demo" >&2
+		return
+	fi
+	rm -rf "$demo"
+}
+trap finish EXIT
+trap 'interrupted=1; exit 130' INT TERM
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -27,7 +45,7 @@ step "A simulated ESXi host with the seed incident (${root})"
 step "heapguard report --root $root   (read-only: what is going on?)"
 "$HEAPGUARD" report --root "$root" || true
 
-step "heapguard run --dry-run for 5 simulated minutes"
+step "heapguard run --dry-run for 5 simulated minutes (journal: $state/journal.jsonl)"
 "$HEAPGUARD" run --root "$root" --state-dir "$state" --dry-run --power-off-allow 'DSVA*' \
 	--for 5m 2>"$demo/heapguard-dry-run.log"
 printf '\nesxsim action log after the dry run (empty: nothing was changed): %s lines\n' \
@@ -46,7 +64,11 @@ cat "$root/var/log/esxsim-actions.log"
 step "heapguard's journal ($state/journal.jsonl), one line per decision and action"
 cut -c1-220 "$state/journal.jsonl"
 
-step "Poke at it yourself"
+if [ "$KEEP" != 1 ]; then
+	printf '\n(%s is removed now; make demo KEEP=1 keeps it to poke at)\n' "$demo"
+	exit 0
+fi
+step "Poke at it yourself (KEEP=1: kept; rm -rf $demo when done)"
 cat <<EOT
   simulated host:  $root
   try:             PATH=$root/bin:\$PATH vim-cmd vmsvc/getallvms

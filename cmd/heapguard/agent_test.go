@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -291,6 +293,115 @@ func TestResetRefusesWhileRunning(t *testing.T) {
 		}
 		if st := g.Status(now); st.BreakerOpen || st.PowerOffsInWindow != 3 {
 			t.Errorf("after reset (host record %q): %+v, want the breaker closed and 3 power-offs kept", d, st)
+		}
+	}
+}
+
+// TestLogLevelKeepsDecisions: a real check at --log-level error still logs
+// its decision and actions and nothing below error; at the default level
+// the incident's maxed-heap lines are not repeated line after line.
+func TestLogLevelKeepsDecisions(t *testing.T) {
+	t.Setenv(host.TestClockEnv, "sim")
+	h := simHost(t, "seed-incident")
+	h.Advance(125 * time.Minute) // hundreds of "already at its maximum size" lines by then
+	args := []string{"check", "--dry-run", "--hold-polls", "1", "--power-off-allow", "DSVA*", "--root", h.Root()}
+
+	code, out, stderr := runCLI(t, append(args, "--state-dir", t.TempDir(), "--log-level", "error")...)
+	if code != exitCritical {
+		t.Fatalf("exit %d, want 2; stdout %s; stderr %s", code, out, stderr)
+	}
+	msgs := map[string]int{}
+	for _, e := range logLines(t, stderr) {
+		msgs[e["msg"].(string)]++
+		if lv := e["level"]; lv != "error" && e["msg"] != "decision" && e["msg"] != "action" {
+			t.Errorf("--log-level error logged a %s line: %v", lv, e)
+		}
+	}
+	if msgs["decision"] != 1 || msgs["action"] < 3 {
+		t.Errorf("--log-level error: %d decision and %d action lines, want 1 and 3 or more (a power-off per DSVA); stderr:\n%s", msgs["decision"], msgs["action"], stderr)
+	}
+
+	_, _, stderr = runCLI(t, append(args, "--state-dir", t.TempDir())...)
+	var prev string
+	for _, e := range logLines(t, stderr) {
+		delete(e, "ts")
+		delete(e, "log_time")
+		b, _ := json.Marshal(e)
+		if string(b) == prev && e["msg"] != "action" {
+			t.Errorf("a line repeated, not counted: %s", b)
+		}
+		prev = string(b)
+	}
+}
+
+// logLines decodes the JSON log lines on stderr.
+func logLines(t *testing.T, stderr string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		var e map[string]any
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// TestRunForOnPausedSimulator: `run --for 1s` following a paused
+// simulator's clock used to wait forever (host time never reached 1s); it
+// now stops after one wait in which the clock did not move, says why, and
+// journals the stop.
+func TestRunForOnPausedSimulator(t *testing.T) {
+	t.Setenv(host.TestClockEnv, "sim")
+	h := simHost(t, "healthy") // laid out, not running: paused
+	state := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var stderr strings.Builder
+	code := run(ctx, []string{"run", "--root", h.Root(), "--state-dir", state, "--interval", "50ms", "--for", "1s"},
+		strings.NewReader(""), io.Discard, &stderr)
+	if ctx.Err() != nil {
+		t.Fatalf("run --for 1s on a paused simulator still running after 20s; stderr:\n%s", stderr.String())
+	}
+	if code != exitUnknown || !strings.Contains(stderr.String(), "heapguard run: wait for the next poll: the simulated host is paused: its clock stayed at ") {
+		t.Errorf("exit %d, want 3 and the reason; stderr:\n%s", code, stderr.String())
+	}
+	entries := readJournal(t, state)
+	if n := len(entries); n == 0 || entries[n-1].Action != remediate.ActStop || entries[n-1].Result != remediate.ResultFailed ||
+		!strings.Contains(entries[n-1].Error, "paused") {
+		t.Errorf("journal %+v, want it to end with a failed stop saying the simulator is paused", entries)
+	}
+}
+
+// TestPowerOffAllowAnyWarns: a --power-off-allow pattern that matches every
+// VM name (from the command line or the config file) is used as asked but
+// warned about on stderr and in the log; a pattern naming VMs is not.
+func TestPowerOffAllowAnyWarns(t *testing.T) {
+	t.Setenv(host.TestClockEnv, "sim")
+	h := simHost(t, "healthy")
+	cfg := filepath.Join(t.TempDir(), "heapguard.conf")
+	os.WriteFile(cfg, []byte("power-off-allow ?*\n"), 0o644)
+	for _, tc := range []struct {
+		args []string
+		want string // "" no warning
+	}{
+		{[]string{"--power-off-allow", "*"}, `--power-off-allow '*' matches every VM name`},
+		{[]string{"--power-off-allow", "DSVA*,**"}, `--power-off-allow '**' matches every VM name`},
+		{[]string{"--config", cfg}, `--power-off-allow '?*' matches every VM name`},
+		{[]string{"--power-off-allow", "DSVA*"}, ""},
+	} {
+		args := append([]string{"check", "--dry-run", "--root", h.Root(), "--state-dir", t.TempDir(), "--log-level", "error"}, tc.args...)
+		code, _, stderr := runCLI(t, args...)
+		if code != exitOK {
+			t.Errorf("%v: exit %d, want 0 (a healthy host); stderr %s", tc.args, code, stderr)
+		}
+		warned := strings.Contains(stderr, "heapguard check: warning: --power-off-allow ")
+		if tc.want == "" && warned || tc.want != "" && !strings.Contains(stderr, "heapguard check: warning: "+tc.want+": any VM on this host") {
+			t.Errorf("%v: stderr %q, want warning %q", tc.args, stderr, tc.want)
 		}
 	}
 }

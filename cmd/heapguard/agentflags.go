@@ -43,10 +43,12 @@ type agentFlags struct {
 	interval        time.Duration
 	year            int
 	forDur          time.Duration
+	logLevel        logLevel
+	daemon          bool // run: --interval and --for exist
 }
 
 func addAgentFlags(fs *flag.FlagSet, daemon bool) *agentFlags {
-	o := &agentFlags{}
+	o := &agentFlags{daemon: daemon}
 	def := policy.DefaultConfig()
 	fs.StringVar(&o.config, "config", "", "read flags from `FILE` (lines 'name value'; flags on the command line win)")
 	fs.StringVar(&o.root, "root", "/", "ESXi root `DIR`: prefix for host paths and host commands (a simulated host)")
@@ -54,7 +56,7 @@ func addAgentFlags(fs *flag.FlagSet, daemon bool) *agentFlags {
 	fs.BoolVar(&o.dryRun, "dry-run", false, "run the whole pipeline but change nothing: print and journal the plan")
 	fs.Var(&o.heaps, "heaps", "sample only heaps matching `GLOB` (repeatable; default every heap)")
 	fs.Var(&o.watchHeaps, "watch-heap", "`GLOB` of heaps whose depletion triggers remediation (repeatable; default netGPHeap)")
-	fs.Var(&o.powerOffAllow, "power-off-allow", "case-insensitive `GLOB` of VM names that may be powered off (repeatable; default none): * and ? match any characters, [...] is a character class (DSVA[1] matches only DSVA1), \\ escapes (DSVA\\[1\\] matches the name DSVA[1])")
+	fs.Var(&o.powerOffAllow, "power-off-allow", "case-insensitive `GLOB` of VM names that may be powered off (repeatable; default none): * and ? match any characters, [...] is a character class (DSVA[1] matches only DSVA1), \\ escapes (DSVA\\[1\\] matches the name DSVA[1]); a pattern matching every name, like '*', is warned about")
 	fs.Float64Var(&o.warnBelow, "warn-below", def.WarnBelow, "WARNING below this `percent` free of max")
 	fs.Float64Var(&o.critBelow, "crit-below", def.CritBelow, "CRITICAL below this `percent` free of max")
 	fs.Float64Var(&o.clearAbove, "clear-above", def.ClearAbove, "back to OK only above this `percent`")
@@ -68,6 +70,7 @@ func addAgentFlags(fs *flag.FlagSet, daemon bool) *agentFlags {
 	fs.DurationVar(&o.flapWindow, "flap-window", 5*time.Minute, "... within this much time, by the lines' own log times")
 	fs.IntVar(&o.year, "year", 0, "year of 4.x syslog dates (default: from the log's modification time)")
 	fs.BoolVar(&o.json, "json", false, "print JSON instead of text")
+	fs.Var(&o.logLevel, "log-level", "stderr log `level`: debug, info, warn or error (default info); decisions and actions are logged at every level, repeated identical lines are counted")
 	if daemon {
 		fs.DurationVar(&o.interval, "interval", agent.DefaultInterval, "host time between two heap samples")
 		fs.DurationVar(&o.forDur, "for", 0, "stop after this much host time (0: until SIGTERM/SIGINT)")
@@ -108,7 +111,7 @@ func applyConfig(fs *flag.FlagSet, path string) error {
 			continue
 		}
 		if err := fs.Set(name, value); err != nil {
-			return fmt.Errorf("config %s:%d: %s: %w", path, n, name, err)
+			return fmt.Errorf("config %s:%d: %s %q: %w", path, n, name, value, valueError(fs.Lookup(name).Value, err))
 		}
 	}
 	return sc.Err()
@@ -121,6 +124,9 @@ func (o *agentFlags) options(logger *zap.Logger) (agent.Options, error) {
 	}
 	if o.breakerAfter < 1 {
 		return agent.Options{}, fmt.Errorf("--breaker-after %d: want 1 or more", o.breakerAfter)
+	}
+	if err := o.checkDurations(); err != nil {
+		return agent.Options{}, err
 	}
 	cfg := policy.DefaultConfig()
 	if len(o.watchHeaps) > 0 {
@@ -151,6 +157,37 @@ func (o *agentFlags) options(logger *zap.Logger) (agent.Options, error) {
 	}, nil
 }
 
+// checkDurations refuses durations that cannot mean anything: a negative
+// wait or timeout, or an --interval of 0 (the agent would poll without
+// pause). 0 keeps its documented meaning elsewhere (--for 0: until
+// stopped, the timeouts: their defaults). policy.Validate checks --predict.
+func (o *agentFlags) checkDurations() error {
+	if o.daemon && o.interval <= 0 {
+		return fmt.Errorf("--interval %s: want a positive duration like 10s", o.interval)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"for", o.forDur}, {"shutdown-timeout", o.shutdownTimeout},
+		{"command-timeout", o.commandTimeout}, {"flap-window", o.flapWindow},
+	} {
+		if d.v < 0 {
+			return fmt.Errorf("--%s %s: want 0 or a positive duration like 10m", d.name, d.v)
+		}
+	}
+	return nil
+}
+
+// quoteAll writes patterns as a shell would take them back.
+func quoteAll(patterns []string) string {
+	q := make([]string, len(patterns))
+	for i, p := range patterns {
+		q[i] = "'" + strings.ReplaceAll(p, "'", `'\''`) + "'"
+	}
+	return strings.Join(q, ", ")
+}
+
 // splitList lets a repeatable flag also take a comma-separated list.
 func splitList(l stringList) []string {
 	var out []string
@@ -164,59 +201,61 @@ func splitList(l stringList) []string {
 	return out
 }
 
-// newLogger logs JSON when stderr is not a terminal (cron, inetd, a
-// file) and readable lines when it is. Sampling is off: no decision or
-// action may be dropped.
-func newLogger(f *os.File) *zap.Logger {
+// loggerFor logs JSON when stderr is not a terminal (cron, inetd, a
+// file) and readable lines when it is. Nothing is sampled away: the
+// level filter keeps decisions and actions, and repeats are counted, not
+// dropped (newLogger).
+func loggerFor(e env, level zapcore.Level) *zap.Logger {
 	enc := zap.NewProductionEncoderConfig()
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
-	var encoder zapcore.Encoder
-	if term.IsTerminal(int(f.Fd())) {
-		enc.EncodeLevel = zapcore.CapitalColorLevelEncoder
-		encoder = zapcore.NewConsoleEncoder(enc)
-	} else {
-		encoder = zapcore.NewJSONEncoder(enc)
-	}
-	return zap.New(zapcore.NewCore(encoder, zapcore.Lock(f), zapcore.InfoLevel))
-}
-
-// stderrFile is the *os.File behind the command's stderr, when there is one.
-func stderrFile(e env) *os.File {
 	if f, ok := e.stderr.(*os.File); ok {
-		return f
+		if term.IsTerminal(int(f.Fd())) {
+			enc.EncodeLevel = zapcore.CapitalColorLevelEncoder
+			return newLogger(zapcore.NewConsoleEncoder(enc), zapcore.Lock(f), level)
+		}
+		return newLogger(zapcore.NewJSONEncoder(enc), zapcore.Lock(f), level)
 	}
-	return nil
-}
-
-func loggerFor(e env) *zap.Logger {
-	if f := stderrFile(e); f != nil {
-		return newLogger(f)
-	}
-	enc := zap.NewProductionEncoderConfig()
-	enc.EncodeTime = zapcore.ISO8601TimeEncoder
-	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(e.stderr), zapcore.InfoLevel))
+	return newLogger(zapcore.NewJSONEncoder(enc), zapcore.AddSync(e.stderr), level)
 }
 
 // openWatcher prepares the agent; errors name what to do. The error is
-// also returned, for a status line.
-func openWatcher(e env, name string, fs *flag.FlagSet, o *agentFlags) (*agent.Watcher, int, error) {
-	fail := func(code int, err error) (*agent.Watcher, int, error) {
+// also returned, for a status line. done closes the watcher and writes
+// what the logger holds back (the count of repeated lines).
+func openWatcher(e env, name string, fs *flag.FlagSet, o *agentFlags) (w *agent.Watcher, done func(), code int, err error) {
+	fail := func(code int, err error) (*agent.Watcher, func(), int, error) {
 		fmt.Fprintf(e.stderr, "heapguard %s: %v\n", name, err)
-		return nil, code, err
+		return nil, nil, code, err
 	}
 	if err := applyConfig(fs, o.config); err != nil {
 		return fail(exitUnknown, err)
 	}
-	opts, err := o.options(loggerFor(e))
+	logger := loggerFor(e, zapcore.Level(o.logLevel))
+	defer func() {
+		if w == nil {
+			logger.Sync()
+		}
+	}()
+	opts, err := o.options(logger)
 	if err != nil {
 		return fail(exitUnknown, err)
 	}
-	w, err := agent.Open(opts)
+	if all := opts.Policy.AllowsAny(); len(all) > 0 {
+		// Said plainly on stderr whatever --log-level, and in the log.
+		fmt.Fprintf(e.stderr, "heapguard %s: warning: --power-off-allow %s matches every VM name: any VM on this host "+
+			"whose port flaps while the heap runs out may be powered off; name the VMs meant instead (like 'DSVA*')\n",
+			name, quoteAll(all))
+		logger.Warn("--power-off-allow matches every VM name", zap.Strings("patterns", all))
+	}
+	w, err = agent.Open(opts)
 	if errors.Is(err, remediate.ErrLocked) {
 		return fail(exitUnknown, fmt.Errorf("refusing to start: %w", err))
 	}
 	if err != nil {
 		return fail(exitCodeOf(err), err)
 	}
-	return w, exitOK, nil
+	done = func() {
+		w.Close()
+		logger.Sync() // a terminal cannot be synced: nothing to report
+	}
+	return w, done, exitOK, nil
 }

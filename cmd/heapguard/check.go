@@ -21,6 +21,7 @@ func init() {
 	register(&command{
 		name:    "check",
 		summary: "one pass for cron or Nagios: read new log lines, sample heaps, decide, act, one status line",
+		noArgs:  true,
 		usage:   "[flags]",
 		help: `One pass: reads the log from where the last check stopped (rotated copies included),
 takes one heap sample and adds it to the saved trend, decides, acts like run does, and prints
@@ -57,16 +58,13 @@ plus the reads before acting. Run check from cron: under NRPE it would need comm
 
 func runCheck(ctx context.Context, e env, opts any, args []string) int {
 	o := opts.(*checkOptions)
-	if len(args) > 0 {
-		return usageError
-	}
-	w, code, err := openWatcher(e, "check", o.fs, o.agentFlags)
+	w, done, code, err := openWatcher(e, "check", o.fs, o.agentFlags)
 	if w == nil {
 		// Nagios shows stdout only: the reason goes on the status line too.
 		fmt.Fprintln(e.stdout, statusLine(code, "could not start: "+err.Error()))
 		return code
 	}
-	defer w.Close()
+	defer done()
 	res, err := w.Check(ctx)
 	plan := res.Plan
 	line := plan.NagiosLine()

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"runtime"
 	"sort"
 	"strings"
 )
@@ -40,6 +39,7 @@ type command struct {
 	help    string // description, examples and EXIT STATUS
 	flags   func(fs *flag.FlagSet) any
 	run     func(ctx context.Context, e env, opts any, args []string) int
+	noArgs  bool // flags only: run names a stray argument and refuses it
 }
 
 var commands = map[string]*command{}
@@ -67,29 +67,39 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		writeHelp(stdout)
 		return exitOK
 	case "version", "-version", "--version":
-		fmt.Fprintf(stdout, "heapguard %s (commit %s, %s, %s/%s)\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-		return exitOK
+		return runVersion(args[1:], stdout, stderr)
 	}
 	c, ok := commands[name]
 	if !ok {
 		fmt.Fprintf(stderr, "heapguard: unknown command %q (see heapguard help)\n", name)
 		return exitUnknown
 	}
-	fs, opts := c.flagSet(stderr)
+	// Errors are printed here, with the command's name.
+	fs, opts := c.flagSet(io.Discard)
+	explainForms(fs)
+	usage := func(w io.Writer) {
+		plain, _ := c.flagSet(io.Discard)
+		c.writeUsage(w, plain)
+	}
 	positional, err := parseInterleaved(fs, args[1:])
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			// -h is a request, not a mistake: usage goes to stdout.
-			c.writeUsage(stdout, fs)
+			usage(stdout)
 			return exitOK
 		}
-		// The flag package has printed the error itself.
-		c.writeUsage(stderr, fs)
+		fmt.Fprintf(stderr, "heapguard %s: %v\n", c.name, err)
+		usage(stderr)
+		return exitUnknown
+	}
+	if c.noArgs && len(positional) > 0 {
+		fmt.Fprintf(stderr, "heapguard %s: unexpected argument %q\n", c.name, positional[0])
+		usage(stderr)
 		return exitUnknown
 	}
 	code := c.run(ctx, e, opts, positional)
 	if code == usageError {
-		c.writeUsage(stderr, fs)
+		usage(stderr)
 		return exitUnknown
 	}
 	return code
@@ -157,7 +167,7 @@ func writeHelp(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintf(w, "  %-10s %s\n  %-10s %s\n", "help", "show help for heapguard or one command", "version", "print version, commit and Go version")
+	fmt.Fprintf(w, "  %-10s %s\n  %-10s %s\n", "help", "show help for heapguard or one command", "version", "print version, commit and Go version (--json: also the runtime, as JSON)")
 	fmt.Fprintf(w, "\nRun 'heapguard <command> -h' for a command's flags.\n")
 	fmt.Fprintf(w, "\nEXIT STATUS (every command, Nagios convention):\n  0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad usage, unreadable input)\n")
 }

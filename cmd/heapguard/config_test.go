@@ -25,7 +25,10 @@ func TestApplyConfig(t *testing.T) {
 		{name: "repeatable flags add up", file: "power-off-allow DSVA*\npower-off-allow web*\n",
 			want: map[string]string{"power-off-allow": "DSVA*,web*"}},
 		{name: "unknown setting", file: "frobnicate 1\n", wantErr: ":1: unknown setting"},
-		{name: "bad value", file: "\nwarn-below lots\n", wantErr: ":2: warn-below"},
+		{name: "bad value", file: "\nwarn-below lots\n", wantErr: `heapguard.conf:2: warn-below "lots": want a number like 12.5`},
+		{name: "bad duration", file: "# every 5 what?\ninterval 5\n", wantErr: `heapguard.conf:2: interval "5": want a duration like 10s`},
+		{name: "bad count", file: "max-power-offs = three\n", wantErr: `heapguard.conf:1: max-power-offs "three": want a whole number like 3`},
+		{name: "bad bool", file: "dry-run perhaps\n", wantErr: `heapguard.conf:1: dry-run "perhaps": want true or false`},
 		{name: "no nesting", file: "config other.conf\n", wantErr: "do not nest"},
 	}
 	for _, tt := range tests {
@@ -34,7 +37,7 @@ func TestApplyConfig(t *testing.T) {
 			os.WriteFile(p, []byte(tt.file), 0o644)
 			fs := flag.NewFlagSet("check", flag.ContinueOnError)
 			fs.SetOutput(io.Discard)
-			addAgentFlags(fs, false)
+			addAgentFlags(fs, true)
 			if err := fs.Parse(tt.args); err != nil {
 				t.Fatal(err)
 			}

@@ -24,6 +24,7 @@ func init() {
 	register(&command{
 		name:    "doctor",
 		summary: "check that heapguard can work on this host",
+		noArgs:  true,
 		usage:   "[--root DIR] [--state-dir DIR] [--max-power-offs N] [--breaker-after N] [--json]",
 		help: `Checks, each OK / WARN / FAIL with its reason: the ESXi version and build, the vmkernel
 log heapguard will read and its format, whether vsish lists the heaps (and netGPHeap's free
@@ -51,9 +52,6 @@ EXIT STATUS:
 
 func runDoctor(ctx context.Context, e env, opts any, args []string) int {
 	o := opts.(*doctorOptions)
-	if len(args) > 0 {
-		return usageError
-	}
 	exe, _ := os.Executable()
 	stateDir := o.stateDir
 	if stateDir == "" {

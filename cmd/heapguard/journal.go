@@ -34,6 +34,7 @@ const followEvery = time.Second
 func init() {
 	register(&command{
 		name:    "journal",
+		noArgs:  true,
 		summary: "print the journal of decisions and actions, readably or as JSON lines; --follow for new ones",
 		usage:   "[--state-dir DIR] [--root DIR] [--since T] [--action A]... [--json] [--follow]",
 		help: `Prints <state-dir>/journal.jsonl, one line per entry: host time, the plan's short id, the
@@ -69,9 +70,6 @@ EXIT STATUS:
 		},
 		run: func(ctx context.Context, e env, opts any, args []string) int {
 			o := opts.(*journalOptions)
-			if len(args) > 0 {
-				return usageError
-			}
 			clock, err := host.ClockFromEnv(os.Getenv, o.root, host.Exec{Root: o.root})
 			if err != nil {
 				fmt.Fprintf(e.stderr, "heapguard journal: %v\n", err)

@@ -21,6 +21,7 @@ func init() {
 	register(&command{
 		name:    "reset",
 		summary: "close the circuit breaker after failed remediations were looked into",
+		noArgs:  true,
 		usage:   "[--state-dir DIR] [--root DIR]",
 		help: `After --breaker-after failed remediations in a row heapguard stops acting and only reports.
 Once a person has looked at the journal and the host, reset lets it act again: it closes the
@@ -38,9 +39,6 @@ EXIT STATUS:
 		},
 		run: func(ctx context.Context, e env, opts any, args []string) int {
 			o := opts.(*resetOptions)
-			if len(args) > 0 {
-				return usageError
-			}
 			dir := o.stateDir
 			if dir == "" {
 				var err error

@@ -20,6 +20,7 @@ func init() {
 	register(&command{
 		name:    "run",
 		summary: "guard the host: follow the log, sample heaps, act when a heap runs out",
+		noArgs:  true,
 		usage:   "[flags]",
 		help: `The daemon. It waits --interval, reads the vmkernel log from where it stopped (across
 rotations; no inotify needed), samples the heaps and tracks flapping ports, and when a watched heap (netGPHeap) is
@@ -43,9 +44,6 @@ EXIT STATUS:
 
 func runRun(ctx context.Context, e env, opts any, args []string) int {
 	o := opts.(*runOptions)
-	if len(args) > 0 {
-		return usageError
-	}
 	if os.Getenv("GOGC") == "" {
 		// The daemon's live heap is well under 1 MB; the default GC goal
 		// (4 MB minimum) would let garbage double its resident size on a
@@ -53,11 +51,11 @@ func runRun(ctx context.Context, e env, opts any, args []string) int {
 		// stacks instead of 6.5 MB, for no measurable CPU (make bench).
 		debug.SetGCPercent(25)
 	}
-	w, code, _ := openWatcher(e, "run", o.fs, o.agentFlags)
+	w, done, code, _ := openWatcher(e, "run", o.fs, o.agentFlags)
 	if w == nil {
 		return code
 	}
-	defer w.Close()
+	defer done()
 	err := w.Run(ctx, o.forDur, func(r agent.Result) {
 		// People watching see what was journaled: plans that act or change.
 		if !r.Reported {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"go.uber.org/zap/zapcore"
+
 	"github.com/heapguard/heapguard/agent"
 )
 
@@ -19,6 +21,7 @@ type statusOptions struct {
 func init() {
 	register(&command{
 		name:    "status",
+		noArgs:  true,
 		summary: "read-only Nagios/NRPE check: saved state, budgets, breaker, locks, last plan, one fresh heap sample",
 		usage:   "[flags]",
 		help: `What Nagios or NRPE should call (cron calls check, which acts). status takes no lock and
@@ -59,9 +62,6 @@ EXIT STATUS (Nagios):
 
 func runStatus(ctx context.Context, e env, opts any, args []string) int {
 	o := opts.(*statusOptions)
-	if len(args) > 0 {
-		return usageError
-	}
 	fail := func(err error) int {
 		fmt.Fprintf(e.stderr, "heapguard status: %v\n", err)
 		fmt.Fprintln(e.stdout, statusLine(exitUnknown, err.Error()))
@@ -73,7 +73,7 @@ func runStatus(ctx context.Context, e env, opts any, args []string) int {
 	if err := applyConfig(o.fs, o.config); err != nil {
 		return fail(err)
 	}
-	opt, err := o.options(loggerFor(e))
+	opt, err := o.options(loggerFor(e, zapcore.Level(o.logLevel)))
 	if err != nil {
 		return fail(err)
 	}
