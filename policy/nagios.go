@@ -68,7 +68,13 @@ func (p Plan) nagios(first string) string {
 			parts = append(parts, plural(len(named)-nagiosHeaps, "more heap"))
 			break
 		}
-		parts = append(parts, label(v)+" "+pct(v.PercentFreeOfMax)+" free of max")
+		part := label(v) + " " + pct(v.PercentFreeOfMax) + " free of max"
+		if v.Watched && v.Pending > v.Level && v.Why != "" {
+			// A low heap held back by --hold-polls says so: an OK line
+			// at 7% free would mislead whoever reads only this line.
+			part += " (" + v.Why + ")"
+		}
+		parts = append(parts, part)
 	}
 	for _, v := range p.Heaps {
 		if v.Watched || v.Level != OK {

@@ -59,7 +59,7 @@ import (
 //	    the State as JSON, as `heapguard check` would save it.
 //
 // Values with spaces are Go-quoted: name="web 01 (prod); $(x)". Outputs are
-// rewritten with `go test ./agent -run TestPolicyStories -update`. Between
+// rewritten with `go test ./policy -run TestPolicyStories -update`. Between
 // polls the state goes through JSON and back, as it does under cron.
 
 var storyEpoch = time.Date(2026, 4, 10, 8, 0, 0, 0, time.UTC)
