@@ -121,18 +121,26 @@ type Watcher struct {
 	logStats        follow.Stats
 }
 
+// validate checks the options both Open and ReadStatus need.
+func (opt Options) validate() error {
+	if err := opt.Policy.Validate(); err != nil {
+		return err
+	}
+	if err := heap.ValidGlobs(opt.Heaps); err != nil {
+		return fmt.Errorf("--heaps: %w", err)
+	}
+	if opt.StateDir == "" {
+		return errors.New("no state folder (--state-dir)")
+	}
+	return nil
+}
+
 // Open prepares a watcher: it checks the config, takes the lock (unless it
 // is a dry run, which never acts), opens the journal and guards and loads
 // the saved state. Close releases them.
 func Open(opt Options) (*Watcher, error) {
-	if err := opt.Policy.Validate(); err != nil {
+	if err := opt.validate(); err != nil {
 		return nil, err
-	}
-	if err := heap.ValidGlobs(opt.Heaps); err != nil {
-		return nil, fmt.Errorf("--heaps: %w", err)
-	}
-	if opt.StateDir == "" {
-		return nil, errors.New("no state folder (--state-dir)")
 	}
 	if opt.Interval <= 0 {
 		opt.Interval = DefaultInterval

@@ -172,14 +172,8 @@ const ResultNotReached = "not_reached"
 // is taken and nothing is written. An error is returned only for options
 // that cannot be used; what cannot be read is said in the Status.
 func ReadStatus(ctx context.Context, opt Options, so StatusOptions) (*Status, error) {
-	if err := opt.Policy.Validate(); err != nil {
+	if err := opt.validate(); err != nil {
 		return nil, err
-	}
-	if err := heap.ValidGlobs(opt.Heaps); err != nil {
-		return nil, fmt.Errorf("--heaps: %w", err)
-	}
-	if opt.StateDir == "" {
-		return nil, errors.New("no state folder (--state-dir)")
 	}
 	if so.Budget <= 0 {
 		so.Budget = DefaultStatusBudget
