@@ -37,9 +37,9 @@ type ApplyOptions struct {
 // executor runs it, and the result is journaled and recorded.
 //
 // Consecutive power-offs run side by side, so that a plan waits for one
-// graceful shutdown, not one after another: each is begun in plan order
-// as above (guards checked, start journaled, budget spent) and its
-// commands start at once; each result is journaled as it comes; the next
+// graceful shutdown, not one after another: all are begun in plan order
+// as above (guards checked, start journaled, budget spent), then their
+// commands start together; each result is journaled as it comes; the next
 // step (the agent restart) starts only when every one has ended. One
 // failing does not stop the others. A power-off's budget is therefore
 // checked before the earlier ones of its plan have ended: one of them
@@ -54,8 +54,8 @@ type ApplyOptions struct {
 // verification only counts when an acting step of this plan ran. A step
 // that failed without running a mutating command costs no budget.
 //
-// When the journal cannot be written, nothing more starts, the running
-// steps end, and the error wraps ErrJournal. When ctx is cancelled
+// When the journal cannot be written, no further step begins, the steps
+// already begun run and end, and the error wraps ErrJournal. When ctx is cancelled
 // (SIGTERM), the running actions finish, bounded by their commands'
 // timeouts and the shutdown wait, so their results are journaled; no
 // further action starts, the rest are journaled as skipped, and ctx.Err()
@@ -126,7 +126,7 @@ type progress struct {
 	offsDone    int  // those that ran and succeeded
 }
 
-// applyBatch begins the steps of batch in order and runs those it began
+// applyBatch begins the steps of batch in order, then runs those it began
 // side by side; it returns when all have ended, with the outcomes of the
 // steps begun (fewer than batch when ctx was cancelled or an error
 // stopped it). An error means Apply must stop.
@@ -134,7 +134,12 @@ func applyBatch(ctx context.Context, batch []policy.Action, opt ApplyOptions, gu
 	outs := make([]Outcome, 0, len(batch))
 	finished := make([]Outcome, len(batch))
 	errs := make([]error, len(batch)+1)
-	var wg sync.WaitGroup
+	type begun struct {
+		i     int
+		a     policy.Action
+		acted bool
+	}
+	var toRun []begun
 	for i, a := range batch {
 		if ctx.Err() != nil {
 			break // Apply journals the rest as skipped
@@ -146,9 +151,24 @@ func applyBatch(ctx context.Context, batch []policy.Action, opt ApplyOptions, gu
 			break
 		}
 		if run {
-			acted := pr.acted // read here: the next begin writes it
-			wg.Go(func() { finished[i], errs[i] = finish(ctx, o.Action, opt, guards, acted) })
+			toRun = append(toRun, begun{i, o.Action, pr.acted}) // acted read now: the next begin writes it
 		}
+	}
+	if berr := errs[len(batch)]; berr != nil {
+		// A later begin failed (the journal or the guards cannot be
+		// written): the begun steps do not run either, since their
+		// results could not be kept. They changed nothing, so they
+		// cost no budget.
+		for _, b := range toRun {
+			finished[b.i] = notRun(b.a, opt, guards, berr)
+		}
+		toRun = nil
+	}
+	// Every step is begun before any runs, so a plan's starts stand
+	// together in the journal, in plan order, however fast a step ends.
+	var wg sync.WaitGroup
+	for _, b := range toRun {
+		wg.Go(func() { finished[b.i], errs[b.i] = finish(ctx, b.a, opt, guards, b.acted) })
 	}
 	wg.Wait()
 	for i := range outs {
@@ -210,6 +230,19 @@ func begin(a policy.Action, opt ApplyOptions, guards *Guards, pr *progress) (o O
 		pr.acted = true
 	}
 	return Outcome{Action: a, Result: ResultStarted}, true, nil
+}
+
+// notRun ends a begun step whose commands were never run: failed, with
+// nothing changed on the host, and so refunded by the guards. The journal
+// is tried (it may be what failed); the start entry left open otherwise is
+// resolved against the host at the next start.
+func notRun(a policy.Action, opt ApplyOptions, guards *Guards, why error) Outcome {
+	o := Outcome{Action: a, Result: ResultFailed, Err: fmt.Sprintf("not run: %v", why)}
+	e := entryFor(opt.PlanID, a, opt.DryRun, o.Result)
+	e.Error = o.Err
+	opt.Journal.Append(e)
+	guards.Record(a, o, opt.Clock.Now())
+	return o
 }
 
 // finish runs a begun step, then journals and records its result; acted

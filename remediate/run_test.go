@@ -478,3 +478,32 @@ func TestApplyDryRunRefusesLiveExecutor(t *testing.T) {
 		t.Errorf("journal written: %s", b)
 	}
 }
+
+// TestApplyBegunNotRunWhenJournalFails: the second power-off's start
+// cannot be journaled, so neither power-off runs: the first was begun
+// (journaled, budget spent) but its result could not be kept. It ends
+// failed with nothing changed, and its budget is given back.
+func TestApplyBegunNotRunWhenJournalFails(t *testing.T) {
+	e := newApplyEnv(t)
+	w := &syncCounter{writeErr: syscall.ENOSPC, failAfter: 2} // decide, first start; the second start fails
+	opt := e.opts(&recorder{})
+	opt.Journal = NewJournal(w, e.clock)
+	heap := &policy.HeapFigures{Name: "netGPHeap", PercentFreeOfMax: 3}
+	offs := []policy.Action{
+		{Kind: policy.ActPowerOff, Target: "dsva-1", VMID: "12", Reason: "flapping", Heap: heap},
+		{Kind: policy.ActPowerOff, Target: "dsva-2", VMID: "13", Reason: "flapping", Heap: heap},
+	}
+	outs, err := Apply(context.Background(), offs, opt)
+	if !errors.Is(err, ErrJournal) {
+		t.Fatalf("got %v, want ErrJournal", err)
+	}
+	if calls := opt.Executor.(*recorder).calls; len(calls) != 0 {
+		t.Errorf("ran %v with a journal that cannot be written", kinds(calls))
+	}
+	if len(outs) == 0 || outs[0].Action.Target != "dsva-1" || outs[0].Result != ResultFailed || !strings.Contains(outs[0].Err, "not run: ") {
+		t.Errorf("outcomes %+v, want dsva-1 failed, not run", outs)
+	}
+	if n := e.guards.Status(t0).PowerOffsInWindow; n != 0 {
+		t.Errorf("%d power-offs spent, want 0: nothing ran", n)
+	}
+}
