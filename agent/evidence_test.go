@@ -8,6 +8,8 @@ import (
 	"github.com/heapguard/heapguard/collector"
 	"github.com/heapguard/heapguard/heap"
 	"github.com/heapguard/heapguard/host"
+	"github.com/heapguard/heapguard/policy"
+	"github.com/heapguard/heapguard/remediate"
 )
 
 // TestEvidence: which heap-exhausted lines count as hard evidence, and the
@@ -38,6 +40,9 @@ func TestEvidence(t *testing.T) {
 			maxed("netGPHeap", now.Add(-10*time.Second)),
 			{Kind: collector.KindHeapAlignFailed, Heap: "netGPHeap", Time: now.Add(-20 * time.Second)},
 		}, printed(12), "2 lines since the last sample, the last at 2026-04-10T07:59:50Z"},
+		{"after a long stop, old line", now.Add(-2 * time.Hour), []collector.Event{maxed("netGPHeap", now.Add(-30*time.Minute))}, printed(12), ""},
+		{"after a long stop, recent line", now.Add(-2 * time.Hour), []collector.Event{maxed("netGPHeap", now.Add(-5*time.Minute))}, printed(12), "1 line since"},
+		{"last sample in the future (clock stepped back)", now.Add(time.Hour), []collector.Event{maxed("netGPHeap", now.Add(-time.Minute))}, printed(12), "1 line since"},
 		{"vsish prints 0%", now.Add(-time.Minute), nil, printed(0), "vsish prints 0% free of max"},
 		{"vsish prints 1%", now.Add(-time.Minute), nil, printed(1), ""},
 	} {
@@ -50,6 +55,42 @@ func TestEvidence(t *testing.T) {
 			got := w.evidence("netGPHeap", tc.sample)
 			if tc.want == "" && got != "" || !strings.Contains(got, tc.want) {
 				t.Errorf("evidence = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestEvidenceAfterAPlan: lines logged while a plan's steps ran (a
+// shutdown may take two minutes) are not evidence at the next poll; lines
+// after the plan ended are. A plan whose steps were all skipped changed
+// nothing, so what is logged after its sample still counts.
+func TestEvidenceAfterAPlan(t *testing.T) {
+	poll := time.Date(2026, 4, 10, 8, 0, 0, 0, time.UTC)
+	maxed := func(at time.Time) collector.Event {
+		return collector.Event{Kind: collector.KindHeapMaxed, Heap: "netGPHeap", Time: at}
+	}
+	ran := []remediate.Outcome{{Action: policy.Action{Kind: policy.ActPowerOff}, Result: remediate.ResultOK}}
+	skipped := []remediate.Outcome{{Action: policy.Action{Kind: policy.ActPowerOff}, Result: remediate.ResultSkipped}}
+	for _, tc := range []struct {
+		name string
+		outs []remediate.Outcome
+		line time.Time
+		want bool
+	}{
+		{"logged during the plan", ran, poll.Add(time.Minute), false},
+		{"logged after the plan", ran, poll.Add(3 * time.Minute), true},
+		{"all skipped, logged after the sample", skipped, poll.Add(time.Minute), true},
+		{"no plan, logged after the sample", nil, poll.Add(time.Minute), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := host.NewManualClock(poll)
+			w := &Watcher{opt: Options{Clock: clock}}
+			clock.Advance(2 * time.Minute) // the plan's steps take two minutes
+			w.judged(poll, tc.outs)
+			clock.Advance(3 * time.Minute) // the next poll reads the log
+			w.sawExhausted(maxed(tc.line))
+			if got := w.evidence("netGPHeap", heap.Sample{}) != ""; got != tc.want {
+				t.Errorf("evidence %v, want %v", got, tc.want)
 			}
 		})
 	}

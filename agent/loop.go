@@ -352,18 +352,21 @@ type exhaustion struct {
 	last  time.Time
 }
 
-// firstSampleEvidence bounds how old a heap-exhausted line may be to count
-// when no sample was taken before (first run, state lost): older ones tell
-// of a past the heap may have recovered from.
-const firstSampleEvidence = 15 * time.Minute
+// evidenceMaxAge bounds how old a heap-exhausted line may be to count,
+// whatever the last sample: with no sample before (first run, state lost),
+// after a long stop, or with a last sample "in the future" (the clock
+// stepped back), older lines tell of a past the heap may have recovered
+// from.
+const evidenceMaxAge = 15 * time.Minute
 
 // sawExhausted records a heap-exhausted line when it is newer than the
 // last sample. One line per heap is logged at the next poll, with the
 // count: a heap that ran out writes such lines by the hundred.
 func (w *Watcher) sawExhausted(ev collector.Event) {
-	since := w.st.LastSample
-	if since.IsZero() {
-		since = w.opt.Clock.Now().Add(-firstSampleEvidence)
+	now := w.opt.Clock.Now()
+	since := now.Add(-evidenceMaxAge)
+	if ls := w.st.LastSample; ls.After(since) && !ls.After(now) {
+		since = ls
 	}
 	if ev.Heap == "" || ev.Time.IsZero() || !ev.Time.After(since) {
 		return
@@ -498,13 +501,26 @@ func (w *Watcher) Poll(ctx context.Context) (Result, error) {
 	// The crash has been shown to the policy once; a restart answers it.
 	w.vpxaCrash = false
 	if obs.HeapErr == "" {
-		// The evidence was judged with this sample; a blind poll keeps it.
-		w.st.LastSample, w.exhausted = now, nil
+		w.judged(now, res.Outcomes)
 	}
 	if serr := w.saveState(); serr != nil {
 		err = errors.Join(err, serr)
 	}
 	return res, err
+}
+
+// judged marks the heap evidence as used by the sample taken at now (a
+// blind poll keeps it). When steps ran, lines logged meanwhile tell of
+// the heap before the fix took hold, and the verification judged it
+// after: they count no more.
+func (w *Watcher) judged(now time.Time, outs []remediate.Outcome) {
+	w.st.LastSample, w.exhausted = now, nil
+	for _, o := range outs {
+		if o.Result != remediate.ResultSkipped {
+			w.st.LastSample = w.opt.Clock.Now()
+			return
+		}
+	}
 }
 
 func newPlanID(now time.Time) string {
