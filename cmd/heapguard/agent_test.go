@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heapguard/heapguard/agent"
 	"github.com/heapguard/heapguard/esxsim"
 	"github.com/heapguard/heapguard/host"
 	"github.com/heapguard/heapguard/policy"
@@ -404,4 +406,49 @@ func TestPowerOffAllowAnyWarns(t *testing.T) {
 			t.Errorf("%v: stderr %q, want warning %q", tc.args, stderr, tc.want)
 		}
 	}
+}
+
+// TestCheckNotDecidedOrNotActing: a check stopped before it decided says
+// UNKNOWN with the reason, never the empty plan's OK; a check that decided
+// to act but could not (the lock was lost) says CRITICAL and that
+// it is not acting, never "powering off".
+func TestCheckNotDecidedOrNotActing(t *testing.T) {
+	t.Setenv(host.TestClockEnv, "sim")
+	h := simHost(t, "seed-incident")
+	h.Advance(109 * time.Minute)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // SIGTERM before the poll decided
+	var out, errb strings.Builder
+	code := run(ctx, []string{"check", "--root", h.Root(), "--state-dir", t.TempDir()}, strings.NewReader(""), &out, &errb)
+	if code != exitUnknown || !strings.HasPrefix(out.String(), "HEAPGUARD UNKNOWN: ") || !strings.Contains(out.String(), "context canceled") {
+		t.Errorf("cancelled check: exit %d, stdout %q, want 3 and the reason", code, out.String())
+	}
+
+	// Decided to power off, then the lock was found lost before acting.
+	plan := checkPlan(t, h)
+	if len(plan.LiveActions()) == 0 {
+		t.Fatalf("no plan that acts: %+v", plan)
+	}
+	_, line, code := checkVerdict(agent.Result{Plan: plan}, errors.New("not acting: lost the lock"))
+	if code != exitCritical || !strings.HasPrefix(line, "HEAPGUARD CRITICAL: not acting: lost the lock") || strings.Contains(line, "powering off") {
+		t.Errorf("lock lost before acting: exit %d, line %q", code, line)
+	}
+	_, line, code = checkVerdict(agent.Result{Plan: plan}, nil)
+	if code != exitCritical || !strings.Contains(line, "powering off") {
+		t.Errorf("the same plan carried out: exit %d, line %q", code, line)
+	}
+}
+
+// checkPlan is the plan a dry check makes on h.
+func checkPlan(t *testing.T, h *esxsim.Host) policy.Plan {
+	t.Helper()
+	_, out, stderr := runCLI(t, "check", "--json", "--dry-run", "--root", h.Root(), "--state-dir", t.TempDir(), "--power-off-allow", "DSVA*", "--hold-polls", "1")
+	var po struct {
+		Plan policy.Plan `json:"plan"`
+	}
+	if err := json.Unmarshal([]byte(out), &po); err != nil {
+		t.Fatalf("check --json: %v\n%s\n%s", err, out, stderr)
+	}
+	return po.Plan
 }

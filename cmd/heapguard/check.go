@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/heapguard/heapguard/agent"
 	"github.com/heapguard/heapguard/heap"
+	"github.com/heapguard/heapguard/policy"
 	"github.com/heapguard/heapguard/remediate"
 )
 
@@ -66,21 +68,8 @@ func runCheck(ctx context.Context, e env, opts any, args []string) int {
 	}
 	defer done()
 	res, err := w.Check(ctx)
+	res, line, code := checkVerdict(res, err)
 	plan := res.Plan
-	line := plan.NagiosLine()
-	if errors.Is(err, remediate.ErrJournal) {
-		ran := 0
-		for _, o := range res.Outcomes {
-			if o.Result != remediate.ResultSkipped {
-				ran++
-			}
-		}
-		why := "journal cannot be written, no action taken"
-		if ran > 0 {
-			why = fmt.Sprintf("journal cannot be written, stopped after %d step(s)", ran)
-		}
-		line = plan.NagiosLineNotActing(why)
-	}
 	if o.json {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
@@ -94,11 +83,41 @@ func runCheck(ctx context.Context, e env, opts any, args []string) int {
 	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "heapguard check: %v\n", err)
-		if errors.Is(err, remediate.ErrJournal) {
-			return exitCritical
-		}
 	}
-	return plan.Status.ExitCode()
+	return code
+}
+
+// checkVerdict is check's status line and exit code for a poll's result
+// and error; a result with no decision gets a plan that says why.
+func checkVerdict(res agent.Result, err error) (agent.Result, string, int) {
+	plan := res.Plan
+	line := plan.NagiosLine()
+	code := plan.Status.ExitCode()
+	switch {
+	case err != nil && plan.Time.IsZero():
+		// Stopped or refused before deciding: nothing was judged, so
+		// no plan's line (it would read OK) but the reason.
+		code, line = exitUnknown, statusLine(exitUnknown, err.Error())
+		res.Plan = policy.Plan{Status: policy.Unknown, Heaps: []policy.HeapVerdict{}, Actions: []policy.Action{}, Notes: []string{err.Error()}}
+	case err != nil && !errors.Is(err, remediate.ErrJournal) && len(res.Outcomes) == 0 && len(plan.LiveActions()) > 0:
+		// Decided to act but did not (the lock was lost, the state
+		// could not be saved): the line must not say it is acting.
+		code, line = exitCritical, plan.NagiosLineNotActing(err.Error())
+	case errors.Is(err, remediate.ErrJournal):
+		code = exitCritical
+		ran := 0
+		for _, o := range res.Outcomes {
+			if o.Result != remediate.ResultSkipped {
+				ran++
+			}
+		}
+		why := "journal cannot be written, no action taken"
+		if ran > 0 {
+			why = fmt.Sprintf("journal cannot be written, stopped after %d step(s)", ran)
+		}
+		line = plan.NagiosLineNotActing(why)
+	}
+	return res, line, code
 }
 
 // exitCodeOf maps an error to the Nagios codes: a journal that cannot be
