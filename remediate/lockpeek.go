@@ -50,7 +50,15 @@ func (h LockHolder) String() string {
 // where it cannot tell (ESXi has no /proc/locks), when the pid the file
 // names is running, which may be a pid reused since. A missing folder or
 // file is a free lock.
+//
+// The flock file is judged first, as AcquireLock tries it first: a pid
+// file left by a crash in a fallback period does not hide a holder of the
+// flock.
 func PeekLock(dir string) (LockHolder, error) {
+	fl, ferr := peekFlockFile(filepath.Join(dir, LockFile))
+	if ferr == nil && fl.Held {
+		return fl, nil
+	}
 	pidPath := filepath.Join(dir, LockPIDFile)
 	h, err := readHolder(pidPath)
 	switch {
@@ -59,8 +67,12 @@ func PeekLock(dir string) (LockHolder, error) {
 	case !errors.Is(err, fs.ErrNotExist):
 		return LockHolder{Path: pidPath}, fmt.Errorf("read lock %s: %w", pidPath, err)
 	}
-	p := filepath.Join(dir, LockFile)
-	h, err = readHolder(p)
+	return fl, ferr
+}
+
+// peekFlockFile judges the flock file p (see PeekLock).
+func peekFlockFile(p string) (LockHolder, error) {
+	h, err := readHolder(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return LockHolder{Path: p, How: "no lock file: never taken"}, nil
 	}

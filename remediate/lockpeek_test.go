@@ -61,6 +61,26 @@ func TestPeekLock(t *testing.T) {
 	}
 }
 
+// TestPeekLockStalePIDFileAndFlock: a pid file left by a killed holder
+// (a fallback period) does not hide a live holder of the flock.
+func TestPeekLockStalePIDFileAndFlock(t *testing.T) {
+	dir := t.TempDir()
+	_, line, wait, dead := startHelper(t, "holdlock "+dir+" pidfile")
+	if line != "locked" {
+		t.Fatalf("helper said %q", line)
+	}
+	syscall.Kill(dead, syscall.SIGKILL)
+	wait()
+	stdin, line, wait, pid := startHelper(t, "holdlock "+dir+" flock")
+	if line != "locked" {
+		t.Fatalf("helper said %q", line)
+	}
+	defer func() { stdin.Close(); wait() }()
+	if h, err := PeekLock(dir); err != nil || !h.Held || h.PID != pid {
+		t.Errorf("flock held by pid %d, stale pid file of pid %d: %+v (%s), %v", pid, dead, h, h, err)
+	}
+}
+
 // TestPeekLockOwnFlock: a flock this very process holds is held, and
 // after its release it is not, although the file still names this live
 // process: the kernel's list decides, not whether the pid runs.
