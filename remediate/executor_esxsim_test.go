@@ -341,6 +341,30 @@ func TestLiveWaitsEndOnAFrozenClock(t *testing.T) {
 	}
 }
 
+// pausedClock is a simulated host's clock that cannot move: each Sleep
+// fails with host.ErrSimPaused.
+type pausedClock struct{ t time.Time }
+
+func (c pausedClock) Now() time.Time { return c.t }
+
+func (c pausedClock) Sleep(ctx context.Context, d time.Duration) error { return host.ErrSimPaused }
+
+// TestLivePausedSimulatorNoHardPowerOff: a wait that cannot go on fails
+// the power-off with the reason; the guest asked to shut down is not
+// powered off hard behind its back.
+func TestLivePausedSimulatorNoHardPowerOff(t *testing.T) {
+	h, l := newSimHost(t, esxsim.Incident())
+	h.Mutate(func(st *esxsim.State) { st.VM(6).ShutdownTime = esxsim.Duration(10 * time.Minute) })
+	l.Clock = pausedClock{h.State().Now}
+	o := l.Execute(context.Background(), policy.Action{Kind: policy.ActPowerOff, Target: "vcenter01", VMID: "6"})
+	if o.Result != ResultFailed || !strings.Contains(o.Err, "paused") || !o.Mutated {
+		t.Errorf("result %q %q mutated %v, want failed, paused, mutated (the shutdown was sent)\n%s", o.Result, o.Err, o.Mutated, o.Output)
+	}
+	if d := cmp.Diff([]string{"vim-cmd vmsvc/power.shutdown 6 ok"}, simActions(h)); d != "" {
+		t.Errorf("host actions (-want +got):\n%s", d)
+	}
+}
+
 // lockstep is a host clock on which several goroutines wait at once as
 // on a real host: host time moves (inner.Sleep) only when all `parties`
 // are asleep, to the earliest wake-up, so waits that overlap in host time

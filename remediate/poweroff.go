@@ -81,8 +81,9 @@ func (s *session) powerOff(ctx context.Context, a policy.Action) error {
 				break
 			}
 			if err := s.clock.Sleep(ctx, poll); err != nil {
-				s.note("wait for shutdown interrupted (%v): powering off hard", err)
-				break
+				// The wait cannot go on (a paused simulated host): the
+				// guest may still be shutting down, so no hard power-off.
+				return fmt.Errorf("wait for the shutdown of vmid %s: %w", id, err)
 			}
 			// A failed poll is not fatal: the next one, or the final check, decides.
 			if st, err := s.getState(ctx, id); err == nil && st == PoweredOff {
