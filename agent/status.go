@@ -167,10 +167,11 @@ type StopView struct {
 const ResultNotReached = "not_reached"
 
 // ReadStatus reads the saved state, the guards, the locks and the
-// journal of opt.StateDir, samples the watched heaps once within the
+// journal of opt.StateDir, samples the watched heaps once, all within the
 // budget, and judges as check would judge now, without acting: no lock
-// is taken and nothing is written. An error is returned only for options
-// that cannot be used; what cannot be read is said in the Status.
+// is taken and nothing is written. An error is returned for options that
+// cannot be used and for a state folder that does not answer within the
+// budget; what cannot be read otherwise is said in the Status.
 func ReadStatus(ctx context.Context, opt Options, so StatusOptions) (*Status, error) {
 	if err := opt.validate(); err != nil {
 		return nil, err
@@ -192,10 +193,26 @@ func ReadStatus(ctx context.Context, opt Options, so StatusOptions) (*Status, er
 		Time: now, StateDir: opt.StateDir, Heaps: []policy.HeapVerdict{}, Flapping: []policy.FlapObs{},
 		Locks: []LockStatus{}, Reasons: []string{}, JournalPath: filepath.Join(opt.StateDir, remediate.JournalFile),
 	}
-	st := s.readSaved(opt, so.StaleAfter)
-	s.readGuards(opt, now)
-	s.readLocks(opt)
-	s.readJournal(opt)
+	// The state folder may sit on a datastore that stops answering (NFS
+	// down, all paths down): its reads share the budget with the sample,
+	// so a hung read makes status UNKNOWN with the reason, not late.
+	deadline := time.Now().Add(so.Budget)
+	read := make(chan savedState, 1)
+	go func() {
+		st := s.readSaved(opt, so.StaleAfter)
+		s.readGuards(opt, now)
+		s.readLocks(opt)
+		s.readJournal(opt)
+		read <- st
+	}()
+	var st savedState
+	select {
+	case st = <-read:
+	case <-time.After(so.Budget):
+		return nil, fmt.Errorf("state folder %s not read within %s: is its datastore answering?", opt.StateDir, so.Budget)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 
 	// The flaps as the last check saw them: status reads no log.
 	tracker := collector.RestoreFlapTracker(withFlapLimits(st.Flaps, opt.FlapCycles, opt.FlapWindow))
@@ -216,9 +233,11 @@ func ReadStatus(ctx context.Context, opt Options, so StatusOptions) (*Status, er
 		flaps = append(flaps, f)
 	}
 
-	sctx, cancel := context.WithTimeout(ctx, so.Budget)
+	// What the reads left of the budget, in round figures for messages.
+	left := time.Until(deadline).Truncate(10 * time.Millisecond)
+	sctx, cancel := context.WithTimeout(ctx, left)
 	start := time.Now()
-	heaps, heapErr := sampleWatched(sctx, host.CapTimeout(opt.Runner, so.Budget), opt, &st.Trends, now)
+	heaps, heapErr := sampleWatched(sctx, host.CapTimeout(opt.Runner, left), opt, &st.Trends, now)
 	s.SampleMS = time.Since(start).Milliseconds()
 	cancel()
 

@@ -2,8 +2,10 @@ package agent
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -49,7 +51,7 @@ func TestStatusSampleBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"vsish -e ls /system/heaps/ | timeout 1.2s", "vsish -e cat /system/heaps/netGPHeap-0x410001000000/stats | timeout "}
+	want := []string{"vsish -e ls /system/heaps/ | timeout ", "vsish -e cat /system/heaps/netGPHeap-0x410001000000/stats | timeout "}
 	if len(rec.calls) != len(want) {
 		t.Fatalf("commands %q, want %d", rec.calls, len(want))
 	}
@@ -60,6 +62,27 @@ func TestStatusSampleBudget(t *testing.T) {
 	}
 	if s.HeapErr != "" || len(s.Heaps) != 1 || s.Heaps[0].Level != policy.Warn {
 		t.Errorf("status: heap error %q, heaps %+v", s.HeapErr, s.Heaps)
+	}
+}
+
+// TestStatusHungStateFolder: a state folder whose reads never end (a
+// datastore that stopped answering; here a FIFO nobody writes) makes
+// status fail with the reason within its budget.
+func TestStatusHungStateFolder(t *testing.T) {
+	h := newSim(t, "seed-incident")
+	state := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(state, "state.json"), 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	opt := agentOptions(h, state, esxsim.NewStepClock(h.Root()))
+	start := time.Now()
+	s, err := ReadStatus(context.Background(), opt, StatusOptions{Budget: 300 * time.Millisecond})
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "not read within 300ms") {
+		t.Errorf("status %+v, error %v: want the state folder named as not answering", s, err)
+	}
+	if took > 2*time.Second {
+		t.Errorf("status took %s with a 300ms budget", took)
 	}
 }
 

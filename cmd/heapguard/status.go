@@ -28,7 +28,8 @@ func init() {
 writes nothing, so it answers while a run or check acts; it reads what they saved in --state-dir
 (flapping ports, heap levels and trends, budgets, the breaker, the journal's last plan), samples
 the watched heaps once through vsish, and judges them as check would now, without acting. Its
-vsish calls share a budget of 1.2 s: a hung vsish makes it UNKNOWN with the reason, not late.
+reads and vsish calls share a budget of 1.2 s: a hung vsish, or a state folder on a datastore
+that stopped answering, makes it UNKNOWN with the reason, not late.
 
 The first line is the Nagios status line with performance data; the lines after it are the
 long output: each watched heap, the flapping ports as of the last check, the power-off budget

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -316,8 +317,8 @@ func TestStatusWarnsWhenNotActing(t *testing.T) {
 }
 
 // TestStatusHungVsish: vsish hangs; status still answers, UNKNOWN with
-// the reason (its vsish budget, not the heap package's 5 s), and the rest
-// of what it knows.
+// the reason (what the state folder's reads left of its 1.2 s budget, not
+// the heap package's 5 s), and the rest of what it knows.
 func TestStatusHungVsish(t *testing.T) {
 	t.Setenv(host.TestClockEnv, "sim")
 	h := simHost(t, "seed-incident")
@@ -328,7 +329,7 @@ func TestStatusHungVsish(t *testing.T) {
 	code, out, _ := runCLI(t, "status", "--root", h.Root(), "--state-dir", state)
 	first, _, _ := strings.Cut(out, "\n")
 	if code != exitUnknown || !strings.HasPrefix(first, "HEAPGUARD UNKNOWN: heaps could not be read: ") ||
-		!strings.Contains(first, "timed out after 1.2s") || !strings.Contains(first, "3 ports flapping") {
+		!regexp.MustCompile(`timed out after 1\.[12]\d*s`).MatchString(first) || !strings.Contains(first, "3 ports flapping") {
 		t.Errorf("hung vsish: exit %d, first line %q", code, first)
 	}
 	if !strings.Contains(out, "budgets:   power-offs 0 of 3") || !strings.Contains(out, "last plan: ") {
