@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -93,5 +94,35 @@ func TestEvidenceAfterAPlan(t *testing.T) {
 				t.Errorf("evidence %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestEvidenceKeptOverABlindPoll: a check whose poll could not sample the
+// heaps has read the lines past its saved log position; the evidence
+// goes with the saved state to the next check, and ages out as new lines
+// do.
+func TestEvidenceKeptOverABlindPoll(t *testing.T) {
+	now := time.Date(2026, 4, 10, 8, 0, 0, 0, time.UTC)
+	clock := host.NewManualClock(now)
+	w := &Watcher{opt: Options{Clock: clock}}
+	w.st.LastSample = now.Add(-5 * time.Minute)
+	w.sawExhausted(collector.Event{Kind: collector.KindHeapMaxed, Heap: "netGPHeap", Time: now.Add(-time.Minute)})
+	// The blind poll does not call judged; the state is saved and read
+	// back by the next check.
+	b, err := json.Marshal(w.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		after time.Duration
+		want  bool
+	}{{5 * time.Minute, true}, {20 * time.Minute, false}} {
+		next := &Watcher{opt: Options{Clock: host.NewManualClock(now.Add(tc.after))}}
+		if err := json.Unmarshal(b, &next.st); err != nil {
+			t.Fatal(err)
+		}
+		if got := next.evidence("netGPHeap", heap.Sample{}) != ""; got != tc.want {
+			t.Errorf("next check %s later: evidence %v, want %v", tc.after, got, tc.want)
+		}
 	}
 }

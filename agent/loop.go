@@ -75,6 +75,10 @@ type savedState struct {
 	// LastSample is the host time of the last poll that sampled the
 	// heaps: a heap-exhausted log line after it is hard evidence.
 	LastSample time.Time `json:"last_sample,omitzero"`
+	// Exhausted is the evidence read since LastSample, by heap base name:
+	// a cron check whose poll could not sample the heaps has moved the log
+	// position past those lines, so the next check must find it here.
+	Exhausted map[string]*exhaustion `json:"exhausted,omitempty"`
 }
 
 // Watcher watches one host: it reads the log, samples the heaps, decides and
@@ -111,10 +115,6 @@ type Watcher struct {
 	invComplete bool
 	// vpxaCrash is set when a vpxa dump line was read since the last poll.
 	vpxaCrash bool
-	// exhausted counts, per heap base name, the log lines saying the heap
-	// ran out (at its maximum size, or an aligned allocation failed) that
-	// are newer than the last sample: hard evidence for the policy.
-	exhausted map[string]*exhaustion
 	// lines and unparsed count log lines since start, and logStats what
 	// reading the log met (rotations, gaps, oversized lines), for the logs.
 	lines, unparsed int64
@@ -345,11 +345,12 @@ func (w *Watcher) consume(text []byte) {
 	}
 }
 
-// exhaustion is what the log said of one heap running out since the last
-// sample.
+// exhaustion counts the log lines saying one heap ran out (at its maximum
+// size, or an aligned allocation failed) newer than the last sample: hard
+// evidence for the policy.
 type exhaustion struct {
-	lines int
-	last  time.Time
+	Lines int       `json:"lines"`
+	Last  time.Time `json:"last"`
 }
 
 // evidenceMaxAge bounds how old a heap-exhausted line may be to count,
@@ -371,26 +372,27 @@ func (w *Watcher) sawExhausted(ev collector.Event) {
 	if ev.Heap == "" || ev.Time.IsZero() || !ev.Time.After(since) {
 		return
 	}
-	if w.exhausted == nil {
-		w.exhausted = map[string]*exhaustion{}
+	if w.st.Exhausted == nil {
+		w.st.Exhausted = map[string]*exhaustion{}
 	}
-	x := w.exhausted[ev.Heap]
+	x := w.st.Exhausted[ev.Heap]
 	if x == nil {
 		x = &exhaustion{}
-		w.exhausted[ev.Heap] = x
+		w.st.Exhausted[ev.Heap] = x
 	}
-	x.lines++
-	if ev.Time.After(x.last) {
-		x.last = ev.Time
+	x.Lines++
+	if ev.Time.After(x.Last) {
+		x.Last = ev.Time
 	}
 }
 
 // evidence is the hard evidence that heap base ran out since the last
 // sample, in words, or "".
 func (w *Watcher) evidence(base string, s heap.Sample) string {
-	if x := w.exhausted[base]; x != nil {
+	// Evidence kept over blind polls ages out as new lines do.
+	if x := w.st.Exhausted[base]; x != nil && !x.Last.Before(w.opt.Clock.Now().Add(-evidenceMaxAge)) {
 		return fmt.Sprintf("the log says %s ran out: %s since the last sample, the last at %s",
-			base, plural(x.lines, "line"), x.last.UTC().Format(time.RFC3339))
+			base, plural(x.Lines, "line"), x.Last.UTC().Format(time.RFC3339))
 	}
 	if p, ok := s.PrintedPercentFreeOfMax(); ok && p <= 0 {
 		return "vsish prints 0% free of max"
@@ -437,8 +439,8 @@ func (w *Watcher) Poll(ctx context.Context) (Result, error) {
 	now := w.opt.Clock.Now()
 	obs := policy.Observations{Time: now}
 	obs.Heaps, obs.HeapErr = w.sampleHeaps(ctx, now)
-	for heapName, x := range w.exhausted {
-		w.log.Warn("heap ran out (log)", zap.String("heap", heapName), zap.Int("lines", x.lines), zap.Time("last_log_time", x.last))
+	for heapName, x := range w.st.Exhausted {
+		w.log.Warn("heap ran out (log)", zap.String("heap", heapName), zap.Int("lines", x.Lines), zap.Time("last_log_time", x.Last))
 	}
 	obs.Vpxa = w.vpxaStatus(ctx)
 	obs.Vpxa.CrashSeen = w.vpxaCrash
@@ -514,7 +516,7 @@ func (w *Watcher) Poll(ctx context.Context) (Result, error) {
 // the heap before the fix took hold, and the verification judged it
 // after: they count no more.
 func (w *Watcher) judged(now time.Time, outs []remediate.Outcome) {
-	w.st.LastSample, w.exhausted = now, nil
+	w.st.LastSample, w.st.Exhausted = now, nil
 	for _, o := range outs {
 		if o.Result != remediate.ResultSkipped {
 			w.st.LastSample = w.opt.Clock.Now()
