@@ -30,6 +30,7 @@ esxi-test: build build-stock ## run the binaries under an emulated ESXi syscall 
 
 bench: build ## benchmarks that print figures (report speed, agent RSS/CPU, binary size)
 	$(GO) test -run '^$$' -bench . -benchmem ./collector/ ./heap/
+	scripts/bench-profile.sh
 	HEAPGUARD=bin/heapguard scripts/bench-report.sh
 	HEAPGUARD=bin/heapguard ESXSIM=bin/esxsim scripts/bench-agent.sh
 	@printf 'binary size: bin/heapguard %s bytes (target <= 8 MB = 8388608)\n' $$(stat -c %s bin/heapguard)

@@ -16,8 +16,11 @@ type BenchOptions struct {
 	// Ports flapping all along (default 6), every ~3 s.
 	Ports int
 	// NoiseGap is the mean time between two noise lines (default 20 ms, so
-	// about 1 line in 13 is a NetPort or Uplink line).
+	// about 1 line in 13.5 is a NetPort or Uplink line).
 	NoiseGap time.Duration
+	// EventRatio, when in (0, 1), sets NoiseGap so that this share of the
+	// lines are port lines: 0.1 is the incident's density at its peak.
+	EventRatio float64
 }
 
 // Bench writes n lines of 5.1–7.x vmkernel.log (ISO UTC stamps): noise in
@@ -31,6 +34,13 @@ func Bench(w io.Writer, n int, opt BenchOptions) error {
 	}
 	if opt.Ports <= 0 {
 		opt.Ports = 6
+	}
+	if opt.EventRatio > 0 && opt.EventRatio < 1 {
+		// Each port writes 2 lines per ~3.015 s (its 3 s period, a
+		// mean 15 ms of jitter); noise fills the rest.
+		portRate := 2 * float64(opt.Ports) / 3.015
+		noiseRate := portRate * (1 - opt.EventRatio) / opt.EventRatio
+		opt.NoiseGap = time.Duration(float64(time.Second) / noiseRate)
 	}
 	if opt.NoiseGap <= 0 {
 		opt.NoiseGap = 20 * time.Millisecond

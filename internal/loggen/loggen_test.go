@@ -118,3 +118,18 @@ func TestBench(t *testing.T) {
 		t.Errorf("average line %d bytes, want ~125", avg)
 	}
 }
+
+// TestBenchEventRatio: -event-ratio sets the share of port lines, within
+// a percentage point, for the default density and the incident's peak.
+func TestBenchEventRatio(t *testing.T) {
+	for _, want := range []float64{0.05, 0.1, 0.3} {
+		var b bytes.Buffer
+		if err := Bench(&b, 100000, BenchOptions{Seed: 1, EventRatio: want}); err != nil {
+			t.Fatal(err)
+		}
+		ports := strings.Count(b.String(), " port 0x")
+		if got := float64(ports) / 100000; got < want-0.01 || got > want+0.01 {
+			t.Errorf("event ratio %.2f: %.4f of the lines are port lines", want, got)
+		}
+	}
+}

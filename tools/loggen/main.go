@@ -2,6 +2,7 @@
 //
 //	go run ./tools/loggen incident > messages
 //	go run ./tools/loggen bench -lines 8000000 > vmkernel.log
+//	go run ./tools/loggen bench -lines 8000000 -event-ratio 0.1 > vmkernel.log
 package main
 
 import (
@@ -20,7 +21,7 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) < 1 {
-		fmt.Fprintln(stderr, "usage: loggen incident [-seed N] | bench [-lines N] [-seed N] [-ports N]")
+		fmt.Fprintln(stderr, "usage: loggen incident [-seed N] | bench [-lines N] [-seed N] [-ports N] [-event-ratio R]")
 		return 2
 	}
 	fs := flag.NewFlagSet("loggen "+args[0], flag.ContinueOnError)
@@ -35,8 +36,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "bench":
 		lines := fs.Int("lines", 8_000_000, "number of lines")
 		ports := fs.Int("ports", 0, "flapping ports (0: default)")
+		ratio := fs.Float64("event-ratio", 0, "share of port lines, 0 < r < 1 (0: the default noise, about 0.074)")
 		if err = fs.Parse(args[1:]); err == nil {
-			err = loggen.Bench(stdout, *lines, loggen.BenchOptions{Seed: *seed, Ports: *ports})
+			if *ratio < 0 || *ratio >= 1 {
+				err = fmt.Errorf("-event-ratio %g: want 0 < r < 1, or 0 for the default", *ratio)
+				break
+			}
+			err = loggen.Bench(stdout, *lines, loggen.BenchOptions{Seed: *seed, Ports: *ports, EventRatio: *ratio})
 		}
 	default:
 		err = fmt.Errorf("unknown log %q (incident, bench)", args[0])
