@@ -58,7 +58,8 @@ type Result struct {
 	// VMX holds the .vmx files under vmfs/volumes/, for remediate.ScanVMX.
 	VMX MemFS
 	// VSIDump names the VSI dump's members (commands/vsi_traverse_-s.txt
-	// or its .FRAG pieces); they are not read (see docs/bundle.md).
+	// or its .FRAG pieces); they are not read: the file is a vsish cache
+	// (`vsish -c FILE`) whose format is not public (docs/bundle.md).
 	VSIDump []string
 	// Problems name members that were refused (over a cap) or whose
 	// pieces were out of order; each is one error for the report.
@@ -136,8 +137,9 @@ func memberPath(name string) string {
 	return name
 }
 
-// splitFrag splits "x.FRAG-00003" into "x" and 3.
-func splitFrag(name string) (string, int, bool) {
+// SplitFrag splits "x.FRAG-00003" into "x" and 3: vm-support cuts files
+// over 1 MB into such pieces.
+func SplitFrag(name string) (string, int, bool) {
 	i := strings.LastIndex(name, ".FRAG-")
 	if i < 0 {
 		return name, 0, false
@@ -192,7 +194,7 @@ func Read(r io.Reader, h Handler) (*Result, error) {
 			continue
 		}
 		name := memberPath(hdr.Name)
-		base, frag, isFrag := splitFrag(name)
+		base, frag, isFrag := SplitFrag(name)
 		if j != nil && (!isFrag || base != j.log.Name) {
 			finish()
 		}

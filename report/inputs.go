@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -23,6 +24,11 @@ type HostFiles struct {
 	Kernel  []string // vmkernel.log or messages, and rotated copies
 	Warning []string // vmkwarning.log copies: read only without Kernel
 	Agent   []string // hostd, vpxa, vobd logs
+	// Pieces are logs of an extracted vm-support bundle left in
+	// .FRAG-NNNNN pieces: the log's path (as if joined) -> its pieces in
+	// order. Each is read as one file; its path is also in Kernel or
+	// Warning.
+	Pieces map[string][]string
 }
 
 // hostLogDirs are where each version keeps its logs: /var/run/log on 6.5
@@ -37,11 +43,12 @@ var hostLogDirs = []string{"/var/run/log", "/scratch/log", "/var/log"}
 // by a link or a linked folder, is listed once under its real path.
 func FindHostLogs(root string) HostFiles {
 	type found struct {
-		fam  string
-		kind bundle.Kind
-		gen  int
-		path string
-		fi   os.FileInfo
+		fam    string
+		kind   bundle.Kind
+		gen    int
+		path   string
+		fi     os.FileInfo
+		pieces []string
 	}
 	var all []found
 	for _, dir := range hostLogDirs {
@@ -54,8 +61,18 @@ func FindHostLogs(root string) HostFiles {
 			continue
 		}
 		for _, e := range entries {
-			fam, gen, ok := bundle.SplitLogName(e.Name())
+			name, frag, isFrag := bundle.SplitFrag(e.Name())
+			fam, gen, ok := bundle.SplitLogName(name)
 			if !ok {
+				continue
+			}
+			if isFrag {
+				if frag == 0 {
+					if pieces := fragPieces(host.Path(root, real), name); len(pieces) > 0 {
+						l, _ := bundle.ClassifyLog("var/log/" + name)
+						all = append(all, found{fam: fam, kind: l.Kind, gen: gen, path: host.Path(root, path.Join(real, name)), pieces: pieces})
+					}
+				}
 				continue
 			}
 			hp, err := resolveIn(root, path.Join(real, e.Name()))
@@ -67,7 +84,7 @@ func FindHostLogs(root string) HostFiles {
 			if err != nil || !fi.Mode().IsRegular() {
 				continue
 			}
-			if slices.ContainsFunc(all, func(f found) bool { return os.SameFile(f.fi, fi) }) {
+			if slices.ContainsFunc(all, func(f found) bool { return f.fi != nil && os.SameFile(f.fi, fi) }) {
 				continue
 			}
 			l, _ := bundle.ClassifyLog("var/log/" + e.Name())
@@ -82,6 +99,12 @@ func FindHostLogs(root string) HostFiles {
 	})
 	var hf HostFiles
 	for _, f := range all {
+		if f.pieces != nil {
+			if hf.Pieces == nil {
+				hf.Pieces = map[string][]string{}
+			}
+			hf.Pieces[f.path] = f.pieces
+		}
 		switch f.kind {
 		case bundle.Kernel:
 			hf.Kernel = append(hf.Kernel, f.path)
@@ -92,6 +115,48 @@ func FindHostLogs(root string) HostFiles {
 		}
 	}
 	return hf
+}
+
+// fragPieces lists name.FRAG-00000, name.FRAG-00001, … in dir, up to
+// the first missing number: a gap would join the log wrong.
+func fragPieces(dir, name string) []string {
+	var out []string
+	for i := 0; ; i++ {
+		p := filepath.Join(dir, fmt.Sprintf("%s.FRAG-%05d", name, i))
+		if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
+			return out
+		}
+		out = append(out, p)
+	}
+}
+
+// scanPieces reads the pieces of one log, in order, as one file.
+func scanPieces(name string, pieces []string, scan collector.ScanOptions) collector.FileSummary {
+	var rs []io.Reader
+	for _, p := range pieces {
+		f, err := os.Open(p)
+		if err != nil {
+			return collector.FileSummary{Path: name, Err: fmt.Errorf("piece %s: %w", filepath.Base(p), collector.PathCause(err))}
+		}
+		defer f.Close()
+		rs = append(rs, f)
+	}
+	s, err := collector.Scan(io.MultiReader(rs...), scan)
+	if err != nil {
+		err = fmt.Errorf("scan: %w", err)
+	}
+	return collector.FileSummary{Path: name, Summary: s, Err: err}
+}
+
+// RootVersion is the first line of an extracted bundle's
+// commands/vmware_-vl.txt, "" when root has none (a live host).
+func RootVersion(root string) string {
+	b, err := os.ReadFile(host.Path(root, "/commands/vmware_-vl.txt"))
+	if err != nil || len(b) > int(bundle.MaxSmallFile) {
+		return ""
+	}
+	v, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	return v
 }
 
 // resolveIn follows the links of the host path p inside root, as the

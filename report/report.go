@@ -32,6 +32,12 @@ type Options struct {
 	// listed in NotRead until the report judges them.
 	WarningLogs []string
 	AgentLogs   []string
+	// Pieces are logs left in .FRAG-NNNNN pieces (see HostFiles.Pieces):
+	// a path in Logs or WarningLogs found here is read from its pieces.
+	Pieces map[string][]string
+	// Version is the host's version when the caller knows it (an
+	// extracted bundle's commands/vmware_-vl.txt).
+	Version string
 	// Bundle is a vm-support archive (.tgz) read as a stream, its logs
 	// joining Logs; its .vmx files map MACs when VMs is nil.
 	Bundle    string
@@ -147,8 +153,18 @@ func Build(opt Options) *Report {
 		r.NotRead = append(r.NotRead, p+": "+notJudged)
 	}
 	logs = r.uniqueLogs(logs)
+	var joined []collector.FileSummary
+	logs = slices.DeleteFunc(logs, func(p string) bool {
+		pieces, ok := opt.Pieces[p]
+		if ok {
+			joined = append(joined, scanPieces(p, pieces, scan))
+		}
+		return ok
+	})
 	files, warnings := collector.ScanLogs(logs, scan)
 	r.Warnings = append(r.Warnings, warnings...)
+	files = append(files, joined...)
+	r.HostVersion = opt.Version
 	if opt.Bundle != "" {
 		in := readBundle(opt.Bundle, scan)
 		files = append(files, in.files...)

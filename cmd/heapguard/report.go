@@ -133,12 +133,15 @@ func runReport(ctx context.Context, e env, opts any, args []string) int {
 		return exitUnknown
 	}
 	ro := report.Options{Logs: logs, HeapStats: o.heapStats, Year: o.year, Since: since}
+	if o.root != "" {
+		ro.Version = report.RootVersion(o.root)
+	}
 	if len(bundles) == 1 {
 		ro.Bundle = bundles[0]
 	}
 	if len(args) == 0 && o.root != "" {
 		hf := report.FindHostLogs(o.root)
-		ro.Logs, ro.WarningLogs, ro.AgentLogs = hf.Kernel, hf.Warning, hf.Agent
+		ro.Logs, ro.WarningLogs, ro.AgentLogs, ro.Pieces = hf.Kernel, hf.Warning, hf.Agent, hf.Pieces
 		if len(hf.Kernel)+len(hf.Warning) == 0 {
 			// Reading the layout's log says what is missing.
 			ro.Logs = report.HostLogs(o.root)

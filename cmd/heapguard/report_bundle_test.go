@@ -1,7 +1,10 @@
 package main
 
 import (
+	"archive/tar"
+	"compress/gzip"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,5 +117,88 @@ func TestReportBundleTruncated(t *testing.T) {
 	}
 	if code, _, stderr := runCLI(t, "report", p, p); code != exitUnknown || !strings.Contains(stderr, "one vm-support bundle") {
 		t.Errorf("two bundles: exit %d, %s", code, stderr)
+	}
+}
+
+// extract unpacks a bundle as `tar xzf` would (links kept, .FRAG pieces
+// left as they are) and returns its top folder.
+func extract(t *testing.T, bundle string) string {
+	t.Helper()
+	f, err := os.Open(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	tr := tar.NewReader(zr)
+	top := ""
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return filepath.Join(dir, top)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if top == "" {
+			top, _, _ = strings.Cut(h.Name, "/")
+		}
+		p := filepath.Join(dir, h.Name)
+		switch h.Typeflag {
+		case tar.TypeDir:
+			err = os.MkdirAll(p, 0o755)
+		case tar.TypeSymlink:
+			err = os.Symlink(h.Linkname, p)
+		case tar.TypeReg:
+			var b []byte
+			if b, err = io.ReadAll(tr); err == nil {
+				err = os.WriteFile(p, b, 0o644)
+			}
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestReportExtractedBundle: `report --root` on an extracted bundle reads
+// what `report BUNDLE.tgz` reads: logs left in .FRAG pieces joined in
+// order, the version from commands/vmware_-vl.txt, the .vmx files.
+func TestReportExtractedBundle(t *testing.T) {
+	sc, err := esxsim.Preset("seed-incident")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := esxsim.New(t, sc, esxsim.WithVersion("6.7"))
+	h.Advance(2 * time.Hour)
+	bundle := writeSimBundle(t, h)
+	dir := extract(t, bundle)
+	if _, err := os.Stat(filepath.Join(dir, "var/run/log/vmkernel.log.FRAG-00001")); err != nil {
+		t.Fatalf("the fixture should leave the log in pieces: %v", err)
+	}
+	type view struct {
+		Lines   int64    `json:"lines"`
+		Verdict string   `json:"verdict"`
+		Reasons []string `json:"reasons"`
+		Version string   `json:"host_version"`
+		Files   []string `json:"files"`
+	}
+	var got [2]view
+	for i, args := range [][]string{{bundle}, {"--root", dir, "--no-live"}} {
+		_, out, stderr := runCLI(t, append([]string{"report", "--json"}, args...)...)
+		if err := json.Unmarshal([]byte(out), &got[i]); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, stderr)
+		}
+	}
+	if len(got[1].Files) != len(got[0].Files) || !strings.HasSuffix(got[1].Files[len(got[1].Files)-1], "var/run/log/vmkernel.log") {
+		t.Errorf("files from the bundle %q, from the folder %q", got[0].Files, got[1].Files)
+	}
+	got[0].Files, got[1].Files = nil, nil
+	if d := cmp.Diff(got[0], got[1]); d != "" || got[0].Version == "" {
+		t.Errorf("bundle and extracted folder differ (-bundle +folder):\n%s", d)
 	}
 }
