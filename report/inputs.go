@@ -205,6 +205,48 @@ const warningsRepeat = "its lines repeat the warnings of the vmkernel log, which
 // notJudged is why hostd, vpxa and vobd logs are listed but not read.
 const notJudged = "hostd, vpxa and vobd logs are found but not judged yet"
 
+// byLog says why the files were not read, one line per log: a log's
+// rotated copies join its line ("/var/run/log/hostd.log and 7 older
+// copies: why"), so that a host's ten hostd copies do not fill the report.
+func byLog(paths []string, why string) []string {
+	type group struct {
+		shown string
+		gen   int
+		n     int
+	}
+	var order []string
+	groups := map[string]*group{}
+	for _, p := range paths {
+		i := strings.LastIndexAny(p, "/:")
+		fam, gen, _ := bundle.SplitLogName(p[i+1:])
+		key := p[:i+1] + fam
+		g, ok := groups[key]
+		if !ok {
+			g = &group{shown: p, gen: gen}
+			groups[key] = g
+			order = append(order, key)
+		}
+		g.n++
+		// The live log (-1), else the newest copy, names the group.
+		if gen < g.gen {
+			g.shown, g.gen = p, gen
+		}
+	}
+	var out []string
+	for _, k := range order {
+		g := groups[k]
+		switch g.n {
+		case 1:
+			out = append(out, g.shown+": "+why)
+		case 2:
+			out = append(out, g.shown+" and 1 older copy: "+why)
+		default:
+			out = append(out, fmt.Sprintf("%s and %d older copies: %s", g.shown, g.n-1, why))
+		}
+	}
+	return out
+}
+
 // bundleInput is what a bundle gave the report.
 type bundleInput struct {
 	files    []collector.FileSummary
@@ -228,11 +270,12 @@ func readBundle(p string, scan collector.ScanOptions) bundleInput {
 	}
 	defer f.Close()
 	var warnings []collector.FileSummary
+	var agents []string
 	seen := map[string]string{} // base name + digest -> first member
 	res, err := bundle.Read(f, func(l bundle.Log, r io.Reader) error {
 		name := p + ":" + l.Name
 		if l.Kind == bundle.Agent {
-			in.notRead = append(in.notRead, name+": "+notJudged)
+			agents = append(agents, name)
 			return nil
 		}
 		h := sha256.New()
@@ -263,10 +306,13 @@ func readBundle(p string, scan collector.ScanOptions) bundleInput {
 	for _, pr := range res.Problems {
 		in.errors = append(in.errors, fmt.Sprintf("read bundle %s: %s", p, pr))
 	}
+	in.notRead = append(in.notRead, byLog(agents, notJudged)...)
 	if len(in.files) > 0 {
+		var ws []string
 		for _, w := range warnings {
-			in.notRead = append(in.notRead, w.Path+": "+warningsRepeat)
+			ws = append(ws, w.Path)
 		}
+		in.notRead = append(in.notRead, byLog(ws, warningsRepeat)...)
 	} else {
 		in.files = warnings
 	}

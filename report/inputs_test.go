@@ -263,3 +263,20 @@ func TestRootWarningsReadOnlyAlone(t *testing.T) {
 		t.Errorf("vmkwarning alone: lines %d, files %q", r.Lines, r.Files)
 	}
 }
+
+func TestByLog(t *testing.T) {
+	got := byLog([]string{
+		"/r/var/run/log/hostd.2.gz", "/r/var/run/log/hostd.0.gz", "/r/var/run/log/hostd.log",
+		"/r/var/run/log/vpxa.0.gz", "/r/var/run/log/vpxa.1.gz",
+		"b.tgz:var/log/vobd.log", "b.tgz:var/run/log/vobd.log",
+	}, "why")
+	want := []string{
+		"/r/var/run/log/hostd.log and 2 older copies: why",
+		"/r/var/run/log/vpxa.0.gz and 1 older copy: why",
+		"b.tgz:var/log/vobd.log: why",
+		"b.tgz:var/run/log/vobd.log: why",
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+}

@@ -145,13 +145,9 @@ func Build(opt Options) *Report {
 	if len(logs) == 0 && opt.Bundle == "" {
 		logs = opt.WarningLogs
 	} else {
-		for _, p := range opt.WarningLogs {
-			r.NotRead = append(r.NotRead, p+": "+warningsRepeat)
-		}
+		r.NotRead = append(r.NotRead, byLog(opt.WarningLogs, warningsRepeat)...)
 	}
-	for _, p := range opt.AgentLogs {
-		r.NotRead = append(r.NotRead, p+": "+notJudged)
-	}
+	r.NotRead = append(r.NotRead, byLog(opt.AgentLogs, notJudged)...)
 	logs = r.uniqueLogs(logs)
 	var joined []collector.FileSummary
 	logs = slices.DeleteFunc(logs, func(p string) bool {
