@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -105,5 +106,36 @@ func TestVMSupportLayout(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestVMSupportCommand: `esxsim vm-support` needs --root and --out, and
+// writes the bundle under its name only when it is whole.
+func TestVMSupportCommand(t *testing.T) {
+	h := New(t, Incident())
+	out := filepath.Join(t.TempDir(), "b.tgz")
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"esxsim", "vm-support", "--root", h.Root()}, nil, &stdout, &stderr); code != 2 {
+		t.Errorf("without --out: exit %d, want 2 (usage)", code)
+	}
+	if code := Main([]string{"esxsim", "vm-support", "--root", h.Root(), "--out", out}, nil, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names, _ := tarMembers(t, b); len(names) < 5 {
+		t.Errorf("bundle members %q", names)
+	}
+	if _, err := os.Stat(out + ".tmp"); err == nil {
+		t.Error("the temporary file is left behind")
+	}
+	bad := filepath.Join(t.TempDir(), "c.tgz")
+	if code := Main([]string{"esxsim", "vm-support", "--root", t.TempDir(), "--out", bad}, nil, &stdout, &stderr); code != 1 {
+		t.Errorf("on a folder with no simulated host: exit %d, want 1", code)
+	}
+	if left, _ := filepath.Glob(bad + "*"); len(left) > 0 {
+		t.Errorf("a failed bundle left %q", left)
 	}
 }
