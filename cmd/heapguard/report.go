@@ -128,6 +128,11 @@ func runReport(ctx context.Context, e env, opts any, args []string) int {
 		}
 		return false
 	})
+	if len(bundles) > 0 && o.root != "" {
+		// The bundle carries its own .vmx files and no live host.
+		fmt.Fprintln(e.stderr, "heapguard report: a vm-support bundle goes without --root (extracted, give its folder as --root instead)")
+		return exitUnknown
+	}
 	if len(bundles) > 1 {
 		fmt.Fprintf(e.stderr, "heapguard report: give one vm-support bundle at a time, not %d\n", len(bundles))
 		return exitUnknown

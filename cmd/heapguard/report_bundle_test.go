@@ -118,6 +118,9 @@ func TestReportBundleTruncated(t *testing.T) {
 	if code, _, stderr := runCLI(t, "report", p, p); code != exitUnknown || !strings.Contains(stderr, "one vm-support bundle") {
 		t.Errorf("two bundles: exit %d, %s", code, stderr)
 	}
+	if code, _, stderr := runCLI(t, "report", "--root", h.Root(), p); code != exitUnknown || !strings.Contains(stderr, "goes without --root") {
+		t.Errorf("bundle with --root: exit %d, %s", code, stderr)
+	}
 }
 
 // extract unpacks a bundle as `tar xzf` would (links kept, .FRAG pieces
