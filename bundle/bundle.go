@@ -14,6 +14,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Caps on what is read. A log is scanned as it streams, so its cap only
@@ -45,6 +46,9 @@ type Log struct {
 	Kind   Kind
 	Family string // "vmkernel", "messages", "vmkwarning", "hostd", "vpxa", "vobd"
 	Gen    int    // rotation number (vmkernel.2.gz: 2), -1 for the live log
+	// ModTime is the member's (the first piece's): 4.x log dates carry no
+	// year, and the file's time is the best guess of it.
+	ModTime time.Time
 }
 
 // Handler reads one log. It need not read r to the end.
@@ -203,6 +207,10 @@ func Read(r io.Reader, h Handler) (*Result, error) {
 			continue
 		}
 		if l, ok := ClassifyLog(base); ok {
+			if hdr.ModTime.Unix() > 0 {
+				// 0 is a tar without times, not a log from 1970.
+				l.ModTime = hdr.ModTime.UTC()
+			}
 			if hdr.Size > MaxLogSize {
 				res.Problems = append(res.Problems, fmt.Sprintf("%s: %d bytes, over the %d-byte cap: not read", name, hdr.Size, MaxLogSize))
 				continue

@@ -279,7 +279,7 @@ func readBundle(p string, scan collector.ScanOptions) bundleInput {
 			return nil
 		}
 		h := sha256.New()
-		s, serr := collector.Scan(io.TeeReader(r, h), scan)
+		s, serr := collector.ScanModTime(io.TeeReader(r, h), scan, l.ModTime)
 		if serr == nil {
 			_, serr = io.Copy(h, r)
 		}

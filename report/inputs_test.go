@@ -43,11 +43,17 @@ func gz(t *testing.T, s string) string {
 // is a symlink to X) under a vm-support top folder, in the order given.
 func writeBundle(t *testing.T, members [][2]string) string {
 	t.Helper()
+	return writeBundleAt(t, members, time.Time{})
+}
+
+// writeBundleAt is writeBundle with every member's modification time mod.
+func writeBundleAt(t *testing.T, members [][2]string, mod time.Time) string {
+	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	tw := tar.NewWriter(zw)
 	for _, m := range members {
-		h := &tar.Header{Name: "esx-esx01-2026-04-10--08.27-2099421/" + m[0], Mode: 0o644, Typeflag: tar.TypeReg, Size: int64(len(m[1]))}
+		h := &tar.Header{Name: "esx-esx01-2026-04-10--08.27-2099421/" + m[0], Mode: 0o644, Typeflag: tar.TypeReg, Size: int64(len(m[1])), ModTime: mod}
 		if target, ok := strings.CutPrefix(m[1], "->"); ok {
 			h.Typeflag, h.Linkname, h.Size = tar.TypeSymlink, target, 0
 		}
@@ -278,5 +284,27 @@ func TestByLog(t *testing.T) {
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("(-want +got):\n%s", d)
+	}
+}
+
+// TestBundle4xYear: 4.x dates carry no year; a bundle member's time gives
+// it, as a file's modification time does, not the year of the reading.
+func TestBundle4xYear(t *testing.T) {
+	b, err := os.ReadFile("../collector/testdata/incident-messages.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := writeBundleAt(t, [][2]string{{"var/log/messages", string(b)}}, time.Date(2012, 7, 26, 2, 0, 0, 0, time.UTC))
+	r := Build(Options{Bundle: p})
+	if len(r.HeapEvents) == 0 || r.HeapEvents[0].Last.Year() != 2012 {
+		t.Fatalf("heap events %+v, want them in 2012", r.HeapEvents)
+	}
+	if !strings.Contains(strings.Join(r.Warnings, "\n"), "took 2012") {
+		t.Errorf("warnings %q", r.Warnings)
+	}
+	// A tar without times (mtime 0) is not a 1970 log.
+	p = writeBundleAt(t, [][2]string{{"var/log/messages", string(b)}}, time.Unix(0, 0))
+	if r := Build(Options{Bundle: p}); len(r.HeapEvents) == 0 || r.HeapEvents[0].Last.Year() == 1970 {
+		t.Errorf("mtime 0: heap events %+v", r.HeapEvents)
 	}
 }
