@@ -304,7 +304,7 @@ func TestBundle4xYear(t *testing.T) {
 	}
 	// A tar without times (mtime 0) is not a 1970 log.
 	p = writeBundleAt(t, [][2]string{{"var/log/messages", string(b)}}, time.Unix(0, 0))
-	if r := Build(Options{Bundle: p}); len(r.HeapEvents) == 0 || r.HeapEvents[0].Last.Year() == 1970 {
+	if r := Build(Options{Bundle: p}); len(r.HeapEvents) == 0 || r.HeapEvents[0].Last.Year() < 2000 {
 		t.Errorf("mtime 0: heap events %+v", r.HeapEvents)
 	}
 }
