@@ -275,6 +275,9 @@ func readBundle(p string, scan collector.ScanOptions) bundleInput {
 	res, err := bundle.Read(f, func(l bundle.Log, r io.Reader) error {
 		name := p + ":" + l.Name
 		if l.Kind == bundle.Agent {
+			// Where hostd/vpxa/vobd parsing plugs in: r streams the
+			// member (name, l.Family, l.Gen say which); as with
+			// Options.AgentLogs, they are only listed until then.
 			agents = append(agents, name)
 			return nil
 		}
