@@ -285,3 +285,20 @@ func TestReadTruncatedPiece(t *testing.T) {
 		t.Errorf("Read: %v; handler's read: %v; want both to fail", err, herr)
 	}
 }
+
+// TestReadVersion51: a 5.1 bundle as elatov.github.io showed it (2013,
+// index id 10977985705): top folder esx-HOST-DATE--HH.MM without a pid,
+// commands/vmware_-vl.txt verbatim.
+func TestReadVersion51(t *testing.T) {
+	data := makeTGZ(t, []member{
+		{name: "esx-prod-vmware01-2013-08-12--14.06/commands/vmware_-vl.txt", body: "VMware ESXi 5.1.0 build-799733\nVMware ESXi 5.1.0 GA\n"},
+		{name: "esx-prod-vmware01-2013-08-12--14.06/var/log/vmkernel.log", body: "x\n"},
+	}, 0)
+	got, res, err := collect(t, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Version != "VMware ESXi 5.1.0 build-799733" || got["var/log/vmkernel.log"] != "x\n" {
+		t.Errorf("version %q, logs %q", res.Version, got)
+	}
+}
