@@ -75,6 +75,13 @@ func VMSupport(root string, w io.Writer, o VMSupportOptions) error {
 		}
 		b.dir("commands")
 		b.file("commands/vmware_-vl.txt", []byte(RenderVmware(ver, true, true)))
+		// Every real bundle has these at its top and etc/vmware/esx.conf
+		// (bundle loaders look for them: testdata/SOURCES.md). unverified:
+		// their contents here beyond the two esx.conf keys.
+		b.file("action.log", nil)
+		b.file("error.log", nil)
+		b.dirs("etc/vmware")
+		b.file("etc/vmware/esx.conf", fmt.Appendf(nil, "/adv/Misc/HostName = %q\n/resourceGroups/version = %q\n", st.Scenario.Hostname, ver.Full))
 		vols := host.Path(root, "/vmfs/volumes")
 		var vmx []string
 		filepath.WalkDir(vols, func(p string, d fs.DirEntry, err error) error {

@@ -91,6 +91,11 @@ func TestVMSupportLayout(t *testing.T) {
 			if got, want := m[top+"/commands/vmware_-vl.txt"], RenderVmware(h.State().Ver(), true, true); got != want {
 				t.Errorf("vmware_-vl.txt %q, want %q", got, want)
 			}
+			for _, f := range []string{"action.log", "error.log", "etc/vmware/esx.conf"} {
+				if _, ok := m[top+"/"+f]; !ok {
+					t.Errorf("no %s: bundle loaders look for it", f)
+				}
+			}
 			vmx := 0
 			for n := range m {
 				if strings.HasPrefix(n, top+"/vmfs/volumes/") && strings.HasSuffix(n, ".vmx") {
