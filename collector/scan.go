@@ -133,11 +133,18 @@ func ScanFile(path string, opt ScanOptions) (*Summary, error) {
 // Scan summarises a log read from r, gunzipping it if it starts with the
 // gzip magic bytes.
 func Scan(r io.Reader, opt ScanOptions) (*Summary, error) {
+	return ScanModTime(r, opt, time.Time{})
+}
+
+// ScanModTime is Scan for a copy whose modification time is known (an
+// archive member's): 4.x dates without a year take its year, as
+// ScanFile's do, instead of the current one.
+func ScanModTime(r io.Reader, opt ScanOptions, modTime time.Time) (*Summary, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	if magic, _ := br.Peek(2); isGzip(magic) {
-		return scanGzip(br, opt, time.Time{})
+		return scanGzip(br, opt, modTime)
 	}
-	st := newScanState(opt, time.Time{}, false)
+	st := newScanState(opt, modTime, false)
 	err := st.read(br, make([]byte, readSize+MaxLineLen), MaxLineLen)
 	st.done(opt)
 	return st.sum, err

@@ -19,6 +19,14 @@
 //	bin/{vsish,vim-cmd,net-stats,esxcli,vmware}, etc/init.d/{vpxa,hostd}
 //	(4.x: etc/opt/init.d/vmware-vpxa): all the one multi-call binary
 //
+// # vm-support bundles
+//
+// VMSupport (`esxsim vm-support --root R --out FILE.tgz`) writes a bundle
+// of the host laid out like a real one: top folder esx-HOST-DATE--HH.MM-PID,
+// logs under var/run/log with var/log links (6.5 and later) or under
+// var/log, commands/vmware_-vl.txt, the .vmx files, and files over 1 MB in
+// .FRAG-NNNNN pieces. Only what heapguard reads is in it.
+//
 // # The multi-call binary
 //
 // Main dispatches on filepath.Base(args[0]). As a tool it finds its root

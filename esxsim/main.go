@@ -40,6 +40,7 @@ Commands:
   advance     advance the simulated clock at once
   step-clock  step the simulated clock back or forward, as NTP would
   status      print the VMs, heaps, agents and clock
+  vm-support  write a vm-support bundle (.tgz) of the simulated host
   scenarios   list the embedded scenarios
 
 Examples:
@@ -48,6 +49,7 @@ Examples:
   esxsim run --root /tmp/esx --speed 120 --for 2h
   esxsim step-clock --root /tmp/esx --by -1h
   esxsim status --root /tmp/esx
+  esxsim vm-support --root /tmp/esx --out /tmp/esx01.tgz
 
 EXIT STATUS
   0 success, 1 failure, 2 usage error.
@@ -70,6 +72,8 @@ func esxsimMain(args []string, stdout, stderr io.Writer) int {
 		err = cmdStepClock(args[1:], stdout, stderr)
 	case "status":
 		err = cmdStatus(args[1:], stdout, stderr)
+	case "vm-support":
+		err = cmdVMSupport(args[1:], stdout, stderr)
 	case "scenarios":
 		for _, n := range PresetNames() {
 			sc, _ := Preset(n)
@@ -219,6 +223,42 @@ func cmdStepClock(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return printClock(stdout, *root)
+}
+
+func cmdVMSupport(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("vm-support", stderr, "--root DIR --out FILE.tgz [--fragment BYTES]")
+	root := fs.String("root", "", "simulated root (required)")
+	out := fs.String("out", "", "bundle `FILE` to write (required)")
+	frag := fs.Int64("fragment", DefaultFragment, "split files larger than `BYTES` into .FRAG-NNNNN pieces, as vm-support does; -1 never")
+	if err := parse(fs, args, root); err != nil {
+		return err
+	}
+	if *out == "" {
+		fs.Usage()
+		return errUsage
+	}
+	if *frag == 0 {
+		*frag = -1
+	}
+	// Written aside and renamed: a half-written bundle never has the name.
+	tmp := *out + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	err = VMSupport(*root, f, VMSupportOptions{Fragment: *frag})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, *out)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s\n", *out)
+	return nil
 }
 
 func cmdStatus(args []string, stdout, stderr io.Writer) error {

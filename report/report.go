@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,7 +26,21 @@ const (
 
 // Options say what `heapguard report` reads.
 type Options struct {
-	Logs      []string // log files, plain or .gz, in any order
+	Logs []string // log files, plain or .gz, in any order
+	// WarningLogs (vmkwarning) are read only when Logs is empty: their
+	// lines are copies of vmkernel's. AgentLogs (hostd, vpxa, vobd) are
+	// listed in NotRead until the report judges them.
+	WarningLogs []string
+	AgentLogs   []string
+	// Pieces are logs left in .FRAG-NNNNN pieces (see HostFiles.Pieces):
+	// a path in Logs or WarningLogs found here is read from its pieces.
+	Pieces map[string][]string
+	// Version is the host's version when the caller knows it (an
+	// extracted bundle's commands/vmware_-vl.txt).
+	Version string
+	// Bundle is a vm-support archive (.tgz) read as a stream, its logs
+	// joining Logs; its .vmx files map MACs when VMs is nil.
+	Bundle    string
 	HeapStats []string // files holding `vsish -e cat|get …/stats` output
 	// Year is the year of the oldest 4.x syslog date of each log: its
 	// copies are read oldest first (see olderFirst), each going on from
@@ -57,19 +70,22 @@ const LiveSource = "live"
 // Report is what `heapguard report` prints; its JSON form is documented in
 // docs/json.md and scripts rely on its keys.
 type Report struct {
-	Files      []string     `json:"files"`
-	Ports      []Port       `json:"ports"`
-	HeapEvents []HeapEvent  `json:"heap_events"`
-	Dumps      []Dump       `json:"dumps"`
-	Heaps      []Heap       `json:"heaps"`
-	Lines      int64        `json:"lines"`
-	Unparsed   int64        `json:"unparsed"`
-	Oversized  int64        `json:"oversized"`
-	Errors     []string     `json:"errors"`
-	Warnings   []string     `json:"warnings"`
-	Verdict    string       `json:"verdict"`
-	Reasons    []string     `json:"reasons"`
-	Status     policy.Level `json:"-"`
+	Files   []string `json:"files"`
+	NotRead []string `json:"not_read"`
+	// HostVersion is the version the bundle's own files state.
+	HostVersion string       `json:"host_version,omitempty"`
+	Ports       []Port       `json:"ports"`
+	HeapEvents  []HeapEvent  `json:"heap_events"`
+	Dumps       []Dump       `json:"dumps"`
+	Heaps       []Heap       `json:"heaps"`
+	Lines       int64        `json:"lines"`
+	Unparsed    int64        `json:"unparsed"`
+	Oversized   int64        `json:"oversized"`
+	Errors      []string     `json:"errors"`
+	Warnings    []string     `json:"warnings"`
+	Verdict     string       `json:"verdict"`
+	Reasons     []string     `json:"reasons"`
+	Status      policy.Level `json:"-"`
 }
 
 // Port is one port seen in a NetPort (or Uplink) line.
@@ -121,13 +137,43 @@ type Heap struct {
 // Build reads every input. An input that cannot be read is named in
 // Errors and makes the status UNKNOWN; the others are still reported.
 func Build(opt Options) *Report {
-	r := &Report{Files: []string{}, Ports: []Port{}, HeapEvents: []HeapEvent{},
+	r := &Report{Files: []string{}, NotRead: []string{}, Ports: []Port{}, HeapEvents: []HeapEvent{},
 		Dumps: []Dump{}, Heaps: []Heap{}, Errors: []string{}, Warnings: []string{}, Reasons: []string{}}
 	r.Warnings = append(r.Warnings, opt.Warnings...)
 	scan := collector.ScanOptions{Year: opt.Year, Since: opt.Since, FlapCycles: opt.FlapCycles, FlapWindow: opt.FlapWindow}
-	logs := r.uniqueLogs(opt.Logs)
+	logs := opt.Logs
+	if len(logs) == 0 && opt.Bundle == "" {
+		logs = opt.WarningLogs
+	} else {
+		r.NotRead = append(r.NotRead, byLog(opt.WarningLogs, warningsRepeat)...)
+	}
+	r.NotRead = append(r.NotRead, byLog(opt.AgentLogs, notJudged)...)
+	logs = r.uniqueLogs(logs)
+	var joined []collector.FileSummary
+	logs = slices.DeleteFunc(logs, func(p string) bool {
+		pieces, ok := opt.Pieces[p]
+		if ok {
+			joined = append(joined, scanPieces(p, pieces, scan))
+		}
+		return ok
+	})
 	files, warnings := collector.ScanLogs(logs, scan)
 	r.Warnings = append(r.Warnings, warnings...)
+	files = append(files, joined...)
+	r.HostVersion = opt.Version
+	if opt.Bundle != "" {
+		in := readBundle(opt.Bundle, scan)
+		files = append(files, in.files...)
+		r.NotRead = append(r.NotRead, in.notRead...)
+		r.Errors = append(r.Errors, in.errors...)
+		r.HostVersion = in.version
+		if opt.VMs == nil {
+			opt.VMs = in.vms
+			if in.vmxError != nil {
+				r.Warnings = append(r.Warnings, fmt.Sprintf("some VMs not mapped to MACs: %v", in.vmxError))
+			}
+		}
+	}
 	var parts []*collector.Summary
 	for _, f := range files {
 		if f.Err != nil {
@@ -380,6 +426,15 @@ func (r *Report) WriteText(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, "heapguard report: %s, %d lines read, %d unparsed, %d oversized\n",
 		plural(len(r.Files), "file"), r.Lines, r.Unparsed, r.Oversized)
+	if r.HostVersion != "" {
+		fmt.Fprintf(bw, "Host: %s\n", r.HostVersion)
+	}
+	for _, f := range r.Files {
+		fmt.Fprintf(bw, "  read %s\n", f)
+	}
+	for _, f := range r.NotRead {
+		fmt.Fprintf(bw, "  not read %s\n", f)
+	}
 
 	var flapping, quiet []Port
 	for _, p := range r.Ports {
@@ -533,35 +588,15 @@ func orDash(s string) string {
 }
 
 // HostLogs lists a host's vmkernel log and its rotated copies, oldest
-// first (vmkernel.2.gz, vmkernel.1.gz, vmkernel.0.gz, vmkernel.log), as
-// vmsyslogd leaves them.
+// first (vmkernel.2.gz, vmkernel.1.gz, vmkernel.0.gz, vmkernel.log),
+// wherever the version keeps them (see FindHostLogs); with none found,
+// the live log of the detected layout, so that reading it says what is
+// missing.
 func HostLogs(root string) []string {
-	live := host.Path(root, host.DetectLayout(root).LogPath)
-	dir, base := filepath.Dir(live), strings.TrimSuffix(filepath.Base(live), ".log")
-	type rotated struct {
-		n    int
-		path string
+	if k := FindHostLogs(root).Kernel; len(k) > 0 {
+		return k
 	}
-	var old []rotated
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		rest, ok := strings.CutPrefix(e.Name(), base+".")
-		if !ok {
-			continue
-		}
-		num, _, _ := strings.Cut(rest, ".")
-		n, err := strconv.Atoi(num)
-		if err != nil || (rest != num && rest != num+".gz") {
-			continue
-		}
-		old = append(old, rotated{n, filepath.Join(dir, e.Name())})
-	}
-	slices.SortFunc(old, func(a, b rotated) int { return cmp.Compare(b.n, a.n) })
-	var out []string
-	for _, o := range old {
-		out = append(out, o.path)
-	}
-	return append(out, live)
+	return []string{host.Path(root, host.DetectLayout(root).LogPath)}
 }
 
 // uniqueLogs drops a file given again (under the same or another path):

@@ -2,7 +2,8 @@
 # make demo: heapguard against the simulated seed incident (esxsim).
 # 1. lay out a simulated ESXi 5.5 host with the incident: three DSVA
 #    appliances flapping their ports, each flap leaking netGPHeap;
-# 2. let 106 simulated minutes pass and show `heapguard report` on it;
+# 2. let 106 simulated minutes pass and show `heapguard report` on it,
+#    then on its vm-support bundle (`esxsim vm-support`);
 # 3. let heapguard guard it, first with --dry-run (the plan is printed,
 #    nothing changes), then live; the simulated host moves on while
 #    heapguard waits between polls (HEAPGUARD_TEST_CLOCK=step), so every
@@ -44,6 +45,14 @@ step "A simulated ESXi host with the seed incident (${root})"
 
 step "heapguard report --root $root   (read-only: what is going on?)"
 "$HEAPGUARD" report --root "$root" || true
+
+step "esxsim vm-support, then heapguard report on the bundle (as a support engineer gets it)"
+"$ESXSIM" vm-support --root "$root" --out "$demo/esx01.tgz"
+"$HEAPGUARD" report "$demo/esx01.tgz" >"$demo/bundle-report.txt" || true
+sed -n '1,8p' "$demo/bundle-report.txt"
+printf '  ...
+'
+tail -n 1 "$demo/bundle-report.txt"
 
 step "heapguard run --dry-run for 5 simulated minutes (journal: $state/journal.jsonl)"
 "$HEAPGUARD" run --root "$root" --state-dir "$state" --dry-run --power-off-allow 'DSVA*' \

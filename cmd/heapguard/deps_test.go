@@ -55,7 +55,8 @@ func TestLayers(t *testing.T) {
 		{pkg: "collector/follow", mayUse: []string{"host"}},
 		{pkg: "heap", mayUse: []string{"host"}},
 		{pkg: "remediate", mayUse: []string{"host", "policy"}},
-		{pkg: "report", mayUse: []string{"collector", "heap", "host", "policy", "remediate"}},
+		{pkg: "bundle", mayUse: []string{}},
+		{pkg: "report", mayUse: []string{"bundle", "collector", "heap", "host", "policy", "remediate"}},
 		{pkg: "doctor", mayUse: []string{"collector", "heap", "host", "policy", "remediate"}},
 	} {
 		out, err := exec.Command("go", "list", "-deps", mod+tc.pkg).CombinedOutput()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,17 +34,28 @@ func init() {
 	register(&command{
 		name:    "report",
 		summary: "read-only report: flapping ports, heaps that ran out, agent crashes",
-		usage:   "[--json] [--heap-stats FILE]... [--root DIR [--no-live] [--heaps GLOB]...] [--year N] [--since T] [LOGFILE...]",
+		usage:   "[--json] [--heap-stats FILE]... [--root DIR [--no-live] [--heaps GLOB]...] [--year N] [--since T] [LOGFILE... | BUNDLE.tgz]",
 		help: `Reads vmkernel logs (4.x /var/log/messages, 5.1-7.x and 8.x vmkernel.log, rotated .gz
 files too) and vsish heap statistics, and tells which ports flap, which MACs and VMs they belong
 to, which heaps ran out and which agents crashed. It changes nothing.
 
-With --root DIR (an ESXi root: / on the host, or a simulated host), MACs are mapped to VMs from
-DIR/vmfs/volumes/*/*/*.vmx, when no LOGFILE is given the host's log and its rotated copies
-are read, and every heap (or those matching --heaps) is sampled now with vsish, read-only, as
+With --root DIR (an ESXi root: / on the host, a simulated host, or an extracted vm-support
+bundle), MACs are mapped to VMs from DIR/vmfs/volumes/*/*/*.vmx, when no LOGFILE is given the
+host's logs are looked for where each version keeps them (/var/run/log on 6.5 and later,
+/scratch/log, /var/log) and read with their rotated copies, each file once (links are resolved
+inside DIR), and every heap (or those matching --heaps) is sampled now with vsish, read-only, as
 check does: the live figures join the verdict. A heap vsish cannot list or read is an error
 (UNKNOWN) naming the reason; the others are still reported. --no-live reads the files only
-(a copied root, a support bundle).
+(a copied root, an extracted support bundle). The report lists the files it read and those
+it found but did not read, with why: vmkwarning.log repeats the vmkernel log's warnings and is
+read only when there is no vmkernel log; hostd, vpxa and vobd logs are found but not judged yet.
+
+A vm-support bundle (a .tgz or .tar.gz argument) is read as a stream, never extracted: its
+vmkernel logs and rotated .gz copies under var/run/log, var/log and scratch/log (pieces named
+.FRAG-NNNNN joined in order, a file collected under two paths counted once), the host's version
+from commands/vmware_-vl.txt, and its .vmx files. Its VSI dump (commands/vsi_traverse_-s.txt) is
+a vsish cache and is not read: give heap stats with --heap-stats. A damaged or truncated bundle
+is an error (UNKNOWN) and what was read before the damage is reported.
 
 A log file whose lines are all in no known vmkernel log format is an error (UNKNOWN): there
 is nothing to judge in it; so is an empty one, unless another log had known lines (the live log
@@ -55,14 +67,16 @@ Examples:
   heapguard report /var/log/vmkernel.log
   heapguard report --root /
   heapguard report --root / --no-live --heap-stats netgp.txt
+  heapguard report esx-esx01-2026-04-10--08.27-2099421.tgz
+  heapguard report --root esx-esx01-2026-04-10--08.27-2099421 --no-live
   heapguard report --json --year 2012 messages messages.0.gz
 
 EXIT STATUS:
   0 nothing wrong
   1 flapping ports, or a heap below 20% free of max
   2 a heap reached its maximum or is below 10% free of max, or vpxa/hostd dumped core
-  3 bad usage, unreadable input, a log in no known format or empty, a heap that vsish could not
-    list or read (the other inputs are still reported)`,
+  3 bad usage, unreadable input, a log in no known format or empty, a damaged bundle, a heap
+    that vsish could not list or read (the other inputs are still reported)`,
 		flags: func(fs *flag.FlagSet) any {
 			o := &reportOptions{}
 			fs.BoolVar(&o.json, "json", false, "print one JSON object (schema: docs/json.md)")
@@ -106,10 +120,38 @@ func runReport(ctx context.Context, e env, opts any, args []string) int {
 			return exitUnknown
 		}
 	}
-	if len(logs) == 0 && o.root != "" {
-		logs = report.HostLogs(o.root)
+	var bundles []string
+	logs = slices.DeleteFunc(slices.Clone(logs), func(p string) bool {
+		if isBundleName(p) {
+			bundles = append(bundles, p)
+			return true
+		}
+		return false
+	})
+	if len(bundles) > 0 && o.root != "" {
+		// The bundle carries its own .vmx files and no live host.
+		fmt.Fprintln(e.stderr, "heapguard report: a vm-support bundle goes without --root (extracted, give its folder as --root instead)")
+		return exitUnknown
+	}
+	if len(bundles) > 1 {
+		fmt.Fprintf(e.stderr, "heapguard report: give one vm-support bundle at a time, not %d\n", len(bundles))
+		return exitUnknown
 	}
 	ro := report.Options{Logs: logs, HeapStats: o.heapStats, Year: o.year, Since: since}
+	if o.root != "" {
+		ro.Version = report.RootVersion(o.root)
+	}
+	if len(bundles) == 1 {
+		ro.Bundle = bundles[0]
+	}
+	if len(args) == 0 && o.root != "" {
+		hf := report.FindHostLogs(o.root)
+		ro.Logs, ro.WarningLogs, ro.AgentLogs, ro.Pieces = hf.Kernel, hf.Warning, hf.Agent, hf.Pieces
+		if len(hf.Kernel)+len(hf.Warning) == 0 {
+			// Reading the layout's log says what is missing.
+			ro.Logs = report.HostLogs(o.root)
+		}
+	}
 	if o.root != "" {
 		refs, err := remediate.ScanVMX(os.DirFS(o.root))
 		if err != nil {
@@ -199,6 +241,12 @@ func sampleLive(ctx context.Context, r host.Runner, globs []string) ([]heap.Samp
 		samples = append(samples, s)
 	}
 	return samples, problems
+}
+
+// isBundleName tells a vm-support archive from a log by its name: logs
+// rotate to .N.gz, bundles are .tgz (or .tar.gz).
+func isBundleName(p string) bool {
+	return strings.HasSuffix(p, ".tgz") || strings.HasSuffix(p, ".tar.gz")
 }
 
 // vmxProblem says why VMs could not all be mapped to MACs, naming paths on
