@@ -70,8 +70,8 @@ step "The host after: the DSVA appliances are off, every other VM untouched, vpx
 step "What esxsim saw heapguard do (var/log/esxsim-actions.log)"
 cat "$root/var/log/esxsim-actions.log"
 
-step "heapguard's journal ($state/journal.jsonl), one line per decision and action"
-cut -c1-220 "$state/journal.jsonl"
+step "heapguard journal --state-dir $state   (one line per decision and action; --json for the file's own lines)"
+"$HEAPGUARD" journal --root "$root" --state-dir "$state" | cut -c1-200
 
 if [ "$KEEP" != 1 ]; then
 	printf '\n(%s is removed now; make demo KEEP=1 keeps it to poke at)\n' "$demo"
