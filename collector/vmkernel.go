@@ -206,9 +206,29 @@ func stripIdent(b []byte) ([]byte, bool) {
 
 var months = [...]string{"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
 
-// parseSyslog reads "Jul 26 01:26:46 [host ]ident: [7:21:06:31.191 ]".
+// parseSyslog reads "Jul 26 01:26:46 [host ]ident: [7:21:06:31.191 ]". The
+// day is padded to two characters ("Jul  6"), but text copied into a
+// ticket or a web page often loses the padding ("Oct 4 08:02:38"): both
+// are read.
 func parseSyslog(h *header, b []byte) ([]byte, bool) {
-	if len(b) < 16 || b[3] != ' ' || b[6] != ' ' || b[9] != ':' || b[12] != ':' || b[15] != ' ' {
+	if len(b) > 5 && b[5] == ' ' && isDigit(b[4]) {
+		// "Oct 4 08:02:38 …": one character shorter; o shifts the rest.
+		return parseSyslogAt(h, b, b[4:5], -1)
+	}
+	if len(b) < 7 {
+		return nil, false
+	}
+	d := b[4:6]
+	if d[0] == ' ' { // "Jul  6"
+		d = d[1:]
+	}
+	return parseSyslogAt(h, b, d, 0)
+}
+
+// parseSyslogAt reads the stamp with the day d already cut out; o is -1 when
+// the day lost its padding.
+func parseSyslogAt(h *header, b, d []byte, o int) ([]byte, bool) {
+	if len(b) < 16+o || b[3] != ' ' || b[6+o] != ' ' || b[9+o] != ':' || b[12+o] != ':' || b[15+o] != ' ' {
 		return nil, false
 	}
 	for i, m := range months {
@@ -220,26 +240,23 @@ func parseSyslog(h *header, b []byte) ([]byte, bool) {
 	if h.mon == 0 {
 		return nil, false
 	}
-	d := b[4:6]
-	if d[0] == ' ' { // "Jul  6"
-		d = d[1:]
-	}
 	var ok1, ok2, ok3, ok4 bool
 	h.day, ok1 = num(d)
-	h.hour, ok2 = num(b[7:9])
-	h.min, ok3 = num(b[10:12])
-	h.sec, ok4 = num(b[13:15])
+	h.hour, ok2 = num(b[7+o : 9+o])
+	h.min, ok3 = num(b[10+o : 12+o])
+	h.sec, ok4 = num(b[13+o : 15+o])
 	if !(ok1 && ok2 && ok3 && ok4) || !validClock(h) {
 		return nil, false
 	}
-	rest, ok := stripIdent(b[16:])
+	b = b[16+o:]
+	rest, ok := stripIdent(b)
 	if !ok {
 		// ESX classic writes the host name before the ident.
-		sp := bytes.IndexByte(b[16:], ' ')
+		sp := bytes.IndexByte(b, ' ')
 		if sp <= 0 {
 			return nil, false
 		}
-		if rest, ok = stripIdent(b[16+sp+1:]); !ok {
+		if rest, ok = stripIdent(b[sp+1:]); !ok {
 			return nil, false
 		}
 	}
