@@ -152,7 +152,9 @@ func ParseMAC(s string) (MAC, error) {
 type Event struct {
 	Kind   Kind
 	Format Format
-	// Time is the line's stamp in UTC. Zero for continuation lines.
+	// Time is the line's stamp in UTC. Zero for continuation lines, and for
+	// an event read from a line whose header is in no known format
+	// (Format FormatUnknown): its time is unknown, the event still counts.
 	Time time.Time
 	// Uptime is the 4.x "days:h:m:s.ms" stamp; HasUptime says it was there.
 	Uptime    time.Duration

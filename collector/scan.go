@@ -340,6 +340,15 @@ func (st *scanState) line(b []byte, cand bool) {
 		s.add(&ev)
 		return
 	}
+	if cand {
+		// Only a line holding a marker can hold an event's words.
+		if ev, ok := untimedEvent(b); ok {
+			st.p.prevOK = false // as Parser.Parse
+			st.leadOpen = false
+			s.add(&ev) // never before Since: its time is unknown
+			return
+		}
+	}
 	if st.p.continues(b) {
 		s.Other++
 		s.Continuation++

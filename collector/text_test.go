@@ -1,6 +1,8 @@
 package collector
 
 import (
+	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -105,6 +107,164 @@ func FuzzSyslogDayUnpadded(f *testing.F) {
 		}
 		if err == nil && !cmp.Equal(got, want) {
 			t.Fatalf("unpadded %q:\n%+v\npadded:\n%+v", line, got, want)
+		}
+	})
+}
+
+// TestUntimedEvent: a known event's words behind a header in no known
+// format count, with no time; the same words elsewhere do not.
+func TestUntimedEvent(t *testing.T) {
+	b4 := mustMAC(t, "00:50:56:84:5a:b4")
+	tests := []struct {
+		name string
+		in   string
+		want Event // Kind KindOther: ErrUnparsed
+	}{
+		// vmkernel-heap-maxed-kb.txt: the publishers dropped the stamps.
+		{"KB align, vmkernel ident", "vmkernel: cpu2:1410)WARNING: Heap: 1370: Heap_Align(vmfs3, 4096/4096 bytes, 4 align) failed. caller: 0x8fdbd0", Event{Kind: KindHeapAlignFailed, Heap: "vmfs3"}},
+		{"KB maxed, world only", "cpu4:1959755)WARNING:Heap: 2525: Heap vmfs3 already at its maximum size. Cannot expand.", Event{Kind: KindHeapMaxed, Heap: "vmfs3"}},
+		{"KB maxed, bare", "WARNING: Heap: 2525: Heap vmfs3 already at its maximum size. Cannot expand.", Event{Kind: KindHeapMaxed, Heap: "vmfs3"}},
+		{"4x maximumSize, stamp masked", "XXX XX XX:XX:XX vmkernel: 7:21:06:31.191 cpu3:33421)WARNING: Heap: 2218: Heap netGPHeap already at its maximumSize. Cannot expand.", Event{Kind: KindHeapMaxed, Heap: "netGPHeap"}},
+		{"console copy, port enabled", "NetPort: 982: enabled port 0x3000007 with mac 00:50:56:84:5a:b4", Event{Kind: KindPortEnabled, Port: 0x3000007, MAC: b4, MACKnown: true}},
+		{"unknown prefix, uplink disabled", "[esx01] cpu1:65597)Uplink: 9893: disabled port 0x2000002", Event{Kind: KindPortDisabled, Port: 0x2000002}},
+		{"wantCoreDump", "cpu6:3476319)User: 2428: wantCoreDump : vix-async-pipe -enabled : 1", Event{Kind: KindCoreDump, Process: "vix-async-pipe"}},
+		{"UserDump", "<13>cpu6:3476319)UserDump: 1485: Dumping cartel 3476251 (from world 3476319) to file /var/core/hostd-worker-zdump.000 ...", Event{Kind: KindUserDump, Process: "hostd-worker"}},
+		// The words without their module and source line: prose, not a log.
+		{"prose heap", "The Heap memory already at its maximum size, says the JVM", Event{}},
+		{"prose heap with module word", "see Heap: Heap vmfs3 already at its maximum size", Event{}},
+		{"module glued to a word", "MyHeap: 12: Heap vmfs3 already at its maximum size", Event{}},
+		{"no source line", "Heap: : Heap vmfs3 already at its maximum size", Event{}},
+		{"prose port", "the switch disabled port 0x3 for us", Event{}},
+		{"wrong module for port", "Heap: 12: disabled port 0x3", Event{}},
+		{"wrong module for dump", "NetPort: 1: wantCoreDump : vpxa -enabled : 1", Event{}},
+		{"UserDump module, other words", "UserDump: 1587: Userworld coredump complete.", Event{}},
+		{"near-miss kept", "vmkernel: cpu2:1410)WARNING: Heap_Align(vmfs3, 4096/4096 bytes, 4 align) failed.", Event{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseLine([]byte(tt.in), 2012)
+			if tt.want.Kind == KindOther {
+				if !errors.Is(err, ErrUnparsed) {
+					t.Fatalf("ParseLine(%q) = %+v, %v; want ErrUnparsed", tt.in, got, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseLine(%q): %v", tt.in, err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("ParseLine(%q) (-want +got):\n%s", tt.in, diff)
+			}
+		})
+	}
+}
+
+// TestScanUntimedHeapKB: the KB's six message bodies (no stamps) give the
+// heap events they hold, with no time, and the one line that holds none
+// stays unparsed.
+func TestScanUntimedHeapKB(t *testing.T) {
+	for _, impl := range markImpls() {
+		withImpl(t, impl)
+		s, err := Scan(bytes.NewReader(readFixture(t, "vmkernel-heap-maxed-kb.txt")), ScanOptions{Since: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Lines != 6 || s.Events != 5 || s.Untimed != 5 || s.Unparsed != 1 || s.BeforeSince != 0 {
+			t.Errorf("%s: lines %d events %d untimed %d unparsed %d before-since %d, want 6 5 5 1 0",
+				implNames[impl], s.Lines, s.Events, s.Untimed, s.Unparsed, s.BeforeSince)
+		}
+		want := []HeapSummary{{Heap: "vmfs3", Kind: KindHeapMaxed, Count: 2, Untimed: 2}, {Heap: "vmfs3", Kind: KindHeapAlignFailed, Count: 3, Untimed: 3}}
+		if diff := cmp.Diff(want, s.Heaps); diff != "" {
+			t.Errorf("%s: heaps (-want +got):\n%s", implNames[impl], diff)
+		}
+		if !s.First.IsZero() || !s.Last.IsZero() {
+			t.Errorf("first/last %v %v, want zero: no time is known", s.First, s.Last)
+		}
+	}
+}
+
+// TestMergeUntimed: a copy with only untimed events neither moves the
+// other's first and last nor its place in time.
+func TestMergeUntimed(t *testing.T) {
+	t0 := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	timed := NewSummary(0, 0)
+	timed.add(&Event{Kind: KindHeapMaxed, Heap: "netGPHeap", Time: t0})
+	untimed := NewSummary(0, 0)
+	untimed.add(&Event{Kind: KindHeapMaxed, Heap: "netGPHeap"})
+	untimed.add(&Event{Kind: KindPortEnabled, Port: 7})
+	for _, order := range [][2]*Summary{{timed, untimed}, {untimed, timed}} {
+		s := NewSummary(0, 0)
+		s.Merge(order[0].clone())
+		s.Merge(order[1].clone())
+		if !s.First.Equal(t0) || !s.Last.Equal(t0) || s.Events != 3 || s.Untimed != 2 {
+			t.Errorf("first %v last %v events %d untimed %d", s.First, s.Last, s.Events, s.Untimed)
+		}
+		if h := s.Heaps[0]; h.Count != 2 || h.Untimed != 1 || !h.First.Equal(t0) || !h.Last.Equal(t0) {
+			t.Errorf("heap %+v", h)
+		}
+		if p := s.Ports[7]; p == nil || p.Untimed != 1 || p.Enabled != 0 || !p.First.IsZero() {
+			t.Errorf("port %+v", p)
+		}
+	}
+}
+
+// TestFlapTrackerSkipsUntimed: the agent's tracker keeps no port from a
+// line whose time is unknown (a zero time would sit in every window).
+func TestFlapTrackerSkipsUntimed(t *testing.T) {
+	ft := NewFlapTracker(2, time.Minute)
+	ev, err := ParseLine([]byte("NetPort: 982: enabled port 0x3000007 with mac 00:50:56:84:5a:b4"), 2012)
+	if err != nil || ev.Kind != KindPortEnabled {
+		t.Fatalf("ParseLine: %+v %v", ev, err)
+	}
+	ft.Observe(ev)
+	ft.Observe(ev)
+	if st := ft.Status(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)); len(st) != 0 {
+		t.Errorf("status %+v, want no port", st)
+	}
+}
+
+// FuzzUntimedEvent: a line in no known format gives an event only with
+// the words right after their module and source line, never a time, and
+// the scanner counts it as ParseLine reads it.
+func FuzzUntimedEvent(f *testing.F) {
+	for _, name := range []string{"vmkernel-heap-maxed-kb.txt", "vmkernel-4x-messages.log", "vmkernel-41-messages-day-unpadded.log"} {
+		for _, l := range readLines(f, name) {
+			f.Add(l)
+			if i := bytes.Index(l, []byte("cpu")); i > 0 {
+				f.Add(l[i:]) // without its header
+			}
+		}
+	}
+	modules := map[Kind][]string{KindPortDisabled: {"NetPort", "Uplink"}, KindPortEnabled: {"NetPort", "Uplink"},
+		KindHeapMaxed: {"Heap"}, KindHeapAlignFailed: {"Heap"}, KindCoreDump: {"User"}, KindUserDump: {"UserDump"}}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		ev, err := ParseLine(line, 2012)
+		if err != nil || ev.Format != FormatUnknown {
+			return
+		}
+		if !ev.Time.IsZero() || ev.HasUptime {
+			t.Fatalf("untimed event with a time: %+v", ev)
+		}
+		mods, ok := modules[ev.Kind]
+		if !ok {
+			t.Fatalf("untimed event of kind %v", ev.Kind)
+		}
+		found := false
+		for _, m := range mods {
+			found = found || bytes.Contains(line, []byte(m+": "))
+		}
+		if !found {
+			t.Fatalf("%q: %v without module %v", line, ev.Kind, mods)
+		}
+		if (ev.Kind == KindHeapMaxed || ev.Kind == KindHeapAlignFailed) && ev.Heap == "" ||
+			(ev.Kind == KindCoreDump || ev.Kind == KindUserDump) && ev.Process == "" {
+			t.Fatalf("%q: event without its name: %+v", line, ev)
+		}
+		if bytes.IndexByte(line, '\n') < 0 {
+			s, err := Scan(bytes.NewReader(line), ScanOptions{Year: 2012})
+			if err != nil || s.Events != 1 || s.Untimed != 1 {
+				t.Fatalf("%q: scan %+v %v, want one untimed event", line, s, err)
+			}
 		}
 	})
 }

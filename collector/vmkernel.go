@@ -27,12 +27,17 @@ func (h *header) time(year int) time.Time {
 
 // ParseLine parses one log line (without its newline) of any supported
 // format. year is used for 4.x syslog stamps, which carry none. A line in no
-// known format gives an error wrapping ErrUnparsed. It allocates only for
+// known format gives an error wrapping ErrUnparsed, unless it holds a known
+// event's words (see untimedEvent): that event has Format FormatUnknown
+// and a zero Time, as its time cannot be read. It allocates only for
 // the rare heap and dump lines (their names) and for errors.
 func ParseLine(line []byte, year int) (Event, error) {
 	line = trimCR(line)
 	h, ok := parseHeader(line)
 	if !ok {
+		if ev, ok := untimedEvent(line); ok {
+			return ev, nil
+		}
 		return Event{}, unparsed(line)
 	}
 	ev := classify(h.msg)

@@ -91,7 +91,7 @@ func TestParseLineUnparsed(t *testing.T) {
 		"", "garbage", "  TDH                  <0>", "buffer_info[next_to_clean]:",
 		"2017-13-30T17:27:30.509Z cpu1:1)x", "2017-09-30T17:27:30.Z x", "2017-09-30T17:27:30.509 cpu1:1)x",
 		"2017-09-30T17:27:30.509Zcpu1:1)x", "Foo 26 01:26:46 vmkernel: x", "Jul 32 01:26:46 vmkernel: x",
-		"Jul 26 01:26:46 no-ident-colon", "vmkernel: cpu2:1410)WARNING: Heap: 1370: Heap_Align(vmfs3, 4096/4096 bytes, 4 align) failed.",
+		"Jul 26 01:26:46 no-ident-colon", "vmkernel: cpu2:1410)WARNING: Heap_Align(vmfs3, 4096/4096 bytes, 4 align) failed.",
 		"\x00\x00\x00", "2017-09-30T17:27:30.509Z\x00",
 	} {
 		_, err := ParseLine([]byte(in), 2012)
@@ -316,8 +316,16 @@ func FuzzParseLine(f *testing.F) {
 			}
 			return
 		}
-		if ev.Format == FormatUnknown || ev.Kind >= KindContinuation {
+		if ev.Kind >= KindContinuation {
 			t.Fatalf("bad event %+v", ev)
+		}
+		if ev.Format == FormatUnknown {
+			// An event read without a header (untimedEvent): never a
+			// plain line, never a time.
+			if ev.Kind == KindOther || !ev.Time.IsZero() || ev.HasUptime {
+				t.Fatalf("bad untimed event %+v", ev)
+			}
+			return
 		}
 		// The scanner's fast path must agree with the full parse.
 		if n := isoStampLen(line); (n > 0) != (ev.Format == FormatISO || ev.Format == Format8x) && len(line) > 0 && line[len(line)-1] != '\r' {

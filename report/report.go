@@ -80,6 +80,7 @@ type Port struct {
 	VMX          string    `json:"vmx,omitempty"`
 	Disabled     int       `json:"disabled"`
 	Enabled      int       `json:"enabled"`
+	Untimed      int       `json:"untimed"`
 	First        time.Time `json:"first"`
 	Last         time.Time `json:"last"`
 	CyclesPerMin int       `json:"cycles_per_min"`
@@ -88,11 +89,12 @@ type Port struct {
 
 // HeapEvent counts one kind of heap failure of one heap.
 type HeapEvent struct {
-	Heap  string    `json:"heap"`
-	Kind  string    `json:"kind"` // "maxed" or "align_failed"
-	Count int       `json:"count"`
-	First time.Time `json:"first"`
-	Last  time.Time `json:"last"`
+	Heap    string    `json:"heap"`
+	Kind    string    `json:"kind"` // "maxed" or "align_failed"
+	Count   int       `json:"count"`
+	Untimed int       `json:"untimed"` // of Count, lines whose time is unknown
+	First   time.Time `json:"first"`
+	Last    time.Time `json:"last"`
 }
 
 // Dump counts one process's core dumps (UserDump lines).
@@ -165,7 +167,7 @@ func Build(opt Options) *Report {
 	r.Errors = append(r.Errors, opt.LiveErrors...)
 	r.Lines, r.Unparsed, r.Oversized = sum.Lines, sum.Unparsed, sum.Oversized
 	for _, p := range sum.SortedPorts() {
-		pr := Port{Port: p.Port.String(), Disabled: p.Disabled, Enabled: p.Enabled,
+		pr := Port{Port: p.Port.String(), Disabled: p.Disabled, Enabled: p.Enabled, Untimed: p.Untimed,
 			First: p.First, Last: p.Last, CyclesPerMin: p.PeakCyclesPerMinute, Flapping: p.Flapping}
 		if p.MACKnown {
 			pr.MAC = p.MAC.String()
@@ -180,7 +182,7 @@ func Build(opt Options) *Report {
 		if h.Kind == collector.KindHeapAlignFailed {
 			kind = "align_failed"
 		}
-		r.HeapEvents = append(r.HeapEvents, HeapEvent{Heap: h.Heap, Kind: kind, Count: h.Count, First: h.First, Last: h.Last})
+		r.HeapEvents = append(r.HeapEvents, HeapEvent{Heap: h.Heap, Kind: kind, Count: h.Count, Untimed: h.Untimed, First: h.First, Last: h.Last})
 	}
 	for _, d := range sum.Processes {
 		r.Dumps = append(r.Dumps, Dump{Process: d.Process, Count: d.UserDumps, CoreDumps: d.CoreDumps, Last: d.Last})
@@ -310,7 +312,7 @@ func (r *Report) judge() {
 	}
 	for _, e := range r.HeapEvents {
 		if e.Kind == "maxed" {
-			raise(policy.Crit, fmt.Sprintf("%s reached its maximum size (%s, last %s)", e.Heap, plural(e.Count, "line"), stampOrDash(e.Last)))
+			raise(policy.Crit, fmt.Sprintf("%s reached its maximum size (%s, %s)", e.Heap, plural(e.Count, "line"), lastOf(e.Last, e.Untimed)))
 		}
 	}
 	for _, d := range r.Dumps {
@@ -367,6 +369,18 @@ func isAgent(process string) bool {
 	return base == "vpxa" || base == "hostd"
 }
 
+// lastOf says when the last of some lines was, untimed of them having no
+// time that could be read: "last T", "last T; 2 time unknown", "time unknown".
+func lastOf(last time.Time, untimed int) string {
+	switch {
+	case last.IsZero() && untimed > 0:
+		return "time unknown"
+	case untimed > 0:
+		return fmt.Sprintf("last %s; %d time unknown", stamp(last), untimed)
+	}
+	return "last " + stampOrDash(last)
+}
+
 // stampOrDash is stamp for a time that may be missing.
 func stampOrDash(t time.Time) string {
 	if t.IsZero() {
@@ -402,7 +416,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	if len(quiet) > 0 {
 		fmt.Fprintf(bw, "Other ports seen (not flapping):")
 		for _, p := range quiet {
-			fmt.Fprintf(bw, " %s (%d/%d)", p.Port, p.Enabled, p.Disabled)
+			fmt.Fprintf(bw, " %s (%d/%d", p.Port, p.Enabled, p.Disabled)
+			if p.Untimed > 0 {
+				fmt.Fprintf(bw, ", %d time unknown", p.Untimed)
+			}
+			fmt.Fprintf(bw, ")")
 		}
 		fmt.Fprintf(bw, "\n")
 	}
@@ -412,7 +430,15 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(bw, "  none\n")
 	}
 	for _, e := range r.HeapEvents {
-		fmt.Fprintf(bw, "  %-16s %-12s %6d  first %s  last %s\n", e.Heap, e.Kind, e.Count, stampOrDash(e.First), stampOrDash(e.Last))
+		if e.Untimed == e.Count {
+			fmt.Fprintf(bw, "  %-16s %-12s %6d  time unknown\n", e.Heap, e.Kind, e.Count)
+			continue
+		}
+		fmt.Fprintf(bw, "  %-16s %-12s %6d  first %s  last %s", e.Heap, e.Kind, e.Count, stampOrDash(e.First), stampOrDash(e.Last))
+		if e.Untimed > 0 {
+			fmt.Fprintf(bw, "  (%d time unknown)", e.Untimed)
+		}
+		fmt.Fprintf(bw, "\n")
 	}
 
 	fmt.Fprintf(bw, "\nProcess dumps:\n")
