@@ -169,4 +169,12 @@ type Event struct {
 	Heap string
 	// Process is the dumped program ("vpxa", "hostd-worker") for the dump kinds.
 	Process string
+	// World is, for the dump kinds, the world whose crash the line
+	// reports: the one that wrote a wantCoreDump line (its "cpuN:W)"), the
+	// "from world W" of a UserDump line; 0 when the line does not say.
+	// The two lines of one crash share it.
+	World uint32
+	// CoreFile is the core's path when the line names it
+	// ("/var/core/vpxa-zdump.000"), for the dump kinds.
+	CoreFile string
 }

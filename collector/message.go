@@ -97,6 +97,10 @@ func untimedEvent(line []byte) (Event, bool) {
 	if !ok {
 		return Event{}, false
 	}
+	if ev.Kind == KindCoreDump {
+		// The module's start: where moduleBefore found "User".
+		ev.World = worldBefore(line[:bytes.LastIndex(line[:at], []byte("User:"))])
+	}
 	return ev, true
 }
 
@@ -249,7 +253,40 @@ func dumpEvent(msg []byte, i int) (Event, bool) {
 	if len(base) == 0 {
 		return Event{}, false
 	}
-	return Event{Kind: KindUserDump, Process: string(base)}, true
+	return Event{Kind: KindUserDump, Process: string(base), World: fromWorld(msg[i : i+k]), CoreFile: string(path)}, true
+}
+
+// fromWorld reads W in "Dumping cartel 14235 (from world 14258)", or 0.
+func fromWorld(b []byte) uint32 {
+	const from = "(from world "
+	k := bytes.Index(b, []byte(from))
+	if k < 0 {
+		return 0
+	}
+	var w uint64
+	j := k + len(from)
+	for start := j; j < len(b) && isDigit(b[j]) && j-start < 10; j++ {
+		w = w*10 + uint64(b[j]-'0')
+	}
+	if j == len(b) || b[j] != ')' || w > 1<<32-1 {
+		return 0
+	}
+	return uint32(w)
+}
+
+// worldBefore finds the "cpuN:W)" world part that ends pre or sits just
+// before a "WARNING: " or similar word ("cpu6:3476319)User: 2428: " was
+// cut to "cpu6:3476319)"), for a line without a known header; 0 if none.
+func worldBefore(pre []byte) uint32 {
+	c := bytes.LastIndex(pre, []byte("cpu"))
+	if c < 0 {
+		return 0
+	}
+	rest, w := stripWorld(pre[c:])
+	if w == 0 || len(rest) > 0 && (len(rest) > 16 || bytes.IndexByte(rest, ' ') >= 0 && !bytes.HasPrefix(rest, []byte("WARNING: "))) {
+		return 0
+	}
+	return w
 }
 
 func token(b []byte) []byte {

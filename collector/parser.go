@@ -64,6 +64,9 @@ func (p *Parser) Parse(line []byte) (Event, error) {
 		return Event{}, unparsed(line)
 	}
 	ev := classify(h.msg)
+	if ev.Kind == KindCoreDump {
+		ev.World = h.world
+	}
 	ev.Format = h.format
 	ev.Time = h.time(p.year)
 	ev.Uptime, ev.HasUptime = h.uptime, h.hasUptime

@@ -330,6 +330,9 @@ func (st *scanState) line(b []byte, cand bool) {
 			s.Other++
 			return
 		}
+		if ev.Kind == KindCoreDump {
+			ev.World = h.world
+		}
 		ev.Format = h.format
 		ev.Time = h.time(st.p.year)
 		ev.Uptime, ev.HasUptime = h.uptime, h.hasUptime

@@ -23,7 +23,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-var ignoreState = cmpopts.IgnoreUnexported(PortSummary{})
+var ignoreState = cmpopts.IgnoreUnexported(PortSummary{}, Crash{})
 
 // refScan is the plain definition of a scan: every line through
 // Parser.Parse, in order. The fast scanner must give the same summary.

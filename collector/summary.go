@@ -37,6 +37,10 @@ type Summary struct {
 	Ports     map[Port]*PortSummary `json:"ports"`
 	Heaps     []HeapSummary         `json:"heaps"`
 	Processes []ProcessSummary      `json:"processes"`
+	// Crashes are the crashes the dump lines report, each once (see
+	// Crash), in log order; CrashesDropped counts those past maxCrashes.
+	Crashes        []Crash `json:"crashes"`
+	CrashesDropped int     `json:"crashes_dropped,omitempty"`
 }
 
 // PortSummary is one port seen in a disabled or enabled line. A cycle is one
@@ -190,6 +194,7 @@ func (s *Summary) add(ev *Event) {
 		} else {
 			d.CoreDumps++
 		}
+		s.addCrash(crashOf(ev))
 		if untimed {
 			d.Untimed++
 			return
@@ -340,6 +345,12 @@ func (s *Summary) appendSummary(o *Summary) {
 			d.Last = od.Last
 		}
 	}
+	// A crash may straddle the two: addCrash joins its lines.
+	for _, c := range o.Crashes {
+		c.Processes = slices.Clone(c.Processes)
+		s.addCrash(c)
+	}
+	s.CrashesDropped += o.CrashesDropped
 }
 
 func (s *Summary) appendPort(p, o *PortSummary) {
@@ -424,6 +435,10 @@ func (s *Summary) clone() *Summary {
 	}
 	c.Heaps = slices.Clone(s.Heaps)
 	c.Processes = slices.Clone(s.Processes)
+	c.Crashes = slices.Clone(s.Crashes)
+	for i := range c.Crashes {
+		c.Crashes[i].Processes = slices.Clone(c.Crashes[i].Processes)
+	}
 	return &c
 }
 

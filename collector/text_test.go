@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,8 +128,8 @@ func TestUntimedEvent(t *testing.T) {
 		{"4x maximumSize, stamp masked", "XXX XX XX:XX:XX vmkernel: 7:21:06:31.191 cpu3:33421)WARNING: Heap: 2218: Heap netGPHeap already at its maximumSize. Cannot expand.", Event{Kind: KindHeapMaxed, Heap: "netGPHeap"}},
 		{"console copy, port enabled", "NetPort: 982: enabled port 0x3000007 with mac 00:50:56:84:5a:b4", Event{Kind: KindPortEnabled, Port: 0x3000007, MAC: b4, MACKnown: true}},
 		{"unknown prefix, uplink disabled", "[esx01] cpu1:65597)Uplink: 9893: disabled port 0x2000002", Event{Kind: KindPortDisabled, Port: 0x2000002}},
-		{"wantCoreDump", "cpu6:3476319)User: 2428: wantCoreDump : vix-async-pipe -enabled : 1", Event{Kind: KindCoreDump, Process: "vix-async-pipe"}},
-		{"UserDump", "<13>cpu6:3476319)UserDump: 1485: Dumping cartel 3476251 (from world 3476319) to file /var/core/hostd-worker-zdump.000 ...", Event{Kind: KindUserDump, Process: "hostd-worker"}},
+		{"wantCoreDump", "cpu6:3476319)User: 2428: wantCoreDump : vix-async-pipe -enabled : 1", Event{Kind: KindCoreDump, Process: "vix-async-pipe", World: 3476319}},
+		{"UserDump", "<13>cpu6:3476319)UserDump: 1485: Dumping cartel 3476251 (from world 3476319) to file /var/core/hostd-worker-zdump.000 ...", Event{Kind: KindUserDump, Process: "hostd-worker", World: 3476319, CoreFile: "/var/core/hostd-worker-zdump.000"}},
 		// The words without their module and source line: prose, not a log.
 		{"prose heap", "The Heap memory already at its maximum size, says the JVM", Event{}},
 		{"prose heap with module word", "see Heap: Heap vmfs3 already at its maximum size", Event{}},
@@ -265,6 +266,168 @@ func FuzzUntimedEvent(f *testing.F) {
 			if err != nil || s.Events != 1 || s.Untimed != 1 {
 				t.Fatalf("%q: scan %+v %v, want one untimed event", line, s, err)
 			}
+		}
+	})
+}
+
+func TestAgentOf(t *testing.T) {
+	for in, want := range map[string]string{
+		"vpxa": "vpxa", "vpxa-worker": "vpxa", "vpxa-IO": "vpxa", "hostd-worker": "hostd", "vix-async-pipe": "hostd",
+		"hostd-poll": "hostd", "/var/core/vpxa-worker-zdump.000": "vpxa", "/usr/lib/vmware/vpxa/bin/vpxa": "vpxa", "/bin/hostd": "hostd",
+		// Not guessed: their own cartels, or unknown.
+		"hostdCgiServer": "", "rhttpproxy-work": "", "hbr": "", "vpxa2": "", "hostd-probe": "", "": "", "sfcb-vmware_bas": "",
+	} {
+		if got := AgentOf(in); got != want {
+			t.Errorf("AgentOf(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestCrashesOnce: the wantCoreDump and UserDump lines of one world are
+// one crash; two crashes stay two.
+func TestCrashesOnce(t *testing.T) {
+	t0 := time.Date(2012, 10, 4, 8, 2, 38, 0, time.UTC)
+	core := func(p string, w uint32, at time.Duration) Event {
+		ev := Event{Kind: KindCoreDump, Process: p, World: w}
+		if at >= 0 {
+			ev.Time = t0.Add(at)
+		}
+		return ev
+	}
+	dump := func(p string, w uint32, at time.Duration) Event {
+		ev := core(p, w, at)
+		ev.Kind, ev.CoreFile = KindUserDump, "/var/core/"+p+"-zdump.000"
+		return ev
+	}
+	const untimed = -1
+	tests := []struct {
+		name   string
+		events []Event
+		want   []string // agent:processes of each crash
+	}{
+		{"pair of one world", []Event{core("vix-async-pipe", 7448, 0), dump("vix-async-pipe", 7448, 0)}, []string{"hostd:vix-async-pipe"}},
+		{"thread and core file", []Event{core("vix-async-pipe", 3476319, 0), dump("hostd-worker", 3476319, time.Second)}, []string{"hostd:hostd-worker,vix-async-pipe"}},
+		{"two wantCoreDumps are two crashes", []Event{core("vpxa", 1, 0), core("vpxa", 1, time.Second)}, []string{"vpxa:vpxa", "vpxa:vpxa"}},
+		{"other world", []Event{core("vpxa", 1, 0), dump("vpxa", 2, time.Second)}, []string{"vpxa:vpxa", "vpxa:vpxa"}},
+		{"same world, too late", []Event{core("vpxa", 1, 0), dump("vpxa", 1, 20 * time.Minute)}, []string{"vpxa:vpxa", "vpxa:vpxa"}},
+		{"untimed pair of one world", []Event{core("vpxa", 9, untimed), dump("vpxa-worker", 9, untimed)}, []string{"vpxa:vpxa,vpxa-worker"}},
+		{"untimed, no world: not tied", []Event{core("vpxa", 0, untimed), dump("vpxa", 0, untimed)}, []string{"vpxa:vpxa", "vpxa:vpxa"}},
+		{"no world, same agent, close", []Event{core("vpxa", 0, 0), dump("vpxa-worker", 0, time.Second)}, []string{"vpxa:vpxa,vpxa-worker"}},
+		{"unknown process kept as itself", []Event{core("sfcbd", 0, 0), dump("sfcbd", 0, time.Second)}, []string{":sfcbd", ":sfcbd"}},
+		{"interleaved crashes", []Event{core("vpxa", 1, 0), core("hostd-worker", 2, 0), dump("hostd-worker", 2, 0), dump("vpxa", 1, 0)}, []string{"vpxa:vpxa", "hostd:hostd-worker"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewSummary(0, 0)
+			for _, ev := range tt.events {
+				s.add(&ev)
+			}
+			var got []string
+			for _, c := range s.Crashes {
+				got = append(got, c.Agent+":"+strings.Join(c.Processes, ","))
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("crashes (-want +got):\n%s", diff)
+			}
+			// Split in two copies at every point, merged: the same crashes.
+			for cut := range tt.events {
+				a, b := NewSummary(0, 0), NewSummary(0, 0)
+				for i, ev := range tt.events {
+					if i < cut {
+						a.add(&ev)
+					} else {
+						b.add(&ev)
+					}
+				}
+				a.appendSummary(b)
+				var merged []string
+				for _, c := range a.Crashes {
+					merged = append(merged, c.Agent+":"+strings.Join(c.Processes, ","))
+				}
+				if diff := cmp.Diff(tt.want, merged); diff != "" {
+					t.Errorf("cut at %d: crashes (-want +got):\n%s", cut, diff)
+				}
+			}
+		})
+	}
+}
+
+// TestScanCrashFixtures: the pasted logs' dumps are one hostd crash each,
+// and the incident's one vpxa crash.
+func TestScanCrashFixtures(t *testing.T) {
+	for _, tt := range []struct {
+		file string
+		want []Crash
+	}{
+		{"vmkernel-41-messages-day-unpadded.log", []Crash{{Agent: "hostd", Processes: []string{"vix-async-pipe"}, Time: time.Date(2012, 10, 4, 8, 2, 38, 0, time.UTC),
+			World: 7448, CoreFile: "/var/core/vix-async-pipe-zdump.000", Lines: 2}}},
+		{"vmkernel-4x-messages-hostd-dump-day-unpadded.log", []Crash{{Agent: "hostd", Processes: []string{"hostd-worker", "vix-async-pipe"}, Time: time.Date(2012, 4, 7, 17, 41, 3, 0, time.UTC),
+			World: 3476319, CoreFile: "/var/core/hostd-worker-zdump.000", Lines: 2}}},
+		{"vmkernel-4x-messages.log", []Crash{{Agent: "vpxa", Processes: []string{"vpxa"}, Time: time.Date(2012, 7, 26, 1, 26, 46, 0, time.UTC),
+			World: 14258, CoreFile: "/var/core/vpxa-zdump.000", Lines: 2}}},
+	} {
+		t.Run(tt.file, func(t *testing.T) {
+			s, err := ScanFile(filepath.Join("testdata", tt.file), ScanOptions{Year: 2012})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, s.Crashes, ignoreState); diff != "" {
+				t.Errorf("crashes (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// FuzzCrashes: every dump line is in exactly one crash, a crash holds at
+// most one wantCoreDump and one UserDump line, and a log split in two
+// copies and merged gives the crashes of the whole within the look-back
+// (a line may pair differently at the cut, never be lost).
+func FuzzCrashes(f *testing.F) {
+	f.Add([]byte{0, 1, 0, 1, 1, 0, 2, 3, 200, 4})
+	f.Add([]byte{0, 0, 0, 1, 0, 0, 1, 1, 1, 1, 1, 1})
+	f.Add([]byte{})
+	procs := []string{"vpxa", "vpxa-worker", "hostd-worker", "vix-async-pipe", "sfcbd"}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		t0 := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+		var evs []Event
+		var at time.Duration
+		for i := 0; i+2 < len(data); i += 3 {
+			ev := Event{Kind: KindCoreDump, Process: procs[int(data[i]>>1)%len(procs)], World: uint32(data[i+1] % 4)}
+			if data[i]&1 == 1 {
+				ev.Kind = KindUserDump
+			}
+			at += time.Duration(data[i+2]) * 10 * time.Second
+			if data[i+2] != 255 {
+				ev.Time = t0.Add(at)
+			}
+			evs = append(evs, ev)
+		}
+		whole := NewSummary(0, 0)
+		for i := range evs {
+			whole.add(&evs[i])
+		}
+		lines := 0
+		for _, c := range whole.Crashes {
+			lines += c.Lines
+			if c.Lines > 2 || c.Lines < 1 {
+				t.Fatalf("crash of %d lines: %+v", c.Lines, c)
+			}
+		}
+		if lines != len(evs) {
+			t.Fatalf("%d lines in crashes, %d dump lines", lines, len(evs))
+		}
+		cut := len(evs) / 2
+		a, b := NewSummary(0, 0), NewSummary(0, 0)
+		for i := range evs {
+			if i < cut {
+				a.add(&evs[i])
+			} else {
+				b.add(&evs[i])
+			}
+		}
+		a.Merge(b)
+		if len(a.Crashes) < len(whole.Crashes)-crashLookBack || len(a.Crashes) > len(whole.Crashes)+crashLookBack {
+			t.Fatalf("merged %d crashes, whole %d", len(a.Crashes), len(whole.Crashes))
 		}
 	})
 }

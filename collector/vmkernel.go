@@ -15,6 +15,7 @@ type header struct {
 	hour, min, sec, nsec     int
 	uptime                   time.Duration
 	hasUptime, yearFromStamp bool
+	world                    uint32 // W of the "cpuN:W)" world part; 0 without one
 	msg                      []byte // the message, after any "cpuN:W)" world part
 }
 
@@ -41,6 +42,9 @@ func ParseLine(line []byte, year int) (Event, error) {
 		return Event{}, unparsed(line)
 	}
 	ev := classify(h.msg)
+	if ev.Kind == KindCoreDump {
+		ev.World = h.world
+	}
 	ev.Format = h.format
 	ev.Time = h.time(year)
 	ev.Uptime, ev.HasUptime = h.uptime, h.hasUptime
@@ -78,7 +82,7 @@ func parseHeader(b []byte) (h header, ok bool) {
 	if !ok {
 		return h, false
 	}
-	h.msg = stripWorld(rest)
+	h.msg, h.world = stripWorld(rest)
 	return h, true
 }
 
@@ -298,42 +302,48 @@ func parseUptime(b []byte) (time.Duration, int, bool) {
 }
 
 // stripWorld removes "cpu3:33421)" or "cpu10:2099084 opID=a9f5cca4)" when
-// present; some 8.x lines have none ("9127.5:D:Disable PCIe VDM on PF0").
-func stripWorld(b []byte) []byte {
+// present, and returns the world id (33421), or 0; some 8.x lines have
+// none ("9127.5:D:Disable PCIe VDM on PF0").
+func stripWorld(b []byte) ([]byte, uint32) {
 	if len(b) < 6 || b[0] != 'c' || b[1] != 'p' || b[2] != 'u' {
-		return b
+		return b, 0
 	}
 	i := 3
 	for i < len(b) && isDigit(b[i]) {
 		i++
 	}
 	if i == 3 || i >= len(b) || b[i] != ':' {
-		return b
+		return b, 0
 	}
 	i++
 	start := i
+	var world uint64
 	for i < len(b) && isDigit(b[i]) {
+		world = world*10 + uint64(b[i]-'0')
 		i++
 	}
 	if i == start || i >= len(b) {
-		return b
+		return b, 0
+	}
+	if world > 1<<32-1 || i-start > 10 {
+		world = 0 // not an id we can hold: the line still parses
 	}
 	if b[i] == ')' {
-		return b[i+1:]
+		return b[i+1:], uint32(world)
 	}
 	if b[i] != ' ' {
-		return b
+		return b, 0
 	}
 	// " opID=…)": the op id has no spaces and no parenthesis.
 	for j := i + 1; j < len(b) && j < i+200; j++ {
 		switch b[j] {
 		case ')':
-			return b[j+1:]
+			return b[j+1:], uint32(world)
 		case ' ', '(':
-			return b
+			return b, 0
 		}
 	}
-	return b
+	return b, 0
 }
 
 func validClock(h *header) bool {

@@ -61,6 +61,7 @@ type Report struct {
 	Ports      []Port       `json:"ports"`
 	HeapEvents []HeapEvent  `json:"heap_events"`
 	Dumps      []Dump       `json:"dumps"`
+	Crashes    []Crash      `json:"crashes"`
 	Heaps      []Heap       `json:"heaps"`
 	Lines      int64        `json:"lines"`
 	Unparsed   int64        `json:"unparsed"`
@@ -100,9 +101,18 @@ type HeapEvent struct {
 // Dump counts one process's core dumps (UserDump lines).
 type Dump struct {
 	Process   string    `json:"process"`
+	Agent     string    `json:"agent"` // "hostd", "vpxa", or "" (see collector.AgentOf)
 	Count     int       `json:"count"`
 	CoreDumps int       `json:"want_core_dump"`
 	Last      time.Time `json:"last"`
+}
+
+// Crash is one crash, however many lines report it (see collector.Crash).
+type Crash struct {
+	Agent     string    `json:"agent"`
+	Processes []string  `json:"processes"`
+	Time      time.Time `json:"time"` // zero when no line's time is known
+	Lines     int       `json:"lines"`
 }
 
 // Heap is one heap sample.
@@ -124,7 +134,7 @@ type Heap struct {
 // Errors and makes the status UNKNOWN; the others are still reported.
 func Build(opt Options) *Report {
 	r := &Report{Files: []string{}, Ports: []Port{}, HeapEvents: []HeapEvent{},
-		Dumps: []Dump{}, Heaps: []Heap{}, Errors: []string{}, Warnings: []string{}, Reasons: []string{}}
+		Dumps: []Dump{}, Crashes: []Crash{}, Heaps: []Heap{}, Errors: []string{}, Warnings: []string{}, Reasons: []string{}}
 	r.Warnings = append(r.Warnings, opt.Warnings...)
 	scan := collector.ScanOptions{Year: opt.Year, Since: opt.Since, FlapCycles: opt.FlapCycles, FlapWindow: opt.FlapWindow}
 	logs := r.uniqueLogs(opt.Logs)
@@ -185,7 +195,13 @@ func Build(opt Options) *Report {
 		r.HeapEvents = append(r.HeapEvents, HeapEvent{Heap: h.Heap, Kind: kind, Count: h.Count, Untimed: h.Untimed, First: h.First, Last: h.Last})
 	}
 	for _, d := range sum.Processes {
-		r.Dumps = append(r.Dumps, Dump{Process: d.Process, Count: d.UserDumps, CoreDumps: d.CoreDumps, Last: d.Last})
+		r.Dumps = append(r.Dumps, Dump{Process: d.Process, Agent: collector.AgentOf(d.Process), Count: d.UserDumps, CoreDumps: d.CoreDumps, Last: d.Last})
+	}
+	for _, c := range sum.Crashes {
+		r.Crashes = append(r.Crashes, Crash{Agent: c.Agent, Processes: c.Processes, Time: c.Time, Lines: c.Lines})
+	}
+	if sum.CrashesDropped > 0 {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s past the first %d not listed (counted in dumps)", plural(sum.CrashesDropped, "crash"), len(sum.Crashes)))
 	}
 	r.judge()
 	return r
@@ -315,10 +331,8 @@ func (r *Report) judge() {
 			raise(policy.Crit, fmt.Sprintf("%s reached its maximum size (%s, %s)", e.Heap, plural(e.Count, "line"), lastOf(e.Last, e.Untimed)))
 		}
 	}
-	for _, d := range r.Dumps {
-		if isAgent(d.Process) && d.Count+d.CoreDumps > 0 {
-			raise(policy.Crit, fmt.Sprintf("%s dumped core (%d, last %s)", d.Process, max(d.Count, d.CoreDumps), stampOrDash(d.Last)))
-		}
+	for _, why := range agentCrashes(r.Crashes) {
+		raise(policy.Crit, why)
 	}
 	for _, h := range r.Heaps {
 		if h.PercentFreeOfMax == nil {
@@ -362,11 +376,55 @@ func worse(a, b policy.Level) policy.Level {
 	return a
 }
 
-// isAgent: the management agents whose crash disconnects the host. Their
-// dump files may carry a suffix ("hostd-worker-zdump.000").
-func isAgent(process string) bool {
-	base, _, _ := strings.Cut(process, "-")
-	return base == "vpxa" || base == "hostd"
+// agentCrashes says, per management agent (whose crash disconnects the
+// host), how often it crashed and which threads or helpers dumped:
+// "vpxa crashed (core dump by vpxa-worker, last T)". A process of no known
+// agent is not guessed: it stays in the dumps, not in the verdict.
+func agentCrashes(crashes []Crash) []string {
+	type agg struct {
+		n, untimed int
+		by         []string
+		last       time.Time
+	}
+	var order []string
+	per := map[string]*agg{}
+	for _, c := range crashes {
+		if c.Agent == "" {
+			continue
+		}
+		a := per[c.Agent]
+		if a == nil {
+			a = &agg{}
+			per[c.Agent] = a
+			order = append(order, c.Agent)
+		}
+		a.n++
+		for _, p := range c.Processes {
+			if !slices.Contains(a.by, p) {
+				a.by = append(a.by, p)
+			}
+		}
+		if c.Time.IsZero() {
+			a.untimed++
+		} else if c.Time.After(a.last) {
+			a.last = c.Time
+		}
+	}
+	slices.Sort(order)
+	var out []string
+	for _, name := range order {
+		a := per[name]
+		times := ""
+		if a.n > 1 {
+			times = " " + strconv.Itoa(a.n) + " times"
+		}
+		dumps := "core dump"
+		if len(a.by) > 1 || a.n > 1 {
+			dumps = "core dumps"
+		}
+		out = append(out, fmt.Sprintf("%s crashed%s (%s by %s, %s)", name, times, dumps, strings.Join(a.by, ", "), lastOf(a.last, a.untimed)))
+	}
+	return out
 }
 
 // lastOf says when the last of some lines was, untimed of them having no
@@ -379,6 +437,14 @@ func lastOf(last time.Time, untimed int) string {
 		return fmt.Sprintf("last %s; %d time unknown", stamp(last), untimed)
 	}
 	return "last " + stampOrDash(last)
+}
+
+// stampOrUnknown is stamp for a time that may not be known.
+func stampOrUnknown(t time.Time) string {
+	if t.IsZero() {
+		return "time unknown"
+	}
+	return stamp(t)
 }
 
 // stampOrDash is stamp for a time that may be missing.
@@ -446,7 +512,21 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(bw, "  none\n")
 	}
 	for _, d := range r.Dumps {
-		fmt.Fprintf(bw, "  %-16s %s (%d wantCoreDump), last %s\n", d.Process, plural(d.Count, "dump"), d.CoreDumps, stampOrDash(d.Last))
+		agent := ""
+		if d.Agent != "" && d.Agent != d.Process {
+			agent = " (" + d.Agent + ")"
+		}
+		fmt.Fprintf(bw, "  %-16s %s (%d wantCoreDump), last %s%s\n", d.Process, plural(d.Count, "dump"), d.CoreDumps, stampOrDash(d.Last), agent)
+	}
+	if len(r.Crashes) > 0 {
+		fmt.Fprintf(bw, "Crashes (each once, however many lines report it):\n")
+		for _, c := range r.Crashes {
+			who := c.Agent
+			if who == "" {
+				who = "-"
+			}
+			fmt.Fprintf(bw, "  %-16s %-20s %s (%s)\n", who, stampOrUnknown(c.Time), strings.Join(c.Processes, ", "), plural(c.Lines, "line"))
+		}
 	}
 
 	if len(r.Heaps) > 0 {
