@@ -309,7 +309,7 @@ func TestCrashesOnce(t *testing.T) {
 		{"thread and core file", []Event{core("vix-async-pipe", 3476319, 0), dump("hostd-worker", 3476319, time.Second)}, []string{"hostd:hostd-worker,vix-async-pipe"}},
 		{"two wantCoreDumps are two crashes", []Event{core("vpxa", 1, 0), core("vpxa", 1, time.Second)}, []string{"vpxa:vpxa", "vpxa:vpxa"}},
 		{"other world", []Event{core("vpxa", 1, 0), dump("vpxa", 2, time.Second)}, []string{"vpxa:vpxa", "vpxa:vpxa"}},
-		{"same world, too late", []Event{core("vpxa", 1, 0), dump("vpxa", 1, 20 * time.Minute)}, []string{"vpxa:vpxa", "vpxa:vpxa"}},
+		{"same world, too late", []Event{core("vpxa", 1, 0), dump("vpxa", 1, 20*time.Minute)}, []string{"vpxa:vpxa", "vpxa:vpxa"}},
 		{"untimed pair of one world", []Event{core("vpxa", 9, untimed), dump("vpxa-worker", 9, untimed)}, []string{"vpxa:vpxa,vpxa-worker"}},
 		{"untimed, no world: not tied", []Event{core("vpxa", 0, untimed), dump("vpxa", 0, untimed)}, []string{"vpxa:vpxa", "vpxa:vpxa"}},
 		{"no world, same agent, close", []Event{core("vpxa", 0, 0), dump("vpxa-worker", 0, time.Second)}, []string{"vpxa:vpxa,vpxa-worker"}},
