@@ -72,6 +72,9 @@ type Crash struct {
 // crashOf makes the crash one dump event reports.
 func crashOf(ev *Event) Crash {
 	c := Crash{Agent: AgentOf(ev.Process), Processes: []string{ev.Process}, Time: ev.Time, World: ev.World, CoreFile: ev.CoreFile, Lines: 1}
+	if c.Agent == "" {
+		c.Agent = ev.Agent
+	}
 	if c.Agent == "" && ev.CoreFile != "" {
 		c.Agent = AgentOf(ev.CoreFile)
 	}

@@ -49,13 +49,16 @@ const (
 	KindCoreDump
 	// KindUserDump: "UserDump: 1485: Dumping cartel … to file /var/core/vpxa-zdump.000 ...".
 	KindUserDump
+	// KindAgentCrash: an agent's crash in vobd.log or hostd.log (see
+	// agentCrash), never in a vmkernel log.
+	KindAgentCrash
 	// KindContinuation is an untimed line that continues the record before
 	// it. Only a Parser (which knows the previous line) returns it.
 	KindContinuation
 )
 
 var kindNames = [...]string{"other", "port_disabled", "port_enabled", "heap_maxed",
-	"heap_align_failed", "core_dump", "user_dump", "continuation"}
+	"heap_align_failed", "core_dump", "user_dump", "agent_crash", "continuation"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -177,4 +180,6 @@ type Event struct {
 	// CoreFile is the core's path when the line names it
 	// ("/var/core/vpxa-zdump.000"), for the dump kinds.
 	CoreFile string
+	// Agent is the agent a KindAgentCrash line names by its binary's path.
+	Agent string
 }

@@ -20,6 +20,9 @@ type Summary struct {
 	// Untimed counts the part of Events read from lines whose time could
 	// not be read (see untimedEvent): counted everywhere, in no window.
 	Untimed int64 `json:"untimed"`
+	// Log is which program's log this is, judged from its lines (see
+	// DetectLog).
+	Log LogKind `json:"log"`
 	// GuessedYear is the year the first 4.x syslog date (which carries
 	// none) was put in when no year was given: from the file's
 	// modification time (ScanFile) or the current year (Scan). 0 when the
@@ -203,6 +206,8 @@ func (s *Summary) add(ev *Event) {
 			d.First = ev.Time
 		}
 		d.Last = ev.Time
+	case KindAgentCrash:
+		s.addCrash(crashOf(ev))
 	}
 }
 

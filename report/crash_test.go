@@ -53,3 +53,20 @@ func writeTestFile(t *testing.T, p, content string) {
 		t.Fatal(err)
 	}
 }
+
+// TestReportAgentLogs (issue 14): a vpxa crash recorded only in hostd.log
+// and vobd.log (index id 344607061) makes the verdict CRITICAL, once.
+func TestReportAgentLogs(t *testing.T) {
+	r := Build(Options{Logs: []string{"../collector/testdata/hostd-6x-vpxa-crash-syslog.log", "../collector/testdata/vobd-6x-vpxa-crash-syslog.log",
+		"../collector/testdata/vmkernel-5x.log"}})
+	want := "vpxa crashed (core dump by vpxa-worker, time unknown)"
+	if r.Status != policy.Crit || !strings.Contains(strings.Join(r.Reasons, "; "), want) {
+		t.Errorf("status %v reasons %q, want CRITICAL with %q", r.Status, r.Reasons, want)
+	}
+	if len(r.AgentLogs) != 2 || r.AgentLogs[0].Log != "hostd" || r.AgentLogs[1].Log != "vobd" {
+		t.Errorf("agent logs %+v", r.AgentLogs)
+	}
+	if len(r.Crashes) != 1 || r.Crashes[0].Lines != 3 || len(r.Errors) != 0 {
+		t.Errorf("crashes %+v errors %q", r.Crashes, r.Errors)
+	}
+}

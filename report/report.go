@@ -58,6 +58,7 @@ const LiveSource = "live"
 // docs/json.md and scripts rely on its keys.
 type Report struct {
 	Files      []string     `json:"files"`
+	AgentLogs  []AgentLog   `json:"agent_logs"`
 	Ports      []Port       `json:"ports"`
 	HeapEvents []HeapEvent  `json:"heap_events"`
 	Dumps      []Dump       `json:"dumps"`
@@ -71,6 +72,13 @@ type Report struct {
 	Verdict    string       `json:"verdict"`
 	Reasons    []string     `json:"reasons"`
 	Status     policy.Level `json:"-"`
+}
+
+// AgentLog is a file read as an agent's log (hostd.log, vpxa.log,
+// vobd.log), judged from its lines, not its name.
+type AgentLog struct {
+	File string `json:"file"`
+	Log  string `json:"log"` // "hostd", "vpxa" or "vobd"
 }
 
 // Port is one port seen in a NetPort (or Uplink) line.
@@ -134,7 +142,7 @@ type Heap struct {
 // Errors and makes the status UNKNOWN; the others are still reported.
 func Build(opt Options) *Report {
 	r := &Report{Files: []string{}, Ports: []Port{}, HeapEvents: []HeapEvent{},
-		Dumps: []Dump{}, Crashes: []Crash{}, Heaps: []Heap{}, Errors: []string{}, Warnings: []string{}, Reasons: []string{}}
+		AgentLogs: []AgentLog{}, Dumps: []Dump{}, Crashes: []Crash{}, Heaps: []Heap{}, Errors: []string{}, Warnings: []string{}, Reasons: []string{}}
 	r.Warnings = append(r.Warnings, opt.Warnings...)
 	scan := collector.ScanOptions{Year: opt.Year, Since: opt.Since, FlapCycles: opt.FlapCycles, FlapWindow: opt.FlapWindow}
 	logs := r.uniqueLogs(opt.Logs)
@@ -150,6 +158,9 @@ func Build(opt Options) *Report {
 		}
 		s, p := f.Summary, f.Path
 		r.Files = append(r.Files, p)
+		if s.Log != collector.LogVmkernel {
+			r.AgentLogs = append(r.AgentLogs, AgentLog{File: p, Log: s.Log.String()})
+		}
 		parts = append(parts, s)
 	}
 	r.judgeInput(files)
@@ -232,9 +243,9 @@ func (r *Report) judgeInput(files []collector.FileSummary) {
 		case s.Lines == 0:
 			r.Errors = append(r.Errors, fmt.Sprintf("%s is empty: no log line to judge", p))
 		case known == 0:
-			r.Errors = append(r.Errors, fmt.Sprintf("%s: %s in no known vmkernel log format: nothing to judge (is it a vmkernel log?)", p, ofLines(s.Unparsed, s.Lines)))
+			r.Errors = append(r.Errors, fmt.Sprintf("%s: %s in no known %s log format: nothing to judge (is it a vmkernel log?)", p, ofLines(s.Unparsed, s.Lines), s.Log))
 		case s.Unparsed > 0:
-			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: %s in no known vmkernel log format (skipped)", p, ofLines(s.Unparsed, s.Lines)))
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: %s in no known %s log format (skipped)", p, ofLines(s.Unparsed, s.Lines), s.Log))
 		}
 		if s.Oversized > 0 {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: %s longer than 1 MiB skipped", p, plural(int(s.Oversized), "line")))
@@ -460,6 +471,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, "heapguard report: %s, %d lines read, %d unparsed, %d oversized\n",
 		plural(len(r.Files), "file"), r.Lines, r.Unparsed, r.Oversized)
+	for _, a := range r.AgentLogs {
+		fmt.Fprintf(bw, "read as the %s log: %s\n", a.Log, a.File)
+	}
 
 	var flapping, quiet []Port
 	for _, p := range r.Ports {

@@ -45,6 +45,12 @@ check does: the live figures join the verdict. A heap vsish cannot list or read 
 (UNKNOWN) naming the reason; the others are still reported. --no-live reads the files only
 (a copied root, a support bundle).
 
+hostd.log, vpxa.log and vobd.log (rotated and .gz too) may be given beside them: which log a
+file is, is judged from its lines, not its name, and their crash lines (vobd's
+[vob.uw.core.dumped], "… crashed (N time(s) so far) and a core file …") count with the
+vmkernel's dumps, each crash once. A core dump named by a thread or helper (vpxa-worker,
+hostd-worker, vix-async-pipe) is its agent's crash.
+
 A log file whose lines are all in no known vmkernel log format is an error (UNKNOWN): there
 is nothing to judge in it; so is an empty one, unless another log had known lines (the live log
 is empty just after a rotation). A file with some known lines keeps its verdict and the report
@@ -60,7 +66,7 @@ Examples:
 EXIT STATUS:
   0 nothing wrong
   1 flapping ports, or a heap below 20% free of max
-  2 a heap reached its maximum or is below 10% free of max, or vpxa/hostd dumped core
+  2 a heap reached its maximum or is below 10% free of max, or vpxa/hostd crashed
   3 bad usage, unreadable input, a log in no known format or empty, a heap that vsish could not
     list or read (the other inputs are still reported)`,
 		flags: func(fs *flag.FlagSet) any {
