@@ -35,7 +35,7 @@ func TestDetectLog(t *testing.T) {
 	// Shapes no public sample here shows (SOURCES.md: unverified).
 	for in, want := range map[string]LogKind{
 		"2016-11-04T19:13:33.164Z info vpxa[7BA40B70] [Originator@6876 sub=vpxLro] x\n": LogVpxa,
-		"2025-12-11T16:43:23.314Z In(166) Vpxa[2100034]: [Originator@6876 sub=x] y\n":    LogVpxa,
+		"2025-12-11T16:43:23.314Z In(166) Vpxa[2100034]: [Originator@6876 sub=x] y\n":   LogVpxa,
 		"": LogVmkernel, "garbage\n": LogVmkernel,
 	} {
 		if got := DetectLog([]byte(in)); got != want {
