@@ -336,7 +336,8 @@ func (w *Watcher) consume(text []byte) {
 	w.tracker.Observe(ev)
 	switch ev.Kind {
 	case collector.KindCoreDump, collector.KindUserDump:
-		if ev.Process == policy.Agent {
+		// Dumps are named by the thread that dumped ("vpxa-worker").
+		if collector.AgentOf(ev.Process) == policy.Agent {
 			w.vpxaCrash = true
 			w.log.Warn("vpxa crash in the log", zap.Time("log_time", ev.Time), zap.ByteString("line", text))
 		}

@@ -49,13 +49,16 @@ const (
 	KindCoreDump
 	// KindUserDump: "UserDump: 1485: Dumping cartel … to file /var/core/vpxa-zdump.000 ...".
 	KindUserDump
+	// KindAgentCrash: an agent's crash in vobd.log or hostd.log (see
+	// agentCrash), never in a vmkernel log.
+	KindAgentCrash
 	// KindContinuation is an untimed line that continues the record before
 	// it. Only a Parser (which knows the previous line) returns it.
 	KindContinuation
 )
 
 var kindNames = [...]string{"other", "port_disabled", "port_enabled", "heap_maxed",
-	"heap_align_failed", "core_dump", "user_dump", "continuation"}
+	"heap_align_failed", "core_dump", "user_dump", "agent_crash", "continuation"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -152,7 +155,9 @@ func ParseMAC(s string) (MAC, error) {
 type Event struct {
 	Kind   Kind
 	Format Format
-	// Time is the line's stamp in UTC. Zero for continuation lines.
+	// Time is the line's stamp in UTC. Zero for continuation lines, and for
+	// an event read from a line whose header is in no known format
+	// (Format FormatUnknown): its time is unknown, the event still counts.
 	Time time.Time
 	// Uptime is the 4.x "days:h:m:s.ms" stamp; HasUptime says it was there.
 	Uptime    time.Duration
@@ -167,4 +172,14 @@ type Event struct {
 	Heap string
 	// Process is the dumped program ("vpxa", "hostd-worker") for the dump kinds.
 	Process string
+	// World is, for the dump kinds, the world whose crash the line
+	// reports: the one that wrote a wantCoreDump line (its "cpuN:W)"), the
+	// "from world W" of a UserDump line; 0 when the line does not say.
+	// The two lines of one crash share it.
+	World uint32
+	// CoreFile is the core's path when the line names it
+	// ("/var/core/vpxa-zdump.000"), for the dump kinds.
+	CoreFile string
+	// Agent is the agent a KindAgentCrash line names by its binary's path.
+	Agent string
 }

@@ -86,7 +86,8 @@ func (t *FlapTracker) Observe(ev Event) {
 	if !ev.Time.IsZero() {
 		t.logTime = ev.Time
 	}
-	if ev.Kind != KindPortDisabled && ev.Kind != KindPortEnabled {
+	if ev.Kind != KindPortDisabled && ev.Kind != KindPortEnabled || ev.Time.IsZero() {
+		// A port line whose time is unknown fits in no window.
 		return
 	}
 	p := t.ports[ev.Port]

@@ -42,22 +42,88 @@ func nextMarker(b []byte, from int, m *marker) int {
 
 // classify turns a message (after header and world part) into an event.
 func classify(msg []byte) Event {
+	ev, _ := classifyAt(msg)
+	return ev
+}
+
+// classifyAt is classify that also says where in msg the event's words
+// start ("disabled port …", "Heap …", "wantCoreDump …", "Dumping cartel …").
+func classifyAt(msg []byte) (Event, int) {
 	for i := nextMarker(msg, 0, &markers[0]); i < len(msg); i = nextMarker(msg, i+1, &markers[0]) {
 		if ev, ok := portEvent(msg, i); ok {
-			return ev
+			if ev.Kind == KindPortDisabled {
+				return ev, i - 3
+			}
+			return ev, i - 2
 		}
 	}
 	for i := nextMarker(msg, 0, &markers[1]); i < len(msg); i = nextMarker(msg, i+1, &markers[1]) {
 		if ev, ok := heapEvent(msg, i); ok {
-			return ev
+			return ev, i
 		}
 	}
 	for i := nextMarker(msg, 0, &markers[2]); i < len(msg); i = nextMarker(msg, i+1, &markers[2]) {
 		if ev, ok := dumpEvent(msg, i); ok {
-			return ev
+			if ev.Kind == KindCoreDump {
+				return ev, i - len("wantCore")
+			}
+			return ev, i
 		}
 	}
-	return Event{Kind: KindOther}
+	return Event{Kind: KindOther}, 0
+}
+
+// untimedEvent reads a known event in a line whose header is in no known
+// format: the stamp masked by whoever published it, a line copied from the
+// console, a prefix added by some relay. Without a header anything could
+// be around the words, so they must come right after the vmkernel module
+// and source line that write them ("NetPort: 1426: disabled port 0x…",
+// "Heap: 2525: Heap vmfs3 already at its maximum size", "User: 2432:
+// wantCoreDump : …", "UserDump: 1485: Dumping cartel …"); an English
+// sentence that happens to hold the words does not count.
+func untimedEvent(line []byte) (Event, bool) {
+	ev, at := classifyAt(line)
+	var ok bool
+	switch ev.Kind {
+	case KindPortDisabled, KindPortEnabled:
+		ok = moduleBefore(line[:at], "NetPort") || moduleBefore(line[:at], "Uplink")
+	case KindHeapMaxed, KindHeapAlignFailed:
+		ok = moduleBefore(line[:at], "Heap")
+	case KindCoreDump:
+		ok = moduleBefore(line[:at], "User")
+	case KindUserDump:
+		ok = moduleBefore(line[:at], "UserDump")
+	}
+	if !ok {
+		return Event{}, false
+	}
+	if ev.Kind == KindCoreDump {
+		// The module's start: where moduleBefore found "User".
+		ev.World = worldBefore(line[:bytes.LastIndex(line[:at], []byte("User:"))])
+	}
+	return ev, true
+}
+
+// moduleBefore reports whether pre ends with "<module>: <source line>: ",
+// the module standing alone ("WARNING:Heap: 2525: ", "cpu6:3476319)User: 2428: ").
+func moduleBefore(pre []byte, module string) bool {
+	n := len(pre)
+	if n < 2 || pre[n-1] != ' ' || pre[n-2] != ':' {
+		return false
+	}
+	k := n - 2
+	for k > 0 && isDigit(pre[k-1]) {
+		k--
+	}
+	if k == n-2 || k < 2 || pre[k-1] != ' ' || pre[k-2] != ':' {
+		return false
+	}
+	end := k - 2
+	start := end - len(module)
+	if start < 0 || string(pre[start:end]) != module {
+		return false
+	}
+	return start == 0 || !isWordByte(pre[start-1])
 }
 
 // portEvent reads "disabled port 0x3000007" or "enabled port 0x3000007 with
@@ -187,7 +253,40 @@ func dumpEvent(msg []byte, i int) (Event, bool) {
 	if len(base) == 0 {
 		return Event{}, false
 	}
-	return Event{Kind: KindUserDump, Process: string(base)}, true
+	return Event{Kind: KindUserDump, Process: string(base), World: fromWorld(msg[i : i+k]), CoreFile: string(path)}, true
+}
+
+// fromWorld reads W in "Dumping cartel 14235 (from world 14258)", or 0.
+func fromWorld(b []byte) uint32 {
+	const from = "(from world "
+	k := bytes.Index(b, []byte(from))
+	if k < 0 {
+		return 0
+	}
+	var w uint64
+	j := k + len(from)
+	for start := j; j < len(b) && isDigit(b[j]) && j-start < 10; j++ {
+		w = w*10 + uint64(b[j]-'0')
+	}
+	if j == len(b) || b[j] != ')' || w > 1<<32-1 {
+		return 0
+	}
+	return uint32(w)
+}
+
+// worldBefore finds the "cpuN:W)" world part that ends pre or sits just
+// before a "WARNING: " or similar word ("cpu6:3476319)User: 2428: " was
+// cut to "cpu6:3476319)"), for a line without a known header; 0 if none.
+func worldBefore(pre []byte) uint32 {
+	c := bytes.LastIndex(pre, []byte("cpu"))
+	if c < 0 {
+		return 0
+	}
+	rest, w := stripWorld(pre[c:])
+	if w == 0 || len(rest) > 0 && (len(rest) > 16 || bytes.IndexByte(rest, ' ') >= 0 && !bytes.HasPrefix(rest, []byte("WARNING: "))) {
+		return 0
+	}
+	return w
 }
 
 func token(b []byte) []byte {

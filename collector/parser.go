@@ -51,12 +51,22 @@ func (p *Parser) Parse(line []byte) (Event, error) {
 	line = trimCR(line)
 	h, ok := p.header(line)
 	if !ok {
+		if ev, ok := untimedEvent(line); ok {
+			// Its record's bounds are unknown (no header to tell one
+			// from the next): untimed text after it is not taken to
+			// continue it, and stays unparsed.
+			p.prevOK = false
+			return ev, nil
+		}
 		if p.continues(line) {
 			return Event{Kind: KindContinuation}, nil
 		}
 		return Event{}, unparsed(line)
 	}
 	ev := classify(h.msg)
+	if ev.Kind == KindCoreDump {
+		ev.World = h.world
+	}
 	ev.Format = h.format
 	ev.Time = h.time(p.year)
 	ev.Uptime, ev.HasUptime = h.uptime, h.hasUptime

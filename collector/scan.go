@@ -101,14 +101,24 @@ func ScanFile(path string, opt ScanOptions) (*Summary, error) {
 		return nil, fmt.Errorf("scan: %w", err)
 	}
 	defer f.Close()
-	var magic [2]byte
-	n, _ := f.ReadAt(magic[:], 0)
-	if n == 2 && isGzip(magic[:]) {
+	head := make([]byte, detectSample)
+	n, _ := f.ReadAt(head, 0)
+	if n >= 2 && isGzip(head[:2]) {
 		s, err := scanGzip(bufio.NewReaderSize(f, 256<<10), opt, fi.ModTime())
 		if err != nil {
 			return s, fmt.Errorf("scan %s: %w", path, err)
 		}
 		return s, nil
+	}
+	if kind := DetectLog(head[:n]); kind != LogVmkernel {
+		st := newScanState(opt, fi.ModTime(), false)
+		st.sum.Log = kind
+		err := st.scanAgentLog(f)
+		st.done(opt)
+		if err != nil {
+			return st.sum, fmt.Errorf("scan %s: %w", path, err)
+		}
+		return st.sum, nil
 	}
 	workers := min(runtime.GOMAXPROCS(0), maxWorkers)
 	if workers > 1 && fi.Size() >= parallelMin {
@@ -140,12 +150,25 @@ func Scan(r io.Reader, opt ScanOptions) (*Summary, error) {
 // archive member's): 4.x dates without a year take its year, as
 // ScanFile's do, instead of the current one.
 func ScanModTime(r io.Reader, opt ScanOptions, modTime time.Time) (*Summary, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
+	br := bufio.NewReaderSize(r, detectSample)
 	if magic, _ := br.Peek(2); isGzip(magic) {
 		return scanGzip(br, opt, modTime)
 	}
+	return scanText(br, opt, modTime)
+}
+
+// scanText scans a log read from br (already gunzipped), an agent's log
+// or a vmkernel log, as its first lines tell.
+func scanText(br *bufio.Reader, opt ScanOptions, modTime time.Time) (*Summary, error) {
+	head, _ := br.Peek(detectSample)
 	st := newScanState(opt, modTime, false)
-	err := st.read(br, make([]byte, readSize+MaxLineLen), MaxLineLen)
+	var err error
+	if kind := DetectLog(head); kind != LogVmkernel {
+		st.sum.Log = kind
+		err = st.scanAgentLog(br)
+	} else {
+		err = st.read(br, make([]byte, readSize+MaxLineLen), MaxLineLen)
+	}
 	st.done(opt)
 	return st.sum, err
 }
@@ -158,13 +181,11 @@ func scanGzip(r io.Reader, opt ScanOptions, modTime time.Time) (*Summary, error)
 		return NewSummary(opt.FlapCycles, opt.FlapWindow), fmt.Errorf("gunzip: %w", err)
 	}
 	defer zr.Close()
-	st := newScanState(opt, modTime, false)
-	err = st.read(zr, make([]byte, readSize+MaxLineLen), MaxLineLen)
-	st.done(opt)
+	s, err := scanText(bufio.NewReaderSize(zr, detectSample), opt, modTime)
 	if err != nil {
-		return st.sum, fmt.Errorf("gunzip: %w", err)
+		return s, fmt.Errorf("gunzip: %w", err)
 	}
-	return st.sum, nil
+	return s, nil
 }
 
 // scanState is one sequential pass over lines.
@@ -337,6 +358,9 @@ func (st *scanState) line(b []byte, cand bool) {
 			s.Other++
 			return
 		}
+		if ev.Kind == KindCoreDump {
+			ev.World = h.world
+		}
 		ev.Format = h.format
 		ev.Time = h.time(st.p.year)
 		ev.Uptime, ev.HasUptime = h.uptime, h.hasUptime
@@ -346,6 +370,15 @@ func (st *scanState) line(b []byte, cand bool) {
 		}
 		s.add(&ev)
 		return
+	}
+	if cand {
+		// Only a line holding a marker can hold an event's words.
+		if ev, ok := untimedEvent(b); ok {
+			st.p.prevOK = false // as Parser.Parse
+			st.leadOpen = false
+			s.add(&ev) // never before Since: its time is unknown
+			return
+		}
 	}
 	if st.p.continues(b) {
 		s.Other++

@@ -17,13 +17,20 @@ type Summary struct {
 	Continuation int64 `json:"continuation"`
 	Unparsed     int64 `json:"unparsed"`
 	Oversized    int64 `json:"oversized"`
+	// Untimed counts the part of Events read from lines whose time could
+	// not be read (see untimedEvent): counted everywhere, in no window.
+	Untimed int64 `json:"untimed"`
+	// Log is which program's log this is, judged from its lines (see
+	// DetectLog).
+	Log LogKind `json:"log"`
 	// GuessedYear is the year the first 4.x syslog date (which carries
 	// none) was put in when no year was given: from the file's
 	// modification time (ScanFile) or the current year (Scan). 0 when the
 	// year was given or carried from an older copy, or no 4.x line was read.
 	GuessedYear int `json:"guessed_year,omitempty"`
 
-	// First and Last are the times of the first and last counted event.
+	// First and Last are the times of the first and last counted event
+	// whose time is known.
 	First time.Time `json:"first,omitzero"`
 	Last  time.Time `json:"last,omitzero"`
 
@@ -33,6 +40,10 @@ type Summary struct {
 	Ports     map[Port]*PortSummary `json:"ports"`
 	Heaps     []HeapSummary         `json:"heaps"`
 	Processes []ProcessSummary      `json:"processes"`
+	// Crashes are the crashes the dump lines report, each once (see
+	// Crash), in log order; CrashesDropped counts those past maxCrashes.
+	Crashes        []Crash `json:"crashes"`
+	CrashesDropped int     `json:"crashes_dropped,omitempty"`
 }
 
 // PortSummary is one port seen in a disabled or enabled line. A cycle is one
@@ -41,13 +52,16 @@ type Summary struct {
 type PortSummary struct {
 	Port Port `json:"port"`
 	// MAC is the last one seen in an enabled line; MACChanges counts changes.
-	MAC        MAC       `json:"mac"`
-	MACKnown   bool      `json:"mac_known"`
-	MACChanges int       `json:"mac_changes"`
-	Disabled   int       `json:"disabled"`
-	Enabled    int       `json:"enabled"`
-	First      time.Time `json:"first"`
-	Last       time.Time `json:"last"`
+	MAC        MAC  `json:"mac"`
+	MACKnown   bool `json:"mac_known"`
+	MACChanges int  `json:"mac_changes"`
+	Disabled   int  `json:"disabled"`
+	Enabled    int  `json:"enabled"`
+	// Untimed counts the port's lines whose time is unknown: in neither
+	// Disabled nor Enabled, as no window can hold them.
+	Untimed int       `json:"untimed"`
+	First   time.Time `json:"first"`
+	Last    time.Time `json:"last"`
 	// PeakCyclesPerMinute is the most enabled events within one calendar
 	// minute of log time.
 	PeakCyclesPerMinute int `json:"peak_cycles_per_minute"`
@@ -73,21 +87,26 @@ func (p *PortSummary) Cycles() int { return p.Enabled }
 // HeapSummary counts one kind of heap failure (KindHeapMaxed or
 // KindHeapAlignFailed) of one heap.
 type HeapSummary struct {
-	Heap  string    `json:"heap"`
-	Kind  Kind      `json:"kind"`
-	Count int       `json:"count"`
-	First time.Time `json:"first"`
-	Last  time.Time `json:"last"`
+	Heap  string `json:"heap"`
+	Kind  Kind   `json:"kind"`
+	Count int    `json:"count"`
+	// Untimed is the part of Count whose time is unknown; First and Last
+	// are of the others (zero when all are untimed).
+	Untimed int       `json:"untimed"`
+	First   time.Time `json:"first"`
+	Last    time.Time `json:"last"`
 }
 
 // ProcessSummary counts the dumps of one process: UserDumps are "Dumping
 // cartel … to file" lines, CoreDumps are "wantCoreDump" lines.
 type ProcessSummary struct {
-	Process   string    `json:"process"`
-	UserDumps int       `json:"user_dumps"`
-	CoreDumps int       `json:"core_dumps"`
-	First     time.Time `json:"first"`
-	Last      time.Time `json:"last"`
+	Process   string `json:"process"`
+	UserDumps int    `json:"user_dumps"`
+	CoreDumps int    `json:"core_dumps"`
+	// Untimed is the part of the dumps whose time is unknown.
+	Untimed int       `json:"untimed"`
+	First   time.Time `json:"first"`
+	Last    time.Time `json:"last"`
 }
 
 // NewSummary returns an empty summary with flap defaults filled in.
@@ -119,16 +138,32 @@ func (s *Summary) SortedPorts() []*PortSummary {
 // add counts one event that passed the Since filter.
 func (s *Summary) add(ev *Event) {
 	s.Events++
-	if s.Events == 1 {
-		s.First = ev.Time
+	untimed := ev.Time.IsZero()
+	if untimed {
+		s.Untimed++
+	} else {
+		if s.First.IsZero() {
+			s.First = ev.Time
+		}
+		s.Last = ev.Time
 	}
-	s.Last = ev.Time
 	switch ev.Kind {
 	case KindPortDisabled, KindPortEnabled:
 		p := s.Ports[ev.Port]
 		if p == nil {
-			p = &PortSummary{Port: ev.Port, First: ev.Time}
+			p = &PortSummary{Port: ev.Port}
 			s.Ports[ev.Port] = p
+		}
+		if untimed {
+			// Counted and its MAC kept, but outside every window.
+			p.Untimed++
+			if ev.Kind == KindPortEnabled && ev.MACKnown && !p.MACKnown {
+				p.MAC, p.MACKnown = ev.MAC, true
+			}
+			return
+		}
+		if p.First.IsZero() {
+			p.First = ev.Time
 		}
 		p.Last = ev.Time
 		if ev.Kind == KindPortDisabled {
@@ -146,22 +181,33 @@ func (s *Summary) add(ev *Event) {
 		s.cycle(p, ev.Time)
 	case KindHeapMaxed, KindHeapAlignFailed:
 		h := s.heap(ev.Heap, ev.Kind)
-		if h.Count == 0 {
+		h.Count++
+		if untimed {
+			h.Untimed++
+			return
+		}
+		if h.First.IsZero() {
 			h.First = ev.Time
 		}
-		h.Count++
 		h.Last = ev.Time
 	case KindCoreDump, KindUserDump:
 		d := s.process(ev.Process)
-		if d.UserDumps+d.CoreDumps == 0 {
-			d.First = ev.Time
-		}
 		if ev.Kind == KindUserDump {
 			d.UserDumps++
 		} else {
 			d.CoreDumps++
 		}
+		s.addCrash(crashOf(ev))
+		if untimed {
+			d.Untimed++
+			return
+		}
+		if d.First.IsZero() {
+			d.First = ev.Time
+		}
 		d.Last = ev.Time
+	case KindAgentCrash:
+		s.addCrash(crashOf(ev))
 	}
 }
 
@@ -242,7 +288,7 @@ func (s *Summary) Merge(other *Summary) {
 		d := NewSummary(other.FlapCycles, other.FlapWindow)
 		s.FlapCycles, s.FlapWindow = d.FlapCycles, d.FlapWindow
 	}
-	if s.Events > 0 && other.Events > 0 && other.First.Before(s.First) {
+	if !s.First.IsZero() && !other.First.IsZero() && other.First.Before(s.First) {
 		// other comes first: merge s onto a copy of other, keep the result in s.
 		merged := other.clone()
 		merged.FlapCycles, merged.FlapWindow = s.FlapCycles, s.FlapWindow
@@ -261,11 +307,12 @@ func (s *Summary) appendSummary(o *Summary) {
 	s.Continuation += o.Continuation
 	s.Unparsed += o.Unparsed
 	s.Oversized += o.Oversized
+	s.Untimed += o.Untimed
 	if s.GuessedYear == 0 {
 		s.GuessedYear = o.GuessedYear
 	}
-	if o.Events > 0 {
-		if s.Events == 0 {
+	if !o.First.IsZero() {
+		if s.First.IsZero() {
 			s.First = o.First
 		}
 		s.Last = o.Last
@@ -282,25 +329,46 @@ func (s *Summary) appendSummary(o *Summary) {
 	}
 	for _, oh := range o.Heaps {
 		h := s.heap(oh.Heap, oh.Kind)
-		if h.Count == 0 {
-			h.First = oh.First
-		}
 		h.Count += oh.Count
-		h.Last = oh.Last
+		h.Untimed += oh.Untimed
+		if !oh.First.IsZero() {
+			if h.First.IsZero() {
+				h.First = oh.First
+			}
+			h.Last = oh.Last
+		}
 	}
 	for _, od := range o.Processes {
 		d := s.process(od.Process)
-		if d.UserDumps+d.CoreDumps == 0 {
-			d.First = od.First
-		}
 		d.UserDumps += od.UserDumps
 		d.CoreDumps += od.CoreDumps
-		d.Last = od.Last
+		d.Untimed += od.Untimed
+		if !od.First.IsZero() {
+			if d.First.IsZero() {
+				d.First = od.First
+			}
+			d.Last = od.Last
+		}
 	}
+	// A crash may straddle the two: addCrash joins its lines.
+	for _, c := range o.Crashes {
+		c.Processes = slices.Clone(c.Processes)
+		s.addCrash(c)
+	}
+	s.CrashesDropped += o.CrashesDropped
 }
 
 func (s *Summary) appendPort(p, o *PortSummary) {
-	p.Last = o.Last
+	if !o.First.IsZero() {
+		if p.First.IsZero() {
+			p.First = o.First
+		}
+		p.Last = o.Last
+	}
+	p.Untimed += o.Untimed
+	if !p.MACKnown && o.MACKnown && !o.firstMACKnown {
+		p.MAC, p.MACKnown = o.MAC, true // known from an untimed line only
+	}
 	p.Disabled += o.Disabled
 	if o.firstMACKnown {
 		if !p.firstMACKnown {
@@ -372,6 +440,10 @@ func (s *Summary) clone() *Summary {
 	}
 	c.Heaps = slices.Clone(s.Heaps)
 	c.Processes = slices.Clone(s.Processes)
+	c.Crashes = slices.Clone(s.Crashes)
+	for i := range c.Crashes {
+		c.Crashes[i].Processes = slices.Clone(c.Crashes[i].Processes)
+	}
 	return &c
 }
 

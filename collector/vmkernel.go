@@ -15,6 +15,7 @@ type header struct {
 	hour, min, sec, nsec     int
 	uptime                   time.Duration
 	hasUptime, yearFromStamp bool
+	world                    uint32 // W of the "cpuN:W)" world part; 0 without one
 	msg                      []byte // the message, after any "cpuN:W)" world part
 }
 
@@ -27,15 +28,23 @@ func (h *header) time(year int) time.Time {
 
 // ParseLine parses one log line (without its newline) of any supported
 // format. year is used for 4.x syslog stamps, which carry none. A line in no
-// known format gives an error wrapping ErrUnparsed. It allocates only for
+// known format gives an error wrapping ErrUnparsed, unless it holds a known
+// event's words (see untimedEvent): that event has Format FormatUnknown
+// and a zero Time, as its time cannot be read. It allocates only for
 // the rare heap and dump lines (their names) and for errors.
 func ParseLine(line []byte, year int) (Event, error) {
 	line = trimCR(line)
 	h, ok := parseHeader(line)
 	if !ok {
+		if ev, ok := untimedEvent(line); ok {
+			return ev, nil
+		}
 		return Event{}, unparsed(line)
 	}
 	ev := classify(h.msg)
+	if ev.Kind == KindCoreDump {
+		ev.World = h.world
+	}
 	ev.Format = h.format
 	ev.Time = h.time(year)
 	ev.Uptime, ev.HasUptime = h.uptime, h.hasUptime
@@ -73,7 +82,7 @@ func parseHeader(b []byte) (h header, ok bool) {
 	if !ok {
 		return h, false
 	}
-	h.msg = stripWorld(rest)
+	h.msg, h.world = stripWorld(rest)
 	return h, true
 }
 
@@ -206,9 +215,29 @@ func stripIdent(b []byte) ([]byte, bool) {
 
 var months = [...]string{"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
 
-// parseSyslog reads "Jul 26 01:26:46 [host ]ident: [7:21:06:31.191 ]".
+// parseSyslog reads "Jul 26 01:26:46 [host ]ident: [7:21:06:31.191 ]". The
+// day is padded to two characters ("Jul  6"), but text copied into a
+// ticket or a web page often loses the padding ("Oct 4 08:02:38"): both
+// are read.
 func parseSyslog(h *header, b []byte) ([]byte, bool) {
-	if len(b) < 16 || b[3] != ' ' || b[6] != ' ' || b[9] != ':' || b[12] != ':' || b[15] != ' ' {
+	if len(b) > 5 && b[5] == ' ' && isDigit(b[4]) {
+		// "Oct 4 08:02:38 …": one character shorter; o shifts the rest.
+		return parseSyslogAt(h, b, b[4:5], -1)
+	}
+	if len(b) < 7 {
+		return nil, false
+	}
+	d := b[4:6]
+	if d[0] == ' ' { // "Jul  6"
+		d = d[1:]
+	}
+	return parseSyslogAt(h, b, d, 0)
+}
+
+// parseSyslogAt reads the stamp with the day d already cut out; o is -1 when
+// the day lost its padding.
+func parseSyslogAt(h *header, b, d []byte, o int) ([]byte, bool) {
+	if len(b) < 16+o || b[3] != ' ' || b[6+o] != ' ' || b[9+o] != ':' || b[12+o] != ':' || b[15+o] != ' ' {
 		return nil, false
 	}
 	for i, m := range months {
@@ -220,26 +249,23 @@ func parseSyslog(h *header, b []byte) ([]byte, bool) {
 	if h.mon == 0 {
 		return nil, false
 	}
-	d := b[4:6]
-	if d[0] == ' ' { // "Jul  6"
-		d = d[1:]
-	}
 	var ok1, ok2, ok3, ok4 bool
 	h.day, ok1 = num(d)
-	h.hour, ok2 = num(b[7:9])
-	h.min, ok3 = num(b[10:12])
-	h.sec, ok4 = num(b[13:15])
+	h.hour, ok2 = num(b[7+o : 9+o])
+	h.min, ok3 = num(b[10+o : 12+o])
+	h.sec, ok4 = num(b[13+o : 15+o])
 	if !(ok1 && ok2 && ok3 && ok4) || !validClock(h) {
 		return nil, false
 	}
-	rest, ok := stripIdent(b[16:])
+	b = b[16+o:]
+	rest, ok := stripIdent(b)
 	if !ok {
 		// ESX classic writes the host name before the ident.
-		sp := bytes.IndexByte(b[16:], ' ')
+		sp := bytes.IndexByte(b, ' ')
 		if sp <= 0 {
 			return nil, false
 		}
-		if rest, ok = stripIdent(b[16+sp+1:]); !ok {
+		if rest, ok = stripIdent(b[sp+1:]); !ok {
 			return nil, false
 		}
 	}
@@ -276,42 +302,48 @@ func parseUptime(b []byte) (time.Duration, int, bool) {
 }
 
 // stripWorld removes "cpu3:33421)" or "cpu10:2099084 opID=a9f5cca4)" when
-// present; some 8.x lines have none ("9127.5:D:Disable PCIe VDM on PF0").
-func stripWorld(b []byte) []byte {
+// present, and returns the world id (33421), or 0; some 8.x lines have
+// none ("9127.5:D:Disable PCIe VDM on PF0").
+func stripWorld(b []byte) ([]byte, uint32) {
 	if len(b) < 6 || b[0] != 'c' || b[1] != 'p' || b[2] != 'u' {
-		return b
+		return b, 0
 	}
 	i := 3
 	for i < len(b) && isDigit(b[i]) {
 		i++
 	}
 	if i == 3 || i >= len(b) || b[i] != ':' {
-		return b
+		return b, 0
 	}
 	i++
 	start := i
+	var world uint64
 	for i < len(b) && isDigit(b[i]) {
+		world = world*10 + uint64(b[i]-'0')
 		i++
 	}
 	if i == start || i >= len(b) {
-		return b
+		return b, 0
+	}
+	if world > 1<<32-1 || i-start > 10 {
+		world = 0 // not an id we can hold: the line still parses
 	}
 	if b[i] == ')' {
-		return b[i+1:]
+		return b[i+1:], uint32(world)
 	}
 	if b[i] != ' ' {
-		return b
+		return b, 0
 	}
 	// " opID=…)": the op id has no spaces and no parenthesis.
 	for j := i + 1; j < len(b) && j < i+200; j++ {
 		switch b[j] {
 		case ')':
-			return b[j+1:]
+			return b[j+1:], uint32(world)
 		case ' ', '(':
-			return b
+			return b, 0
 		}
 	}
-	return b
+	return b, 0
 }
 
 func validClock(h *header) bool {

@@ -39,9 +39,9 @@ func TestParseLine(t *testing.T) {
 		{"4x heap align", "Jul 26 01:26:46 vmkernel: 7:21:06:31.191 cpu3:33421)WARNING: Heap: 2481: Heap_Align(netGPHeap, 4364/4364 bytes, 8 align) failed. caller: 0x41801c90bb4e",
 			Event{Kind: KindHeapAlignFailed, Format: FormatSyslog, Time: time.Date(2012, 7, 26, 1, 26, 46, 0, time.UTC), Uptime: up4x + 17084*time.Millisecond, HasUptime: true, Heap: "netGPHeap"}},
 		{"4x wantCoreDump", "Jul 26 01:26:46 vmkernel: 7:21:06:31.199 cpu3:14258)User: 2432: wantCoreDump : vpxa -enabled : 1",
-			Event{Kind: KindCoreDump, Format: FormatSyslog, Time: time.Date(2012, 7, 26, 1, 26, 46, 0, time.UTC), Uptime: up4x + 17092*time.Millisecond, HasUptime: true, Process: "vpxa"}},
+			Event{Kind: KindCoreDump, Format: FormatSyslog, Time: time.Date(2012, 7, 26, 1, 26, 46, 0, time.UTC), Uptime: up4x + 17092*time.Millisecond, HasUptime: true, Process: "vpxa", World: 14258}},
 		{"4x UserDump", "Jul 26 01:26:46 vmkernel: 7:21:06:31.383 cpu11:14258)UserDump: 1485: Dumping cartel 14235 (from world 14258) to file /var/core/vpxa-zdump.000 ...",
-			Event{Kind: KindUserDump, Format: FormatSyslog, Time: time.Date(2012, 7, 26, 1, 26, 46, 0, time.UTC), Uptime: up4x + 17276*time.Millisecond, HasUptime: true, Process: "vpxa"}},
+			Event{Kind: KindUserDump, Format: FormatSyslog, Time: time.Date(2012, 7, 26, 1, 26, 46, 0, time.UTC), Uptime: up4x + 17276*time.Millisecond, HasUptime: true, Process: "vpxa", World: 14258, CoreFile: "/var/core/vpxa-zdump.000"}},
 		{"4x padded day, host name, no uptime", "Jul  6 01:26:46 esx01 Hostd: something",
 			Event{Kind: KindOther, Format: FormatSyslog, Time: time.Date(2012, 7, 6, 1, 26, 46, 0, time.UTC)}},
 		// 5.x (vmkernel-5x.log)
@@ -54,7 +54,7 @@ func TestParseLine(t *testing.T) {
 		{"5x maximum size, address suffix, CRLF", "2013-08-20T12:00:00.123Z cpu4:1959755)WARNING:Heap: 2525: Heap netGPHeap-0x410001000000 already at its maximum size. Cannot expand.\r",
 			Event{Kind: KindHeapMaxed, Format: FormatISO, Time: time.Date(2013, 8, 20, 12, 0, 0, 123e6, time.UTC), Heap: "netGPHeap"}},
 		{"5x hostd worker dump", "2013-08-20T12:00:00Z cpu11:14258)UserDump: 1485: Dumping cartel 14235 (from world 14258) to file /var/core/hostd-worker-zdump.001 ...",
-			Event{Kind: KindUserDump, Format: FormatISO, Time: time.Date(2013, 8, 20, 12, 0, 0, 0, time.UTC), Process: "hostd-worker"}},
+			Event{Kind: KindUserDump, Format: FormatISO, Time: time.Date(2013, 8, 20, 12, 0, 0, 0, time.UTC), Process: "hostd-worker", World: 14258, CoreFile: "/var/core/hostd-worker-zdump.001"}},
 		// 8.x (vmkernel-8x.log)
 		{"8x opID", "2023-12-07T05:04:55.159Z In(182) vmkernel: cpu10:2099084 opID=a9f5cca4)SunRPC: 1096: Destroying world 0x22222f",
 			Event{Kind: KindOther, Format: Format8x, Time: time.Date(2023, 12, 7, 5, 4, 55, 159e6, time.UTC)}},
@@ -91,7 +91,7 @@ func TestParseLineUnparsed(t *testing.T) {
 		"", "garbage", "  TDH                  <0>", "buffer_info[next_to_clean]:",
 		"2017-13-30T17:27:30.509Z cpu1:1)x", "2017-09-30T17:27:30.Z x", "2017-09-30T17:27:30.509 cpu1:1)x",
 		"2017-09-30T17:27:30.509Zcpu1:1)x", "Foo 26 01:26:46 vmkernel: x", "Jul 32 01:26:46 vmkernel: x",
-		"Jul 26 01:26:46 no-ident-colon", "vmkernel: cpu2:1410)WARNING: Heap: 1370: Heap_Align(vmfs3, 4096/4096 bytes, 4 align) failed.",
+		"Jul 26 01:26:46 no-ident-colon", "vmkernel: cpu2:1410)WARNING: Heap_Align(vmfs3, 4096/4096 bytes, 4 align) failed.",
 		"\x00\x00\x00", "2017-09-30T17:27:30.509Z\x00",
 	} {
 		_, err := ParseLine([]byte(in), 2012)
@@ -116,7 +116,8 @@ func TestClassifyHeapKB(t *testing.T) {
 	lines := readLines(t, "vmkernel-heap-maxed-kb.txt")
 	var got []Event
 	for _, l := range lines {
-		got = append(got, classify(stripWorld(l)))
+		msg, _ := stripWorld(l)
+		got = append(got, classify(msg))
 		// With a stamp in front, each format gives the same event.
 		for _, prefix := range []string{"2013-06-05T10:00:00.000Z ", "2023-06-05T10:00:00.000Z Wa(180) vmkwarning: ", "Jun  5 10:00:00 vmkernel: 0:01:00:00.000 "} {
 			ev, err := ParseLine(append([]byte(prefix), bytes.TrimPrefix(l, []byte("vmkernel: "))...), 2013)
@@ -302,7 +303,8 @@ func BenchmarkParseLine(b *testing.B) {
 }
 
 func FuzzParseLine(f *testing.F) {
-	for _, name := range []string{"vmkernel-4x-messages.log", "vmkernel-5x.log", "vmkernel-8x.log", "vmkernel-9x.log", "vmkernel-heap-maxed-kb.txt", "hostd-9x-continuation.log"} {
+	for _, name := range []string{"vmkernel-4x-messages.log", "vmkernel-5x.log", "vmkernel-8x.log", "vmkernel-9x.log", "vmkernel-heap-maxed-kb.txt", "hostd-9x-continuation.log",
+		"vmkernel-41-messages-day-unpadded.log", "vmkernel-4x-messages-hostd-dump-day-unpadded.log"} {
 		for _, l := range readLines(f, name) {
 			f.Add(l)
 		}
@@ -315,8 +317,16 @@ func FuzzParseLine(f *testing.F) {
 			}
 			return
 		}
-		if ev.Format == FormatUnknown || ev.Kind >= KindContinuation {
+		if ev.Kind >= KindContinuation {
 			t.Fatalf("bad event %+v", ev)
+		}
+		if ev.Format == FormatUnknown {
+			// An event read without a header (untimedEvent): never a
+			// plain line, never a time.
+			if ev.Kind == KindOther || !ev.Time.IsZero() || ev.HasUptime {
+				t.Fatalf("bad untimed event %+v", ev)
+			}
+			return
 		}
 		// The scanner's fast path must agree with the full parse.
 		if n := isoStampLen(line); (n > 0) != (ev.Format == FormatISO || ev.Format == Format8x) && len(line) > 0 && line[len(line)-1] != '\r' {

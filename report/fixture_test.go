@@ -112,7 +112,7 @@ func buildFixture(t *testing.T) []byte {
 
 // TestFixtureBundle reads the checked-in bundle: real 6.5 vmkernel lines
 // next to a simulated rotated copy, vmkwarning lines that repeat vmkernel
-// ones (not read), a hostd log (found, not judged), the VSI dump (not
+// ones (not read), a hostd log (read as the hostd log), the VSI dump (not
 // read), the real `vmware -vl` text, and .vmx files that map the MACs.
 func TestFixtureBundle(t *testing.T) {
 	if *update {
@@ -122,16 +122,19 @@ func TestFixtureBundle(t *testing.T) {
 	}
 	r := Build(Options{Bundle: fixtureBundle})
 	pre := fixtureBundle + ":"
-	want := []string{pre + "var/run/log/vmkernel.log", pre + "var/run/log/vmkernel.0.gz"}
+	want := []string{pre + "var/run/log/vmkernel.log", pre + "var/run/log/vmkernel.0.gz", pre + "var/run/log/hostd.log"}
 	if d := cmp.Diff(want, r.Files); d != "" {
 		t.Errorf("files (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]AgentLog{{File: pre + "var/run/log/hostd.log", Log: "hostd"}}, r.AgentLogs); d != "" {
+		t.Errorf("agent logs (-want +got):\n%s", d)
 	}
 	var notRead []string
 	for _, n := range r.NotRead {
 		name, _, _ := strings.Cut(strings.TrimPrefix(n, pre), ":")
 		notRead = append(notRead, filepath.Base(strings.Fields(name)[0]))
 	}
-	if d := cmp.Diff([]string{"hostd.log", "vmkwarning.log", "vsi_traverse_-s.txt"}, notRead); d != "" {
+	if d := cmp.Diff([]string{"vmkwarning.log", "vsi_traverse_-s.txt"}, notRead); d != "" {
 		t.Errorf("not read (-want +got):\n%s\n%q", d, r.NotRead)
 	}
 	if r.HostVersion != "VMware ESXi 6.5.0 build-5969303" {

@@ -202,9 +202,6 @@ func resolveIn(root, p string) (string, error) {
 // warningsRepeat is why vmkwarning logs are not read next to vmkernel's.
 const warningsRepeat = "its lines repeat the warnings of the vmkernel log, which is read"
 
-// notJudged is why hostd, vpxa and vobd logs are listed but not read.
-const notJudged = "hostd, vpxa and vobd logs are found but not judged yet"
-
 // byLog says why the files were not read, one line per log: a log's
 // rotated copies join its line ("/var/run/log/hostd.log and 7 older
 // copies: why"), so that a host's ten hostd copies do not fill the report.
@@ -270,17 +267,10 @@ func readBundle(p string, scan collector.ScanOptions) bundleInput {
 	}
 	defer f.Close()
 	var warnings []collector.FileSummary
-	var agents []string
+	var agents []collector.FileSummary
 	seen := map[string]string{} // base name + digest -> first member
 	res, err := bundle.Read(f, func(l bundle.Log, r io.Reader) error {
 		name := p + ":" + l.Name
-		if l.Kind == bundle.Agent {
-			// Where hostd/vpxa/vobd parsing plugs in: r streams the
-			// member (name, l.Family, l.Gen say which); as with
-			// Options.AgentLogs, they are only listed until then.
-			agents = append(agents, name)
-			return nil
-		}
 		h := sha256.New()
 		s, serr := collector.ScanModTime(io.TeeReader(r, h), scan, l.ModTime)
 		if serr == nil {
@@ -296,9 +286,12 @@ func readBundle(p string, scan collector.ScanOptions) bundleInput {
 		}
 		seen[key] = name
 		fs := collector.FileSummary{Path: name, Summary: s, Err: serr}
-		if l.Kind == bundle.Warning {
+		switch l.Kind {
+		case bundle.Warning:
 			warnings = append(warnings, fs)
-		} else {
+		case bundle.Agent:
+			agents = append(agents, fs) // its crash lines (the scan tells the log by its lines)
+		default:
 			in.files = append(in.files, fs)
 		}
 		return serr
@@ -309,17 +302,18 @@ func readBundle(p string, scan collector.ScanOptions) bundleInput {
 	for _, pr := range res.Problems {
 		in.errors = append(in.errors, fmt.Sprintf("read bundle %s: %s", p, pr))
 	}
-	in.notRead = append(in.notRead, byLog(agents, notJudged)...)
-	if len(in.files) > 0 {
+	kernels := len(in.files)
+	in.files = append(in.files, agents...)
+	if kernels > 0 {
 		var ws []string
 		for _, w := range warnings {
 			ws = append(ws, w.Path)
 		}
 		in.notRead = append(in.notRead, byLog(ws, warningsRepeat)...)
 	} else {
-		in.files = warnings
+		in.files = append(in.files, warnings...)
 	}
-	if len(in.files) == 0 && err == nil {
+	if kernels == 0 && len(warnings) == 0 && err == nil {
 		in.errors = append(in.errors, fmt.Sprintf("read bundle %s: no vmkernel log in it (looked in var/run/log, var/log, scratch/log)", p))
 	}
 	if len(res.VSIDump) > 0 {

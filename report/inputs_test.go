@@ -117,8 +117,9 @@ func TestBundleSameFileTwoPaths(t *testing.T) {
 	}
 }
 
-// TestBundleRotatedGz: the rotated .gz copies inside the tar are read, and
-// the version comes from commands/vmware_-vl.txt.
+// TestBundleRotatedGz: the rotated .gz copies inside the tar are read, the
+// hostd log is read as the hostd log, and the version comes from
+// commands/vmware_-vl.txt.
 func TestBundleRotatedGz(t *testing.T) {
 	p := writeBundle(t, [][2]string{
 		{"commands/vmware_-vl.txt", "VMware ESXi 6.7.0 build-8169922\nVMware ESXi 6.7.0 GA\n"},
@@ -128,13 +129,16 @@ func TestBundleRotatedGz(t *testing.T) {
 		{"var/run/log/hostd.log", "2026-04-10T08:00:00.000Z info hostd[2099421] [Originator@6876 sub=Default] hello\n"},
 	})
 	r := Build(Options{Bundle: p})
-	if r.Lines != 60 || len(r.Files) != 3 || r.Ports[0].Enabled != 30 {
-		t.Errorf("lines %d, files %q, cycles %d; want 60, three files, 30", r.Lines, r.Files, r.Ports[0].Enabled)
+	if r.Lines != 61 || len(r.Files) != 4 || r.Ports[0].Enabled != 30 {
+		t.Errorf("lines %d, files %q, cycles %d; want 61, four files, 30", r.Lines, r.Files, r.Ports[0].Enabled)
+	}
+	if len(r.AgentLogs) != 1 || r.AgentLogs[0].Log != "hostd" || !strings.HasSuffix(r.AgentLogs[0].File, "var/run/log/hostd.log") {
+		t.Errorf("agent logs %+v, want the hostd log", r.AgentLogs)
 	}
 	if r.HostVersion != "VMware ESXi 6.7.0 build-8169922" {
 		t.Errorf("version %q", r.HostVersion)
 	}
-	if len(r.NotRead) != 1 || !strings.Contains(r.NotRead[0], "hostd.log: hostd, vpxa and vobd logs are found") {
+	if len(r.NotRead) != 0 {
 		t.Errorf("not read %q", r.NotRead)
 	}
 	if r.Status != policy.Warn {
@@ -306,5 +310,26 @@ func TestBundle4xYear(t *testing.T) {
 	p = writeBundleAt(t, [][2]string{{"var/log/messages", string(b)}}, time.Unix(0, 0))
 	if r := Build(Options{Bundle: p}); len(r.HeapEvents) == 0 || r.HeapEvents[0].Last.Year() < 2000 {
 		t.Errorf("mtime 0: heap events %+v", r.HeapEvents)
+	}
+}
+
+// TestBundleAgentCrashOnlyInVobd: a vpxa crash that only vobd.log records
+// (real 5.5/6.0 lines, collector/testdata/SOURCES.md) is found in a
+// bundle, told apart by its lines, counted once, and makes it CRITICAL.
+func TestBundleAgentCrashOnlyInVobd(t *testing.T) {
+	vobd, err := os.ReadFile("../collector/testdata/vobd-6x-vpxa-crash-syslog.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := writeBundle(t, [][2]string{
+		{"var/run/log/vmkernel.log", flapLines(t0, 5)},
+		{"var/run/log/vobd.log", string(vobd)},
+	})
+	r := Build(Options{Bundle: p})
+	if r.Status != policy.Crit || len(r.Crashes) != 1 || r.Crashes[0].Agent != "vpxa" {
+		t.Errorf("status %v, crashes %+v, reasons %q; want CRITICAL with one vpxa crash", r.Status, r.Crashes, r.Reasons)
+	}
+	if len(r.AgentLogs) != 1 || r.AgentLogs[0].Log != "vobd" {
+		t.Errorf("agent logs %+v, want the vobd log", r.AgentLogs)
 	}
 }

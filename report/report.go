@@ -29,7 +29,7 @@ type Options struct {
 	Logs []string // log files, plain or .gz, in any order
 	// WarningLogs (vmkwarning) are read only when Logs is empty: their
 	// lines are copies of vmkernel's. AgentLogs (hostd, vpxa, vobd) are
-	// listed in NotRead until the report judges them.
+	// read for their crash lines.
 	WarningLogs []string
 	AgentLogs   []string
 	// Pieces are logs left in .FRAG-NNNNN pieces (see HostFiles.Pieces):
@@ -74,9 +74,11 @@ type Report struct {
 	NotRead []string `json:"not_read"`
 	// HostVersion is the version the bundle's own files state.
 	HostVersion string       `json:"host_version,omitempty"`
+	AgentLogs   []AgentLog   `json:"agent_logs"`
 	Ports       []Port       `json:"ports"`
 	HeapEvents  []HeapEvent  `json:"heap_events"`
 	Dumps       []Dump       `json:"dumps"`
+	Crashes     []Crash      `json:"crashes"`
 	Heaps       []Heap       `json:"heaps"`
 	Lines       int64        `json:"lines"`
 	Unparsed    int64        `json:"unparsed"`
@@ -88,6 +90,13 @@ type Report struct {
 	Status      policy.Level `json:"-"`
 }
 
+// AgentLog is a file read as an agent's log (hostd.log, vpxa.log,
+// vobd.log), judged from its lines, not its name.
+type AgentLog struct {
+	File string `json:"file"`
+	Log  string `json:"log"` // "hostd", "vpxa" or "vobd"
+}
+
 // Port is one port seen in a NetPort (or Uplink) line.
 type Port struct {
 	Port         string    `json:"port"`
@@ -96,6 +105,7 @@ type Port struct {
 	VMX          string    `json:"vmx,omitempty"`
 	Disabled     int       `json:"disabled"`
 	Enabled      int       `json:"enabled"`
+	Untimed      int       `json:"untimed"`
 	First        time.Time `json:"first"`
 	Last         time.Time `json:"last"`
 	CyclesPerMin int       `json:"cycles_per_min"`
@@ -104,19 +114,29 @@ type Port struct {
 
 // HeapEvent counts one kind of heap failure of one heap.
 type HeapEvent struct {
-	Heap  string    `json:"heap"`
-	Kind  string    `json:"kind"` // "maxed" or "align_failed"
-	Count int       `json:"count"`
-	First time.Time `json:"first"`
-	Last  time.Time `json:"last"`
+	Heap    string    `json:"heap"`
+	Kind    string    `json:"kind"` // "maxed" or "align_failed"
+	Count   int       `json:"count"`
+	Untimed int       `json:"untimed"` // of Count, lines whose time is unknown
+	First   time.Time `json:"first"`
+	Last    time.Time `json:"last"`
 }
 
 // Dump counts one process's core dumps (UserDump lines).
 type Dump struct {
 	Process   string    `json:"process"`
+	Agent     string    `json:"agent"` // "hostd", "vpxa", or "" (see collector.AgentOf)
 	Count     int       `json:"count"`
 	CoreDumps int       `json:"want_core_dump"`
 	Last      time.Time `json:"last"`
+}
+
+// Crash is one crash, however many lines report it (see collector.Crash).
+type Crash struct {
+	Agent     string    `json:"agent"`
+	Processes []string  `json:"processes"`
+	Time      time.Time `json:"time"` // zero when no line's time is known
+	Lines     int       `json:"lines"`
 }
 
 // Heap is one heap sample.
@@ -137,8 +157,8 @@ type Heap struct {
 // Build reads every input. An input that cannot be read is named in
 // Errors and makes the status UNKNOWN; the others are still reported.
 func Build(opt Options) *Report {
-	r := &Report{Files: []string{}, NotRead: []string{}, Ports: []Port{}, HeapEvents: []HeapEvent{},
-		Dumps: []Dump{}, Heaps: []Heap{}, Errors: []string{}, Warnings: []string{}, Reasons: []string{}}
+	r := &Report{Files: []string{}, NotRead: []string{}, AgentLogs: []AgentLog{}, Ports: []Port{}, HeapEvents: []HeapEvent{},
+		Dumps: []Dump{}, Crashes: []Crash{}, Heaps: []Heap{}, Errors: []string{}, Warnings: []string{}, Reasons: []string{}}
 	r.Warnings = append(r.Warnings, opt.Warnings...)
 	scan := collector.ScanOptions{Year: opt.Year, Since: opt.Since, FlapCycles: opt.FlapCycles, FlapWindow: opt.FlapWindow}
 	logs := opt.Logs
@@ -147,8 +167,7 @@ func Build(opt Options) *Report {
 	} else {
 		r.NotRead = append(r.NotRead, byLog(opt.WarningLogs, warningsRepeat)...)
 	}
-	r.NotRead = append(r.NotRead, byLog(opt.AgentLogs, notJudged)...)
-	logs = r.uniqueLogs(logs)
+	logs = r.uniqueLogs(append(logs, opt.AgentLogs...))
 	var joined []collector.FileSummary
 	logs = slices.DeleteFunc(logs, func(p string) bool {
 		pieces, ok := opt.Pieces[p]
@@ -184,6 +203,9 @@ func Build(opt Options) *Report {
 		}
 		s, p := f.Summary, f.Path
 		r.Files = append(r.Files, p)
+		if s.Log != collector.LogVmkernel {
+			r.AgentLogs = append(r.AgentLogs, AgentLog{File: p, Log: s.Log.String()})
+		}
 		parts = append(parts, s)
 	}
 	r.judgeInput(files)
@@ -211,7 +233,7 @@ func Build(opt Options) *Report {
 	r.Errors = append(r.Errors, opt.LiveErrors...)
 	r.Lines, r.Unparsed, r.Oversized = sum.Lines, sum.Unparsed, sum.Oversized
 	for _, p := range sum.SortedPorts() {
-		pr := Port{Port: p.Port.String(), Disabled: p.Disabled, Enabled: p.Enabled,
+		pr := Port{Port: p.Port.String(), Disabled: p.Disabled, Enabled: p.Enabled, Untimed: p.Untimed,
 			First: p.First, Last: p.Last, CyclesPerMin: p.PeakCyclesPerMinute, Flapping: p.Flapping}
 		if p.MACKnown {
 			pr.MAC = p.MAC.String()
@@ -226,10 +248,16 @@ func Build(opt Options) *Report {
 		if h.Kind == collector.KindHeapAlignFailed {
 			kind = "align_failed"
 		}
-		r.HeapEvents = append(r.HeapEvents, HeapEvent{Heap: h.Heap, Kind: kind, Count: h.Count, First: h.First, Last: h.Last})
+		r.HeapEvents = append(r.HeapEvents, HeapEvent{Heap: h.Heap, Kind: kind, Count: h.Count, Untimed: h.Untimed, First: h.First, Last: h.Last})
 	}
 	for _, d := range sum.Processes {
-		r.Dumps = append(r.Dumps, Dump{Process: d.Process, Count: d.UserDumps, CoreDumps: d.CoreDumps, Last: d.Last})
+		r.Dumps = append(r.Dumps, Dump{Process: d.Process, Agent: collector.AgentOf(d.Process), Count: d.UserDumps, CoreDumps: d.CoreDumps, Last: d.Last})
+	}
+	for _, c := range sum.Crashes {
+		r.Crashes = append(r.Crashes, Crash{Agent: c.Agent, Processes: c.Processes, Time: c.Time, Lines: c.Lines})
+	}
+	if sum.CrashesDropped > 0 {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s past the first %d not listed (counted in dumps)", plural(sum.CrashesDropped, "crash"), len(sum.Crashes)))
 	}
 	r.judge()
 	return r
@@ -260,9 +288,9 @@ func (r *Report) judgeInput(files []collector.FileSummary) {
 		case s.Lines == 0:
 			r.Errors = append(r.Errors, fmt.Sprintf("%s is empty: no log line to judge", p))
 		case known == 0:
-			r.Errors = append(r.Errors, fmt.Sprintf("%s: %s in no known vmkernel log format: nothing to judge (is it a vmkernel log?)", p, ofLines(s.Unparsed, s.Lines)))
+			r.Errors = append(r.Errors, fmt.Sprintf("%s: %s in no known %s log format: nothing to judge (is it a vmkernel log?)", p, ofLines(s.Unparsed, s.Lines), s.Log))
 		case s.Unparsed > 0:
-			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: %s in no known vmkernel log format (skipped)", p, ofLines(s.Unparsed, s.Lines)))
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: %s in no known %s log format (skipped)", p, ofLines(s.Unparsed, s.Lines), s.Log))
 		}
 		if s.Oversized > 0 {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: %s longer than 1 MiB skipped", p, plural(int(s.Oversized), "line")))
@@ -356,13 +384,11 @@ func (r *Report) judge() {
 	}
 	for _, e := range r.HeapEvents {
 		if e.Kind == "maxed" {
-			raise(policy.Crit, fmt.Sprintf("%s reached its maximum size (%s, last %s)", e.Heap, plural(e.Count, "line"), stampOrDash(e.Last)))
+			raise(policy.Crit, fmt.Sprintf("%s reached its maximum size (%s, %s)", e.Heap, plural(e.Count, "line"), lastOf(e.Last, e.Untimed)))
 		}
 	}
-	for _, d := range r.Dumps {
-		if isAgent(d.Process) && d.Count+d.CoreDumps > 0 {
-			raise(policy.Crit, fmt.Sprintf("%s dumped core (%d, last %s)", d.Process, max(d.Count, d.CoreDumps), stampOrDash(d.Last)))
-		}
+	for _, why := range agentCrashes(r.Crashes) {
+		raise(policy.Crit, why)
 	}
 	for _, h := range r.Heaps {
 		if h.PercentFreeOfMax == nil {
@@ -406,11 +432,75 @@ func worse(a, b policy.Level) policy.Level {
 	return a
 }
 
-// isAgent: the management agents whose crash disconnects the host. Their
-// dump files may carry a suffix ("hostd-worker-zdump.000").
-func isAgent(process string) bool {
-	base, _, _ := strings.Cut(process, "-")
-	return base == "vpxa" || base == "hostd"
+// agentCrashes says, per management agent (whose crash disconnects the
+// host), how often it crashed and which threads or helpers dumped:
+// "vpxa crashed (core dump by vpxa-worker, last T)". A process of no known
+// agent is not guessed: it stays in the dumps, not in the verdict.
+func agentCrashes(crashes []Crash) []string {
+	type agg struct {
+		n, untimed int
+		by         []string
+		last       time.Time
+	}
+	var order []string
+	per := map[string]*agg{}
+	for _, c := range crashes {
+		if c.Agent == "" {
+			continue
+		}
+		a := per[c.Agent]
+		if a == nil {
+			a = &agg{}
+			per[c.Agent] = a
+			order = append(order, c.Agent)
+		}
+		a.n++
+		for _, p := range c.Processes {
+			if !slices.Contains(a.by, p) {
+				a.by = append(a.by, p)
+			}
+		}
+		if c.Time.IsZero() {
+			a.untimed++
+		} else if c.Time.After(a.last) {
+			a.last = c.Time
+		}
+	}
+	slices.Sort(order)
+	var out []string
+	for _, name := range order {
+		a := per[name]
+		times := ""
+		if a.n > 1 {
+			times = " " + strconv.Itoa(a.n) + " times"
+		}
+		dumps := "core dump"
+		if len(a.by) > 1 || a.n > 1 {
+			dumps = "core dumps"
+		}
+		out = append(out, fmt.Sprintf("%s crashed%s (%s by %s, %s)", name, times, dumps, strings.Join(a.by, ", "), lastOf(a.last, a.untimed)))
+	}
+	return out
+}
+
+// lastOf says when the last of some lines was, untimed of them having no
+// time that could be read: "last T", "last T; 2 time unknown", "time unknown".
+func lastOf(last time.Time, untimed int) string {
+	switch {
+	case last.IsZero() && untimed > 0:
+		return "time unknown"
+	case untimed > 0:
+		return fmt.Sprintf("last %s; %d time unknown", stamp(last), untimed)
+	}
+	return "last " + stampOrDash(last)
+}
+
+// stampOrUnknown is stamp for a time that may not be known.
+func stampOrUnknown(t time.Time) string {
+	if t.IsZero() {
+		return "time unknown"
+	}
+	return stamp(t)
 }
 
 // stampOrDash is stamp for a time that may be missing.
@@ -429,7 +519,15 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.HostVersion != "" {
 		fmt.Fprintf(bw, "Host: %s\n", r.HostVersion)
 	}
+	agentLog := map[string]string{}
+	for _, a := range r.AgentLogs {
+		agentLog[a.File] = a.Log
+	}
 	for _, f := range r.Files {
+		if l := agentLog[f]; l != "" {
+			fmt.Fprintf(bw, "  read %s (as the %s log)\n", f, l)
+			continue
+		}
 		fmt.Fprintf(bw, "  read %s\n", f)
 	}
 	for _, f := range r.NotRead {
@@ -457,7 +555,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	if len(quiet) > 0 {
 		fmt.Fprintf(bw, "Other ports seen (not flapping):")
 		for _, p := range quiet {
-			fmt.Fprintf(bw, " %s (%d/%d)", p.Port, p.Enabled, p.Disabled)
+			fmt.Fprintf(bw, " %s (%d/%d", p.Port, p.Enabled, p.Disabled)
+			if p.Untimed > 0 {
+				fmt.Fprintf(bw, ", %d time unknown", p.Untimed)
+			}
+			fmt.Fprintf(bw, ")")
 		}
 		fmt.Fprintf(bw, "\n")
 	}
@@ -467,7 +569,15 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(bw, "  none\n")
 	}
 	for _, e := range r.HeapEvents {
-		fmt.Fprintf(bw, "  %-16s %-12s %6d  first %s  last %s\n", e.Heap, e.Kind, e.Count, stampOrDash(e.First), stampOrDash(e.Last))
+		if e.Untimed == e.Count {
+			fmt.Fprintf(bw, "  %-16s %-12s %6d  time unknown\n", e.Heap, e.Kind, e.Count)
+			continue
+		}
+		fmt.Fprintf(bw, "  %-16s %-12s %6d  first %s  last %s", e.Heap, e.Kind, e.Count, stampOrDash(e.First), stampOrDash(e.Last))
+		if e.Untimed > 0 {
+			fmt.Fprintf(bw, "  (%d time unknown)", e.Untimed)
+		}
+		fmt.Fprintf(bw, "\n")
 	}
 
 	fmt.Fprintf(bw, "\nProcess dumps:\n")
@@ -475,7 +585,21 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(bw, "  none\n")
 	}
 	for _, d := range r.Dumps {
-		fmt.Fprintf(bw, "  %-16s %s (%d wantCoreDump), last %s\n", d.Process, plural(d.Count, "dump"), d.CoreDumps, stampOrDash(d.Last))
+		agent := ""
+		if d.Agent != "" && d.Agent != d.Process {
+			agent = " (" + d.Agent + ")"
+		}
+		fmt.Fprintf(bw, "  %-16s %s (%d wantCoreDump), last %s%s\n", d.Process, plural(d.Count, "dump"), d.CoreDumps, stampOrDash(d.Last), agent)
+	}
+	if len(r.Crashes) > 0 {
+		fmt.Fprintf(bw, "Crashes (each once, however many lines report it):\n")
+		for _, c := range r.Crashes {
+			who := c.Agent
+			if who == "" {
+				who = "-"
+			}
+			fmt.Fprintf(bw, "  %-16s %-20s %s (%s)\n", who, stampOrUnknown(c.Time), strings.Join(c.Processes, ", "), plural(c.Lines, "line"))
+		}
 	}
 
 	if len(r.Heaps) > 0 {

@@ -48,14 +48,20 @@ check does: the live figures join the verdict. A heap vsish cannot list or read 
 (UNKNOWN) naming the reason; the others are still reported. --no-live reads the files only
 (a copied root, an extracted support bundle). The report lists the files it read and those
 it found but did not read, with why: vmkwarning.log repeats the vmkernel log's warnings and is
-read only when there is no vmkernel log; hostd, vpxa and vobd logs are found but not judged yet.
+read only when there is no vmkernel log. hostd, vpxa and vobd logs found there are read too.
 
 A vm-support bundle (a .tgz or .tar.gz argument) is read as a stream, never extracted: its
-vmkernel logs and rotated .gz copies under var/run/log, var/log and scratch/log (pieces named
+vmkernel, hostd, vpxa and vobd logs and rotated .gz copies under var/run/log, var/log and scratch/log (pieces named
 .FRAG-NNNNN joined in order, a file collected under two paths counted once), the host's version
 from commands/vmware_-vl.txt, and its .vmx files. Its VSI dump (commands/vsi_traverse_-s.txt) is
 a vsish cache and is not read: give heap stats with --heap-stats. A damaged or truncated bundle
 is an error (UNKNOWN) and what was read before the damage is reported.
+
+hostd.log, vpxa.log and vobd.log (rotated and .gz too) may be given beside them: which log a
+file is, is judged from its lines, not its name, and their crash lines (vobd's
+[vob.uw.core.dumped], "… crashed (N time(s) so far) and a core file …") count with the
+vmkernel's dumps, each crash once. A core dump named by a thread or helper (vpxa-worker,
+hostd-worker, vix-async-pipe) is its agent's crash.
 
 A log file whose lines are all in no known vmkernel log format is an error (UNKNOWN): there
 is nothing to judge in it; so is an empty one, unless another log had known lines (the live log
@@ -74,7 +80,7 @@ Examples:
 EXIT STATUS:
   0 nothing wrong
   1 flapping ports, or a heap below 20% free of max
-  2 a heap reached its maximum or is below 10% free of max, or vpxa/hostd dumped core
+  2 a heap reached its maximum or is below 10% free of max, or vpxa/hostd crashed
   3 bad usage, unreadable input, a log in no known format or empty, a damaged bundle, a heap
     that vsish could not list or read (the other inputs are still reported)`,
 		flags: func(fs *flag.FlagSet) any {

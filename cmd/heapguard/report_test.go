@@ -24,7 +24,8 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 const incidentLog = "../../collector/testdata/incident-messages.log"
 
 // kbLog holds heap failure messages quoted without their timestamp prefix
-// (collector/testdata/SOURCES.md): lines in no known format.
+// (collector/testdata/SOURCES.md): lines in no known format, five of which
+// hold a heap event's words (issue 14: they count, time unknown).
 const kbLog = "../../collector/testdata/vmkernel-heap-maxed-kb.txt"
 
 // TestReportIncidentGolden is the text report of the incident's own log
@@ -142,7 +143,8 @@ func TestReportBadInput(t *testing.T) {
 		// Nothing known to judge is UNKNOWN, never an OK about nothing.
 		{"random bytes", []string{write("random", random)}, exitUnknown, "lines are in no known vmkernel log format: nothing to judge", "Verdict: UNKNOWN"},
 		{"empty file", []string{write("empty", nil)}, exitUnknown, "is empty: no log line to judge", "Verdict: UNKNOWN"},
-		{"a message without its timestamp", []string{kbLog}, exitUnknown, "all 6 lines are in no known vmkernel log format", "Verdict: UNKNOWN"},
+		{"messages without their timestamp", []string{kbLog}, exitCritical, "1 of 6 lines is in no known vmkernel log format (skipped)",
+			"Verdict: CRITICAL: vmfs3 reached its maximum size (2 lines, time unknown)"},
 		// A file with known lines keeps its verdict and says what it skipped.
 		{"a 10 MB line", []string{write("long", long)}, exitOK, "1 line longer than 1 MiB skipped", "1 oversized"},
 		{"NULs and invalid UTF-8", []string{write("nuls", nuls)}, exitOK, "2 of 3 lines are in no known vmkernel log format (skipped)", "warning: " + filepath.Join(dir, "nuls") + ": 2 of 3 lines"},
@@ -239,6 +241,7 @@ func TestReportMixedInput(t *testing.T) {
 	// breaks that, so the five lines after the first are unknown.
 	partial := write("partial.log", "2013-08-20T12:00:00.123Z cpu3:33421)Net: nothing\n\x01\x02\nnot a log line\nx\ny\nz\n")
 	empty := write("vmkernel.log", "")
+	unknown := write("unknown.log", "not a log line\nWARNING: the Heap memory already at its maximum size\n")
 	tests := []struct {
 		name      string
 		args      []string
@@ -246,10 +249,12 @@ func TestReportMixedInput(t *testing.T) {
 		wantError string // in errors, and on the text report's "error:" lines
 		wantWarn  string
 	}{
-		{"no known line among a good file: UNKNOWN", []string{quiet, kbLog}, exitUnknown,
-			kbLog + ": all 6 lines are in no known vmkernel log format: nothing to judge", ""},
-		{"CRITICAL beats the UNKNOWN", []string{"--year", "2012", incidentLog, kbLog}, exitCritical,
-			kbLog + ": all 6 lines are in no known vmkernel log format", ""},
+		{"no known line among a good file: UNKNOWN", []string{quiet, unknown}, exitUnknown,
+			unknown + ": all 2 lines are in no known vmkernel log format: nothing to judge", ""},
+		{"CRITICAL beats the UNKNOWN", []string{"--year", "2012", incidentLog, unknown}, exitCritical,
+			unknown + ": all 2 lines are in no known vmkernel log format", ""},
+		{"untimed heap lines count beside a good file", []string{quiet, kbLog}, exitCritical, "",
+			kbLog + ": 1 of 6 lines is in no known vmkernel log format (skipped)"},
 		{"empty among good ones: noted", []string{quiet, empty}, exitOK, "", empty + " is empty"},
 		{"some known lines: verdict kept, count stated", []string{partial}, exitOK, "",
 			partial + ": 5 of 6 lines are in no known vmkernel log format (skipped)"},
