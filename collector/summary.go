@@ -331,24 +331,14 @@ func (s *Summary) appendSummary(o *Summary) {
 		h := s.heap(oh.Heap, oh.Kind)
 		h.Count += oh.Count
 		h.Untimed += oh.Untimed
-		if !oh.First.IsZero() {
-			if h.First.IsZero() {
-				h.First = oh.First
-			}
-			h.Last = oh.Last
-		}
+		mergeSpan(&h.First, &h.Last, oh.First, oh.Last)
 	}
 	for _, od := range o.Processes {
 		d := s.process(od.Process)
 		d.UserDumps += od.UserDumps
 		d.CoreDumps += od.CoreDumps
 		d.Untimed += od.Untimed
-		if !od.First.IsZero() {
-			if d.First.IsZero() {
-				d.First = od.First
-			}
-			d.Last = od.Last
-		}
+		mergeSpan(&d.First, &d.Last, od.First, od.Last)
 	}
 	// A crash may straddle the two: addCrash joins its lines.
 	for _, c := range o.Crashes {
@@ -475,4 +465,17 @@ func (r *cycleRing) ordered() []time.Time {
 
 func (r cycleRing) clone() cycleRing {
 	return cycleRing{times: r.ordered()}
+}
+
+// mergeSpan widens first..last by a later summary's span (its timed lines
+// come after: Merge takes summaries in time order); a span with no timed
+// line changes nothing.
+func mergeSpan(first, last *time.Time, oFirst, oLast time.Time) {
+	if oFirst.IsZero() {
+		return
+	}
+	if first.IsZero() {
+		*first = oFirst
+	}
+	*last = oLast
 }
