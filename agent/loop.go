@@ -336,8 +336,10 @@ func (w *Watcher) consume(text []byte) {
 	w.tracker.Observe(ev)
 	switch ev.Kind {
 	case collector.KindCoreDump, collector.KindUserDump:
-		// Dumps are named by the thread that dumped ("vpxa-worker").
-		if collector.AgentOf(ev.Process) == policy.Agent {
+		// Dumps are named by the thread that dumped ("vpxa-worker"). A
+		// line whose time cannot be read says nothing of when: it may
+		// restart no agent.
+		if collector.AgentOf(ev.Process) == policy.Agent && !ev.Time.IsZero() {
 			w.vpxaCrash = true
 			w.log.Warn("vpxa crash in the log", zap.Time("log_time", ev.Time), zap.ByteString("line", text))
 		}
