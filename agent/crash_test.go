@@ -10,7 +10,7 @@ import (
 	"github.com/heapguard/heapguard/host"
 )
 
-// TestConsumeVpxaThreadDump (issue 14): a dump named by a vpxa thread
+// TestConsumeVpxaThreadDump : a dump named by a vpxa thread
 // (vpxa-worker) is vpxa's crash; a hostd thread's is not, nor one whose
 // time cannot be read (a known body behind an unknown header).
 func TestConsumeVpxaThreadDump(t *testing.T) {

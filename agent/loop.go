@@ -520,11 +520,8 @@ func (w *Watcher) Poll(ctx context.Context) (Result, error) {
 // after: they count no more.
 func (w *Watcher) judged(now time.Time, outs []remediate.Outcome) {
 	w.st.LastSample, w.st.Exhausted = now, nil
-	for _, o := range outs {
-		if o.Result != remediate.ResultSkipped {
-			w.st.LastSample = w.opt.Clock.Now()
-			return
-		}
+	if remediate.Ran(outs) > 0 {
+		w.st.LastSample = w.opt.Clock.Now()
 	}
 }
 

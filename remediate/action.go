@@ -27,3 +27,14 @@ type Outcome struct {
 	// failed step that ran none changed nothing and costs no budget.
 	Mutated bool `json:"mutated,omitempty"`
 }
+
+// Ran counts the outcomes whose step ran (was not skipped).
+func Ran(outs []Outcome) int {
+	n := 0
+	for _, o := range outs {
+		if o.Result != ResultSkipped {
+			n++
+		}
+	}
+	return n
+}

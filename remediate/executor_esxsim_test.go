@@ -292,7 +292,7 @@ func TestLiveSimShutdownHangs(t *testing.T) {
 	h, l := newSimHost(t, sc)
 	// The hung shutdown waits this long on the wall clock; the other
 	// commands must finish within it on a loaded machine under -race,
-	// where a getstate has taken over 2 s.
+	// where one getstate can take over 2 s.
 	l.Timeout = 6 * time.Second
 	o := l.Execute(context.Background(), policy.Action{Kind: policy.ActPowerOff, Target: "DSVA01", VMID: "1"})
 	if o.Result != ResultOK {

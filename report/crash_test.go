@@ -8,7 +8,7 @@ import (
 	"github.com/heapguard/heapguard/policy"
 )
 
-// TestReportAgentCrashes (issue 14): a dump named by a thread or helper is
+// TestReportAgentCrashes : a dump named by a thread or helper is
 // the agent's crash, said so, and the two lines of one crash count once.
 func TestReportAgentCrashes(t *testing.T) {
 	tests := []struct {
@@ -54,7 +54,7 @@ func writeTestFile(t *testing.T, p, content string) {
 	}
 }
 
-// TestReportAgentLogs (issue 14): a vpxa crash recorded only in hostd.log
+// TestReportAgentLogs : a vpxa crash recorded only in hostd.log
 // and vobd.log (index id 344607061) makes the verdict CRITICAL, once.
 func TestReportAgentLogs(t *testing.T) {
 	r := Build(Options{Logs: []string{"../collector/testdata/hostd-6x-vpxa-crash-syslog.log", "../collector/testdata/vobd-6x-vpxa-crash-syslog.log",

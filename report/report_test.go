@@ -58,13 +58,7 @@ func TestReportFileOrder(t *testing.T) {
 // whatever order the files are given in.
 func TestReportYearAcrossFiles(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, content string) string { return writeFile(t, dir, name, content) }
 	older := write("messages.1", "Dec 31 23:59:50 vmkernel: 7:19:45:13.619 cpu5:45459)NetPort: 1165: disabled port 0x3000003\n")
 	newer := write("messages", "Jan  1 00:00:10 vmkernel: 7:19:45:33.619 cpu5:45459)NetPort: 982: enabled port 0x3000003 with mac 00:50:56:84:5a:b1\n")
 	// The copies' times say nothing (copied without them), or the opposite.
@@ -124,13 +118,7 @@ func TestReportYearPerLog(t *testing.T) {
 // dated each on its own; an unreadable copy in a chain is warned about.
 func TestReportYearDuplicates(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, content string) string { return writeFile(t, dir, name, content) }
 	newYear := "Dec 31 23:59:50 vmkernel: 7:19:45:13.619 cpu5:45459)NetPort: 1165: disabled port 0x3000003\n" +
 		"Jan  1 00:00:10 vmkernel: 7:19:45:33.619 cpu5:45459)NetPort: 982: enabled port 0x3000003 with mac 00:50:56:84:5a:b1\n"
 	one := write("messages.1", newYear)
@@ -297,13 +285,7 @@ func TestReportLiveText(t *testing.T) {
 // judged (Build, as the CLI test does through the command).
 func TestReportFileInput(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, content string) string { return writeFile(t, dir, name, content) }
 	good := write("good.log", "2013-08-20T12:00:00.123Z cpu3:33421)Net: nothing\n")
 	junk := write("junk.log", "one\ntwo\n")
 	one := write("one.log", "junk\n")
@@ -328,4 +310,14 @@ func TestReportFileInput(t *testing.T) {
 			t.Errorf("%v: status %v, errors %q, warnings %q; want %v, %q, %q", tt.logs, r.Status, r.Errors, r.Warnings, tt.want, tt.errs, tt.warnings)
 		}
 	}
+}
+
+// writeFile writes content to dir/name and returns the path.
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

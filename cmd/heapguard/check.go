@@ -105,14 +105,8 @@ func checkVerdict(res agent.Result, err error) (agent.Result, string, int) {
 		code, line = exitCritical, plan.NagiosLineNotActing(err.Error())
 	case errors.Is(err, remediate.ErrJournal):
 		code = exitCritical
-		ran := 0
-		for _, o := range res.Outcomes {
-			if o.Result != remediate.ResultSkipped {
-				ran++
-			}
-		}
 		why := "journal cannot be written, no action taken"
-		if ran > 0 {
+		if ran := remediate.Ran(res.Outcomes); ran > 0 {
 			why = fmt.Sprintf("journal cannot be written, stopped after %d step(s)", ran)
 		}
 		line = plan.NagiosLineNotActing(why)

@@ -63,7 +63,7 @@ func TestJSONMatchesDoc(t *testing.T) {
 	one("plan output", stepped("check", "--json", "--dry-run", "--root", dry.Root(), "--state-dir", t.TempDir(), "--power-off-allow", "DSVA*"))
 	one("report", stepped("report", "--json", "--root", dry.Root()))
 	one("report", stepped("report", "--json", incidentLog))
-	// An agent's log (issue 14): the agent log object, a crash without a time.
+	// An agent's log : the agent log object, a crash without a time.
 	one("report", stepped("report", "--json", "../../collector/testdata/vobd-6x-vpxa-crash-syslog.log", kbLog))
 
 	var unseen []string

@@ -25,7 +25,7 @@ const incidentLog = "../../collector/testdata/incident-messages.log"
 
 // kbLog holds heap failure messages quoted without their timestamp prefix
 // (collector/testdata/SOURCES.md): lines in no known format, five of which
-// hold a heap event's words (issue 14: they count, time unknown).
+// hold a heap event's words (they count, time unknown).
 const kbLog = "../../collector/testdata/vmkernel-heap-maxed-kb.txt"
 
 // TestReportIncidentGolden is the text report of the incident's own log
