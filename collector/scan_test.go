@@ -496,22 +496,6 @@ func fuzzScanImpl(t *testing.T, data []byte, cut uint16, opt ScanOptions, maxLin
 	if diff := cmp.Diff(want, st.sum, ignoreState); diff != "" {
 		t.Fatalf("%s: sequential (-want +got):\n%s", impl, diff)
 	}
-	// Mapped windows of a file.
-	file, err := os.Create(filepath.Join(t.TempDir(), "log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer file.Close()
-	if _, err := file.Write(data); err != nil {
-		t.Fatal(err)
-	}
-	st = newScanState(opt, time.Time{}, false)
-	if err := st.readRange(file, 0, int64(len(data)), 0, maxLine, true); err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(want, st.sum, ignoreState); diff != "" {
-		t.Fatalf("%s: windows (-want +got):\n%s", impl, diff)
-	}
 	b, _ := lineStart(bytes.NewReader(data), int64(len(data)), int64(cut)%int64(len(data)+1))
 	got, err := scanChunks(bytes.NewReader(data), []int64{0, b, int64(len(data))}, opt, time.Time{}, maxLine+13, maxLine)
 	if err != nil {

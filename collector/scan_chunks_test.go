@@ -10,14 +10,24 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// Windows (mapped or read) split lines, oversized lines and CRs anywhere;
-// every way gives the line-by-line result.
-func TestReadRangeWindows(t *testing.T) {
-	data := mixedLog(t, 3000, 11)
-	// An oversized line longer than a whole window, and one at the very end.
-	data = append(data, strings.Repeat("x enabled port 0x2 ", 2000)...)
-	data = append(data, "\n2017-09-30T17:27:30.509Z cpu1:65597)NetPort: 1879: disabled port 0x2000009\n"...)
-	data = append(data, strings.Repeat("Heap y ", 100)...)
+// Chunks of a file, each read through a buffer of any size, split lines,
+// oversized lines and CRs anywhere; every way gives the line-by-line
+// result.
+func TestScanChunksBuffers(t *testing.T) {
+	for _, tail := range []string{
+		strings.Repeat("Heap y ", 100), // oversized, without its newline
+		"2017-09-30T17:27:31.509Z cpu1:65597)Uplink: 9893: enabled port 0x2000009 with mac 00:50:56:84:5a:b4",
+	} {
+		data := mixedLog(t, 3000, 11)
+		// An oversized line longer than a whole buffer, and the tail.
+		data = append(data, strings.Repeat("x enabled port 0x2 ", 2000)...)
+		data = append(data, "\n2017-09-30T17:27:30.509Z cpu1:65597)NetPort: 1879: disabled port 0x2000009\n"...)
+		data = append(data, tail...)
+		testScanChunksBuffers(t, data)
+	}
+}
+
+func testScanChunksBuffers(t *testing.T, data []byte) {
 	p := writeFile(t, "vmkernel.log", data)
 	f, err := os.Open(p)
 	if err != nil {
@@ -27,36 +37,26 @@ func TestReadRangeWindows(t *testing.T) {
 	const maxLine = 200
 	opt := ScanOptions{Year: 2017}
 	want := refScan(data, opt, time.Time{}, maxLine)
-	if want.Oversized < 2 {
-		t.Fatalf("test log lacks oversized lines: %+v", want)
+	if want.Oversized < 1 {
+		t.Fatalf("test log lacks an oversized line: %+v", want)
 	}
 	forEachImpl(t, func(t *testing.T) {
-		for _, mapOK := range []bool{true, false} {
-			for _, win := range []int{0, 3 * os.Getpagesize(), 5*os.Getpagesize() + 17, 1 << 20} {
-				st := newScanState(opt, time.Time{}, false)
-				if err := st.readRange(f, 0, int64(len(data)), win, maxLine, mapOK); err != nil {
+		for _, cut := range []int64{1, int64(len(data)) / 3, int64(len(data)) - 5} {
+			b, err := lineStart(f, int64(len(data)), cut)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, buf := range []int{maxLine + 1, 3*4096 + 17, 1 << 20} {
+				got, err := scanChunks(f, []int64{0, b, int64(len(data))}, opt, time.Time{}, buf, maxLine)
+				if err != nil {
 					t.Fatal(err)
 				}
-				if diff := cmp.Diff(want, st.sum, ignoreState); diff != "" {
-					t.Errorf("map %v window %d (-want +got):\n%s", mapOK, win, diff)
+				if diff := cmp.Diff(want, got, ignoreState); diff != "" {
+					t.Errorf("chunks at %d, buffer %d (-want +got):\n%s", b, buf, diff)
 				}
 			}
 		}
 	})
-	// Chunks of a file go through readRange.
-	for _, cut := range []int64{1, int64(len(data)) / 3, int64(len(data)) - 5} {
-		b, err := lineStart(f, int64(len(data)), cut)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := scanChunks(f, []int64{0, b, int64(len(data))}, opt, time.Time{}, 0, maxLine)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if diff := cmp.Diff(want, got, ignoreState); diff != "" {
-			t.Errorf("chunks at %d (-want +got):\n%s", b, diff)
-		}
-	}
 }
 
 // Marker phrases inside messages we do not track: the lines are parsed in
