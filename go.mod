@@ -11,4 +11,7 @@ require (
 	golang.org/x/term v0.48.0
 )
 
-require go.uber.org/multierr v1.10.0 // indirect
+require (
+	github.com/klauspost/compress v1.20.5 // indirect
+	go.uber.org/multierr v1.10.0 // indirect
+)

@@ -7,7 +7,6 @@ package bundle
 import (
 	"archive/tar"
 	"bufio"
-	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/heapguard/heapguard/internal/gunzip"
 )
 
 // Caps on what is read. A log is scanned as it streams, so its cap only
@@ -163,7 +164,7 @@ const vsiDump = "commands/vsi_traverse_-s.txt"
 // error wrapping ErrBundle.
 func Read(r io.Reader, h Handler) (*Result, error) {
 	res := &Result{VMX: MemFS{}}
-	zr, err := gzip.NewReader(bufio.NewReaderSize(r, 64<<10))
+	zr, err := gunzip.NewReader(bufio.NewReaderSize(r, 64<<10))
 	if err != nil {
 		return res, fmt.Errorf("%w: gunzip: %v", ErrBundle, err)
 	}

@@ -3,7 +3,6 @@ package collector
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +11,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/heapguard/heapguard/internal/gunzip"
 )
 
 const (
@@ -177,7 +178,7 @@ func scanText(br *bufio.Reader, opt ScanOptions, modTime time.Time) (*Summary, e
 func isGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b }
 
 func scanGzip(r io.Reader, opt ScanOptions, modTime time.Time) (*Summary, error) {
-	zr, err := gzip.NewReader(r)
+	zr, err := gunzip.NewReader(r)
 	if err != nil {
 		return NewSummary(opt.FlapCycles, opt.FlapWindow), fmt.Errorf("gunzip: %w", err)
 	}

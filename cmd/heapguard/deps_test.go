@@ -51,13 +51,14 @@ func TestLayers(t *testing.T) {
 		forbidAl []string // any dependency, project or not
 	}{
 		{pkg: "policy", mayUse: []string{}, forbidAl: []string{"go.uber.org/zap", "os/exec"}},
-		{pkg: "collector", mayUse: []string{"host"}},
+		{pkg: "internal/gunzip", mayUse: []string{}},
+		{pkg: "collector", mayUse: []string{"host", "internal/gunzip"}},
 		{pkg: "collector/follow", mayUse: []string{"host"}},
 		{pkg: "heap", mayUse: []string{"host"}},
 		{pkg: "remediate", mayUse: []string{"host", "policy"}},
-		{pkg: "bundle", mayUse: []string{}},
-		{pkg: "report", mayUse: []string{"bundle", "collector", "heap", "host", "policy", "remediate"}},
-		{pkg: "doctor", mayUse: []string{"collector", "heap", "host", "policy", "remediate"}},
+		{pkg: "bundle", mayUse: []string{"internal/gunzip"}},
+		{pkg: "report", mayUse: []string{"bundle", "collector", "heap", "host", "internal/gunzip", "policy", "remediate"}},
+		{pkg: "doctor", mayUse: []string{"collector", "heap", "host", "internal/gunzip", "policy", "remediate"}},
 	} {
 		out, err := exec.Command("go", "list", "-deps", mod+tc.pkg).CombinedOutput()
 		if err != nil {

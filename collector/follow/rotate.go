@@ -1,7 +1,6 @@
 package follow
 
 import (
-	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 )
 
 // fileView is what is known of one file: its inode, size and head hash.
