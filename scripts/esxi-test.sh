@@ -3,7 +3,8 @@
 # every call in esxi/syscalls.profile answer ENOSYS, then:
 #   (a) a STOCK build (no runtime overlay) must die with the netpoll
 #       signature, else the emulation is not faithful and the test fails;
-#   (b) the SHIPPED build completes `report --json` on a log;
+#   (b) the SHIPPED build completes `report --json` on a simulated host,
+#       and on its vm-support bundle (inflated in goroutines);
 #   (c) `check --dry-run` against a simulated host (timers, children, tail);
 #   (d) `run --dry-run` following the log of a running simulated host;
 #   (e) `doctor`.
@@ -285,6 +286,28 @@ step_report() {
 	run_step report 1 check_report "$HEAPGUARD" report --json --root "$root"
 }
 
+# report on a vm-support bundle streams the tar through two inflating
+# goroutines (the archive's and each rotated .gz copy's): they must run on
+# the ESXi runtime too, and find the same three ports.
+check_bundle() {
+	local n
+	grep -q '"verdict": "WARNING"' "$1" || { echo 'verdict is not WARNING'; return 1; }
+	grep -q 'b[.]tgz:var/log/vmkernel[.]0[.]gz"' "$1" || { echo 'the rotated .gz copy inside the bundle was not read'; return 1; }
+	n=$(count '"vm": "DSVA0[134]"' "$1")
+	[ "$n" -eq 3 ] || { echo "$n flapping ports mapped to a DSVA VM, want 3"; return 1; }
+}
+
+step_bundle() {
+	local root="$WORK/host-bundle"
+	if [ "$TARGET" = probe ] || ! stand_in "$HEAPGUARD" report; then
+		return
+	fi
+	sim_host "$root"
+	"$ESXSIM" advance --root "$root" --by 100m >/dev/null
+	"$ESXSIM" vm-support --root "$root" --out "$WORK/b.tgz" >/dev/null
+	run_step bundle 1 check_bundle "$HEAPGUARD" report --json "$WORK/b.tgz"
+}
+
 # check must reach a complete inventory (getallvms, net-stats and the .vmx
 # files) and plan the three power-offs: each needs the VM's vmid.
 check_check() {
@@ -405,6 +428,7 @@ main() {
 	check_marker "$ESXSIM" yes
 	step_stock
 	step_report
+	step_bundle
 	step_check
 	step_run
 	step_doctor
