@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -58,7 +57,7 @@ nothing. It reads what check and run keep in --state-dir, and the host's logs fo
 
   GET /metrics          Prometheus text exposition of the last check or run (docs/metrics.md)
   GET /status           the JSON of heapguard status (one fresh heap sample, 1.2 s budget)
-  GET /journal?since=T  the journal's entries from time T on (RFC 3339), one JSON object a line
+  GET /journal?since=T  journal --json --since T: the journal's lines from T on (RFC 3339, a day, 6h ago)
   GET /report           the report's page (report --html) for this host and state folder
   GET /healthz          "ok"
 
@@ -327,7 +326,7 @@ func newServeHandler(opt agent.Options, so agent.StatusOptions) http.Handler {
 		writeJSON(w, s)
 	})
 	mux.HandleFunc("GET /journal", func(w http.ResponseWriter, r *http.Request) {
-		serveJournal(w, r, filepath.Join(opt.StateDir, remediate.JournalFile))
+		serveJournal(w, r, opt)
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -346,49 +345,29 @@ func writeJSON(w http.ResponseWriter, v any) {
 	w.Write(append(b, '\n'))
 }
 
-// serveJournal answers the journal's entries from ?since= on, one JSON
-// object a line, as the journal holds them. Lines that cannot be read
-// are counted in a header, never served half.
-func serveJournal(w http.ResponseWriter, r *http.Request, path string) {
-	var since time.Time
-	if v := r.URL.Query().Get("since"); v != "" {
-		t, err := time.Parse(time.RFC3339Nano, v)
-		if err != nil {
-			http.Error(w, fmt.Sprintf("since=%q: want an RFC 3339 time like 2014-06-10T07:40:00Z", v), http.StatusBadRequest)
-			return
-		}
-		since = t
+// serveJournal answers what `journal --json --since` prints: the
+// journal's own lines from ?since= on (host time), damaged ones counted in
+// a header, never served.
+func serveJournal(w http.ResponseWriter, r *http.Request, opt agent.Options) {
+	now := time.Now()
+	if opt.Clock != nil {
+		now = opt.Clock.Now()
 	}
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		w.Header().Set("Content-Type", "application/x-ndjson")
-		return // no journal yet: no entries
-	}
+	since, err := parseSince(r.URL.Query().Get("since"), now)
 	if err != nil {
-		http.Error(w, "journal: "+err.Error(), http.StatusServiceUnavailable)
-		return
-	}
-	defer f.Close()
-	entries, bad, err := remediate.ReadJournal(f)
-	if err != nil {
-		http.Error(w, "journal: "+err.Error(), http.StatusServiceUnavailable)
+		http.Error(w, strings.Replace(err.Error(), "--since", "since=", 1), http.StatusBadRequest)
 		return
 	}
 	var body bytes.Buffer
-	enc := json.NewEncoder(&body)
-	for _, e := range entries {
-		if !since.IsZero() {
-			t, err := time.Parse(time.RFC3339Nano, e.Time)
-			if err != nil || t.Before(since) {
-				continue
-			}
-		}
-		if err := enc.Encode(e); err != nil {
-			http.Error(w, "encode: "+err.Error(), http.StatusInternalServerError)
-			return
-		}
+	p := &journalPrinter{w: &body, json: true, since: since}
+	t := &journalTail{path: filepath.Join(opt.StateDir, remediate.JournalFile), damaged: func() { p.bad++ }}
+	defer t.close()
+	if _, err := t.read(p.line); err != nil {
+		http.Error(w, "journal: "+err.Error(), http.StatusServiceUnavailable)
+		return
 	}
+	t.flush(p.line) // a last line without its newline
 	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.Header().Set("X-Heapguard-Unreadable-Lines", strconv.Itoa(bad))
+	w.Header().Set("X-Heapguard-Damaged-Lines", strconv.Itoa(p.bad))
 	w.Write(body.Bytes())
 }

@@ -175,7 +175,7 @@ func TestServeJournal(t *testing.T) {
 	}
 	resp, body := inetdAnswer(t, h, "GET /journal HTTP/1.1\r\nHost: x\r\n\r\n")
 	all := decode(body)
-	if resp.StatusCode != 200 || len(all) != 3 || all[2].Target != "DSVA\"04\n$(reboot)" || resp.Header.Get("X-Heapguard-Unreadable-Lines") != "1" ||
+	if resp.StatusCode != 200 || len(all) != 3 || all[2].Target != "DSVA\"04\n$(reboot)" || resp.Header.Get("X-Heapguard-Damaged-Lines") != "1" ||
 		strings.Count(body, "\n") != 3 {
 		t.Errorf("all: status %d, %d entries %+v, header %v", resp.StatusCode, len(all), all, resp.Header)
 	}
@@ -183,8 +183,13 @@ func TestServeJournal(t *testing.T) {
 	if got := decode(body); len(got) != 2 || got[0].Target != "DSVA03" {
 		t.Errorf("since 07:00: %+v, want DSVA03 and the third", got)
 	}
+	// The same lines, byte for byte, as journal --json prints.
+	_, jout, _ := runCLI(t, "journal", "--json", "--state-dir", opt.StateDir, "--since", "2014-06-10T07:00:00Z")
+	if body != jout {
+		t.Errorf("/journal and journal --json differ:\n%s\n%s", body, jout)
+	}
 	resp, body = inetdAnswer(t, h, "GET /journal?since=yesterday HTTP/1.1\r\nHost: x\r\n\r\n")
-	if resp.StatusCode != 400 || !strings.Contains(body, "RFC 3339") {
+	if resp.StatusCode != 400 || !strings.Contains(body, "since=") {
 		t.Errorf("bad since: %d %q", resp.StatusCode, body)
 	}
 	empty := newServeHandler(agent.Options{StateDir: t.TempDir()}, agent.StatusOptions{})
