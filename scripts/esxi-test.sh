@@ -5,6 +5,7 @@
 #       signature, else the emulation is not faithful and the test fails;
 #   (b) the SHIPPED build completes `report --json` on a simulated host,
 #       and on its vm-support bundle (inflated in goroutines);
+#   (b2) `serve --inetd` answers GET /status on standard output;
 #   (c) `check --dry-run` against a simulated host (timers, children, tail);
 #   (d) `run --dry-run` following the log of a running simulated host;
 #   (e) `doctor`.
@@ -308,6 +309,25 @@ step_bundle() {
 	run_step bundle 1 check_bundle "$HEAPGUARD" report --json "$WORK/b.tgz"
 }
 
+# serve --inetd answers one request from standard input: /status samples
+# the heaps with vsish under its time budget (timers, children).
+check_serve() {
+	head -n1 "$1" | grep -q '^HTTP/1.1 200 OK' || { echo 'not a 200 answer'; return 1; }
+	grep -q '"nagios": "HEAPGUARD WARNING: netGPHeap 1[0-9][.]' "$1" ||
+		{ echo 'the status has no WARNING line from a live netGPHeap sample'; return 1; }
+}
+
+step_serve() {
+	local root="$WORK/host-serve"
+	if [ "$TARGET" = probe ] || ! stand_in "$HEAPGUARD" serve; then
+		return
+	fi
+	sim_host "$root"
+	"$ESXSIM" advance --root "$root" --by 100m >/dev/null
+	printf 'GET /status HTTP/1.1\r\nHost: esx01\r\n\r\n' >"$WORK/serve.req"
+	run_step serve 0 check_serve "$HEAPGUARD" serve --inetd --root "$root" --state-dir "$WORK/state-serve" <"$WORK/serve.req"
+}
+
 # check must reach a complete inventory (getallvms, net-stats and the .vmx
 # files) and plan the three power-offs: each needs the VM's vmid.
 check_check() {
@@ -429,6 +449,7 @@ main() {
 	step_stock
 	step_report
 	step_bundle
+	step_serve
 	step_check
 	step_run
 	step_doctor
