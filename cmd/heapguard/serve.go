@@ -35,6 +35,9 @@ const (
 	serveWriteTimeout = 2 * time.Minute
 	// DefaultServeAddr is loopback: any other address must be asked for.
 	defaultServeAddr = "127.0.0.1:9731"
+	// serveHeavyMax is how many answers that run host commands or read
+	// the logs (/status, /report) run at once.
+	serveHeavyMax = 2
 )
 
 type serveOptions struct {
@@ -313,18 +316,21 @@ func (b *bufferedResponse) writeTo(out io.Writer, head bool) error {
 // paths and 405 (with Allow) for other methods; GET patterns take HEAD.
 func newServeHandler(opt agent.Options, so agent.StatusOptions) http.Handler {
 	mux := http.NewServeMux()
+	// /status runs vsish and /report reads the logs: a burst of them is
+	// answered 503 rather than queued on the host.
+	limit := concurrencyLimit(serveHeavyMax)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /status", limit(func(w http.ResponseWriter, r *http.Request) {
 		s, err := agent.ReadStatus(r.Context(), opt, so)
 		if err != nil {
 			http.Error(w, "status: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		writeJSON(w, s)
-	})
+	}))
 	mux.HandleFunc("GET /journal", func(w http.ResponseWriter, r *http.Request) {
 		serveJournal(w, r, opt)
 	})
@@ -333,6 +339,24 @@ func newServeHandler(opt agent.Options, so agent.StatusOptions) http.Handler {
 		io.WriteString(w, "heapguard: GET /metrics, /status, /journal?since=RFC3339, /report, /healthz\n")
 	})
 	return guardRequest(mux)
+}
+
+// concurrencyLimit wraps handlers so that at most n of them run at once,
+// together; one more is answered 503 at once.
+func concurrencyLimit(n int) func(http.HandlerFunc) http.HandlerFunc {
+	slots := make(chan struct{}, n)
+	return func(f http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case slots <- struct{}{}:
+				defer func() { <-slots }()
+				f(w, r)
+			default:
+				w.Header().Set("Retry-After", "5")
+				http.Error(w, "busy: try again shortly", http.StatusServiceUnavailable)
+			}
+		}
+	}
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

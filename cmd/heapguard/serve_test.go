@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -363,4 +364,42 @@ func FuzzServeOne(f *testing.F) {
 			t.Fatalf("status %d", resp.StatusCode)
 		}
 	})
+}
+
+// TestServeConcurrencyLimit: with two heavy answers under way, a third is
+// answered 503 at once; once one ends, the next is served.
+func TestServeConcurrencyLimit(t *testing.T) {
+	limit := concurrencyLimit(2)
+	entered, release := make(chan struct{}), make(chan struct{})
+	h := limit(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-release
+		io.WriteString(w, "done")
+	})
+	call := func() *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h(rec, httptest.NewRequest(http.MethodGet, "/status", nil))
+		return rec
+	}
+	results := make(chan *httptest.ResponseRecorder, 2)
+	for range 2 {
+		go func() { results <- call() }()
+		<-entered
+	}
+	if rec := call(); rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("third at once: %d %q, want 503 with Retry-After", rec.Code, rec.Body)
+	}
+	release <- struct{}{}
+	if rec := <-results; rec.Code != 200 || rec.Body.String() != "done" {
+		t.Errorf("first: %d %q", rec.Code, rec.Body)
+	}
+	go func() { results <- call() }()
+	<-entered // a slot was free again
+	release <- struct{}{}
+	release <- struct{}{}
+	for range 2 {
+		if rec := <-results; rec.Code != 200 {
+			t.Errorf("after a slot freed: %d", rec.Code)
+		}
+	}
 }
