@@ -326,7 +326,8 @@ func TestMergeMACChangeAndMinute(t *testing.T) {
 	p := a.Ports[7]
 	if p.MACChanges != 2 || p.PeakCyclesPerMinute != 4 || !p.Flapping || p.MAC.String() != "00:00:00:00:00:03" {
 		t.Errorf("port: %+v", *p)
-	} // The minute the two parts share is one bucket of 4 cycles.
+	}
+	// The minute the two parts share is one bucket of 4 cycles.
 	min0 := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).Unix() / 60
 	if diff := cmp.Diff([]MinuteCount{{min0, 4}, {min0 + 1, 1}}, p.Minutes); diff != "" {
 		t.Errorf("cycles per minute (-want +got):\n%s", diff)
