@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/heapguard/heapguard/collector"
+	"github.com/heapguard/heapguard/heap"
 	"github.com/heapguard/heapguard/policy"
 	"github.com/heapguard/heapguard/remediate"
 )
@@ -109,6 +110,11 @@ func TestWriteHTMLSeries(t *testing.T) {
 	if bad := r.Timeline.AddJournal(journal, time.Time{}); bad != 1 {
 		t.Errorf("entries with a bad time: %d, want 1", bad)
 	}
+	r.Timeline.AddTrends(heap.Trends{Heaps: map[string]*heap.Series{
+		"netGPHeap":  {Heap: "netGPHeap", Points: []heap.Point{{T: at(7, 30), Allocated: 75, Max: 100}, {T: at(7, 40).Add(time.Second), Allocated: 40, Max: 100}}},
+		"vmfs3":      {Heap: "vmfs3", Points: []heap.Point{{T: at(7, 30), Allocated: 10, Max: 100}}},
+		"netPktHeap": {Heap: "netPktHeap", Points: []heap.Point{{T: at(7, 10), Allocated: 10, Max: 100}}},
+	}}, at(7, 15))
 	free, comfy := 40.0, 90.0
 	r.Timeline.AddHeapSamples([]Heap{{Name: "netGPHeap", PercentFreeOfMax: &free, Source: LiveSource, Live: true},
 		{Name: "vmfs3", PercentFreeOfMax: &comfy, Source: LiveSource, Live: true}}, at(7, 45))
@@ -130,8 +136,11 @@ func TestWriteHTMLSeries(t *testing.T) {
 	for _, p := range r.Timeline.Heaps[0].Points {
 		points = append(points, p.Time.Format("15:04:05")+" "+p.Source)
 	}
-	if diff := cmp.Diff([]string{"07:20:00 journal", "07:40:01 journal", "07:45:00 live"}, points); diff != "" {
+	if diff := cmp.Diff([]string{"07:20:00 journal", "07:30:00 state", "07:40:01 journal", "07:45:00 live"}, points); diff != "" {
 		t.Errorf("netGPHeap points, one per time (-want +got):\n%s", diff)
+	}
+	if got := r.Timeline.Heaps[0].Points[1].PercentFreeOfMax; got != 25 {
+		t.Errorf("free of max from the trend window: %g, want 25", got)
 	}
 }
 

@@ -184,18 +184,57 @@ func (tl *Timeline) AddJournal(entries []remediate.Entry, since time.Time) (badT
 	return badTime
 }
 
-// AddHeapSamples adds the figures of heaps sampled at t (the live sample):
-// those of heaps the timeline already draws, netGPHeap's, and those of
-// heaps below liveShowBelow % free of max; a host's hundred comfortable
+// SourceState is the source of heap figures from the trend window check
+// and run save in their state file (their recent samples).
+const SourceState = "state"
+
+// AddTrends adds the samples of a saved trend window (the state file of
+// check or run): free of max is (max - allocated) / max, as the trend
+// sees it. Heaps are chosen as AddHeapSamples chooses them; points before
+// since are left out.
+func (tl *Timeline) AddTrends(tr heap.Trends, since time.Time) {
+	for _, s := range tr.Heaps {
+		if s == nil || len(s.Points) == 0 {
+			continue
+		}
+		name := heap.BaseName(s.Heap)
+		var pts []HeapPoint
+		lowest := 100.0
+		for _, p := range s.Points {
+			if p.Max <= 0 || p.T.IsZero() || p.T.Before(since) {
+				continue
+			}
+			pct := float64(p.Max-p.Allocated) / float64(p.Max) * 100
+			lowest = min(lowest, pct)
+			pts = append(pts, HeapPoint{Time: p.T.UTC(), PercentFreeOfMax: pct, Source: SourceState})
+		}
+		if len(pts) == 0 || !tl.worthDrawing(name, lowest) {
+			continue
+		}
+		for _, p := range pts {
+			tl.addHeapPoint(name, p)
+		}
+	}
+	tl.sort()
+}
+
+// worthDrawing: a heap the timeline already draws, netGPHeap, or one that
+// fell below liveShowBelow % free of max; a host's hundred comfortable
 // heaps would bury the one that matters.
+func (tl *Timeline) worthDrawing(name string, lowest float64) bool {
+	drawn := slices.ContainsFunc(tl.Heaps, func(s HeapSeries) bool { return s.Name == name })
+	return drawn || name == "netGPHeap" || lowest < liveShowBelow
+}
+
+// AddHeapSamples adds the figures of heaps sampled at t (the live
+// sample) that are worth drawing (see worthDrawing).
 func (tl *Timeline) AddHeapSamples(heaps []Heap, t time.Time) {
 	for _, h := range heaps {
 		if h.PercentFreeOfMax == nil || t.IsZero() {
 			continue
 		}
 		name := heap.BaseName(h.Name)
-		drawn := slices.ContainsFunc(tl.Heaps, func(s HeapSeries) bool { return s.Name == name })
-		if !drawn && name != "netGPHeap" && *h.PercentFreeOfMax >= liveShowBelow {
+		if !tl.worthDrawing(name, *h.PercentFreeOfMax) {
 			continue
 		}
 		tl.addHeapPoint(name, HeapPoint{Time: t.UTC(), PercentFreeOfMax: *h.PercentFreeOfMax, Source: h.Source})
@@ -208,6 +247,11 @@ func (tl *Timeline) addHeapPoint(name string, p HeapPoint) {
 	if i < 0 {
 		tl.Heaps = append(tl.Heaps, HeapSeries{Name: name})
 		i = len(tl.Heaps) - 1
+	}
+	// The journal, the state and the live sample may hold one sample
+	// twice (a check journals the figures it saved): the first kept.
+	if slices.ContainsFunc(tl.Heaps[i].Points, func(q HeapPoint) bool { return q.Time.Equal(p.Time) }) {
+		return
 	}
 	tl.Heaps[i].Points = append(tl.Heaps[i].Points, p)
 }

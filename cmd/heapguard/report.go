@@ -39,7 +39,7 @@ func init() {
 	register(&command{
 		name:    "report",
 		summary: "read-only report: flapping ports, heaps that ran out, agent crashes",
-		usage:   "[--json] [--heap-stats FILE]... [--root DIR [--no-live] [--heaps GLOB]...] [--year N] [--since T] [LOGFILE... | BUNDLE.tgz]",
+		usage:   "[--json] [--html FILE] [--state-dir DIR] [--heap-stats FILE]... [--root DIR [--no-live] [--heaps GLOB]...] [--year N] [--since T] [LOGFILE... | BUNDLE.tgz]",
 		help: `Reads vmkernel logs (4.x /var/log/messages, 5.1-7.x and 8.x vmkernel.log, rotated .gz
 files too) and vsish heap statistics, and tells which ports flap, which MACs and VMs they belong
 to, which heaps ran out and which agents crashed. It changes nothing.
@@ -74,6 +74,15 @@ is empty just after a rotation). A file with some known lines keeps its verdict 
 says how many of its lines were skipped. 4.x dates carry no year: without --year, each file's
 modification year is taken, and the report says so.
 
+--html FILE also writes the report as one HTML page that needs nothing else (no network, no
+script; - writes it to stdout instead of the text): on one time axis in UTC, free of max per
+heap, flap cycles per minute per port (named by VM where known), and marks for the log's
+heap-maxed lines, core dumps, and the power-offs and restarts heapguard journaled (dry-run
+ones hollow); then the report's tables. The heap figures come from heapguard's own samples:
+its journal and the trend window check and run save in their state folder (--state-dir; by
+default the one they use, when it exists), and the live sample. A host never checked has
+no heap curve, only the live point.
+
 Examples:
   heapguard report /var/log/vmkernel.log
   heapguard report --root /
@@ -81,6 +90,7 @@ Examples:
   heapguard report esx-esx01-2026-04-10--08.27-2099421.tgz
   heapguard report --root esx-esx01-2026-04-10--08.27-2099421 --no-live
   heapguard report --json --year 2012 messages messages.0.gz
+  heapguard report --root / --html /vmfs/volumes/datastore1/report.html
 
 EXIT STATUS:
   0 nothing wrong
@@ -266,7 +276,7 @@ func buildReport(ctx context.Context, o *reportOptions, args []string) (*report.
 		}
 	}
 	r := report.Build(ro)
-	r.Warnings = append(r.Warnings, addJournal(r, o.stateDir, since)...)
+	r.Warnings = append(r.Warnings, addHeapguardState(r, o.stateDir, since)...)
 	var live []report.Heap
 	for _, h := range r.Heaps {
 		if h.Live {
@@ -277,11 +287,12 @@ func buildReport(ctx context.Context, o *reportOptions, args []string) (*report.
 	return r, nil
 }
 
-// addJournal puts heapguard's journal on r's timeline: the one in dir, or
-// when dir is "" the one in the folder check and run use by default, if
-// there is one. It returns warnings: a journal named but missing or
-// unreadable, lines that could not be read.
-func addJournal(r *report.Report, dir string, since time.Time) []string {
+// addHeapguardState puts what check and run saved on r's timeline: the
+// journal's decisions and actions and the heap samples of the saved trend
+// windows, from dir, or when dir is "" from the folder check and run use
+// by default, if there is one. It returns warnings: a journal named but
+// missing or unreadable, lines that could not be read.
+func addHeapguardState(r *report.Report, dir string, since time.Time) []string {
 	named := dir != ""
 	if !named {
 		d, err := defaultStateDir()
@@ -311,7 +322,33 @@ func addJournal(r *report.Report, dir string, since time.Time) []string {
 		warnings = append(warnings, fmt.Sprintf("%s: %d entries with an unreadable time skipped", p, n))
 	}
 	r.Timeline.Journal = p
+	for _, name := range []string{"state.json", "state.dry-run.json"} {
+		if w := addTrends(r, filepath.Join(dir, name), since); w != "" {
+			warnings = append(warnings, w)
+		}
+	}
 	return warnings
+}
+
+// addTrends adds the trend windows of a state file check or run saved; a
+// missing one is no news (a dry run keeps its own), an unreadable one a
+// warning.
+func addTrends(r *report.Report, path string, since time.Time) string {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return ""
+	}
+	var st struct {
+		Trends heap.Trends `json:"trends"`
+	}
+	if err == nil {
+		err = json.Unmarshal(b, &st)
+	}
+	if err != nil {
+		return fmt.Sprintf("heap samples of %s not on the timeline: %v", path, err)
+	}
+	r.Timeline.AddTrends(st.Trends, since)
+	return ""
 }
 
 // liveBudget bounds the whole live sampling; each vsish call also has its
