@@ -87,15 +87,13 @@ type chart struct {
 	Ports                                 []portLine
 	Marks                                 []markView
 	PortUnit                              string
+	PortsLeftOut                          int
 	From, To                              string
 	NoHeaps, NoPorts                      bool
 	HeapLabelY, PortLabelY, AxisLabelY    float64
-	HeapLabelX                            float64
-	LaneLabels                            []string
 	WarnPct, CritPct                      float64
 	BucketMinutes                         int
 	PortMax                               float64
-	TickTop                               float64
 	heapScale, portScale, t0, t1, spanSec float64
 }
 
@@ -169,8 +167,6 @@ func buildChart(tl *Timeline) *chart {
 		From: stamp(first), To: stamp(last)}
 	c.spanSec = c.t1 - c.t0
 	c.HeapLabelY, c.PortLabelY, c.AxisLabelY = heapTop-12, portTop-12, axisY+44
-	c.HeapLabelX = plotLeft
-	c.TickTop = heapTop
 	for i, name := range []string{"heap maxed", "core dumps", "actions"} {
 		y := laneTop + float64(i)*laneRowH
 		c.Lanes = append(c.Lanes, lane{Y: y, Mid: y + laneRowH/2, Label: name})
@@ -214,6 +210,7 @@ func buildChart(tl *Timeline) *chart {
 		all = append(all, series{b, total})
 	}
 	c.NoPorts = len(tl.Ports) == 0
+	c.PortsLeftOut = tl.PortsLeftOut
 	c.PortMax = niceCeil(max(top, 1))
 	c.portScale = portH / c.PortMax
 	step := niceCeil(c.PortMax / 4)

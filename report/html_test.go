@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/heapguard/heapguard/collector"
@@ -237,4 +238,79 @@ func TestXTicksUTC(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ticks (-want +got):\n%s", diff)
 	}
+}
+
+func TestTimelinePortsDrawn(t *testing.T) {
+	at := time.Date(2014, 6, 10, 7, 0, 0, 0, time.UTC)
+	mk := func(flapping, quiet int) *Timeline {
+		var sorted []*collector.PortSummary
+		var ports []Port
+		for i := range flapping + quiet {
+			id := collector.Port(0x3000000 + i)
+			sorted = append(sorted, &collector.PortSummary{Port: id, Minutes: []collector.MinuteCount{{Minute: at.Unix() / 60, Count: 20}}})
+			ports = append(ports, Port{Port: id.String(), Flapping: i < flapping})
+		}
+		tl := timelineOf(collector.NewSummary(0, 0), sorted, ports, nil)
+		return &tl
+	}
+	for _, tc := range []struct {
+		name                   string
+		flapping, quiet        int
+		wantDrawn, wantLeftOut int
+	}{
+		{"two flapping, six quiet: the busiest three quiet drawn", 2, 6, 5, 3},
+		{"twenty flapping: sixteen lines", 20, 0, 16, 4},
+		{"quiet only", 0, 2, 2, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tl := mk(tc.flapping, tc.quiet)
+			if len(tl.Ports) != tc.wantDrawn || tl.PortsLeftOut != tc.wantLeftOut {
+				t.Errorf("drawn %d, left out %d; want %d, %d", len(tl.Ports), tl.PortsLeftOut, tc.wantDrawn, tc.wantLeftOut)
+			}
+		})
+	}
+}
+
+// FuzzWriteHTML gives the page any VM name, heap name and reason: the
+// chart stays well-formed, draws one series per port and per heap, and
+// reads the names back whole. Names are kept to what XML can carry
+// (valid UTF-8, no control characters but tab and newline): the limit of
+// the reader, not of the page.
+func FuzzWriteHTML(f *testing.F) {
+	f.Add("DSVA03", "netGPHeap", "port flapped 10 times", 20)
+	f.Add("<script>alert(1)</script>", "a&b", "\"quoted\" 'single'\nnext line", 0)
+	f.Add("]]><!--", "</title><g data-series=\"x\">", "{{.}}", -5)
+	f.Fuzz(func(t *testing.T, vm, heapName, reason string, cycles int) {
+		clean := func(s string) string {
+			return strings.Map(func(r rune) rune {
+				if r == utf8.RuneError || (r < 0x20 && r != '\n' && r != '\t') || r == 0x7f || (r >= 0xfffe && r <= 0xffff) {
+					return -1
+				}
+				return r
+			}, strings.ToValidUTF8(s, ""))
+		}
+		vm, heapName, reason = clean(vm), clean(heapName), clean(reason)
+		at := time.Date(2014, 6, 10, 7, 0, 0, 0, time.UTC)
+		r := &Report{Verdict: "WARNING", Reasons: []string{reason}, Ports: []Port{{Port: "0x3000007", VM: vm, Flapping: true}}}
+		sorted := []*collector.PortSummary{{Port: 0x3000007, Minutes: []collector.MinuteCount{{Minute: at.Unix() / 60, Count: cycles}}}}
+		r.Timeline = timelineOf(collector.NewSummary(0, 0), sorted, r.Ports, nil)
+		fig := &policy.HeapFigures{Name: heapName, PercentFreeOfMax: float64(cycles)}
+		r.Timeline.AddJournal([]remediate.Entry{{Time: "2014-06-10T07:01:00Z", PlanID: "p", Action: policy.ActPowerOff, Target: vm,
+			Reason: reason, Result: remediate.ResultDryRun, DryRun: true, Heap: fig}}, time.Time{})
+		var buf bytes.Buffer
+		if err := r.WriteHTML(&buf); err != nil {
+			t.Fatal(err)
+		}
+		series, marks := pageSeries(chartOf(t, buf.String()))
+		wantSeries := []string{"port " + r.Timeline.Ports[0].Label}
+		if heapName != "" {
+			wantSeries = []string{"heap " + heap.BaseName(heapName), "port " + r.Timeline.Ports[0].Label}
+		}
+		if diff := cmp.Diff(wantSeries, series); diff != "" {
+			t.Errorf("series (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff([]string{"power_off power off " + vm + " (dry run) dry-run"}, marks); diff != "" {
+			t.Errorf("marks (-want +got):\n%s", diff)
+		}
+	})
 }

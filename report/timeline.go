@@ -22,7 +22,17 @@ type Timeline struct {
 	Heaps   []HeapSeries
 	Ports   []PortSeries
 	Marks   []Mark
+	// PortsLeftOut counts ports with cycles not drawn (see maxPortSeries).
+	PortsLeftOut int
 }
+
+// Ports drawn: every flapping one and the busiest others, up to
+// maxPortSeries lines; a host sees hundreds of ports go down and up once
+// (VM reboots, vMotion), and a chart of them all says nothing.
+const (
+	maxPortSeries   = 16
+	quietPortSeries = 3
+)
 
 // HeapSeries is one heap's free-of-max figures over time.
 type HeapSeries struct {
@@ -72,10 +82,18 @@ type Mark struct {
 // sorted are the summary's ports in the order ports were made from them.
 func timelineOf(sum *collector.Summary, sorted []*collector.PortSummary, ports []Port, crashes []Crash) Timeline {
 	var tl Timeline
+	quiet := 0
 	for i, p := range ports {
 		ps := sorted[i]
 		if len(ps.Minutes) == 0 {
 			continue
+		}
+		if len(tl.Ports) >= maxPortSeries || !p.Flapping && quiet >= quietPortSeries {
+			tl.PortsLeftOut++
+			continue
+		}
+		if !p.Flapping {
+			quiet++
 		}
 		label := p.Port
 		if p.VM != "" {
