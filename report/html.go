@@ -274,6 +274,8 @@ func (c *chart) layMarks(marks []Mark) {
 		}
 		x := c.x(m.Time)
 		if m.Kind == MarkHeapMaxed {
+			// The mark stands for the whole minute: at its middle.
+			x = c.x(m.Time.Add(30 * time.Second))
 			if n := len(c.Marks); n > 0 && c.Marks[n-1].Kind == MarkHeapMaxed && x-c.Marks[n-1].GuideX < 2 {
 				last := &c.Marks[n-1]
 				last.Count += m.Count

@@ -316,7 +316,11 @@ func addHeapguardState(r *report.Report, dir string, since time.Time) []string {
 		warnings = append(warnings, fmt.Sprintf("%s: %v (the entries before are on the timeline)", p, err))
 	}
 	if bad > 0 {
-		warnings = append(warnings, fmt.Sprintf("%s: %d lines that are not journal entries skipped", p, bad))
+		lines := "lines that are"
+		if bad == 1 {
+			lines = "line that is"
+		}
+		warnings = append(warnings, fmt.Sprintf("%s: skipped %d %s not a journal entry", p, bad, lines))
 	}
 	if n := r.Timeline.AddJournal(entries, since); n > 0 {
 		warnings = append(warnings, fmt.Sprintf("%s: %d entries with an unreadable time skipped", p, n))

@@ -167,3 +167,42 @@ func TestReportHTMLInChromium(t *testing.T) {
 	}
 	t.Logf("seed incident, report --html and chromium: %s", time.Since(start).Round(10*time.Millisecond))
 }
+
+// TestReportHTMLStateDir: a named state folder without a journal is a
+// warning, not an error (the report is still made); a damaged journal's
+// good lines still count; --html - writes the page, not the text, to stdout.
+func TestReportHTMLStateDir(t *testing.T) {
+	empty := t.TempDir()
+	code, out, stderr := runCLI(t, "report", "--year", "2012", "--state-dir", empty, "--html", "-", incidentLog)
+	if code != exitCritical {
+		t.Errorf("exit %d, want %d: a missing journal changes no verdict\n%s", code, exitCritical, stderr)
+	}
+	if !strings.Contains(stderr, "warning: heapguard's journal not on the timeline") || !strings.Contains(stderr, empty) {
+		t.Errorf("no warning naming the missing journal:\n%s", stderr)
+	}
+	if !strings.HasPrefix(out, "<!DOCTYPE html>") || strings.Contains(out, "Flapping ports, by cycles") {
+		t.Errorf("--html - should write the page alone to stdout:\n%.300s", out)
+	}
+
+	state := t.TempDir()
+	journal := `{"time":"2012-07-26T01:26:00Z","plan_id":"p","action":"power_off","target":"DSVA03","vmid":"3","dry_run":false,"result":"ok","heap":{"name":"netGPHeap-0x410001000000","percent_free_of_max":3.5}}
+{"time":"2012-07-26T01:26:0
+`
+	if err := os.WriteFile(filepath.Join(state, "journal.jsonl"), []byte(journal), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	page := filepath.Join(t.TempDir(), "r.html")
+	_, _, stderr = runCLI(t, "report", "--year", "2012", "--state-dir", state, "--html", page, incidentLog)
+	if !strings.Contains(stderr, "skipped 1 line that is not a journal entry") {
+		t.Errorf("the torn line is not counted:\n%s", stderr)
+	}
+	b, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`data-mark="power_off" data-label="power off DSVA03"`, `data-series="heap" data-name="netGPHeap"`, `data-mark="crash"`, `data-mark="heap_maxed"`} {
+		if !bytes.Contains(b, []byte(want)) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+}
