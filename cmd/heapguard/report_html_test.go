@@ -206,3 +206,20 @@ func TestReportHTMLStateDir(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteReportHTML is the call serve makes: the page of the report o
+// and args ask for, or an error when they ask for nothing.
+func TestWriteReportHTML(t *testing.T) {
+	var buf bytes.Buffer
+	if err := writeReportHTML(context.Background(), &buf, &reportOptions{year: 2012}, []string{incidentLog}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), `<span class="verdict CRITICAL">`) || !strings.Contains(buf.String(), `data-series="port"`) {
+		t.Errorf("page of the incident log lacks its verdict or port series:\n%.400s", buf.String())
+	}
+	buf.Reset()
+	err := writeReportHTML(context.Background(), &buf, &reportOptions{}, nil)
+	if err == nil || buf.Len() != 0 {
+		t.Errorf("no input: error %v, %d bytes written", err, buf.Len())
+	}
+}
