@@ -18,7 +18,12 @@ var pageSource string
 // page is parsed once; html/template escapes every value by its context,
 // so a VM name holding <, &, quotes or newlines stays text.
 var page = template.Must(template.New("page").Funcs(template.FuncMap{
-	"stamp":     stampOrDash,
+	"stamp": func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.UTC().Format("2006-01-02 15:04:05")
+	},
 	"pct":       func(p *float64) string { return pctOrDash(p) },
 	"plural":    plural,
 	"joinComma": func(s []string) string { return joinOr(s, ", ", "-") },
