@@ -232,8 +232,8 @@ func TestScanIncident(t *testing.T) {
 	}
 	day := func(h, m, sec int) time.Time { return time.Date(2012, 7, 26, h, m, sec, 0, time.UTC) }
 	wantHeaps := []HeapSummary{
-		{Heap: "netGPHeap", Kind: KindHeapMaxed, Count: 2, First: day(1, 26, 46), Last: day(1, 26, 46)},
-		{Heap: "netGPHeap", Kind: KindHeapAlignFailed, Count: 2, First: day(1, 26, 46), Last: day(1, 26, 46)},
+		{Heap: "netGPHeap", Kind: KindHeapMaxed, Count: 2, First: day(1, 26, 46), Last: day(1, 26, 46), Minutes: []MinuteCount{{day(1, 26, 0).Unix() / 60, 2}}},
+		{Heap: "netGPHeap", Kind: KindHeapAlignFailed, Count: 2, First: day(1, 26, 46), Last: day(1, 26, 46), Minutes: []MinuteCount{{day(1, 26, 0).Unix() / 60, 2}}},
 	}
 	if diff := cmp.Diff(wantHeaps, s.Heaps); diff != "" {
 		t.Errorf("heaps (-want +got):\n%s", diff)
@@ -326,6 +326,11 @@ func TestMergeMACChangeAndMinute(t *testing.T) {
 	p := a.Ports[7]
 	if p.MACChanges != 2 || p.PeakCyclesPerMinute != 4 || !p.Flapping || p.MAC.String() != "00:00:00:00:00:03" {
 		t.Errorf("port: %+v", *p)
+	}
+	// The minute the two parts share is one bucket of 4 cycles.
+	min0 := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).Unix() / 60
+	if diff := cmp.Diff([]MinuteCount{{min0, 4}, {min0 + 1, 1}}, p.Minutes); diff != "" {
+		t.Errorf("cycles per minute (-want +got):\n%s", diff)
 	}
 }
 

@@ -69,6 +69,10 @@ type PortSummary struct {
 	// FlappingSince is the log time when that was first seen.
 	Flapping      bool      `json:"flapping"`
 	FlappingSince time.Time `json:"flapping_since,omitzero"`
+	// Minutes counts the cycles (enabled events) per calendar minute of
+	// log time, in log order, minutes without a cycle left out: the
+	// series a report draws.
+	Minutes []MinuteCount `json:"-"`
 
 	// State for exact merging of consecutive summaries.
 	firstMAC      MAC
@@ -95,6 +99,40 @@ type HeapSummary struct {
 	Untimed int       `json:"untimed"`
 	First   time.Time `json:"first"`
 	Last    time.Time `json:"last"`
+	// Minutes counts the timed lines per calendar minute, as
+	// PortSummary.Minutes does.
+	Minutes []MinuteCount `json:"-"`
+}
+
+// MinuteCount is how many events one calendar minute of log time held.
+type MinuteCount struct {
+	Minute int64 // Unix time / 60, rounded down
+	Count  int
+}
+
+// Time is the start of the minute, in UTC.
+func (m MinuteCount) Time() time.Time { return time.Unix(m.Minute*60, 0).UTC() }
+
+// countMinute adds one event in minute m to a series kept in log order.
+func countMinute(ms []MinuteCount, m int64) []MinuteCount {
+	if n := len(ms); n > 0 && ms[n-1].Minute == m {
+		ms[n-1].Count++
+		return ms
+	}
+	return append(ms, MinuteCount{Minute: m, Count: 1})
+}
+
+// joinMinutes appends the series b, which follows a in time, to a; a
+// minute the two share is counted once, with both counts.
+func joinMinutes(a, b []MinuteCount) []MinuteCount {
+	if len(b) == 0 {
+		return a
+	}
+	if n := len(a); n > 0 && a[n-1].Minute == b[0].Minute {
+		a[n-1].Count += b[0].Count
+		b = b[1:]
+	}
+	return append(a, b...)
 }
 
 // ProcessSummary counts the dumps of one process: UserDumps are "Dumping
@@ -190,6 +228,7 @@ func (s *Summary) add(ev *Event) {
 			h.First = ev.Time
 		}
 		h.Last = ev.Time
+		h.Minutes = countMinute(h.Minutes, minuteOf(ev.Time))
 	case KindCoreDump, KindUserDump:
 		d := s.process(ev.Process)
 		if ev.Kind == KindUserDump {
@@ -226,6 +265,7 @@ func (s *Summary) cycle(p *PortSummary, t time.Time) {
 		p.firstMinCount = p.curMinCount
 	}
 	p.PeakCyclesPerMinute = max(p.PeakCyclesPerMinute, p.curMinCount)
+	p.Minutes = countMinute(p.Minutes, m)
 	if len(p.head) < s.FlapCycles {
 		p.head = append(p.head, t)
 	}
@@ -332,6 +372,7 @@ func (s *Summary) appendSummary(o *Summary) {
 		h.Count += oh.Count
 		h.Untimed += oh.Untimed
 		mergeSpan(&h.First, &h.Last, oh.First, oh.Last)
+		h.Minutes = joinMinutes(h.Minutes, oh.Minutes)
 	}
 	for _, od := range o.Processes {
 		d := s.process(od.Process)
@@ -369,6 +410,7 @@ func (s *Summary) appendPort(p, o *PortSummary) {
 		p.MAC, p.MACKnown = o.MAC, true
 	}
 	p.MACChanges += o.MACChanges
+	p.Minutes = joinMinutes(p.Minutes, o.Minutes)
 	if o.Enabled == 0 {
 		return
 	}
@@ -418,6 +460,7 @@ func (s *Summary) appendPort(p, o *PortSummary) {
 func (p PortSummary) clone() PortSummary {
 	p.head = slices.Clone(p.head)
 	p.ring = p.ring.clone()
+	p.Minutes = slices.Clone(p.Minutes)
 	return p
 }
 
@@ -429,6 +472,9 @@ func (s *Summary) clone() *Summary {
 		c.Ports[k] = &cp
 	}
 	c.Heaps = slices.Clone(s.Heaps)
+	for i := range c.Heaps {
+		c.Heaps[i].Minutes = slices.Clone(c.Heaps[i].Minutes)
+	}
 	c.Processes = slices.Clone(s.Processes)
 	c.Crashes = slices.Clone(s.Crashes)
 	for i := range c.Crashes {

@@ -88,6 +88,9 @@ type Report struct {
 	Verdict     string       `json:"verdict"`
 	Reasons     []string     `json:"reasons"`
 	Status      policy.Level `json:"-"`
+	// Timeline is what the HTML page draws (see WriteHTML); AddJournal and
+	// AddHeapSamples add what the logs do not hold.
+	Timeline Timeline `json:"-"`
 }
 
 // AgentLog is a file read as an agent's log (hostd.log, vpxa.log,
@@ -232,7 +235,8 @@ func Build(opt Options) *Report {
 	}
 	r.Errors = append(r.Errors, opt.LiveErrors...)
 	r.Lines, r.Unparsed, r.Oversized = sum.Lines, sum.Unparsed, sum.Oversized
-	for _, p := range sum.SortedPorts() {
+	sorted := sum.SortedPorts()
+	for _, p := range sorted {
 		pr := Port{Port: p.Port.String(), Disabled: p.Disabled, Enabled: p.Enabled, Untimed: p.Untimed,
 			First: p.First, Last: p.Last, CyclesPerMin: p.PeakCyclesPerMinute, Flapping: p.Flapping}
 		if p.MACKnown {
@@ -256,6 +260,7 @@ func Build(opt Options) *Report {
 	for _, c := range sum.Crashes {
 		r.Crashes = append(r.Crashes, Crash{Agent: c.Agent, Processes: c.Processes, Time: c.Time, Lines: c.Lines})
 	}
+	r.Timeline = timelineOf(sum, sorted, r.Ports, r.Crashes)
 	if sum.CrashesDropped > 0 {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%s past the first %d not listed (counted in dumps)", plural(sum.CrashesDropped, "crash"), len(sum.Crashes)))
 	}

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,13 +31,15 @@ type reportOptions struct {
 	heaps     stringList
 	year      int
 	since     string
+	html      string
+	stateDir  string
 }
 
 func init() {
 	register(&command{
 		name:    "report",
 		summary: "read-only report: flapping ports, heaps that ran out, agent crashes",
-		usage:   "[--json] [--heap-stats FILE]... [--root DIR [--no-live] [--heaps GLOB]...] [--year N] [--since T] [LOGFILE... | BUNDLE.tgz]",
+		usage:   "[--json] [--html FILE] [--state-dir DIR] [--heap-stats FILE]... [--root DIR [--no-live] [--heaps GLOB]...] [--year N] [--since T] [LOGFILE... | BUNDLE.tgz]",
 		help: `Reads vmkernel logs (4.x /var/log/messages, 5.1-7.x and 8.x vmkernel.log, rotated .gz
 files too) and vsish heap statistics, and tells which ports flap, which MACs and VMs they belong
 to, which heaps ran out and which agents crashed. It changes nothing.
@@ -69,6 +74,15 @@ is empty just after a rotation). A file with some known lines keeps its verdict 
 says how many of its lines were skipped. 4.x dates carry no year: without --year, each file's
 modification year is taken, and the report says so.
 
+--html FILE also writes the report as one HTML page that needs nothing else (no network, no
+script; - writes it to stdout instead of the text): on one time axis in UTC, free of max per
+heap, flap cycles per minute per port (named by VM where known), and marks for the log's
+heap-maxed lines, core dumps, and the power-offs and restarts heapguard journaled (dry-run
+ones hollow); then the report's tables. The heap figures come from heapguard's own samples:
+its journal and the trend window check and run save in their state folder (--state-dir; by
+default the one they use, when it exists), and the live sample. A host never checked has
+no heap curve, only the live point.
+
 Examples:
   heapguard report /var/log/vmkernel.log
   heapguard report --root /
@@ -76,6 +90,7 @@ Examples:
   heapguard report esx-esx01-2026-04-10--08.27-2099421.tgz
   heapguard report --root esx-esx01-2026-04-10--08.27-2099421 --no-live
   heapguard report --json --year 2012 messages messages.0.gz
+  heapguard report --root / --html /vmfs/volumes/datastore1/report.html
 
 EXIT STATUS:
   0 nothing wrong
@@ -91,6 +106,8 @@ EXIT STATUS:
 			fs.BoolVar(&o.noLive, "no-live", false, "with --root, do not sample heaps with vsish: judge the files only")
 			fs.Var(&o.heaps, "heaps", "with --root, sample only heaps matching `GLOB` (repeatable; default every heap)")
 			fs.IntVar(&o.year, "year", 0, "year `N` of the oldest 4.x syslog date of each log; its newer rotated copies go on from it, across New Year (default: each file's modification year)")
+			fs.StringVar(&o.html, "html", "", "also write the report as one self-contained HTML page with a timeline chart to `FILE` (- for stdout, instead of the text)")
+			fs.StringVar(&o.stateDir, "state-dir", "", "heapguard's state `DIR`, whose journal puts its decisions and actions on the page's timeline (default: the one check and run use, when it exists)")
 			fs.StringVar(&o.since, "since", "", "ignore events before `T` (RFC 3339, YYYY-MM-DD, or a duration ago like 6h, 2d, 1d12h)")
 			return o
 		},
@@ -100,30 +117,109 @@ EXIT STATUS:
 
 func runReport(ctx context.Context, e env, opts any, args []string) int {
 	o := opts.(*reportOptions)
-	since, err := parseSince(o.since, time.Now())
+	r, err := buildReport(ctx, o, args)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "heapguard report: %v\n", err)
+		if ue, ok := errors.AsType[*reportUsageError](err); ok {
+			return ue.code
+		}
 		return exitUnknown
+	}
+	for _, msg := range r.Errors {
+		fmt.Fprintf(e.stderr, "heapguard report: %s\n", msg)
+	}
+	for _, msg := range r.Warnings {
+		fmt.Fprintf(e.stderr, "heapguard report: warning: %s\n", msg)
+	}
+	if o.html != "" {
+		if err := writeHTMLFile(o.html, r, e.stdout); err != nil {
+			fmt.Fprintf(e.stderr, "heapguard report: %v\n", err)
+			return exitUnknown
+		}
+		if o.html == "-" {
+			return r.Status.ExitCode()
+		}
+	}
+	if o.json {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(r)
+	} else {
+		err = r.WriteText(e.stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "heapguard report: write: %v\n", err)
+		return exitUnknown
+	}
+	return r.Status.ExitCode()
+}
+
+// writeReportHTML gathers the report o and args ask for, as `heapguard
+// report --html` does, and writes its page to w. Problems with the inputs
+// are in the page (errors, warnings, an UNKNOWN verdict); the error is for
+// arguments that make no report at all, and for w failing.
+func writeReportHTML(ctx context.Context, w io.Writer, o *reportOptions, args []string) error {
+	r, err := buildReport(ctx, o, args)
+	if err != nil {
+		return err
+	}
+	return r.WriteHTML(w)
+}
+
+// writeHTMLFile writes r's page to path (stdout for "-") whole or not at
+// all: a page cut short would hide the tables under a chart.
+func writeHTMLFile(path string, r *report.Report, stdout io.Writer) error {
+	var buf bytes.Buffer
+	if err := r.WriteHTML(&buf); err != nil {
+		return err
+	}
+	if path == "-" {
+		if _, err := stdout.Write(buf.Bytes()); err != nil {
+			return fmt.Errorf("write report page: %w", err)
+		}
+		return nil
+	}
+	if err := host.WriteFileAtomic(path, buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("--html: %w", err)
+	}
+	return nil
+}
+
+// reportUsageError is a report that cannot be made from its arguments;
+// code is the exit status.
+type reportUsageError struct {
+	code int
+	msg  string
+}
+
+func (e *reportUsageError) Error() string { return e.msg }
+
+func reportArgError(format string, a ...any) error {
+	return &reportUsageError{code: exitUnknown, msg: fmt.Sprintf(format, a...)}
+}
+
+// buildReport reads everything o and args name: logs, bundle, heap stats,
+// the live host, and heapguard's journal for the timeline.
+func buildReport(ctx context.Context, o *reportOptions, args []string) (*report.Report, error) {
+	since, err := parseSince(o.since, time.Now())
+	if err != nil {
+		return nil, reportArgError("%v", err)
 	}
 	logs := args
 	if len(logs) == 0 && o.root == "" && len(o.heapStats) == 0 {
-		fmt.Fprintln(e.stderr, "heapguard report: give LOGFILE arguments, --heap-stats or --root")
-		return usageError
+		return nil, &reportUsageError{code: usageError, msg: "give LOGFILE arguments, --heap-stats or --root"}
 	}
 	globs := splitList(o.heaps)
 	if err := heap.ValidGlobs(globs); err != nil {
-		fmt.Fprintf(e.stderr, "heapguard report: --heaps: %v\n", err)
-		return exitUnknown
+		return nil, reportArgError("--heaps: %v", err)
 	}
 	if o.root == "" && (o.noLive || len(globs) > 0) {
-		fmt.Fprintln(e.stderr, "heapguard report: --no-live and --heaps go with --root")
-		return exitUnknown
+		return nil, reportArgError("--no-live and --heaps go with --root")
 	}
 	if o.root != "" {
 		// A typo in --root would otherwise read as a host without logs.
 		if fi, err := os.Stat(o.root); err != nil || !fi.IsDir() {
-			fmt.Fprintf(e.stderr, "heapguard report: --root %s: not a directory\n", o.root)
-			return exitUnknown
+			return nil, reportArgError("--root %s: not a directory", o.root)
 		}
 	}
 	var bundles []string
@@ -136,12 +232,10 @@ func runReport(ctx context.Context, e env, opts any, args []string) int {
 	})
 	if len(bundles) > 0 && o.root != "" {
 		// The bundle carries its own .vmx files and no live host.
-		fmt.Fprintln(e.stderr, "heapguard report: a vm-support bundle goes without --root (extracted, give its folder as --root instead)")
-		return exitUnknown
+		return nil, reportArgError("a vm-support bundle goes without --root (extracted, give its folder as --root instead)")
 	}
 	if len(bundles) > 1 {
-		fmt.Fprintf(e.stderr, "heapguard report: give one vm-support bundle at a time, not %d\n", len(bundles))
-		return exitUnknown
+		return nil, reportArgError("give one vm-support bundle at a time, not %d", len(bundles))
 	}
 	ro := report.Options{Logs: logs, HeapStats: o.heapStats, Year: o.year, Since: since}
 	if o.root != "" {
@@ -158,6 +252,7 @@ func runReport(ctx context.Context, e env, opts any, args []string) int {
 			ro.Logs = report.HostLogs(o.root)
 		}
 	}
+	var sampledAt time.Time
 	if o.root != "" {
 		refs, err := remediate.ScanVMX(os.DirFS(o.root))
 		if err != nil {
@@ -169,28 +264,95 @@ func runReport(ctx context.Context, e env, opts any, args []string) int {
 			ro.VMs[mac] = policy.VMRef{Name: ref.Name, VMX: ref.VMX}
 		}
 		if !o.noLive {
-			ro.Live, ro.LiveErrors = sampleLive(ctx, host.Exec{Root: o.root}, globs)
+			runner := host.Exec{Root: o.root}
+			// The host's clock dates the sample: a simulated host's is
+			// not the machine's.
+			clock, err := host.ClockFromEnv(os.Getenv, o.root, runner)
+			if err != nil {
+				return nil, reportArgError("%v", err)
+			}
+			ro.Live, ro.LiveErrors = sampleLive(ctx, runner, globs)
+			sampledAt = clock.Now()
 		}
 	}
 	r := report.Build(ro)
-	for _, msg := range r.Errors {
-		fmt.Fprintf(e.stderr, "heapguard report: %s\n", msg)
+	r.Warnings = append(r.Warnings, addHeapguardState(r, o.stateDir, since)...)
+	var live []report.Heap
+	for _, h := range r.Heaps {
+		if h.Live {
+			live = append(live, h)
+		}
 	}
-	for _, msg := range r.Warnings {
-		fmt.Fprintf(e.stderr, "heapguard report: warning: %s\n", msg)
+	r.Timeline.AddHeapSamples(live, sampledAt)
+	return r, nil
+}
+
+// addHeapguardState puts what check and run saved on r's timeline: the
+// journal's decisions and actions and the heap samples of the saved trend
+// windows, from dir, or when dir is "" from the folder check and run use
+// by default, if there is one. It returns warnings: a journal named but
+// missing or unreadable, lines that could not be read.
+func addHeapguardState(r *report.Report, dir string, since time.Time) []string {
+	named := dir != ""
+	if !named {
+		d, err := defaultStateDir()
+		if err != nil {
+			return nil // No default folder on this host: nothing to add.
+		}
+		dir = d
 	}
-	if o.json {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		err = enc.Encode(r)
-	} else {
-		err = r.WriteText(e.stdout)
+	p := filepath.Join(dir, remediate.JournalFile)
+	f, err := os.Open(p)
+	switch {
+	case err != nil && !named && errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return []string{fmt.Sprintf("heapguard's journal not on the timeline: %v", err)}
+	}
+	defer f.Close()
+	entries, bad, err := remediate.ReadJournal(f)
+	var warnings []string
+	if err != nil {
+		warnings = append(warnings, fmt.Sprintf("%s: %v (the entries before are on the timeline)", p, err))
+	}
+	if bad > 0 {
+		lines := "lines that are"
+		if bad == 1 {
+			lines = "line that is"
+		}
+		warnings = append(warnings, fmt.Sprintf("%s: skipped %d %s not a journal entry", p, bad, lines))
+	}
+	if n := r.Timeline.AddJournal(entries, since); n > 0 {
+		warnings = append(warnings, fmt.Sprintf("%s: %d entries with an unreadable time skipped", p, n))
+	}
+	r.Timeline.Journal = p
+	for _, name := range []string{"state.json", "state.dry-run.json"} {
+		if w := addTrends(r, filepath.Join(dir, name), since); w != "" {
+			warnings = append(warnings, w)
+		}
+	}
+	return warnings
+}
+
+// addTrends adds the trend windows of a state file check or run saved; a
+// missing one is no news (a dry run keeps its own), an unreadable one a
+// warning.
+func addTrends(r *report.Report, path string, since time.Time) string {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return ""
+	}
+	var st struct {
+		Trends heap.Trends `json:"trends"`
+	}
+	if err == nil {
+		err = json.Unmarshal(b, &st)
 	}
 	if err != nil {
-		fmt.Fprintf(e.stderr, "heapguard report: write: %v\n", err)
-		return exitUnknown
+		return fmt.Sprintf("heap samples of %s not on the timeline: %v", path, err)
 	}
-	return r.Status.ExitCode()
+	r.Timeline.AddTrends(st.Trends, since)
+	return ""
 }
 
 // liveBudget bounds the whole live sampling; each vsish call also has its
