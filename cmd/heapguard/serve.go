@@ -38,6 +38,9 @@ const (
 	// serveHeavyMax is how many answers that run host commands or read
 	// the logs (/status, /report) run at once.
 	serveHeavyMax = 2
+	// serveReportTimeout bounds /report: the logs are read whole and the
+	// heaps sampled live.
+	serveReportTimeout = 90 * time.Second
 )
 
 type serveOptions struct {
@@ -330,6 +333,18 @@ func newServeHandler(opt agent.Options, so agent.StatusOptions) http.Handler {
 			return
 		}
 		writeJSON(w, s)
+	}))
+	mux.HandleFunc("GET /report", limit(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), serveReportTimeout)
+		defer cancel()
+		ro := reportOptions{root: opt.Root, stateDir: opt.StateDir}
+		var page bytes.Buffer
+		if err := writeReportHTML(ctx, &page, &ro, nil); err != nil {
+			http.Error(w, "report: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write(page.Bytes())
 	}))
 	mux.HandleFunc("GET /journal", func(w http.ResponseWriter, r *http.Request) {
 		serveJournal(w, r, opt)

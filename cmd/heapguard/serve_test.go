@@ -200,8 +200,9 @@ func TestServeJournal(t *testing.T) {
 }
 
 // TestServeStatusReadOnly: /status is status --json (the seed incident at
-// 100 simulated minutes, after three checks), and serving it, the journal
-// and the health check changes nothing in the state folder or on the host.
+// 100 simulated minutes, after three checks), /report is the report's
+// page, and serving them, the journal and the health check changes nothing
+// in the state folder or on the host.
 func TestServeStatusReadOnly(t *testing.T) {
 	t.Setenv(host.TestClockEnv, "sim")
 	h := simHost(t, "seed-incident")
@@ -216,7 +217,7 @@ func TestServeStatusReadOnly(t *testing.T) {
 	before := treeSnapshot(t, state, h.Root())
 	_, want := statusJSON(t, "--root", h.Root(), "--state-dir", state)
 	var reqs bytes.Buffer
-	for _, p := range []string{"/status", "/journal", "/healthz"} {
+	for _, p := range []string{"/status", "/journal", "/healthz", "/report"} {
 		reqs.Reset()
 		reqs.WriteString("GET " + p + " HTTP/1.1\r\nHost: x\r\n\r\n")
 		var out, errb bytes.Buffer
@@ -224,6 +225,10 @@ func TestServeStatusReadOnly(t *testing.T) {
 		resp, body := parseAnswer(t, out.Bytes(), "GET")
 		if code != exitOK || resp.StatusCode != 200 || errb.Len() > 0 {
 			t.Fatalf("%s: exit %d, status %d, stderr %q", p, code, resp.StatusCode, errb.String())
+		}
+		if p == "/report" && (resp.Header.Get("Content-Type") != "text/html; charset=utf-8" || !strings.Contains(body, "<svg") ||
+			!strings.Contains(body, "DSVA03 (0x3000007)")) {
+			t.Errorf("/report: %s, %d bytes, no chart with DSVA03's port", resp.Header.Get("Content-Type"), len(body))
 		}
 		if p == "/status" {
 			var got agent.Status
