@@ -106,6 +106,15 @@ func TestCheckTextfile(t *testing.T) {
 		t.Errorf("textfile mode: %v %v, want 0644", fi.Mode(), err)
 	}
 	promtoolCheck(t, raw)
+	doc, err := os.ReadFile("../../docs/metrics.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range first {
+		if fam, _, _ := strings.Cut(k, "{"); !bytes.Contains(doc, []byte("| `"+fam+"` |")) {
+			t.Errorf("%s is written but not in docs/metrics.md", fam)
+		}
+	}
 
 	heaps := first.find("heapguard_heap_free_ratio", nil)
 	var gp float64 = -1
