@@ -15,12 +15,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"google.golang.org/protobuf/proto"
 )
 
 // File names of the saved snapshot in the state folder: a dry run keeps its
@@ -136,27 +134,30 @@ const (
 	nameBuildInfo      = "heapguard_build_info"
 )
 
-// family starts a metric family.
-func family(name, help string, typ dto.MetricType) *dto.MetricFamily {
-	return &dto.MetricFamily{Name: proto.String(name), Help: proto.String(help), Type: typ.Enum()}
+// family is one metric family: its HELP, TYPE and series.
+type family struct {
+	name, help, typ string
+	series          []series
 }
 
-// labels pairs names and values; values are made valid UTF-8, which the
-// exposition requires (a VM name is whatever bytes its .vmx holds).
-func labels(nv ...string) []*dto.LabelPair {
-	out := make([]*dto.LabelPair, 0, len(nv)/2)
-	for i := 0; i+1 < len(nv); i += 2 {
-		out = append(out, &dto.LabelPair{Name: proto.String(nv[i]), Value: proto.String(strings.ToValidUTF8(nv[i+1], "\uFFFD"))})
-	}
-	return out
+// series is one line of a family: label names and values paired, and the value.
+type series struct {
+	labels []string
+	value  float64
 }
 
-func addGauge(f *dto.MetricFamily, v float64, lp []*dto.LabelPair) {
-	f.Metric = append(f.Metric, &dto.Metric{Label: lp, Gauge: &dto.Gauge{Value: proto.Float64(v)}})
+const (
+	typeGauge   = "gauge"
+	typeCounter = "counter"
+)
+
+func newFamily(name, typ, help string) *family {
+	return &family{name: name, help: help, typ: typ}
 }
 
-func addCounter(f *dto.MetricFamily, v float64, lp []*dto.LabelPair) {
-	f.Metric = append(f.Metric, &dto.Metric{Label: lp, Counter: &dto.Counter{Value: proto.Float64(v)}})
+// add appends a series; nv pairs label names and values.
+func (f *family) add(v float64, nv ...string) {
+	f.series = append(f.series, series{labels: nv, value: v})
 }
 
 func b2f(b bool) float64 {
@@ -166,96 +167,157 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-// Families builds the metric families of s, in a fixed order; a family
+// families builds the metric families of s, in a fixed order; a family
 // with no series (no heap predicted to run out) is left out.
-func Families(s Snapshot) []*dto.MetricFamily {
-	gauge, counter := dto.MetricType_GAUGE, dto.MetricType_COUNTER
-	free := family(nameHeapFree, "Free share of the heap's maximum size (0-1), as vsish reports it.", gauge)
-	alloc := family(nameHeapAllocated, "Bytes currently allocated in the heap.", gauge)
-	maxb := family(nameHeapMax, "The heap's maximum size in bytes.", gauge)
-	lowest := family(nameHeapLowest, "Lowest free share of the maximum size the heap ever reached (0-1), as vsish reports it.", gauge)
-	trend := family(nameHeapTrend, "Trend of the allocated bytes per second (positive: growing).", gauge)
-	exh := family(nameHeapExhaustion, "Predicted seconds until the heap reaches its maximum size; only when the trend predicts it.", gauge)
+func families(s Snapshot) []*family {
+	free := newFamily(nameHeapFree, typeGauge, "Free share of the heap's maximum size (0-1), as vsish reports it.")
+	alloc := newFamily(nameHeapAllocated, typeGauge, "Bytes currently allocated in the heap.")
+	maxb := newFamily(nameHeapMax, typeGauge, "The heap's maximum size in bytes.")
+	lowest := newFamily(nameHeapLowest, typeGauge, "Lowest free share of the maximum size the heap ever reached (0-1), as vsish reports it.")
+	trend := newFamily(nameHeapTrend, typeGauge, "Trend of the allocated bytes per second (positive: growing).")
+	exh := newFamily(nameHeapExhaustion, typeGauge, "Predicted seconds until the heap reaches its maximum size; only when the trend predicts it.")
 	heaps := slices.Clone(s.Heaps)
 	slices.SortFunc(heaps, func(a, b Heap) int { return cmp.Compare(a.Name, b.Name) })
 	for _, h := range heaps {
-		lp := labels("heap", h.Name)
-		addGauge(free, h.FreeRatio, lp)
-		addGauge(alloc, float64(h.AllocatedBytes), lp)
-		addGauge(maxb, float64(h.MaxBytes), lp)
+		free.add(h.FreeRatio, "heap", h.Name)
+		alloc.add(float64(h.AllocatedBytes), "heap", h.Name)
+		maxb.add(float64(h.MaxBytes), "heap", h.Name)
 		if h.LowestFreeRatio != nil {
-			addGauge(lowest, *h.LowestFreeRatio, lp)
+			lowest.add(*h.LowestFreeRatio, "heap", h.Name)
 		}
-		addGauge(trend, h.BytesPerSecond, lp)
+		trend.add(h.BytesPerSecond, "heap", h.Name)
 		if h.SecondsToExhaustion != nil {
-			addGauge(exh, *h.SecondsToExhaustion, lp)
+			exh.add(*h.SecondsToExhaustion, "heap", h.Name)
 		}
 	}
 
-	cycles := family(namePortCycles, "Cycles (enabled lines) of the vNIC port in the vmkernel log since heapguard started watching the host.", counter)
-	flapping := family(namePortFlapping, "1 when the port flaps now (enough cycles within the flap window), else 0.", gauge)
+	cycles := newFamily(namePortCycles, typeCounter, "Cycles (enabled lines) of the vNIC port in the vmkernel log since heapguard started watching the host.")
+	flapping := newFamily(namePortFlapping, typeGauge, "1 when the port flaps now (enough cycles within the flap window), else 0.")
 	ports := slices.Clone(s.Ports)
 	slices.SortFunc(ports, func(a, b Port) int {
 		return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(a.MAC, b.MAC), cmp.Compare(a.VM, b.VM))
 	})
 	for _, p := range ports {
-		lp := labels("port", p.Port, "mac", p.MAC, "vm", p.VM)
-		addCounter(cycles, float64(p.Cycles), lp)
-		addGauge(flapping, b2f(p.Flapping), lp)
+		cycles.add(float64(p.Cycles), "port", p.Port, "mac", p.MAC, "vm", p.VM)
+		flapping.add(b2f(p.Flapping), "port", p.Port, "mac", p.MAC, "vm", p.VM)
 	}
 
-	actions := family(nameActions, "Remediation steps applied since heapguard started watching the host, by kind and final result.", counter)
+	actions := newFamily(nameActions, typeCounter, "Remediation steps applied since heapguard started watching the host, by kind and final result.")
 	acts := slices.Clone(s.Actions)
 	slices.SortFunc(acts, func(a, b ActionCount) int {
 		return cmp.Or(cmp.Compare(a.Action, b.Action), cmp.Compare(a.Result, b.Result))
 	})
 	for _, a := range acts {
-		addCounter(actions, float64(a.Count), labels("action", a.Action, "result", a.Result))
+		actions.add(float64(a.Count), "action", a.Action, "result", a.Result)
 	}
 
-	left := family(namePowerOffsLeft, "VM power-offs the guards still allow within their window.", gauge)
-	addGauge(left, float64(s.PowerOffsLeft), nil)
-	breaker := family(nameBreakerOpen, "1 when the circuit breaker is open (a step failed: no more acting until reset), else 0.", gauge)
-	addGauge(breaker, b2f(s.BreakerOpen), nil)
-	last := family(nameLastCheck, "Host time of the last check, in seconds since the Unix epoch (0: none yet).", gauge)
+	left := newFamily(namePowerOffsLeft, typeGauge, "VM power-offs the guards still allow within their window.")
+	left.add(float64(s.PowerOffsLeft))
+	breaker := newFamily(nameBreakerOpen, typeGauge, "1 when the circuit breaker is open (a step failed: no more acting until reset), else 0.")
+	breaker.add(b2f(s.BreakerOpen))
+	last := newFamily(nameLastCheck, typeGauge, "Host time of the last check, in seconds since the Unix epoch (0: none yet).")
 	if s.Time.IsZero() {
-		addGauge(last, 0, nil)
+		last.add(0)
 	} else {
-		addGauge(last, float64(s.Time.UnixNano())/1e9, nil)
+		last.add(float64(s.Time.UnixNano()) / 1e9)
 	}
-	dry := family(nameDryRun, "1 when these figures come from a dry run, which acts on nothing.", gauge)
-	addGauge(dry, b2f(s.DryRun), nil)
-	scrape := family(nameScrapeErrors, "1 when the source could not be read for these figures, else 0.", gauge)
+	dry := newFamily(nameDryRun, typeGauge, "1 when these figures come from a dry run, which acts on nothing.")
+	dry.add(b2f(s.DryRun))
+	scrape := newFamily(nameScrapeErrors, typeGauge, "1 when the source could not be read for these figures, else 0.")
 	failed := map[string]bool{}
 	for _, e := range s.Errors {
 		failed[e.Source] = true
 	}
 	for _, src := range sources {
-		addGauge(scrape, b2f(failed[src]), labels("source", src))
+		scrape.add(b2f(failed[src]), "source", src)
 	}
-	tf := family(nameTextfileErrors, "Failed writes of the --textfile exposition since heapguard started watching the host.", counter)
-	addCounter(tf, float64(s.TextfileErrors), nil)
+	tf := newFamily(nameTextfileErrors, typeCounter, "Failed writes of the --textfile exposition since heapguard started watching the host.")
+	tf.add(float64(s.TextfileErrors))
 
-	out := []*dto.MetricFamily{free, alloc, maxb, lowest, trend, exh, cycles, flapping, actions, left, breaker, last, dry, scrape, tf}
+	out := []*family{free, alloc, maxb, lowest, trend, exh, cycles, flapping, actions, left, breaker, last, dry, scrape, tf}
 	if s.Age != nil {
-		age := family(nameSnapshotAge, "Seconds between the last check and this scrape.", gauge)
-		addGauge(age, s.Age.Seconds(), nil)
+		age := newFamily(nameSnapshotAge, typeGauge, "Seconds between the last check and this scrape.")
+		age.add(s.Age.Seconds())
 		out = append(out, age)
 	}
-	build := family(nameBuildInfo, "Always 1; the labels name the heapguard binary.", gauge)
-	addGauge(build, 1, labels("version", s.Build.Version, "commit", s.Build.Commit, "goversion", s.Build.GoVersion))
+	build := newFamily(nameBuildInfo, typeGauge, "Always 1; the labels name the heapguard binary.")
+	build.add(1, "version", s.Build.Version, "commit", s.Build.Commit, "goversion", s.Build.GoVersion)
 	out = append(out, build)
-	return slices.DeleteFunc(out, func(f *dto.MetricFamily) bool { return len(f.Metric) == 0 })
+	return slices.DeleteFunc(out, func(f *family) bool { return len(f.series) == 0 })
 }
 
-// Encode writes s in the Prometheus text exposition format.
+// The text format's escapes (as github.com/prometheus/common/expfmt
+// writes them): HELP escapes backslash and newline, label values also the
+// double quote.
+var (
+	helpEscaper  = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
+	labelEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
+)
+
+// Encode writes s in the Prometheus text exposition format (0.0.4), byte
+// for byte as the Prometheus libraries' encoder would (the tests compare):
+// the libraries would make the binary a third larger for this one format.
 func Encode(w io.Writer, s Snapshot) error {
-	for _, f := range Families(s) {
-		if _, err := expfmt.MetricFamilyToText(w, f); err != nil {
-			return fmt.Errorf("encode %s: %w", f.GetName(), err)
+	var b []byte
+	for _, f := range families(s) {
+		b = appendFamily(b[:0], f)
+		if _, err := w.Write(b); err != nil {
+			return fmt.Errorf("encode %s: %w", f.name, err)
 		}
 	}
 	return nil
+}
+
+func appendFamily(b []byte, f *family) []byte {
+	b = append(b, "# HELP "...)
+	b = append(b, f.name...)
+	b = append(b, ' ')
+	b = append(b, helpEscaper.Replace(f.help)...)
+	b = append(b, "\n# TYPE "...)
+	b = append(b, f.name...)
+	b = append(b, ' ')
+	b = append(b, f.typ...)
+	b = append(b, '\n')
+	for _, s := range f.series {
+		b = append(b, f.name...)
+		if len(s.labels) > 0 {
+			b = append(b, '{')
+			for i := 0; i+1 < len(s.labels); i += 2 {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = append(b, s.labels[i]...)
+				b = append(b, `="`...)
+				// The format wants UTF-8; a VM name is whatever bytes its .vmx holds.
+				b = append(b, labelEscaper.Replace(strings.ToValidUTF8(s.labels[i+1], "\uFFFD"))...)
+				b = append(b, '"')
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ' ')
+		b = appendFloat(b, s.value)
+		b = append(b, '\n')
+	}
+	return b
+}
+
+// appendFloat writes a value as the format (and expfmt) does.
+func appendFloat(b []byte, f float64) []byte {
+	switch {
+	case f == 1:
+		return append(b, '1')
+	case f == 0:
+		return append(b, '0')
+	case f == -1:
+		return append(b, "-1"...)
+	case math.IsNaN(f):
+		return append(b, "NaN"...)
+	case math.IsInf(f, +1):
+		return append(b, "+Inf"...)
+	case math.IsInf(f, -1):
+		return append(b, "-Inf"...)
+	}
+	return strconv.AppendFloat(b, f, 'g', -1, 64)
 }
 
 // maxFile bounds what Load reads: a snapshot of thousands of ports is far
@@ -332,8 +394,7 @@ func Exposition(stateDir string, now time.Time, build BuildInfo) []byte {
 	var b strings.Builder
 	b.Grow(256 + 400*(len(s.Ports)+len(s.Heaps)))
 	if err := Encode(&b, s); err != nil {
-		// Only a family without series fails to encode, and Families
-		// drops those; keep the promise anyway with the smallest answer.
+		// A strings.Builder does not fail; keep the promise anyway.
 		b.Reset()
 		minimal := Snapshot{Build: build, Errors: []SourceError{{Source: SourceMetrics, Error: err.Error()}}}
 		_ = Encode(&b, minimal)

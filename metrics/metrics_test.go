@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"google.golang.org/protobuf/proto"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -355,4 +357,57 @@ func FuzzLoad(f *testing.F) {
 		parse(t, encode(t, s))
 		parse(t, Exposition(dir, time.Now(), BuildInfo{Version: "x"}))
 	})
+}
+
+// libraryEncode encodes s's families with the Prometheus libraries'
+// encoder (client_model + expfmt), the reference Encode must match.
+func libraryEncode(t testing.TB, s Snapshot) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	for _, f := range families(s) {
+		mf := &dto.MetricFamily{Name: proto.String(f.name), Help: proto.String(f.help)}
+		typ := dto.MetricType_GAUGE
+		if f.typ == typeCounter {
+			typ = dto.MetricType_COUNTER
+		}
+		mf.Type = typ.Enum()
+		for _, s := range f.series {
+			m := &dto.Metric{}
+			for i := 0; i+1 < len(s.labels); i += 2 {
+				m.Label = append(m.Label, &dto.LabelPair{Name: proto.String(s.labels[i]), Value: proto.String(strings.ToValidUTF8(s.labels[i+1], "\uFFFD"))})
+			}
+			if typ == dto.MetricType_COUNTER {
+				m.Counter = &dto.Counter{Value: proto.Float64(s.value)}
+			} else {
+				m.Gauge = &dto.Gauge{Value: proto.Float64(s.value)}
+			}
+			mf.Metric = append(mf.Metric, m)
+		}
+		if _, err := expfmt.MetricFamilyToText(&b, mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b.Bytes()
+}
+
+// TestEncodeMatchesLibrary: the hand-written encoder writes what the
+// Prometheus libraries' text encoder writes, hostile names, odd floats
+// and all.
+func TestEncodeMatchesLibrary(t *testing.T) {
+	hostile := Snapshot{Build: BuildInfo{Version: "v\"1\\\n"}}
+	for i, name := range hostileNames {
+		hostile.Ports = append(hostile.Ports, Port{Port: fmt.Sprint(i), VM: name, Cycles: uint64(i) << 40})
+		hostile.Heaps = append(hostile.Heaps, Heap{Name: name, FreeRatio: []float64{0.1, 1.0 / 3, 1e-9, 0.5}[i%4],
+			AllocatedBytes: 1<<53 + 1, MaxBytes: -1, BytesPerSecond: -123.456e7})
+	}
+	nan := full()
+	nan.Heaps[0].BytesPerSecond = math.NaN()
+	nan.Heaps[1].BytesPerSecond = math.Inf(1)
+	nan.Heaps[0].FreeRatio = math.Inf(-1)
+	for name, s := range map[string]Snapshot{"full": full(), "empty": {}, "hostile": hostile, "nan": nan, "big": big()} {
+		got, want := encode(t, s), libraryEncode(t, s)
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: Encode differs from expfmt:\n%s\nwant\n%s", name, got, want)
+		}
+	}
 }
