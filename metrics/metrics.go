@@ -18,7 +18,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
 )
 
 // File names of the saved snapshot in the state folder: a dry run keeps its
