@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -165,11 +166,27 @@ func TestCheckTextfile(t *testing.T) {
 		t.Error("a dry run wrote the live metrics.json")
 	}
 
+	// A scraper that opened the file before the next check still reads it
+	// whole: the file is replaced, never rewritten in place.
+	reader, err := os.Open(prom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
 	h.Advance(2 * time.Minute)
 	if code, _, stderr := runCLI(t, args...); code == exitUnknown {
 		t.Fatalf("second check: exit %d: %s", code, stderr)
 	}
-	second, _ := readProm(t, prom)
+	second, raw2 := readProm(t, prom)
+	if old, err := io.ReadAll(reader); err != nil || !bytes.Equal(old, raw) {
+		t.Errorf("a reader of the old textfile saw it change (%v): written in place, not replaced", err)
+	}
+	if bytes.Equal(raw2, raw) {
+		t.Error("the second check did not rewrite the textfile")
+	}
+	if leftovers, _ := filepath.Glob(filepath.Join(textDir, "*")); len(leftovers) != 1 {
+		t.Errorf("textfile folder holds %v, want heapguard.prom alone", leftovers)
+	}
 	noCounterBack(t, "second check", first, second)
 
 	// A restart: a new process reading the saved state.
