@@ -119,13 +119,24 @@ func TestCheckTextfile(t *testing.T) {
 
 	heaps := first.find("heapguard_heap_free_ratio", nil)
 	var gp float64 = -1
+	var gpName string
 	for k, v := range heaps {
-		if strings.Contains(k, `"heap":"netGPHeap-0x`) {
-			gp = v
+		if _, l, _ := strings.Cut(k, `"heap":"`); strings.HasPrefix(l, "netGPHeap-0x") {
+			gp, gpName = v, strings.TrimSuffix(l, `"}`)
 		}
 	}
 	if gp < 0 || gp >= 0.10 {
 		t.Errorf("netGPHeap free ratio %v, want one below 0.10; heaps %v", gp, heaps)
+	}
+	// vsish's lowest-ever figure is carried through: at most the current one.
+	lowest := first.find("heapguard_heap_lowest_free_ratio", map[string]string{"heap": gpName})
+	if len(lowest) != 1 || sum(lowest) > gp || sum(lowest) <= 0 {
+		t.Errorf("netGPHeap lowest free ratio %v, want one in (0, %v]", lowest, gp)
+	}
+	for _, fam := range []string{"heapguard_heap_allocated_bytes", "heapguard_heap_max_bytes"} {
+		if v := first.find(fam, map[string]string{"heap": gpName}); len(v) != 1 || sum(v) <= 0 {
+			t.Errorf("%s of %s: %v, want one positive value", fam, gpName, v)
+		}
 	}
 	for _, vm := range []string{"DSVA01", "DSVA03", "DSVA04"} {
 		fl := first.find("heapguard_port_flapping", map[string]string{"vm": vm})
@@ -188,6 +199,10 @@ func TestCheckTextfile(t *testing.T) {
 		t.Errorf("textfile folder holds %v, want heapguard.prom alone", leftovers)
 	}
 	noCounterBack(t, "second check", first, second)
+	// The second sample makes a trend: the heap leaks.
+	if v := second.find("heapguard_heap_trend_bytes_per_second", map[string]string{"heap": gpName}); len(v) != 1 || sum(v) <= 0 {
+		t.Errorf("second check: trend of %s: %v, want one positive value", gpName, v)
+	}
 
 	// A restart: a new process reading the saved state.
 	h.Advance(2 * time.Minute)
@@ -199,6 +214,10 @@ func TestCheckTextfile(t *testing.T) {
 	}
 	third, _ := readProm(t, prom)
 	noCounterBack(t, "new process", second, third)
+	// Three samples predict when the heap runs out.
+	if v := third.find("heapguard_heap_time_to_exhaustion_seconds", map[string]string{"heap": gpName}); len(v) != 1 || sum(v) <= 0 {
+		t.Errorf("third check: time to exhaustion of %s: %v, want one positive value", gpName, v)
+	}
 }
 
 func sum(m map[string]float64) float64 {
@@ -240,8 +259,8 @@ func TestCheckTextfileUnwritable(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "no-such-folder")
 	code, out, stderr := runCLI(t, "check", "--root", h.Root(), "--state-dir", state, "--textfile", missing,
 		"--power-off-allow", "DSVA*", "--hold-polls", "1", "--log-level", "warn")
-	if code == exitUnknown {
-		t.Fatalf("exit %d: %s %s", code, out, stderr)
+	if code != exitCritical || strings.Contains(out, "textfile") {
+		t.Fatalf("exit %d (want 2, as without --textfile), stdout %s, stderr %s", code, out, stderr)
 	}
 	if !strings.Contains(stderr, "metrics textfile not written") || !strings.Contains(stderr, "no-such-folder") {
 		t.Errorf("the failed write is not logged with its path: %s", stderr)
@@ -271,10 +290,14 @@ func TestCheckTextfileUnwritable(t *testing.T) {
 	if powerOffs != 3 {
 		t.Errorf("snapshot actions %+v, want power_off ok 3", s.Actions)
 	}
-	// What serve answers from it parses, and counts the textfile failure.
+	// The failures add up across checks, and what serve answers counts them.
+	h.Advance(time.Minute)
+	if code, out, stderr := runCLI(t, "check", "--root", h.Root(), "--state-dir", state, "--textfile", missing, "--log-level", "warn"); code == exitUnknown {
+		t.Fatalf("second check: exit %d: %s %s", code, out, stderr)
+	}
 	exp := parseProm(t, metrics.Exposition(state, h.State().Now, buildInfo()))
-	if v := exp.find("heapguard_textfile_write_errors_total", nil); sum(v) != 1 {
-		t.Errorf("served textfile errors %v, want 1", v)
+	if v := exp.find("heapguard_textfile_write_errors_total", nil); sum(v) != 2 {
+		t.Errorf("served textfile errors %v, want 2", v)
 	}
 }
 
