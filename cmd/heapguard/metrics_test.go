@@ -320,3 +320,35 @@ func promtoolCheck(t *testing.T, out []byte) {
 		t.Fatalf("promtool check metrics: %v\n%s\ninput:\n%s", err, msg, out)
 	}
 }
+
+// TestRunTextfile: run writes the metrics after each poll, as check does.
+func TestRunTextfile(t *testing.T) {
+	t.Setenv(host.TestClockEnv, "step")
+	h := simHost(t, "seed-incident")
+	h.Advance(100 * time.Minute)
+	state, textDir := t.TempDir(), t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var stderr strings.Builder
+	code := run(ctx, []string{"run", "--dry-run", "--root", h.Root(), "--state-dir", state, "--textfile", textDir,
+		"--interval", "30s", "--for", "3m"}, strings.NewReader(""), io.Discard, &stderr)
+	if code != exitOK {
+		t.Fatalf("run: exit %d; stderr:\n%s", code, stderr.String())
+	}
+	prom, raw := readProm(t, filepath.Join(textDir, metrics.TextfileName))
+	promtoolCheck(t, raw)
+	if v := prom.find("heapguard_dry_run", nil); sum(v) != 1 {
+		t.Errorf("dry_run %v, want 1", v)
+	}
+	// Polls over minutes: the trend predicts exhaustion.
+	if v := prom.find("heapguard_heap_time_to_exhaustion_seconds", nil); len(v) == 0 {
+		t.Errorf("no prediction after three polls:\n%s", raw)
+	}
+	s, err := metrics.LoadFile(filepath.Join(state, metrics.DryRunFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lc := prom.find("heapguard_last_check_timestamp_seconds", nil); sum(lc) != float64(s.Time.UnixNano())/1e9 {
+		t.Errorf("textfile and snapshot disagree on the last check: %v and %v", lc, s.Time)
+	}
+}
