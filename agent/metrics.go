@@ -164,6 +164,9 @@ func (w *Watcher) metricsPath() string {
 // --textfile folder. The metrics are for people and Prometheus: a failure
 // is logged (and a textfile failure counted) and the agent goes on.
 func (w *Watcher) writeMetrics(now time.Time, obs policy.Observations) {
+	if w.lockLost {
+		return // the state folder is another instance's now
+	}
 	s := w.snapshot(now, obs)
 	if w.opt.Textfile != "" {
 		if err := writeTextfile(w.opt.Textfile, s); err != nil {
