@@ -280,7 +280,7 @@ func TestExpositionFresh(t *testing.T) {
 }
 
 // promtoolCheck runs `promtool check metrics` on out. Missing promtool
-// skips locally and fails under CI=true.
+// skips the test (call it last) locally, and fails it under CI=true.
 func promtoolCheck(t *testing.T, out []byte) {
 	t.Helper()
 	path, err := exec.LookPath("promtool")
