@@ -382,7 +382,13 @@ func Marshal(s Snapshot) ([]byte, error) {
 // never fails: a missing or damaged snapshot is a scrape error of the
 // "metrics" source, and the answer still carries build_info and the error.
 func Exposition(stateDir string, now time.Time, build BuildInfo) []byte {
-	s, err := Load(stateDir)
+	return ExpositionFile(filepath.Join(stateDir, FileName), now, build)
+}
+
+// ExpositionFile is Exposition of the snapshot at path (the dry runs'
+// DryRunFileName, for a serve --dry-run).
+func ExpositionFile(path string, now time.Time, build BuildInfo) []byte {
+	s, err := LoadFile(path)
 	if err != nil {
 		s = Snapshot{Errors: []SourceError{{Source: SourceMetrics, Error: err.Error()}}}
 	} else if !s.Time.IsZero() {

@@ -350,5 +350,15 @@ func TestRunTextfile(t *testing.T) {
 	if lc := prom.find("heapguard_last_check_timestamp_seconds", nil); sum(lc) != float64(s.Time.UnixNano())/1e9 {
 		t.Errorf("textfile and snapshot disagree on the last check: %v and %v", lc, s.Time)
 	}
+	// serve's answer from the dry runs' snapshot says dry run; the live
+	// one is missing, a scrape error.
+	served := parseProm(t, metrics.ExpositionFile(filepath.Join(state, metrics.DryRunFileName), s.Time, buildInfo()))
+	if v := served.find("heapguard_dry_run", nil); sum(v) != 1 {
+		t.Errorf("served dry-run snapshot: dry_run %v", v)
+	}
+	live := parseProm(t, metrics.Exposition(state, s.Time, buildInfo()))
+	if v := live.find("heapguard_scrape_errors", map[string]string{"source": "metrics"}); sum(v) != 1 {
+		t.Errorf("served live snapshot of a dry-run-only state folder: scrape error %v, want 1", v)
+	}
 	promtoolCheck(t, raw) // last: it skips when promtool is missing
 }
