@@ -18,6 +18,7 @@ import (
 	"github.com/heapguard/heapguard/collector/follow"
 	"github.com/heapguard/heapguard/heap"
 	"github.com/heapguard/heapguard/host"
+	"github.com/heapguard/heapguard/metrics"
 	"github.com/heapguard/heapguard/policy"
 	"github.com/heapguard/heapguard/remediate"
 )
@@ -45,6 +46,11 @@ type Options struct {
 	CommandTimeout  time.Duration
 	// Year of 4.x syslog dates (0: from the log's modification time).
 	Year int
+	// Textfile, when set, is a folder where each poll writes the metrics'
+	// exposition (heapguard.prom) for node_exporter's textfile collector.
+	Textfile string
+	// Build names the binary in the metrics (heapguard_build_info).
+	Build metrics.BuildInfo
 
 	Logger *zap.Logger
 	Clock  host.Clock
@@ -79,6 +85,12 @@ type savedState struct {
 	// a cron check whose poll could not sample the heaps has moved the log
 	// position past those lines, so the next check must find it here.
 	Exhausted map[string]*exhaustion `json:"exhausted,omitempty"`
+	// FlapTotals, Actions ("kind result") and TextfileErrors are the
+	// metrics' counters: running totals since the agent started watching
+	// the host, which must not go back when it restarts.
+	FlapTotals     map[string]*portTotal `json:"flap_totals,omitempty"`
+	Actions        map[string]uint64     `json:"actions,omitempty"`
+	TextfileErrors uint64                `json:"textfile_errors,omitempty"`
 }
 
 // Watcher watches one host: it reads the log, samples the heaps, decides and
@@ -119,6 +131,10 @@ type Watcher struct {
 	// reading the log met (rotations, gaps, oversized lines), for the logs.
 	lines, unparsed int64
 	logStats        follow.Stats
+	// heapMetrics are the heaps the last poll sampled and logErr what
+	// reading the log last met, for the metrics.
+	heapMetrics []metrics.Heap
+	logErr      string
 }
 
 // validate checks the options both Open and ReadStatus need.
@@ -334,6 +350,7 @@ func (w *Watcher) consume(text []byte) {
 	}
 	// Every line moves the tracker's log clock; port lines are tracked.
 	w.tracker.Observe(ev)
+	w.countCycle(ev)
 	switch ev.Kind {
 	case collector.KindCoreDump, collector.KindUserDump:
 		// Dumps are named by the thread that dumped ("vpxa-worker"). A
@@ -498,6 +515,7 @@ func (w *Watcher) Poll(ctx context.Context) (Result, error) {
 			started[i] = o.Result != remediate.ResultSkipped
 		}
 		w.st.Policy = policy.Advance(w.st.Policy, plan.Actions, started)
+		w.countOutcomes(res.Outcomes)
 		for _, o := range res.Outcomes {
 			w.log.Info("action", zap.String("action", string(o.Action.Kind)), zap.String("target", o.Action.Target),
 				zap.String("result", o.Result), zap.String("error", o.Err), zap.Bool("dry_run", w.opt.DryRun))
@@ -508,6 +526,9 @@ func (w *Watcher) Poll(ctx context.Context) (Result, error) {
 	if obs.HeapErr == "" {
 		w.judged(now, res.Outcomes)
 	}
+	// After the steps: writing the metrics may fail or be slow, it never
+	// holds up acting.
+	w.writeMetrics(now, obs)
 	if serr := w.saveState(); serr != nil {
 		err = errors.Join(err, serr)
 	}
@@ -535,6 +556,7 @@ func newPlanID(now time.Time) string {
 // policy must never act blind: a failed listing, or a watched heap that
 // could not be read, is reported as HeapErr.
 func (w *Watcher) sampleHeaps(ctx context.Context, now time.Time) ([]policy.HeapObs, string) {
+	w.heapMetrics = nil
 	entries, err := heap.List(ctx, w.opt.Runner)
 	if err != nil {
 		return nil, err.Error()
@@ -577,6 +599,7 @@ func (w *Watcher) sampleHeaps(ctx context.Context, now time.Time) ([]policy.Heap
 			obs.TimeToExhaustion = tr.TimeToExhaustion
 		}
 		out = append(out, obs)
+		w.heapMetrics = append(w.heapMetrics, heapMetric(obs, s))
 	}
 	if !sawWatched {
 		// A listing without the watched heap (renamed on this build, or
@@ -725,7 +748,9 @@ func (w *Watcher) Check(ctx context.Context) (Result, error) {
 	for l := range r.Lines() {
 		w.consume(l.Text)
 	}
+	w.logErr = ""
 	if err := r.Err(); err != nil {
+		w.logErr = err.Error()
 		w.log.Warn("reading the log", zap.String("path", w.logPath), zap.Error(err))
 	}
 	st := r.Stats()

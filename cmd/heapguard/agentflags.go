@@ -44,6 +44,7 @@ type agentFlags struct {
 	year            int
 	forDur          time.Duration
 	logLevel        logLevel
+	textfile        string
 	daemon          bool // run: --interval and --for exist
 }
 
@@ -70,6 +71,7 @@ func addAgentFlags(fs *flag.FlagSet, daemon bool) *agentFlags {
 	fs.DurationVar(&o.flapWindow, "flap-window", 5*time.Minute, "... within this much time, by the lines' own log times")
 	fs.IntVar(&o.year, "year", 0, "year of 4.x syslog dates (default: from the log's modification time)")
 	fs.BoolVar(&o.json, "json", false, "print JSON instead of text")
+	fs.StringVar(&o.textfile, "textfile", "", "after each poll, write the Prometheus metrics to `DIR`/heapguard.prom (atomically, for node_exporter's textfile collector; docs/metrics.md); a failed write is logged and counted, never stops the agent")
 	fs.Var(&o.logLevel, "log-level", "stderr log `level`: debug, info, warn or error (default info); decisions and actions are logged at every level, repeated identical lines are counted")
 	if daemon {
 		fs.DurationVar(&o.interval, "interval", agent.DefaultInterval, "host time between two heap samples")
@@ -153,6 +155,7 @@ func (o *agentFlags) options(logger *zap.Logger) (agent.Options, error) {
 		Guards:     remediate.GuardLimits{MaxPowerOffs: o.maxPowerOffs, BreakerAfter: o.breakerAfter},
 		FlapCycles: o.flapCycles, FlapWindow: o.flapWindow,
 		ShutdownTimeout: o.shutdownTimeout, CommandTimeout: o.commandTimeout, Year: o.year,
+		Textfile: o.textfile, Build: buildInfo(),
 		Logger: logger, Clock: clock, Runner: runner,
 	}, nil
 }

@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/heapguard/heapguard/metrics"
 )
 
 // TestJSONMatchesDoc runs every command that prints JSON on the seed
@@ -57,11 +60,24 @@ func TestJSONMatchesDoc(t *testing.T) {
 	lines("journal entry", stepped("journal", "--json", "--root", h.Root(), "--state-dir", state))
 	one("doctor", stepped("doctor", "--json", "--root", h.Root(), "--state-dir", state))
 	one("version", stepped("version", "--json"))
+	metricsJSON := func(path string) string {
+		t.Helper()
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	one("metrics snapshot", metricsJSON(filepath.Join(state, metrics.FileName)))
 
 	dry := simHost(t, "seed-incident")
 	dry.Advance(109 * time.Minute)
 	one("plan output", stepped("check", "--json", "--dry-run", "--root", dry.Root(), "--state-dir", t.TempDir(), "--power-off-allow", "DSVA*"))
 	one("report", stepped("report", "--json", "--root", dry.Root()))
+	// A poll that cannot sample the watched heap saves a scrape error.
+	blind := t.TempDir()
+	stepped("check", "--json", "--dry-run", "--root", dry.Root(), "--state-dir", blind, "--heaps", "nothing*")
+	one("metrics snapshot", metricsJSON(filepath.Join(blind, metrics.DryRunFileName)))
 	one("report", stepped("report", "--json", incidentLog))
 	// An agent's log : the agent log object, a crash without a time.
 	one("report", stepped("report", "--json", "../../collector/testdata/vobd-6x-vpxa-crash-syslog.log", kbLog))

@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 
 	"github.com/heapguard/heapguard/doctor"
+	"github.com/heapguard/heapguard/metrics"
 )
 
 // versionInfo is `heapguard version --json` (docs/json.md).
@@ -58,6 +59,17 @@ func runVersion(args []string, stdout, stderr io.Writer) int {
 		return exitUnknown
 	}
 	return exitOK
+}
+
+// buildInfo names this binary in the metrics (heapguard_build_info).
+func buildInfo() metrics.BuildInfo {
+	b := metrics.BuildInfo{Version: version, Commit: commit, GoVersion: runtime.Version()}
+	if b.Commit == "unknown" {
+		if rev := vcsRevision(); rev != "" {
+			b.Commit = rev
+		}
+	}
+	return b
 }
 
 // vcsRevision is the commit go build recorded, when it recorded one.
