@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/heapguard/heapguard/agent"
+	"github.com/heapguard/heapguard/metrics"
 	"github.com/heapguard/heapguard/remediate"
 )
 
@@ -81,7 +82,8 @@ timeouts, until SIGTERM or SIGINT, then finishes the answers under way. An addre
 loopback needs --allow-remote: the answers name VMs and the host's state.
 
 It takes the same flags as check and status (and the same --config file), to find the same
-state folder and host; flags that only matter when acting are accepted and ignored.
+state folder and host; flags that only matter when acting are accepted and ignored. With
+--dry-run, /metrics serves the dry runs' metrics (which check --dry-run keeps apart).
 
 Examples:
   heapguard serve --config /vmfs/volumes/datastore1/heapguard/heapguard.conf
@@ -334,6 +336,19 @@ func newServeHandler(opt agent.Options, so agent.StatusOptions) http.Handler {
 		}
 		writeJSON(w, s)
 	}))
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		// What the last check or run saved: a scrape runs no host command.
+		now := time.Now()
+		if opt.Clock != nil {
+			now = opt.Clock.Now()
+		}
+		file := metrics.FileName
+		if opt.DryRun {
+			file = metrics.DryRunFileName
+		}
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		w.Write(metrics.ExpositionFile(filepath.Join(opt.StateDir, file), now, opt.Build))
+	})
 	mux.HandleFunc("GET /report", limit(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), serveReportTimeout)
 		defer cancel()

@@ -20,6 +20,7 @@ import (
 
 	"github.com/heapguard/heapguard/agent"
 	"github.com/heapguard/heapguard/host"
+	"github.com/heapguard/heapguard/metrics"
 	"github.com/heapguard/heapguard/remediate"
 )
 
@@ -407,4 +408,55 @@ func TestServeConcurrencyLimit(t *testing.T) {
 			t.Errorf("after a slot freed: %d", rec.Code)
 		}
 	}
+}
+
+// TestServeMetrics: /metrics serves what the last check saved, the same
+// series the textfile holds, clean under promtool; --dry-run serves the
+// dry runs' file; a state folder without one still answers, with the
+// scrape error and build_info.
+func TestServeMetrics(t *testing.T) {
+	t.Setenv(host.TestClockEnv, "sim")
+	h := simHost(t, "seed-incident")
+	h.Advance(110 * time.Minute)
+	state, textDir := t.TempDir(), t.TempDir()
+	if code, out, stderr := runCLI(t, "check", "--dry-run", "--root", h.Root(), "--state-dir", state, "--textfile", textDir,
+		"--power-off-allow", "DSVA*", "--hold-polls", "1"); code != exitCritical {
+		t.Fatalf("check: exit %d, %s %s", code, out, stderr)
+	}
+	scrape := func(extra ...string) (series, []byte) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		args := append([]string{"serve", "--inetd", "--root", h.Root(), "--state-dir", state}, extra...)
+		req := strings.NewReader("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+		if code := run(context.Background(), args, req, &out, &errb); code != exitOK || errb.Len() > 0 {
+			t.Fatalf("serve %v: exit %d, stderr %q", extra, code, errb.String())
+		}
+		resp, body := parseAnswer(t, out.Bytes(), "GET")
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain; version=0.0.4") {
+			t.Fatalf("serve %v: %d %s", extra, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		return parseProm(t, []byte(body)), []byte(body)
+	}
+	served, body := scrape("--dry-run")
+	file, _ := readProm(t, filepath.Join(textDir, metrics.TextfileName))
+	for k, v := range file {
+		if w, ok := served[k]; !ok || w != v {
+			t.Errorf("%s: textfile %v, served %v (present %v)", k, v, w, ok)
+		}
+	}
+	if got := served.find("heapguard_port_flapping", map[string]string{"vm": "DSVA03", "port": "0x3000007"}); sum(got) != 1 {
+		t.Errorf("DSVA03's port flapping: %v", got)
+	}
+	if got := served.find("heapguard_actions_total", map[string]string{"action": "power_off", "result": "dry_run"}); sum(got) != 3 {
+		t.Errorf("dry-run power-offs: %v, want 3", got)
+	}
+	if got := served.find("heapguard_snapshot_age_seconds", nil); len(got) != 1 || sum(got) != 0 {
+		t.Errorf("snapshot age on the host's clock: %v, want 0", got)
+	}
+	live, _ := scrape()
+	if got := live.find("heapguard_scrape_errors", map[string]string{"source": "metrics"}); sum(got) != 1 ||
+		len(live.find("heapguard_build_info", nil)) != 1 || len(live.find("heapguard_port_flapping", nil)) != 0 {
+		t.Errorf("no live metrics yet: %v", live)
+	}
+	promtoolCheck(t, body) // last: it skips without promtool, locally
 }
