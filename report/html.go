@@ -1,9 +1,7 @@
 package report
 
 import (
-	_ "embed"
 	"fmt"
-	"html/template"
 	"io"
 	"math"
 	"strconv"
@@ -11,25 +9,6 @@ import (
 
 	"github.com/heapguard/heapguard/collector"
 )
-
-//go:embed page.html.tmpl
-var pageSource string
-
-// page is parsed once; html/template escapes every value by its context,
-// so a VM name holding <, &, quotes or newlines stays text.
-var page = template.Must(template.New("page").Funcs(template.FuncMap{
-	"stamp": func(t time.Time) string {
-		if t.IsZero() {
-			return "-"
-		}
-		return t.UTC().Format("2006-01-02 15:04:05")
-	},
-	"pct":       func(p *float64) string { return pctOrDash(p) },
-	"plural":    plural,
-	"joinComma": func(s []string) string { return joinOr(s, ", ", "-") },
-	"add":       func(a, b float64) float64 { return a + b },
-	"sub":       func(a, b float64) float64 { return a - b },
-}).Parse(pageSource))
 
 // WriteHTML writes the report as one self-contained HTML page: inline CSS
 // and SVG, no script, nothing fetched. Its chart puts r.Timeline on one
@@ -43,7 +22,7 @@ func (r *Report) WriteHTML(w io.Writer) error {
 	}
 	v.HeapsShown, v.HeapsHidden = r.heapsToShow()
 	v.LiveShowBelow = liveShowBelow
-	if err := page.Execute(w, v); err != nil {
+	if err := v.write(w); err != nil {
 		return fmt.Errorf("write report page: %w", err)
 	}
 	return nil

@@ -102,7 +102,7 @@ enosys_summary() {
 
 # ---- building ------------------------------------------------------------
 
-GOFLAGS_BUILD=(-trimpath -ldflags "-s -w")
+GOFLAGS_BUILD=(-trimpath -tags nethttpomithttp2 -ldflags "-s -w") # as make build
 
 build_overlay() {
 	OVERLAY=$(go run ./tools/rtpatch -out "$WORK/overlay")
