@@ -34,6 +34,11 @@ func TestEncodeShapes(t *testing.T) {
 			}
 		})
 	}
+	// Text given to Encode directly loses its line breaks and controls.
+	m.Text = "a\nb\r\u2028c\x00d\u0085e\xff"
+	if got := string(Encode(RFC3164, "", 1, m)); !strings.HasSuffix(got, "]: a b  c d e\uFFFD") {
+		t.Errorf("control characters kept: %q", got)
+	}
 	// Non-ASCII text in RFC 5424 is MSG-UTF8: opened by a BOM.
 	m.Text = "target=Würzburg"
 	if got := string(Encode(RFC5424, "h", 1, m)); !strings.HasSuffix(got, " - \uFEFFtarget=Würzburg") {
@@ -135,18 +140,21 @@ func FuzzEncodeEntry(f *testing.F) {
 		if five {
 			format = RFC5424
 		}
-		b := Encode(format, hostname, 4242, EntryMessage(e))
-		if len(b) > MaxMessage {
-			t.Fatalf("%d bytes > %d", len(b), MaxMessage)
-		}
-		if !utf8.Valid(b) {
-			t.Fatalf("invalid UTF-8: %q", b)
-		}
-		if bytes.ContainsAny(b, "\n\r\x00") {
-			t.Fatalf("line break or NUL in %q", b)
-		}
-		if !bytes.HasPrefix(b, []byte("<")) || !bytes.Contains(b, []byte(Tag)) {
-			t.Fatalf("no header: %q", b)
+		// An entry, and raw text given to Encode directly.
+		for _, m := range []Message{EntryMessage(e), {Severity: SevInfo, MsgID: action, Text: reason}} {
+			b := Encode(format, hostname, 4242, m)
+			if len(b) > MaxMessage {
+				t.Fatalf("%d bytes > %d", len(b), MaxMessage)
+			}
+			if !utf8.Valid(b) {
+				t.Fatalf("invalid UTF-8: %q", b)
+			}
+			if bytes.ContainsAny(b, "\n\r\x00") || strings.ContainsAny(string(b), "\u2028\u2029\u0085") {
+				t.Fatalf("line break or NUL in %q", b)
+			}
+			if !bytes.HasPrefix(b, []byte("<")) || !bytes.Contains(b, []byte(Tag)) {
+				t.Fatalf("no header: %q", b)
+			}
 		}
 	})
 }
