@@ -168,13 +168,13 @@ func TestSendNeverWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	var held []net.Conn
-	defer func() {
-		for _, c := range held {
-			c.Close()
-		}
-	}()
 	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
 		for {
 			c, err := ln.Accept()
 			if err != nil {
