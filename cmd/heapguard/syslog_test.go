@@ -278,15 +278,22 @@ func TestSyslogOutageDoesNotSlowCheck(t *testing.T) {
 		}
 		return took, readJournal(t, state), stderr
 	}
+	// The slower of two runs without syslog: the machine's load varies.
 	base, want, _ := timed()
+	if again, _, _ := timed(); again > base {
+		base = again
+	}
 	for _, tc := range []struct {
-		dest  string
-		drops bool // a drop is certain (with the never-reading collector, the kernel takes the few messages)
-	}{{"tcp://" + deafTCP.Addr().String(), false}, {"tcp://" + hangingTCPAddr(t), true}, {"udp://" + deafUDP, true}} {
+		dest string
+		// A drop is certain: not with the never-reading collector, whose
+		// kernel takes the few messages, nor the deaf UDP port, whose
+		// refusal may come after the last message went.
+		drops bool
+	}{{"tcp://" + deafTCP.Addr().String(), false}, {"tcp://" + hangingTCPAddr(t), true}, {"udp://" + deafUDP, false}} {
 		dest := tc.dest
 		took, entries, stderr := timed("--syslog=" + dest)
 		t.Logf("%s: check took %v, %v without syslog", dest, took, base)
-		if bound := base + syslogFlushTimeout + 500*time.Millisecond; took > bound {
+		if bound := base + syslogFlushTimeout + 600*time.Millisecond; took > bound {
 			t.Errorf("%s: check took %v, want at most %v (without syslog %v, plus the flush bound)", dest, took, bound, base)
 		}
 		if len(entries) != len(want) {
