@@ -34,8 +34,8 @@ var (
 // field by field: one message per entry, in order.
 func checkSyslogMessages(t *testing.T, f syslogfwd.Format, wantHost string, got []string, entries []remediate.Entry) {
 	t.Helper()
-	if len(entries) < 3 {
-		t.Fatalf("the dry check journaled %d entries, want a decision and its steps", len(entries))
+	if len(entries) == 0 {
+		t.Fatal("nothing journaled")
 	}
 	if len(got) != len(entries) {
 		t.Fatalf("%d syslog messages for %d journal entries:\n%s", len(got), len(entries), strings.Join(got, "\n"))
@@ -109,6 +109,9 @@ func TestSyslogCopiesTheJournal(t *testing.T) {
 			t.Fatalf("exit %d, want 2\n%s\n%s", code, out, stderr)
 		}
 		entries := readJournal(t, state)
+		if len(entries) < 3 {
+			t.Fatalf("the dry check journaled %d entries, want a decision and its steps", len(entries))
+		}
 		checkSyslogMessages(t, syslogfwd.RFC3164, "", readDatagrams(c, len(entries)+1), entries)
 	})
 	t.Run("udp, 5424", func(t *testing.T) {
@@ -136,6 +139,36 @@ func TestSyslogCopiesTheJournal(t *testing.T) {
 			entries := readJournal(t, state)
 			checkSyslogMessages(t, f, hostname(t), <-got, entries)
 		})
+	}
+}
+
+// TestSyslogFromRunAndConfig: run takes --syslog from its --config file
+// too, and its entries (here the stop it journals when the simulator is
+// paused, an err) reach the socket.
+func TestSyslogFromRunAndConfig(t *testing.T) {
+	t.Setenv(host.TestClockEnv, "sim")
+	h := simHost(t, "healthy") // paused: run stops after one wait
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "log")
+	c, err := net.ListenPacket("unixgram", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	conf := filepath.Join(dir, "heapguard.conf")
+	if err := os.WriteFile(conf, []byte("syslog unix://"+sock+"\nsyslog-format 5424\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	code, _, stderr := runCLI(t, "run", "--config", conf, "--root", h.Root(), "--state-dir", state, "--interval", "50ms", "--for", "1s")
+	entries := readJournal(t, state)
+	if code != exitUnknown || len(entries) == 0 || entries[len(entries)-1].Action != remediate.ActStop {
+		t.Fatalf("run: exit %d, journal %+v; stderr:\n%s", code, entries, stderr)
+	}
+	got := readDatagrams(c, len(entries)+1)
+	checkSyslogMessages(t, syslogfwd.RFC5424, hostname(t), got, entries)
+	if n := len(got); n > 0 && !strings.HasPrefix(got[n-1], "<27>1 ") {
+		t.Errorf("the failed stop: %q, want severity err (PRI 27)", got[n-1])
 	}
 }
 
