@@ -191,6 +191,8 @@ func readDatagrams(c net.PacketConn, n int) []string {
 // readStream reads one connection's messages until it closes: octet
 // counted (RFC 6587) for RFC 5424, a line each for RFC 3164.
 func readStream(ln net.Listener, f syslogfwd.Format) []string {
+	// Nothing sent, nothing connects: fail, not hang.
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(20 * time.Second))
 	c, err := ln.Accept()
 	if err != nil {
 		return []string{"accept: " + err.Error()}
