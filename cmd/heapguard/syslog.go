@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -63,19 +64,43 @@ func (d *syslogDest) Set(s string) error {
 		if host == "" {
 			return fmt.Errorf("want %s://HOST:PORT: no host", u.Scheme)
 		}
+		if !validHost(host) {
+			return fmt.Errorf("want %s://HOST:PORT: %q is not a host name or IP address", u.Scheme, host)
+		}
 		if port == "" {
 			port = "514"
 		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("want %s://HOST:PORT: port %q is not 1 to 65535", u.Scheme, port)
+		}
 		d.network, d.addr = u.Scheme, net.JoinHostPort(host, port)
 	case "unix":
-		if u.Host != "" || !strings.HasPrefix(u.Path, "/") {
+		if u.Host != "" || !strings.HasPrefix(u.Path, "/") || strings.ContainsRune(u.Path, 0) {
 			return fmt.Errorf("want unix:///PATH (an absolute socket path)")
+		}
+		if len(u.Path) > 107 {
+			// sockaddr_un holds 108 bytes with the closing NUL.
+			return fmt.Errorf("unix socket path %q: longer than 107 bytes", u.Path)
 		}
 		d.network, d.addr = "unix", u.Path
 	default:
 		return fmt.Errorf("scheme %q: want udp://HOST:PORT, tcp://HOST:PORT or unix:///PATH", u.Scheme)
 	}
 	return nil
+}
+
+// validHost: an IP address, or a name of letters, digits, dots, dashes
+// and underscores.
+func validHost(h string) bool {
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	for _, r := range h {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return h != ""
 }
 
 // syslogFormat is --syslog-format.

@@ -350,6 +350,9 @@ func TestSyslogFlags(t *testing.T) {
 		{[]string{"check", "--syslog", "udp://collector:514"}, `heapguard check: unexpected argument "udp://collector:514"`},
 		{[]string{"check", "--syslog=ftp://collector"}, `heapguard check: invalid boolean value "ftp://collector" for -syslog: scheme "ftp": want udp://HOST:PORT, tcp://HOST:PORT or unix:///PATH`},
 		{[]string{"check", "--syslog=udp://:514"}, `want udp://HOST:PORT: no host`},
+		{[]string{"check", "--syslog=tcp://collector:70000"}, `want tcp://HOST:PORT: port "70000" is not 1 to 65535`},
+		{[]string{"check", "--syslog=tcp://::"}, `want tcp://HOST:PORT: ":" is not a host name or IP address`},
+		{[]string{"check", "--syslog=unix://relative/log"}, `want unix:///PATH (an absolute socket path)`},
 		{[]string{"run", "--syslog-format", "json"}, `heapguard run: invalid value "json" for flag -syslog-format: want 3164 or 5424`},
 	} {
 		code, _, stderr := runCLI(t, tc.args...)
@@ -367,4 +370,23 @@ func TestSyslogFlags(t *testing.T) {
 			t.Errorf("Set(%q): %q, %v; want %q", in, d.String(), err, want)
 		}
 	}
+}
+
+// FuzzSyslogDest: --syslog's value either parses into a destination that
+// prints back as itself, or is refused; never a panic.
+func FuzzSyslogDest(f *testing.F) {
+	for _, s := range []string{"true", "false", "udp://c:514", "tcp://[::1]", "unix:///dev/log", "ftp://x", "udp://:1", "tcp://h:p", "unix://rel", "%zz", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var d syslogDest
+		if d.Set(s) != nil {
+			return
+		}
+		printed := d.String()
+		var again syslogDest
+		if err := again.Set(printed); s != "false" && (err != nil || again != d) {
+			t.Fatalf("%q parsed as %+v, printed %q, parsed back as %+v, %v", s, d, printed, again, err)
+		}
+	})
 }

@@ -352,3 +352,43 @@ func TestSendReconnects(t *testing.T) {
 	}
 	t.Fatal("no message within 5 s of the collector coming back")
 }
+
+// TestSendUnixStream: a local socket of the stream type (some syslog
+// daemons make /dev/log one) is used as such, a message per line.
+func TestSendUnixStream(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "log")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan []string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var lines []string
+		for sc := bufio.NewScanner(c); sc.Scan(); {
+			lines = append(lines, sc.Text())
+		}
+		got <- lines
+	}()
+	s, err := New(Config{Network: "unix", Addr: sock, Format: RFC3164})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs(2) {
+		s.Send(m)
+	}
+	if sent, dropped := s.Close(time.Second); sent != 2 || dropped != 0 {
+		t.Fatalf("sent %d, dropped %d", sent, dropped)
+	}
+	lines := <-got
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "<30>Jul  6 01:26:46 heapguard[") || !strings.HasSuffix(lines[1], "]: message 1") {
+		t.Errorf("stream socket got %q", lines)
+	}
+}
