@@ -55,6 +55,9 @@ type Options struct {
 	Logger *zap.Logger
 	Clock  host.Clock
 	Runner host.Runner
+	// JournalObserver, when set, is given every journal entry after it is
+	// written and synced (remediate.Journal.SetObserver): it must not block.
+	JournalObserver func(remediate.Entry)
 }
 
 // Defaults of the loop.
@@ -197,6 +200,7 @@ func Open(opt Options) (*Watcher, error) {
 		w.Close()
 		return nil, err
 	}
+	w.journal.SetObserver(opt.JournalObserver)
 	if w.guards, err = remediate.OpenHostGuards(opt.StateDir, hostDir, opt.Guards); err != nil {
 		w.Close()
 		return nil, err

@@ -75,6 +75,19 @@ type Journal struct {
 	// needNL is set when the file did not end with a newline (a previous
 	// run crashed mid-line), so the next entry starts on its own line.
 	needNL bool
+	// observe, when set, sees each entry once it is on disk.
+	observe func(Entry)
+}
+
+// SetObserver has fn called with every entry Append has written and
+// synced, in journal order, before Append returns; never for an entry that
+// failed. fn runs under the journal's lock, so it must not block or call
+// the journal: a copy elsewhere (syslog) queues the entry and returns.
+// nil removes the observer.
+func (j *Journal) SetObserver(fn func(Entry)) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.observe = fn
 }
 
 // OpenJournal opens (creating it if needed) <stateDir>/journal.jsonl for
@@ -170,6 +183,9 @@ func (j *Journal) Append(e Entry) error {
 		}
 	}
 	j.needNL = false
+	if j.observe != nil {
+		j.observe(e)
+	}
 	return nil
 }
 

@@ -207,3 +207,27 @@ func FuzzReadJournal(f *testing.F) {
 		}
 	})
 }
+
+// TestJournalObserverSeesOnlySyncedEntries: the observer is a copy of the
+// journal, never ahead of it. It sees an entry once written and synced,
+// with its time filled in, in order, and nothing of a write that failed.
+func TestJournalObserverSeesOnlySyncedEntries(t *testing.T) {
+	w := &syncCounter{failAfter: 2, writeErr: errors.New("disk gone")}
+	j := NewJournal(w, host.NewManualClock(t0))
+	var seen []Entry
+	j.SetObserver(func(e Entry) {
+		if w.syncs != len(seen)+1 {
+			t.Errorf("observer called for entry %d after %d sync(s)", len(seen)+1, w.syncs)
+		}
+		seen = append(seen, e)
+	})
+	for _, target := range []string{"a", "b", "c"} {
+		j.Append(Entry{Action: policy.ActAlert, Target: target, Result: ResultOK})
+	}
+	if len(seen) != 2 || seen[0].Target != "a" || seen[1].Target != "b" {
+		t.Fatalf("observer saw %+v, want the two written entries a, b", seen)
+	}
+	if want := t0.UTC().Format(time.RFC3339Nano); seen[0].Time != want {
+		t.Errorf("observed time %q, want %q", seen[0].Time, want)
+	}
+}

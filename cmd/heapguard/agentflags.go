@@ -45,6 +45,8 @@ type agentFlags struct {
 	forDur          time.Duration
 	logLevel        logLevel
 	textfile        string
+	syslog          syslogDest
+	syslogFormat    syslogFormat
 	daemon          bool // run: --interval and --for exist
 }
 
@@ -72,6 +74,7 @@ func addAgentFlags(fs *flag.FlagSet, daemon bool) *agentFlags {
 	fs.IntVar(&o.year, "year", 0, "year of 4.x syslog dates (default: from the log's modification time)")
 	fs.BoolVar(&o.json, "json", false, "print JSON instead of text")
 	fs.StringVar(&o.textfile, "textfile", "", "after each poll, write the Prometheus metrics to `DIR`/heapguard.prom (atomically, for node_exporter's textfile collector; docs/metrics.md); a failed write is logged and counted, never stops the agent")
+	addSyslogFlags(fs, o)
 	fs.Var(&o.logLevel, "log-level", "stderr log `level`: debug, info, warn or error (default info); decisions and actions are logged at every level, repeated identical lines are counted")
 	if daemon {
 		fs.DurationVar(&o.interval, "interval", agent.DefaultInterval, "host time between two heap samples")
@@ -128,6 +131,9 @@ func (o *agentFlags) options(logger *zap.Logger) (agent.Options, error) {
 		return agent.Options{}, fmt.Errorf("--breaker-after %d: want 1 or more", o.breakerAfter)
 	}
 	if err := o.checkDurations(); err != nil {
+		return agent.Options{}, err
+	}
+	if err := o.checkSyslog(); err != nil {
 		return agent.Options{}, err
 	}
 	cfg := policy.DefaultConfig()
@@ -242,6 +248,15 @@ func openWatcher(e env, name string, fs *flag.FlagSet, o *agentFlags) (w *agent.
 	if err != nil {
 		return fail(exitUnknown, err)
 	}
+	// Started before the watcher opens: recovering steps a crash left open
+	// writes journal entries too.
+	observe, stopSyslog := openSyslog(o, logger)
+	opts.JournalObserver = observe
+	defer func() {
+		if w == nil {
+			stopSyslog()
+		}
+	}()
 	if all := opts.Policy.AllowsAny(); len(all) > 0 {
 		// Said plainly on stderr whatever --log-level, and in the log.
 		fmt.Fprintf(e.stderr, "heapguard %s: warning: --power-off-allow %s matches every VM name: any VM on this host "+
@@ -258,6 +273,7 @@ func openWatcher(e env, name string, fs *flag.FlagSet, o *agentFlags) (w *agent.
 	}
 	done = func() {
 		w.Close()
+		stopSyslog()
 		logger.Sync() // a terminal cannot be synced: nothing to report
 	}
 	return w, done, exitOK, nil

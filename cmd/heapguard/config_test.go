@@ -29,6 +29,12 @@ func TestApplyConfig(t *testing.T) {
 		{name: "bad duration", file: "# every 5 what?\ninterval 5\n", wantErr: `heapguard.conf:2: interval "5": want a duration like 10s`},
 		{name: "bad count", file: "max-power-offs = three\n", wantErr: `heapguard.conf:1: max-power-offs "three": want a whole number like 3`},
 		{name: "bad bool", file: "dry-run perhaps\n", wantErr: `heapguard.conf:1: dry-run "perhaps": want true or false`},
+		{name: "syslog to a collector, in RFC 5424", file: "syslog udp://collector.example:1514\nsyslog-format 5424\n",
+			want: map[string]string{"syslog": "udp://collector.example:1514", "syslog-format": "5424"}},
+		{name: "syslog to the local socket", file: "syslog true\n", want: map[string]string{"syslog": "true"}},
+		{name: "syslog port defaults to 514", file: "syslog = tcp://collector\n", want: map[string]string{"syslog": "tcp://collector:514"}},
+		{name: "bad syslog destination", file: "syslog ftp://collector\n", wantErr: `heapguard.conf:1: syslog "ftp://collector": scheme "ftp": want udp://HOST:PORT`},
+		{name: "bad syslog format", file: "syslog-format json\n", wantErr: `heapguard.conf:1: syslog-format "json": want 3164 or 5424`},
 		{name: "no nesting", file: "config other.conf\n", wantErr: "do not nest"},
 	}
 	for _, tt := range tests {

@@ -73,6 +73,8 @@ func TestLayers(t *testing.T) {
 		{pkg: "heap", mayUse: []string{"host"}},
 		{pkg: "remediate", mayUse: []string{"host", "policy"}},
 		{pkg: "bundle", mayUse: []string{"internal/gunzip"}},
+		// A copy of the journal: it knows entries, not the agent.
+		{pkg: "internal/syslogfwd", mayUse: []string{"remediate", "host", "policy"}},
 		{pkg: "report", mayUse: []string{"bundle", "collector", "heap", "host", "internal/gunzip", "policy", "remediate"}},
 		// metrics is pure, and writes the exposition itself: the Prometheus
 		// libraries (tests only) would make the binary a third larger.
