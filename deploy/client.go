@@ -1,0 +1,214 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Defaults for Config's timeouts.
+const (
+	DefaultConnectTimeout = 15 * time.Second
+	DefaultCommandTimeout = 30 * time.Second
+	DefaultCopyTimeout    = 5 * time.Minute
+)
+
+// Config is how to reach hosts.
+type Config struct {
+	User       string // when the target names none; "" is root
+	KnownHosts *KnownHosts
+	Auth       *Auth
+	// LegacyAlgorithms adds the key exchanges, ciphers, MACs and host key
+	// types that old hosts (ESXi 4.x/5.x) need and that are broken or weak:
+	// never on by default.
+	LegacyAlgorithms bool
+	ConnectTimeout   time.Duration // TCP connect and SSH handshake, together
+	CommandTimeout   time.Duration // each remote command but the copies
+	CopyTimeout      time.Duration // sending the binary, reading it back
+
+	// dial replaces net.Dialer in tests (a connection that breaks).
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+func (c *Config) connectTimeout() time.Duration { return orDefault(c.ConnectTimeout, DefaultConnectTimeout) }
+func (c *Config) commandTimeout() time.Duration { return orDefault(c.CommandTimeout, DefaultCommandTimeout) }
+func (c *Config) copyTimeout() time.Duration    { return orDefault(c.CopyTimeout, DefaultCopyTimeout) }
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// algorithms are the key exchanges, ciphers and MACs to offer.
+func algorithms(legacy bool) ssh.Config {
+	a := ssh.SupportedAlgorithms()
+	if legacy {
+		in := ssh.InsecureAlgorithms()
+		a.KeyExchanges = append(a.KeyExchanges, in.KeyExchanges...)
+		a.Ciphers = append(a.Ciphers, in.Ciphers...)
+		a.MACs = append(a.MACs, in.MACs...)
+	}
+	return ssh.Config{KeyExchanges: a.KeyExchanges, Ciphers: a.Ciphers, MACs: a.MACs}
+}
+
+// Client is an SSH connection to one host.
+type Client struct {
+	Target Target
+	conn   *ssh.Client
+	cfg    *Config
+}
+
+// Close ends the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// Dial connects to t and authenticates, checking its host key.
+func Dial(ctx context.Context, t Target, cfg *Config) (*Client, error) {
+	if cfg.KnownHosts == nil || cfg.Auth == nil {
+		return nil, errors.New("deploy: Config needs KnownHosts and Auth")
+	}
+	if t.User == "" {
+		t.User = cfg.User
+		if t.User == "" {
+			t.User = "root"
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.connectTimeout())
+	defer cancel()
+	dial := cfg.dial
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	conn, err := dial(ctx, "tcp", t.Addr())
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", t.Addr(), err)
+	}
+	// The handshake has the rest of the connect time; cancelling ctx
+	// closes the connection under it.
+	deadline, _ := ctx.Deadline()
+	conn.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+
+	db, err := cfg.KnownHosts.load()
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	known, err := knownKeys(db, t.Addr(), conn.RemoteAddr())
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("known hosts for %s: %w", t.Addr(), err)
+	}
+	cc := &ssh.ClientConfig{
+		Config:            algorithms(cfg.LegacyAlgorithms),
+		User:              t.User,
+		Auth:              cfg.Auth.methods(),
+		HostKeyCallback:   cfg.KnownHosts.callback(db),
+		HostKeyAlgorithms: hostKeyAlgorithms(known, cfg.LegacyAlgorithms),
+		ClientVersion:     "SSH-2.0-heapguard-deploy",
+	}
+	sconn, chans, reqs, err := ssh.NewClientConn(conn, t.Addr(), cc)
+	if err != nil {
+		conn.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("ssh %s: handshake took more than %v: %w", t, cfg.connectTimeout(), err)
+		}
+		if len(known) > 0 && strings.Contains(err.Error(), "no common algorithm for host key") {
+			return nil, fmt.Errorf("ssh %s: %w: the host offers none of the key types known hosts holds for it (%s): %v",
+				t, ErrHostKeyChanged, strings.Join(cc.HostKeyAlgorithms, ", "), err)
+		}
+		return nil, fmt.Errorf("ssh %s: %w", t, err)
+	}
+	conn.SetDeadline(time.Time{})
+	return &Client{Target: t, conn: ssh.NewClient(sconn, chans, reqs), cfg: cfg}, nil
+}
+
+// RemoteError is a remote command that ran and exited non-zero.
+type RemoteError struct {
+	Command string
+	Status  int
+	Stderr  string // its first line
+}
+
+func (e *RemoteError) Error() string {
+	msg := fmt.Sprintf("remote %q: exit status %d", e.Command, e.Status)
+	if e.Stderr != "" {
+		msg += ": " + e.Stderr
+	}
+	return msg
+}
+
+// runScript runs s with paths quoted in, with no input or output.
+func (c *Client) runScript(ctx context.Context, timeout time.Duration, s script, paths ...string) error {
+	return c.pipeScript(ctx, timeout, s, nil, nil, paths...)
+}
+
+// pipeScript runs s with paths quoted in, stdin and stdout given (nil:
+// none).
+func (c *Client) pipeScript(ctx context.Context, timeout time.Duration, s script, stdin io.Reader, stdout io.Writer, paths ...string) error {
+	cmd, err := shellCommand(s, paths...)
+	if err != nil {
+		return err
+	}
+	return c.run(ctx, timeout, cmd, stdin, stdout)
+}
+
+// run runs cmd (built by shellCommand) in its own session, with stdin and
+// stdout given, and stops it after timeout.
+func (c *Client) run(ctx context.Context, timeout time.Duration, cmd string, stdin io.Reader, stdout io.Writer) error {
+	s, err := c.conn.NewSession()
+	if err != nil {
+		return fmt.Errorf("remote %q: open session: %w", cmd, err)
+	}
+	defer s.Close()
+	var stderr bytes.Buffer
+	s.Stdin = stdin
+	s.Stdout = stdout
+	s.Stderr = &limitedBuffer{b: &stderr, n: 4096}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := s.Start(cmd); err != nil {
+		return fmt.Errorf("remote %q: %w", cmd, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Wait() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		s.Signal(ssh.SIGKILL)
+		s.Close()
+		<-done
+		return fmt.Errorf("remote %q: stopped after %v: %w", cmd, timeout, ctx.Err())
+	}
+	var exit *ssh.ExitError
+	if errors.As(err, &exit) {
+		first, _, _ := strings.Cut(strings.TrimSpace(stderr.String()), "\n")
+		return &RemoteError{Command: cmd, Status: exit.ExitStatus(), Stderr: first}
+	}
+	if err != nil {
+		return fmt.Errorf("remote %q: %w", cmd, err)
+	}
+	return nil
+}
+
+// limitedBuffer keeps the first n bytes and discards the rest.
+type limitedBuffer struct {
+	b *bytes.Buffer
+	n int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := l.n - l.b.Len(); room > 0 {
+		l.b.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
+}
