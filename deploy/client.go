@@ -184,9 +184,12 @@ func (c *Client) run(ctx context.Context, timeout time.Duration, cmd string, std
 	select {
 	case err = <-done:
 	case <-ctx.Done():
+		// OpenSSH refuses signals to a root session without privilege
+		// separation (as on ESXi), so the command may run on; closing the
+		// channel ends its input and output. Wait returns when it exits or
+		// the connection closes.
 		s.Signal(ssh.SIGKILL)
 		s.Close()
-		<-done
 		return fmt.Errorf("remote %q: stopped after %v: %w", cmd, timeout, ctx.Err())
 	}
 	var exit *ssh.ExitError

@@ -1,14 +1,12 @@
 package deploy
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +16,6 @@ import (
 
 	"github.com/heapguard/heapguard/internal/deploytest"
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/agent"
 )
 
 // rig is a real sshd standing for one ESXi host, a client key it accepts,
@@ -133,9 +130,7 @@ func (r *rig) partials() []string {
 
 func TestInstallKeyAuthIdempotentUpgrade(t *testing.T) {
 	r := newRig(t, nil, []string{"ed25519", "ecdsa"})
-	t.Logf("sshd up")
 	res, err := r.deploy()
-	t.Logf("deployed")
 	if err != nil {
 		t.Fatalf("first deploy: %v", err)
 	}
@@ -183,7 +178,3 @@ func inode(t *testing.T, p string) uint64 {
 	}
 	return st.Sys().(*syscall.Stat_t).Ino
 }
-
-var _ = bytes.Contains
-var _ = net.Dial
-var _ = agent.NewKeyring
