@@ -37,9 +37,13 @@ type Config struct {
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
-func (c *Config) connectTimeout() time.Duration { return orDefault(c.ConnectTimeout, DefaultConnectTimeout) }
-func (c *Config) commandTimeout() time.Duration { return orDefault(c.CommandTimeout, DefaultCommandTimeout) }
-func (c *Config) copyTimeout() time.Duration    { return orDefault(c.CopyTimeout, DefaultCopyTimeout) }
+func (c *Config) connectTimeout() time.Duration {
+	return orDefault(c.ConnectTimeout, DefaultConnectTimeout)
+}
+func (c *Config) commandTimeout() time.Duration {
+	return orDefault(c.CommandTimeout, DefaultCommandTimeout)
+}
+func (c *Config) copyTimeout() time.Duration { return orDefault(c.CopyTimeout, DefaultCopyTimeout) }
 
 func orDefault(d, def time.Duration) time.Duration {
 	if d > 0 {
