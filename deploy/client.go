@@ -45,6 +45,17 @@ func (c *Config) commandTimeout() time.Duration {
 }
 func (c *Config) copyTimeout() time.Duration { return orDefault(c.CopyTimeout, DefaultCopyTimeout) }
 
+// withUser gives t the default user when it names none.
+func (c *Config) withUser(t Target) Target {
+	if t.User == "" {
+		t.User = c.User
+	}
+	if t.User == "" {
+		t.User = "root"
+	}
+	return t
+}
+
 func orDefault(d, def time.Duration) time.Duration {
 	if d > 0 {
 		return d
@@ -79,12 +90,7 @@ func Dial(ctx context.Context, t Target, cfg *Config) (*Client, error) {
 	if cfg.KnownHosts == nil || cfg.Auth == nil {
 		return nil, errors.New("deploy: Config needs KnownHosts and Auth")
 	}
-	if t.User == "" {
-		t.User = cfg.User
-		if t.User == "" {
-			t.User = "root"
-		}
-	}
+	t = cfg.withUser(t)
 	ctx, cancel := context.WithTimeout(ctx, cfg.connectTimeout())
 	defer cancel()
 	dial := cfg.dial

@@ -21,6 +21,7 @@ func Deploy(ctx context.Context, targets []Target, cfg *Config, bin Binary, opts
 }
 
 func deployOne(ctx context.Context, t Target, cfg *Config, bin Binary, opts InstallOptions) Result {
+	t = cfg.withUser(t)
 	c, err := Dial(ctx, t, cfg)
 	if err != nil {
 		return Result{Target: t, Err: err}

@@ -21,16 +21,17 @@ import (
 // rig is a real sshd standing for one ESXi host, a client key it accepts,
 // a known_hosts file and a destination folder.
 type rig struct {
-	t      *testing.T
-	srv    *deploytest.Server
-	target Target
-	known  string
-	cfg    *Config
-	dest   string
-	bin    Binary
+	t       *testing.T
+	srv     *deploytest.Server
+	userKey ed25519.PrivateKey // the key sshd accepts
+	target  Target
+	known   string
+	cfg     *Config
+	dest    string
+	bin     Binary
 }
 
-func newSigner(t *testing.T) ssh.Signer {
+func newUserKey(t *testing.T) (ed25519.PrivateKey, ssh.Signer) {
 	t.Helper()
 	_, k, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -40,17 +41,17 @@ func newSigner(t *testing.T) ssh.Signer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return k, s
 }
 
 // newRig starts sshd with hostKeys ("ed25519", "ecdsa"); known_hosts holds
 // the keys of knownTypes.
 func newRig(t *testing.T, hostKeys, knownTypes []string) *rig {
 	t.Helper()
-	user := newSigner(t)
+	userKey, user := newUserKey(t)
 	srv := deploytest.Start(t, deploytest.Options{HostKeys: hostKeys, Authorized: []ssh.PublicKey{user.PublicKey()}})
 	dir := t.TempDir()
-	r := &rig{t: t, srv: srv, known: filepath.Join(dir, "known_hosts"), dest: filepath.Join(dir, "host", "heapguard dir")}
+	r := &rig{t: t, srv: srv, userKey: userKey, known: filepath.Join(dir, "known_hosts"), dest: filepath.Join(dir, "host", "heapguard dir")}
 	var lines []string
 	for _, typ := range knownTypes {
 		lines = append(lines, srv.KnownHostsLine(typ)+"\n")
