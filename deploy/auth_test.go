@@ -206,4 +206,3 @@ func TestKeyboardInteractiveAnswers(t *testing.T) {
 		t.Error("a visible question got the password")
 	}
 }
-
