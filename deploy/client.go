@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // Defaults for Config's timeouts.
@@ -132,14 +133,29 @@ func Dial(ctx context.Context, t Target, cfg *Config) (*Client, error) {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("ssh %s: handshake took more than %v: %w", t, cfg.connectTimeout(), err)
 		}
-		if len(known) > 0 && strings.Contains(err.Error(), "no common algorithm for host key") {
+		hostKey := strings.Contains(err.Error(), "no common algorithm for host key")
+		switch {
+		case hostKey && len(known) > 0 && (cfg.LegacyAlgorithms || !sha1Only(known)):
 			return nil, fmt.Errorf("ssh %s: %w: the host offers none of the key types known hosts holds for it (%s): %v",
 				t, ErrHostKeyChanged, strings.Join(cc.HostKeyAlgorithms, ", "), err)
+		case strings.Contains(err.Error(), "no common algorithm") && !cfg.LegacyAlgorithms:
+			return nil, fmt.Errorf("ssh %s: %w (an ESXi 4.x/5.x host may need --legacy-algorithms)", t, err)
 		}
 		return nil, fmt.Errorf("ssh %s: %w", t, err)
 	}
 	conn.SetDeadline(time.Time{})
 	return &Client{Target: t, conn: ssh.NewClient(sconn, chans, reqs), cfg: cfg}, nil
+}
+
+// sha1Only: a known key is RSA or DSA, which an old host signs with SHA-1
+// only (ssh-rsa, ssh-dss), offered with LegacyAlgorithms alone.
+func sha1Only(known []knownhosts.KnownKey) bool {
+	for _, k := range known {
+		if t := k.Key.Type(); t == ssh.KeyAlgoRSA || t == ssh.KeyAlgoDSA {
+			return true
+		}
+	}
+	return false
 }
 
 // RemoteError is a remote command that ran and exited non-zero.

@@ -136,3 +136,31 @@ func TestHostKeyAlgorithmsTable(t *testing.T) {
 		t.Errorf("unknown host: %v %v; want no keys and no algorithm restriction", unknown, err)
 	}
 }
+
+// TestLegacyAlgorithms: sshds set up like an old ESXi, each with one
+// weak algorithm only (SHA-1 key exchange, CBC cipher, ssh-rsa host key
+// signatures), are reached only with LegacyAlgorithms.
+func TestLegacyAlgorithms(t *testing.T) {
+	r := newRig(t, []string{"rsa"}, []string{"rsa"})
+	for _, tc := range []struct{ config, want string }{
+		{"KexAlgorithms diffie-hellman-group14-sha1", "no common algorithm for key exchange"},
+		{"Ciphers aes128-cbc", "cipher"},
+		{"HostKeyAlgorithms ssh-rsa", "no common algorithm for host key"},
+	} {
+		old := deploytest.Start(t, deploytest.Options{
+			HostKeys:   []string{"rsa"},
+			Authorized: []ssh.PublicKey{r.cfg.Auth.Signers[0].PublicKey()},
+			Config:     tc.config + "\n",
+		})
+		r.target, _ = ParseTarget(old.Addr)
+		os.WriteFile(r.known, []byte(old.KnownHostsLine("rsa")+"\n"), 0o600)
+		r.cfg.LegacyAlgorithms = false
+		if err := dialOnly(r); err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "--legacy-algorithms") || errors.Is(err, ErrHostKeyChanged) {
+			t.Errorf("%s without legacy algorithms: %v; want %q and a hint at --legacy-algorithms", tc.config, err, tc.want)
+		}
+		r.cfg.LegacyAlgorithms = true
+		if err := dialOnly(r); err != nil {
+			t.Errorf("%s with legacy algorithms: %v", tc.config, err)
+		}
+	}
+}

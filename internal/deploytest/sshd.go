@@ -13,6 +13,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/pem"
 	"fmt"
 	"net"
@@ -41,7 +42,7 @@ type Server struct {
 
 // Options shape the server.
 type Options struct {
-	// HostKeys are the types of host key it has: "ed25519", "ecdsa".
+	// HostKeys are the types of host key it has: "ed25519", "ecdsa", "rsa".
 	// Empty: both.
 	HostKeys []string
 	// Authorized are the user keys it accepts.
@@ -178,7 +179,7 @@ func (s *Server) KnownHostsLine(typ string) string {
 	return fmt.Sprintf("[127.0.0.1]:%d %s", s.Port, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.HostKeys[typ]))))
 }
 
-// WriteKey generates a private key of type typ ("ed25519", "ecdsa"),
+// WriteKey generates a private key of type typ ("ed25519", "ecdsa", "rsa"),
 // writes it in OpenSSH format to path and returns its public half.
 func WriteKey(t testing.TB, path, typ string) ssh.PublicKey {
 	t.Helper()
@@ -192,6 +193,12 @@ func WriteKey(t testing.TB, path, typ string) ssh.PublicKey {
 		priv = k
 	case "ecdsa":
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		priv = k
+	case "rsa":
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
 		if err != nil {
 			t.Fatal(err)
 		}
