@@ -35,7 +35,21 @@ func (c *breakingConn) Write(p []byte) (int, error) {
 }
 
 func TestConnectionDroppedMidCopy(t *testing.T) {
+	t.Run("fresh", func(t *testing.T) { testDroppedMidCopy(t, false) })
+	t.Run("upgrade", func(t *testing.T) { testDroppedMidCopy(t, true) })
+}
+
+// testDroppedMidCopy drops the connection while a binary is sent; with
+// keepOld another binary is in place, and the next run sends that one.
+func testDroppedMidCopy(t *testing.T, keepOld bool) {
 	r := newRig(t, nil, []string{"ed25519"})
+	old, wantAction, wantBefore := r.bin, Installed, ""
+	if keepOld {
+		if _, err := r.deploy(); err != nil {
+			t.Fatal(err)
+		}
+		r.bin, wantAction, wantBefore = r.binary("v2"), Unchanged, old.Sum()
+	}
 	r.cfg.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 		return &breakingConn{Conn: c, limit: int(r.bin.Size / 2)}, err
@@ -43,8 +57,8 @@ func TestConnectionDroppedMidCopy(t *testing.T) {
 	if _, err := r.deploy(); err == nil || !strings.Contains(err.Error(), "send ") {
 		t.Fatalf("deploy over a dropped connection: %v; want a failed send", err)
 	}
-	if got := r.installed(); got != "" {
-		t.Fatalf("after a dropped copy the final name holds sha256 %s", got)
+	if got := r.installed(); got != wantBefore {
+		t.Fatalf("after a dropped copy the final name holds sha256 %q, want %q", got, wantBefore)
 	}
 	// The host's side of the copy ends on its own; wait for its partial
 	// file, which the next run must remove.
@@ -56,9 +70,14 @@ func TestConnectionDroppedMidCopy(t *testing.T) {
 		t.Fatal("no partial copy left by the dropped connection: the stale clean-up goes untested")
 	}
 	r.cfg.dial = nil
+	if keepOld {
+		// The same binary as the one in place: unchanged, and the
+		// partial copy goes all the same.
+		r.bin = old
+	}
 	res, err := r.deploy()
-	if err != nil || res.Action != Installed {
-		t.Fatalf("deploy after the drop = %+v, %v; want installed", res, err)
+	if err != nil || res.Action != wantAction {
+		t.Fatalf("deploy after the drop = %+v, %v; want %s", res, err, wantAction)
 	}
 	if got := r.installed(); got != r.bin.Sum() {
 		t.Errorf("installed sha256 %s, want %s", got, r.bin.Sum())

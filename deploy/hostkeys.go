@@ -115,7 +115,7 @@ func (k *KnownHosts) callback(db ssh.HostKeyCallback) ssh.HostKeyCallback {
 		case k.AcceptNew:
 			return k.add(hostport, key)
 		}
-		return fmt.Errorf("%w: %s shows %s key %s, which %s does not hold; check it on the host's console (DCUI or ESXi Shell: for f in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -lf $f; done) and rerun with --accept-new to add it",
+		return fmt.Errorf("%w: %s shows %s key %s, which %s does not hold; compare it with the host's own, read on its console (docs/deploy.md), then rerun with --accept-new to add it",
 			ErrUnknownHost, hostport, key.Type(), ssh.FingerprintSHA256(key), k.File)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/heapguard/heapguard/internal/deploytest"
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 func dialOnly(r *rig) error {
@@ -102,6 +103,12 @@ func TestHostKeyAlgorithmsFromKnownHosts(t *testing.T) {
 	os.WriteFile(r.known, []byte(r.srv.KnownHostsLine("ed25519")+"\n"), 0o600)
 	if err := dialOnly(r); err != nil {
 		t.Fatalf("dial with only the ed25519 key known: %v", err)
+	}
+	// And known under a hashed name (HashKnownHosts yes).
+	hashed := knownhosts.Line([]string{knownhosts.HashHostname(knownhosts.Normalize(r.srv.Addr))}, r.srv.HostKeys["ed25519"])
+	os.WriteFile(r.known, []byte(hashed+"\n"), 0o600)
+	if err := dialOnly(r); err != nil {
+		t.Fatalf("dial with the ed25519 key known under a hashed name: %v", err)
 	}
 }
 

@@ -84,6 +84,14 @@ func Install(ctx context.Context, c *Client, bin Binary, opts InstallOptions) (R
 	if err != nil {
 		return res, err
 	}
+	if had == "" {
+		if err := c.runScript(ctx, c.cfg.commandTimeout(), scriptMkdir, dest); err != nil {
+			return res, fmt.Errorf("create %s: %w", dest, err)
+		}
+	}
+	if err := c.runScript(ctx, c.cfg.commandTimeout(), scriptRemoveStale, dest); err != nil {
+		return res, fmt.Errorf("remove stale partial copies in %s: %w", dest, err)
+	}
 	if had == bin.Sum() {
 		// Make sure it can run, as a fresh install would.
 		if err := c.runScript(ctx, c.cfg.commandTimeout(), scriptChmodExe, final); err != nil {
@@ -91,12 +99,6 @@ func Install(ctx context.Context, c *Client, bin Binary, opts InstallOptions) (R
 		}
 		res.Action, res.SHA256 = Unchanged, had
 		return res, nil
-	}
-	if err := c.runScript(ctx, c.cfg.commandTimeout(), scriptMkdir, dest); err != nil {
-		return res, fmt.Errorf("create %s: %w", dest, err)
-	}
-	if err := c.runScript(ctx, c.cfg.commandTimeout(), scriptRemoveStale, dest); err != nil {
-		return res, fmt.Errorf("remove stale partial copies in %s: %w", dest, err)
 	}
 	tmp := path.Join(dest, tempPrefix+randomHex()+tempSuffix)
 	if err := send(ctx, c, bin, tmp); err != nil {
