@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -130,7 +131,8 @@ func Dial(ctx context.Context, t Target, cfg *Config) (*Client, error) {
 	sconn, chans, reqs, err := ssh.NewClientConn(conn, t.Addr(), cc)
 	if err != nil {
 		conn.Close()
-		if ctx.Err() != nil {
+		// The connection's deadline and ctx's fire together: either says.
+		if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, fmt.Errorf("ssh %s: handshake took more than %v: %w", t, cfg.connectTimeout(), err)
 		}
 		hostKey := strings.Contains(err.Error(), "no common algorithm for host key")
