@@ -32,12 +32,19 @@ type Auth struct {
 // DefaultKeyFiles are the key files tried when none is named, in ~/.ssh.
 var DefaultKeyFiles = []string{"id_ed25519", "id_ecdsa", "id_rsa"}
 
-func (a *Auth) getPassword() (string, error) {
-	a.once.Do(func() { a.password, a.err = a.Password() })
+// getPassword asks Password once; pause stops the connection's clock
+// while it does (a person may be typing) and returns what restarts it.
+func (a *Auth) getPassword(pause func() (resume func())) (string, error) {
+	a.once.Do(func() {
+		resume := pause()
+		defer resume()
+		a.password, a.err = a.Password()
+	})
 	return a.password, a.err
 }
 
-func (a *Auth) methods() []ssh.AuthMethod {
+// methods are the ways to log in, in order, for one connection.
+func (a *Auth) methods(pause func() (resume func())) []ssh.AuthMethod {
 	var m []ssh.AuthMethod
 	if a.Agent != nil || len(a.Signers) > 0 {
 		m = append(m, ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
@@ -52,7 +59,8 @@ func (a *Auth) methods() []ssh.AuthMethod {
 		}))
 	}
 	if a.Password != nil {
-		m = append(m, ssh.KeyboardInteractive(a.answer()), ssh.PasswordCallback(a.getPassword))
+		m = append(m, ssh.KeyboardInteractive(a.answer(pause)),
+			ssh.PasswordCallback(func() (string, error) { return a.getPassword(pause) }))
 	}
 	return m
 }
@@ -60,7 +68,7 @@ func (a *Auth) methods() []ssh.AuthMethod {
 // answer answers the host's hidden questions with the password, once per
 // connection: a second one means it was refused, and sending it again
 // would only count more failures against the account.
-func (a *Auth) answer() ssh.KeyboardInteractiveChallenge {
+func (a *Auth) answer(pause func() (resume func())) ssh.KeyboardInteractiveChallenge {
 	asked := false
 	return func(name, instruction string, questions []string, echos []bool) ([]string, error) {
 		answers := make([]string, len(questions))
@@ -72,7 +80,7 @@ func (a *Auth) answer() ssh.KeyboardInteractiveChallenge {
 				return nil, errors.New("keyboard-interactive: the host asked for the password again: refused")
 			}
 			asked = true
-			p, err := a.getPassword()
+			p, err := a.getPassword(pause)
 			if err != nil {
 				return nil, err
 			}

@@ -192,7 +192,7 @@ func TestPasswordAuth(t *testing.T) {
 // and only once per connection.
 func TestKeyboardInteractiveAnswers(t *testing.T) {
 	a := &Auth{Password: func() (string, error) { return "pw", nil }}
-	ask := a.answer()
+	ask := a.answer(noPause)
 	if ans, err := ask("", "", nil, nil); err != nil || len(ans) != 0 {
 		t.Errorf("no questions: %q, %v", ans, err)
 	}
@@ -202,7 +202,22 @@ func TestKeyboardInteractiveAnswers(t *testing.T) {
 	if _, err := ask("", "", []string{"Password: "}, []bool{false}); err == nil {
 		t.Error("asked again: answered again")
 	}
-	if _, err := a.answer()("", "", []string{"Username: "}, []bool{true}); err == nil {
+	if _, err := a.answer(noPause)("", "", []string{"Username: "}, []bool{true}); err == nil {
 		t.Error("a visible question got the password")
 	}
+}
+
+func noPause() func() { return func() {} }
+
+// TestPasswordPromptPausesTimeout: a person typing the password at the
+// prompt does not count against the connect timeout.
+func TestPasswordPromptPausesTimeout(t *testing.T) {
+	tg, known := startPasswordServer(t, "s3cret", true)
+	slow := &Auth{Password: func() (string, error) { time.Sleep(600 * time.Millisecond); return "s3cret", nil }}
+	cfg := &Config{KnownHosts: &KnownHosts{File: known}, Auth: slow, ConnectTimeout: 300 * time.Millisecond}
+	c, err := Dial(context.Background(), tg, cfg)
+	if err != nil {
+		t.Fatalf("dial with a 600ms prompt and a 300ms connect timeout: %v", err)
+	}
+	c.Close()
 }

@@ -93,20 +93,29 @@ func Dial(ctx context.Context, t Target, cfg *Config) (*Client, error) {
 		return nil, errors.New("deploy: Config needs KnownHosts and Auth")
 	}
 	t = cfg.withUser(t)
-	ctx, cancel := context.WithTimeout(ctx, cfg.connectTimeout())
+	timeout := cfg.connectTimeout()
+	deadline := time.Now().Add(timeout)
+	dialCtx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	dial := cfg.dial
 	if dial == nil {
 		dial = (&net.Dialer{}).DialContext
 	}
-	conn, err := dial(ctx, "tcp", t.Addr())
+	conn, err := dial(dialCtx, "tcp", t.Addr())
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", t.Addr(), err)
 	}
-	// The handshake has the rest of the connect time; cancelling ctx
-	// closes the connection under it.
-	deadline, _ := ctx.Deadline()
+	// The handshake has the rest of the connect time, not counting a
+	// password prompt; cancelling ctx closes the connection under it.
 	conn.SetDeadline(deadline)
+	pause := func() func() {
+		conn.SetDeadline(time.Time{})
+		start := time.Now()
+		return func() {
+			deadline = deadline.Add(time.Since(start))
+			conn.SetDeadline(deadline)
+		}
+	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 
@@ -123,7 +132,7 @@ func Dial(ctx context.Context, t Target, cfg *Config) (*Client, error) {
 	cc := &ssh.ClientConfig{
 		Config:            algorithms(cfg.LegacyAlgorithms),
 		User:              t.User,
-		Auth:              cfg.Auth.methods(),
+		Auth:              cfg.Auth.methods(pause),
 		HostKeyCallback:   cfg.KnownHosts.callback(db),
 		HostKeyAlgorithms: hostKeyAlgorithms(known, cfg.LegacyAlgorithms),
 		ClientVersion:     "SSH-2.0-heapguard-deploy",
@@ -131,9 +140,11 @@ func Dial(ctx context.Context, t Target, cfg *Config) (*Client, error) {
 	sconn, chans, reqs, err := ssh.NewClientConn(conn, t.Addr(), cc)
 	if err != nil {
 		conn.Close()
-		// The connection's deadline and ctx's fire together: either says.
-		if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
-			return nil, fmt.Errorf("ssh %s: handshake took more than %v: %w", t, cfg.connectTimeout(), err)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("ssh %s: %w", t, ctx.Err())
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, fmt.Errorf("ssh %s: handshake took more than %v: %w", t, timeout, err)
 		}
 		hostKey := strings.Contains(err.Error(), "no common algorithm for host key")
 		switch {
