@@ -141,3 +141,22 @@ func TestPickDatastore(t *testing.T) {
 		}
 	}
 }
+
+// FuzzQuotePath: whatever quotePath accepts, sh reads back as the same
+// single word.
+func FuzzQuotePath(f *testing.F) {
+	for _, p := range hostilePaths("/nonexistent/canary") {
+		f.Add(p)
+	}
+	f.Add("/a'b\"c\\d$e`f")
+	f.Fuzz(func(t *testing.T, p string) {
+		q, err := quotePath(p)
+		if err != nil {
+			return
+		}
+		out, err := exec.Command("/bin/sh", "-c", "printf '%s' "+q).Output()
+		if err != nil || string(out) != p {
+			t.Errorf("sh read %q back as %q (%v), quoted %s", p, out, err, q)
+		}
+	})
+}

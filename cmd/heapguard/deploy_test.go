@@ -101,7 +101,7 @@ func TestDeployUsage(t *testing.T) {
 }
 
 // TestDeployTwoHosts: over real sshds, one host known and one not. The
-// known one is installed and the unknown one fails with its fingerprint;
+// unknown one fails with its fingerprint and the known one is installed;
 // the exit status says a host failed; with --accept-new the next run
 // reaches both and finds the binary there.
 func TestDeployTwoHosts(t *testing.T) {
@@ -117,7 +117,8 @@ func TestDeployTwoHosts(t *testing.T) {
 	known := filepath.Join(dir, "known_hosts")
 	os.WriteFile(known, []byte(a.KnownHostsLine("ecdsa")+"\n"), 0o600)
 	hosts := filepath.Join(dir, "hosts")
-	os.WriteFile(hosts, fmt.Appendf(nil, "# two\n%s\n%s\n", a.Addr, b.Addr), 0o600)
+	// The unknown host first: its failure must not stop the other.
+	os.WriteFile(hosts, fmt.Appendf(nil, "# two\n%s\n%s\n", b.Addr, a.Addr), 0o600)
 	bin := deploytest.ELF{Marker: true, Payload: strings.Repeat("heapguard", 1000)}
 	binPath := bin.Write(t, dir, "heapguard")
 	sum := sha256.Sum256(bin.Bytes())
@@ -134,10 +135,10 @@ func TestDeployTwoHosts(t *testing.T) {
 	final := filepath.Join(dest, "heapguard")
 	wantA := fmt.Sprintf("%s@%s  installed  sha256:%s  %s", user, a.Addr, short, final)
 	fpB := ssh.FingerprintSHA256(b.HostKeys["ecdsa"])
-	if code != exitCritical || len(lines) != 2 || lines[0] != wantA ||
-		!regexp.MustCompile(`^`+regexp.QuoteMeta(user+"@"+b.Addr)+`  failed  .*unknown host key.*ecdsa-sha2-nistp256 key `+regexp.QuoteMeta(fpB)).MatchString(lines[1]) ||
+	if code != exitCritical || len(lines) != 2 || lines[1] != wantA ||
+		!regexp.MustCompile(`^`+regexp.QuoteMeta(user+"@"+b.Addr)+`  failed  .*unknown host key.*ecdsa-sha2-nistp256 key `+regexp.QuoteMeta(fpB)).MatchString(lines[0]) ||
 		!strings.Contains(stderr, "1 of 2 hosts failed") {
-		t.Fatalf("first run: exit %d\nstdout:\n%s\nstderr:\n%s\nwant 2, first line %q, then b failed with %s", code, out, stderr, wantA, fpB)
+		t.Fatalf("first run: exit %d\nstdout:\n%s\nstderr:\n%s\nwant 2, b failed with %s, then %q", code, out, stderr, fpB, wantA)
 	}
 	if got, _ := os.ReadFile(final); sha256.Sum256(got) != sum {
 		t.Fatal("installed file differs from the binary")
@@ -145,7 +146,7 @@ func TestDeployTwoHosts(t *testing.T) {
 
 	code, out, stderr = runCLI(t, append(args, "--accept-new")...)
 	// Both sshds stand for hosts sharing one datastore: b finds a's copy.
-	want := fmt.Sprintf("%s@%s  unchanged  sha256:%s  %s\n%s@%s  unchanged  sha256:%s  %s\n", user, a.Addr, short, final, user, b.Addr, short, final)
+	want := fmt.Sprintf("%s@%s  unchanged  sha256:%s  %s\n%s@%s  unchanged  sha256:%s  %s\n", user, b.Addr, short, final, user, a.Addr, short, final)
 	if code != exitOK || out != want || !strings.Contains(stderr, "added ecdsa-sha2-nistp256 key "+fpB) {
 		t.Errorf("second run: exit %d\nstdout:\n%s\nstderr:\n%s\nwant 0 and\n%s", code, out, stderr, want)
 	}
