@@ -101,9 +101,15 @@ func Install(ctx context.Context, c *Client, bin Binary, opts InstallOptions) (R
 		return res, nil
 	}
 	tmp := path.Join(dest, tempPrefix+randomHex()+tempSuffix)
+	renamed := false
+	defer func() {
+		if !renamed {
+			// Best effort: after a dropped connection the next run
+			// removes it.
+			c.runScript(context.WithoutCancel(ctx), c.cfg.commandTimeout(), scriptRemove, tmp)
+		}
+	}()
 	if err := send(ctx, c, bin, tmp); err != nil {
-		// Best effort: on a dropped connection the next run removes it.
-		c.runScript(context.WithoutCancel(ctx), c.cfg.commandTimeout(), scriptRemove, tmp)
 		return res, err
 	}
 	if err := c.runScript(ctx, c.cfg.commandTimeout(), scriptChmodExe, tmp); err != nil {
@@ -112,6 +118,7 @@ func Install(ctx context.Context, c *Client, bin Binary, opts InstallOptions) (R
 	if err := c.runScript(ctx, c.cfg.commandTimeout(), scriptMove, tmp, final); err != nil {
 		return res, fmt.Errorf("rename %s to %s: %w", tmp, final, err)
 	}
+	renamed = true
 	res.Action, res.SHA256 = Installed, bin.Sum()
 	if had != "" {
 		res.Action = Upgraded
