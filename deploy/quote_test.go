@@ -65,9 +65,15 @@ func TestInstallHostileDest(t *testing.T) {
 	r := newRig(t, nil, []string{"ed25519"})
 	canary := t.TempDir()
 	base := t.TempDir()
+	// One connection for all: each Install runs its own sessions.
+	c, err := Dial(context.Background(), r.target, r.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
 	for i, p := range hostilePaths(canary)[1:] {
 		r.dest = filepath.Join(base, p)
-		res, err := r.deploy()
+		res, err := Install(context.Background(), c, r.bin, InstallOptions{Dest: r.dest})
 		if err != nil || res.Action != Installed || res.Path != filepath.Join(r.dest, BinaryName) {
 			t.Errorf("%d: deploy to %q = %+v, %v", i, r.dest, res, err)
 			continue
