@@ -24,6 +24,7 @@ func TestProductionNeverImportsSimulator(t *testing.T) {
 	bad := []string{
 		"github.com/heapguard/heapguard/esxsim",
 		"github.com/heapguard/heapguard/internal/loggen",
+		"github.com/heapguard/heapguard/internal/deploytest",
 		"testing",
 	}
 	deps := strings.Fields(string(out))

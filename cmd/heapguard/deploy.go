@@ -1,0 +1,271 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/heapguard/heapguard/deploy"
+)
+
+// passwordEnv holds the SSH password when no terminal can ask for it; a
+// flag value would show in ps and in shell history.
+const passwordEnv = "HEAPGUARD_SSH_PASSWORD"
+
+type deployOptions struct {
+	hostsFile      string
+	identities     stringList
+	knownHosts     string
+	acceptNew      bool
+	legacy         bool
+	passwordFile   string
+	user           string
+	dest           string
+	binary         string
+	connectTimeout time.Duration
+	commandTimeout time.Duration
+	copyTimeout    time.Duration
+}
+
+func init() {
+	register(&command{
+		name:    "deploy",
+		summary: "copy heapguard to ESXi hosts over SSH, verified",
+		usage:   "[flags] [--hosts FILE] [USER@]HOST[:PORT]...",
+		help: `Copies a heapguard binary to each host over SSH (no ssh or scp program needed): it
+refuses a file that is not a static linux/amd64 ELF built with the ESXi-safe runtime
+(make build), sends it under a temporary name into --dest (created), reads it back
+and compares its SHA-256 here, and only then makes it executable and renames it to
+DEST/heapguard in one step. A dropped connection leaves nothing under that name;
+the next run removes the partial copy. When the host already has the same binary
+nothing is sent. Hosts are done one after another; one failing does not stop the
+others. One line per host: host, installed / unchanged / upgraded (or failed and
+why), the SHA-256's first 12 digits, the installed path.
+
+Without --dest the binary goes to /vmfs/volumes/DATASTORE/heapguard/, DATASTORE
+being the first, in byte order, of the names in /vmfs/volumes that link to a folder
+(datastore labels), leaving out BOOTBANK*, OSDATA*, LOCKER*, Hypervisor*.
+
+For now deploy installs the binary only: it adds no cron line, no boot script and
+no inetd entry (docs/deploy.md says what to do by hand).
+
+Host keys are checked strictly against --known-hosts: an unknown host is refused
+with its key's SHA256 fingerprint (check it on the host's console, then rerun with
+--accept-new to add it); a key that differs from the known one is always refused.
+
+Authentication, tried in order: the keys of the SSH agent (SSH_AUTH_SOCK), the key
+files (-i, or ~/.ssh/id_ed25519, id_ecdsa, id_rsa; a passphrase is asked on the
+terminal), then keyboard-interactive and password with one password taken from
+--password-file, else $HEAPGUARD_SSH_PASSWORD, else asked on the terminal (never a
+flag value). ESXi 5.1 to 6.5 accept passwords only through keyboard-interactive.
+
+Examples:
+  heapguard deploy --binary bin/heapguard esx01.lab.example
+  heapguard deploy --binary bin/heapguard --accept-new --hosts esx-hosts.txt
+  heapguard deploy --binary bin/heapguard --dest /vmfs/volumes/ssd1/tools -i ~/.ssh/esx_ed25519 root@[fd00::12]:22
+
+A hosts file has one [user@]host[:port] a line, IPv6 in brackets; # starts a
+comment.
+
+EXIT STATUS:
+  0 every host done, 2 a host failed, 3 bad usage, an unreadable hosts file or a
+  binary that cannot run on ESXi`,
+		flags: func(fs *flag.FlagSet) any {
+			o := &deployOptions{}
+			fs.StringVar(&o.hostsFile, "hosts", "", "read hosts from `FILE`, one [user@]host[:port] a line")
+			fs.Var(&o.identities, "i", "private key `FILE` (repeatable; default ~/.ssh/id_ed25519, id_ecdsa, id_rsa when present)")
+			fs.StringVar(&o.knownHosts, "known-hosts", "", "known hosts `FILE` (default ~/.ssh/known_hosts)")
+			fs.BoolVar(&o.acceptNew, "accept-new", false, "add the key of a host known hosts does not list (never one that changed)")
+			fs.BoolVar(&o.legacy, "legacy-algorithms", false, "also offer the weak key exchanges, ciphers and host key types of ESXi 4.x/5.x (diffie-hellman-group1-sha1, aes128-cbc, 3des-cbc, ssh-rsa, ...)")
+			fs.StringVar(&o.passwordFile, "password-file", "", "read the SSH password from the first line of `FILE`")
+			fs.StringVar(&o.user, "user", "root", "user `NAME` for hosts that name none")
+			fs.StringVar(&o.dest, "dest", "", "install into `DIR` on each host (default /vmfs/volumes/FIRST-DATASTORE/heapguard)")
+			fs.StringVar(&o.binary, "binary", "", "the heapguard `FILE` to send (default this program)")
+			fs.DurationVar(&o.connectTimeout, "connect-timeout", deploy.DefaultConnectTimeout, "give up connecting and logging in to a host after `D`")
+			fs.DurationVar(&o.commandTimeout, "command-timeout", deploy.DefaultCommandTimeout, "stop each remote command after `D`")
+			fs.DurationVar(&o.copyTimeout, "copy-timeout", deploy.DefaultCopyTimeout, "stop sending or reading back the binary after `D`")
+			return o
+		},
+		run: runDeploy,
+	})
+}
+
+func runDeploy(ctx context.Context, e env, opts any, args []string) int {
+	o := opts.(*deployOptions)
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(e.stderr, "heapguard deploy: "+format+"\n", a...)
+		return exitUnknown
+	}
+	targets, err := deployTargets(o.hostsFile, args)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if len(targets) == 0 {
+		fmt.Fprintln(e.stderr, "heapguard deploy: no host given")
+		return usageError
+	}
+	if o.connectTimeout <= 0 || o.commandTimeout <= 0 || o.copyTimeout <= 0 {
+		fmt.Fprintln(e.stderr, "heapguard deploy: timeouts must be more than 0")
+		return usageError
+	}
+	if o.dest != "" && !strings.HasPrefix(o.dest, "/") {
+		return fail("--dest %q: want an absolute path on the host", o.dest)
+	}
+	binPath := o.binary
+	if binPath == "" {
+		if binPath, err = os.Executable(); err != nil {
+			return fail("find this program: %v (give --binary)", err)
+		}
+	}
+	bin, err := deploy.CheckBinary(binPath)
+	if err != nil {
+		return fail("%v", err)
+	}
+	home, _ := os.UserHomeDir()
+	known := o.knownHosts
+	if known == "" {
+		if home == "" {
+			return fail("no home folder for ~/.ssh/known_hosts: give --known-hosts")
+		}
+		known = filepath.Join(home, ".ssh", "known_hosts")
+	}
+	tty := terminal(e.stdin)
+	auth, closeAuth, err := deployAuth(o, home, tty, e.stderr)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer closeAuth()
+	cfg := &deploy.Config{
+		User:             o.user,
+		KnownHosts:       &deploy.KnownHosts{File: known, AcceptNew: o.acceptNew, Log: e.stderr},
+		Auth:             auth,
+		LegacyAlgorithms: o.legacy,
+		ConnectTimeout:   o.connectTimeout,
+		CommandTimeout:   o.commandTimeout,
+		CopyTimeout:      o.copyTimeout,
+	}
+	failed := deploy.Deploy(ctx, targets, cfg, bin, deploy.InstallOptions{Dest: o.dest}, func(r deploy.Result) {
+		fmt.Fprintln(e.stdout, r.Line())
+	})
+	if failed > 0 {
+		fmt.Fprintf(e.stderr, "heapguard deploy: %d of %d hosts failed\n", failed, len(targets))
+		return exitCritical
+	}
+	return exitOK
+}
+
+// deployTargets are the hosts of the file, then those of the arguments.
+func deployTargets(hostsFile string, args []string) ([]deploy.Target, error) {
+	var targets []deploy.Target
+	if hostsFile != "" {
+		f, err := os.Open(hostsFile)
+		if err != nil {
+			return nil, fmt.Errorf("hosts file: %w", err)
+		}
+		defer f.Close()
+		if targets, err = deploy.ParseHosts(f); err != nil {
+			return nil, fmt.Errorf("hosts file %s: %w", hostsFile, err)
+		}
+	}
+	for _, a := range args {
+		t, err := deploy.ParseTarget(a)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, t)
+	}
+	return targets, nil
+}
+
+// terminal is the file descriptor of stdin when it is a terminal, -1 if not.
+func terminal(stdin io.Reader) int {
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return int(f.Fd())
+	}
+	return -1
+}
+
+// deployAuth gathers the agent, the key files and the password source.
+func deployAuth(o *deployOptions, home string, tty int, stderr io.Writer) (*deploy.Auth, func(), error) {
+	auth := &deploy.Auth{}
+	closeAuth := func() {}
+	if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" {
+		ag, conn, err := deploy.DialAgent(sock)
+		if err != nil {
+			fmt.Fprintf(stderr, "heapguard deploy: %v (going on without it)\n", err)
+		} else {
+			auth.Agent, closeAuth = ag, func() { conn.Close() }
+		}
+	}
+	var passphrase func(string) ([]byte, error)
+	if tty >= 0 {
+		passphrase = func(path string) ([]byte, error) {
+			fmt.Fprintf(stderr, "Passphrase for %s: ", path)
+			defer fmt.Fprintln(stderr)
+			return term.ReadPassword(tty)
+		}
+	}
+	if len(o.identities) > 0 {
+		for _, p := range o.identities {
+			s, err := deploy.LoadKeyFile(p, passphrase)
+			if err != nil {
+				closeAuth()
+				return nil, nil, err
+			}
+			auth.Signers = append(auth.Signers, s)
+		}
+	} else if home != "" {
+		auth.Signers = deploy.DefaultKeys(filepath.Join(home, ".ssh"), auth.Agent != nil, passphrase, stderr)
+	}
+	switch {
+	case o.passwordFile != "":
+		pw, err := readPasswordFile(o.passwordFile)
+		if err != nil {
+			closeAuth()
+			return nil, nil, err
+		}
+		auth.Password = func() (string, error) { return pw, nil }
+	case os.Getenv(passwordEnv) != "":
+		pw := os.Getenv(passwordEnv)
+		auth.Password = func() (string, error) { return pw, nil }
+	case tty >= 0:
+		auth.Password = func() (string, error) {
+			fmt.Fprint(stderr, "SSH password (for every host that asks): ")
+			defer fmt.Fprintln(stderr)
+			b, err := term.ReadPassword(tty)
+			return string(b), err
+		}
+	}
+	if auth.Agent == nil && len(auth.Signers) == 0 && auth.Password == nil {
+		closeAuth()
+		return nil, nil, errors.New("no way to log in: no SSH agent, no key file, no --password-file, no $" + passwordEnv + " and no terminal to ask a password on")
+	}
+	return auth, closeAuth, nil
+}
+
+// readPasswordFile reads the first line of path, without its line ending.
+func readPasswordFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("password file: %w", err)
+	}
+	defer f.Close()
+	line, err := bufio.NewReader(io.LimitReader(f, 4096)).ReadString('\n')
+	if err != nil && err != io.EOF {
+		return "", fmt.Errorf("password file %s: %w", path, err)
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", fmt.Errorf("password file %s: first line empty", path)
+	}
+	return line, nil
+}

@@ -1,0 +1,234 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"sort"
+	"strings"
+)
+
+// Action is what Install did on a host.
+type Action string
+
+const (
+	Installed Action = "installed" // no binary was there
+	Unchanged Action = "unchanged" // the same binary was there: nothing sent
+	Upgraded  Action = "upgraded"  // another binary was replaced
+)
+
+// BinaryName is the installed file's name in the destination folder.
+const BinaryName = "heapguard"
+
+// DefaultVolumes is where ESXi mounts its datastores.
+const DefaultVolumes = "/vmfs/volumes"
+
+// Partial copies are named .heapguard.<random>.part in the destination
+// folder (scriptRemoveStale matches them): the rename of a verified one is
+// the only way a file gets the final name.
+const (
+	tempPrefix = ".heapguard."
+	tempSuffix = ".part"
+)
+
+// ErrNoDatastore: --dest was not given and no datastore could be found.
+var ErrNoDatastore = errors.New("no datastore found")
+
+// InstallOptions says where to put the binary.
+type InstallOptions struct {
+	// Dest is the folder; "" is DefaultDest's choice.
+	Dest string
+	// Volumes is where datastores are looked for when Dest is "";
+	// "" is DefaultVolumes.
+	Volumes string
+}
+
+// Result is one host's outcome.
+type Result struct {
+	Target Target
+	Action Action
+	SHA256 string // of the binary now installed, hex
+	Path   string // where it is installed
+	Err    error
+}
+
+// Install puts bin at <dest>/heapguard on the host: created with mkdir -p,
+// sent under a temporary name, read back and compared by SHA-256 here (the
+// host needs no hashing tool), then made executable and renamed over the
+// final name in one step. When the same binary is already there nothing
+// is sent.
+func Install(ctx context.Context, c *Client, bin Binary, opts InstallOptions) (Result, error) {
+	res := Result{Target: c.Target}
+	dest := opts.Dest
+	if dest == "" {
+		var err error
+		if dest, err = DefaultDest(ctx, c, opts.Volumes); err != nil {
+			return res, err
+		}
+	}
+	dest = path.Clean(dest)
+	final := path.Join(dest, BinaryName)
+	if err := checkRemotePath(final); err != nil {
+		return res, err
+	}
+	res.Path = final
+
+	had, err := remoteSum(ctx, c, final)
+	if err != nil {
+		return res, err
+	}
+	if had == "" {
+		if err := c.runScript(ctx, c.cfg.commandTimeout(), scriptMkdir, dest); err != nil {
+			return res, fmt.Errorf("create %s: %w", dest, err)
+		}
+	}
+	if err := c.runScript(ctx, c.cfg.commandTimeout(), scriptRemoveStale, dest); err != nil {
+		return res, fmt.Errorf("remove stale partial copies in %s: %w", dest, err)
+	}
+	if had == bin.Sum() {
+		// Make sure it can run, as a fresh install would.
+		if err := c.runScript(ctx, c.cfg.commandTimeout(), scriptChmodExe, final); err != nil {
+			return res, err
+		}
+		res.Action, res.SHA256 = Unchanged, had
+		return res, nil
+	}
+	tmp := path.Join(dest, tempPrefix+randomHex()+tempSuffix)
+	renamed := false
+	defer func() {
+		if !renamed {
+			// Best effort: after a dropped connection the next run
+			// removes it.
+			c.runScript(context.WithoutCancel(ctx), c.cfg.commandTimeout(), scriptRemove, tmp)
+		}
+	}()
+	if err := send(ctx, c, bin, tmp); err != nil {
+		return res, err
+	}
+	if err := c.runScript(ctx, c.cfg.commandTimeout(), scriptChmodExe, tmp); err != nil {
+		return res, err
+	}
+	if err := c.runScript(ctx, c.cfg.commandTimeout(), scriptMove, tmp, final); err != nil {
+		return res, fmt.Errorf("rename %s to %s: %w", tmp, final, err)
+	}
+	renamed = true
+	res.Action, res.SHA256 = Installed, bin.Sum()
+	if had != "" {
+		res.Action = Upgraded
+	}
+	return res, nil
+}
+
+// send copies bin to tmp and reads it back: it returns nil only when the
+// host holds exactly bin's bytes there.
+func send(ctx context.Context, c *Client, bin Binary, tmp string) error {
+	f, err := os.Open(bin.Path)
+	if err != nil {
+		return fmt.Errorf("read binary: %w", err)
+	}
+	defer f.Close()
+	if err := c.pipeScript(ctx, c.cfg.copyTimeout(), scriptCatTo, f, nil, tmp); err != nil {
+		return fmt.Errorf("send %s to %s: %w", bin.Path, tmp, err)
+	}
+	sum, n, err := c.readSum(ctx, scriptCat, tmp)
+	if err != nil {
+		return fmt.Errorf("read back %s: %w", tmp, err)
+	}
+	if sum != bin.Sum() || n != bin.Size {
+		return fmt.Errorf("read back %s: %d bytes with sha256 %s, sent %d bytes with sha256 %s: not installed",
+			tmp, n, sum, bin.Size, bin.Sum())
+	}
+	return nil
+}
+
+// remoteSum is the SHA-256 of the file at p on the host, "" if absent.
+func remoteSum(ctx context.Context, c *Client, p string) (string, error) {
+	sum, _, err := c.readSum(ctx, scriptReadIfFile, p)
+	var re *RemoteError
+	switch {
+	case errors.As(err, &re) && re.Status == exitAbsent:
+		return "", nil
+	case errors.As(err, &re) && re.Status == exitNotRegular:
+		return "", fmt.Errorf("%s exists and is not a file: not replaced", p)
+	case err != nil:
+		return "", fmt.Errorf("read installed %s: %w", p, err)
+	}
+	return sum, nil
+}
+
+// readSum runs s (which prints a file) and hashes what comes out.
+func (c *Client) readSum(ctx context.Context, s script, p string) (string, int64, error) {
+	h := sha256.New()
+	cw := &countingWriter{w: h}
+	if err := c.pipeScript(ctx, c.cfg.copyTimeout(), s, nil, cw, p); err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), cw.n, nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return c.w.Write(p)
+}
+
+func randomHex() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// DefaultDest is <volumes>/<first datastore>/heapguard, where the first
+// datastore is the first name, in byte order, under volumes that is a
+// symbolic link to a folder (each datastore's label links to its volume's
+// UUID folder), leaving out ESXi's own volumes (BOOTBANK*, OSDATA*,
+// LOCKER*, Hypervisor*).
+func DefaultDest(ctx context.Context, c *Client, volumes string) (string, error) {
+	if volumes == "" {
+		volumes = DefaultVolumes
+	}
+	var out bytes.Buffer
+	if err := c.pipeScript(ctx, c.cfg.commandTimeout(), scriptListLinks, nil, &limitedBuffer{b: &out, n: 1 << 20}, volumes); err != nil {
+		return "", fmt.Errorf("list datastores in %s: %w", volumes, err)
+	}
+	name, ok := pickDatastore(out.String())
+	if !ok {
+		return "", fmt.Errorf("%w in %s: give --dest", ErrNoDatastore, volumes)
+	}
+	return path.Join(volumes, name, BinaryName), nil
+}
+
+// systemVolumes are prefixes of the volumes ESXi keeps for itself.
+var systemVolumes = []string{"BOOTBANK", "OSDATA", "LOCKER", "Hypervisor"}
+
+func pickDatastore(listing string) (string, bool) {
+	var names []string
+	for _, n := range strings.Split(listing, "\n") {
+		if n == "" || n == "." || n == ".." || strings.ContainsAny(n, "/\x00\r") {
+			continue
+		}
+		system := false
+		for _, p := range systemVolumes {
+			system = system || strings.HasPrefix(n, p)
+		}
+		if !system {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		return "", false
+	}
+	return names[0], true
+}
