@@ -51,7 +51,7 @@ func CheckBinary(path string) (Binary, error) {
 		return Binary{}, fmt.Errorf("read binary: %w", err)
 	}
 	if !patched {
-		return Binary{}, fmt.Errorf("%w: %s: built with the stock Go runtime, which dies on ESXi (no runtime.esxiEpollWait): build it with make build", ErrNotESXiBinary, path)
+		return Binary{}, fmt.Errorf("%w: %s: built with the stock Go runtime, which dies on ESXi (the ESXi-safe runtime's marker is missing): build it with make build", ErrNotESXiBinary, path)
 	}
 	return Binary{Path: path, Size: int64(len(data)), SHA256: sha256.Sum256(data)}, nil
 }

@@ -431,13 +431,15 @@ func PatchedRuntime(exe string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return bytes.Contains(b, []byte(patchMarker)), nil
+	return bytes.Contains(b, []byte("\x00"+patchMarker+"\x00")), nil
 }
 
 // patchMarker is a function name tools/rtpatch adds to the runtime; its
-// name survives stripping (it is in the pclntab), so it tells a shipped
-// build from a stock one. It is joined at run time so that this very
-// string does not put the marker into a stock build's binary.
+// name survives stripping (it is in the pclntab's table of function
+// names, between NULs, which is what PatchedRuntime looks for: the same
+// words inside a string literal or a message do not count). It is joined
+// at run time so that this very string does not put it into a stock
+// build's binary.
 var patchMarker = strings.Join([]string{"runtime", "esxiEpollWait"}, ".")
 
 // WriteText prints one line per check.

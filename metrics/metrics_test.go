@@ -2,11 +2,9 @@ package metrics
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +14,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/heapguard/heapguard/internal/promtest"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -182,7 +182,7 @@ func TestEncodeEscapesLabelValues(t *testing.T) {
 	if v := labelMap(fams["heapguard_build_info"].GetMetric()[0])["version"]; v != `v"1\`+"\n" {
 		t.Errorf("build version label = %q", v)
 	}
-	promtoolCheck(t, out)
+	promtest.Check(t, out)
 }
 
 func TestEncodeEmpty(t *testing.T) {
@@ -276,28 +276,7 @@ func TestExpositionFresh(t *testing.T) {
 			t.Error("a good snapshot counts as a scrape error")
 		}
 	}
-	promtoolCheck(t, out)
-}
-
-// promtoolCheck runs `promtool check metrics` on out. Missing promtool
-// skips the test (call it last) locally, and fails it under CI=true.
-func promtoolCheck(t *testing.T, out []byte) {
-	t.Helper()
-	path, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("promtool not installed (Debian package prometheus)")
-		}
-		t.Skip("promtool not installed (Debian package prometheus)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, path, "check", "metrics")
-	cmd.Stdin = bytes.NewReader(out)
-	msg, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("promtool check metrics: %v\n%s\ninput:\n%s", err, msg, out)
-	}
+	promtest.Check(t, out)
 }
 
 // big is a host under a bad incident: 500 ports, 40 heaps.

@@ -224,7 +224,8 @@ func loggerFor(e env, level zapcore.Level) *zap.Logger {
 		}
 		return newLogger(zapcore.NewJSONEncoder(enc), zapcore.Lock(f), level)
 	}
-	return newLogger(zapcore.NewJSONEncoder(enc), zapcore.AddSync(e.stderr), level)
+	// Locked: the syslog sender logs from its own goroutine.
+	return newLogger(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(e.stderr)), level)
 }
 
 // openWatcher prepares the agent; errors name what to do. The error is

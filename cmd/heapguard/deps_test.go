@@ -25,6 +25,7 @@ func TestProductionNeverImportsSimulator(t *testing.T) {
 		"github.com/heapguard/heapguard/esxsim",
 		"github.com/heapguard/heapguard/internal/loggen",
 		"github.com/heapguard/heapguard/internal/deploytest",
+		"github.com/heapguard/heapguard/internal/promtest",
 		"testing",
 	}
 	deps := strings.Fields(string(out))

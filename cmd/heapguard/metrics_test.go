@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/heapguard/heapguard/host"
+	"github.com/heapguard/heapguard/internal/promtest"
 	"github.com/heapguard/heapguard/metrics"
 )
 
@@ -217,7 +218,7 @@ func TestCheckTextfile(t *testing.T) {
 	if v := third.find("heapguard_heap_time_to_exhaustion_seconds", map[string]string{"heap": gpName}); len(v) != 1 || sum(v) <= 0 {
 		t.Errorf("third check: time to exhaustion of %s: %v, want one positive value", gpName, v)
 	}
-	promtoolCheck(t, raw) // last: it skips when promtool is missing
+	promtest.Check(t, raw) // last: it skips when promtool is missing
 }
 
 func sum(m map[string]float64) float64 {
@@ -301,26 +302,6 @@ func TestCheckTextfileUnwritable(t *testing.T) {
 	}
 }
 
-// promtoolCheck runs `promtool check metrics` on out. Missing promtool
-// skips the test (call it last) locally, and fails it under CI=true.
-func promtoolCheck(t *testing.T, out []byte) {
-	t.Helper()
-	path, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("promtool not installed (Debian package prometheus)")
-		}
-		t.Skip("promtool not installed (Debian package prometheus)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, path, "check", "metrics")
-	cmd.Stdin = bytes.NewReader(out)
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("promtool check metrics: %v\n%s\ninput:\n%s", err, msg, out)
-	}
-}
-
 // TestRunTextfile: run writes the metrics after each poll, as check does.
 func TestRunTextfile(t *testing.T) {
 	t.Setenv(host.TestClockEnv, "step")
@@ -360,5 +341,5 @@ func TestRunTextfile(t *testing.T) {
 	if v := live.find("heapguard_scrape_errors", map[string]string{"source": "metrics"}); sum(v) != 1 {
 		t.Errorf("served live snapshot of a dry-run-only state folder: scrape error %v, want 1", v)
 	}
-	promtoolCheck(t, raw) // last: it skips when promtool is missing
+	promtest.Check(t, raw) // last: it skips when promtool is missing
 }

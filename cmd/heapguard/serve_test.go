@@ -20,6 +20,7 @@ import (
 
 	"github.com/heapguard/heapguard/agent"
 	"github.com/heapguard/heapguard/host"
+	"github.com/heapguard/heapguard/internal/promtest"
 	"github.com/heapguard/heapguard/metrics"
 	"github.com/heapguard/heapguard/remediate"
 )
@@ -205,16 +206,7 @@ func TestServeJournal(t *testing.T) {
 // page, and serving them, the journal and the health check changes nothing
 // in the state folder or on the host.
 func TestServeStatusReadOnly(t *testing.T) {
-	t.Setenv(host.TestClockEnv, "sim")
-	h := simHost(t, "seed-incident")
-	h.Advance(100 * time.Minute)
-	state := t.TempDir()
-	for range 3 {
-		if code, out, stderr := runCLI(t, "check", "--root", h.Root(), "--state-dir", state); code != exitWarning {
-			t.Fatalf("check: exit %d, %s %s", code, out, stderr)
-		}
-		h.Advance(time.Minute)
-	}
+	h, state := threeChecks(t)
 	before := treeSnapshot(t, state, h.Root())
 	_, want := statusJSON(t, "--root", h.Root(), "--state-dir", state)
 	var reqs bytes.Buffer
@@ -458,5 +450,5 @@ func TestServeMetrics(t *testing.T) {
 		len(live.find("heapguard_build_info", nil)) != 1 || len(live.find("heapguard_port_flapping", nil)) != 0 {
 		t.Errorf("no live metrics yet: %v", live)
 	}
-	promtoolCheck(t, body) // last: it skips without promtool, locally
+	promtest.Check(t, body) // last: it skips without promtool, locally
 }

@@ -105,10 +105,11 @@ func TestStatusNoSavedState(t *testing.T) {
 	}
 }
 
-// TestStatusReadOnly: with a state folder three checks left, status (text
-// and JSON) changes nothing, in the state folder or on the host, while it
-// judges what check judged.
-func TestStatusReadOnly(t *testing.T) {
+// threeChecks is the seed incident at 100 simulated minutes (netGPHeap
+// about 14 % free, three ports flapping) after three checks a minute
+// apart, and their state folder.
+func threeChecks(t *testing.T) (*esxsim.Host, string) {
+	t.Helper()
 	t.Setenv(host.TestClockEnv, "sim")
 	h := simHost(t, "seed-incident")
 	h.Advance(100 * time.Minute)
@@ -119,6 +120,14 @@ func TestStatusReadOnly(t *testing.T) {
 		}
 		h.Advance(time.Minute)
 	}
+	return h, state
+}
+
+// TestStatusReadOnly: with a state folder three checks left, status (text
+// and JSON) changes nothing, in the state folder or on the host, while it
+// judges what check judged.
+func TestStatusReadOnly(t *testing.T) {
+	h, state := threeChecks(t)
 	before := treeSnapshot(t, state, h.Root())
 	code, out, stderr := runCLI(t, "status", "--root", h.Root(), "--state-dir", state)
 	jcode, s := statusJSON(t, "--root", h.Root(), "--state-dir", state)

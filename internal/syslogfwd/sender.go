@@ -67,6 +67,12 @@ type Sender struct {
 	mu        sync.Mutex // guards closed against Send
 	closed    bool
 
+	// logMu and quiet keep the goroutine from logging once Close has
+	// returned: its caller may have closed or read what the logger writes
+	// to, while a write the flush gave up on is still ending.
+	logMu sync.Mutex
+	quiet bool
+
 	sent, dropped atomic.Uint64
 
 	// Owned by the sending goroutine.
@@ -169,7 +175,19 @@ func (s *Sender) Close(flush time.Duration) (sent, dropped uint64) {
 			}
 		}
 	}
+	s.logMu.Lock()
+	s.quiet = true
+	s.logMu.Unlock()
 	return s.sent.Load(), s.dropped.Load()
+}
+
+// logf logs from the sending goroutine, unless Close has returned.
+func (s *Sender) logf(log func(*zap.Logger)) {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	if !s.quiet {
+		log(s.cfg.Logger)
+	}
 }
 
 func (s *Sender) loop() {
@@ -234,8 +252,10 @@ func (s *Sender) deliver(m Message) {
 	}
 	s.sent.Add(1)
 	if s.down {
-		s.cfg.Logger.Info("syslog destination reachable again",
-			zap.String("addr", s.cfg.Addr), zap.Uint64("dropped_meanwhile", s.dropped.Load()-s.downSince))
+		meanwhile := s.dropped.Load() - s.downSince
+		s.logf(func(l *zap.Logger) {
+			l.Info("syslog destination reachable again", zap.String("addr", s.cfg.Addr), zap.Uint64("dropped_meanwhile", meanwhile))
+		})
 		s.down = false
 	}
 	s.backoff = s.cfg.MinBackoff
@@ -299,8 +319,11 @@ func (s *Sender) fail(err error) {
 	if !s.down {
 		s.down = true
 		s.downSince = s.dropped.Load() - 1
-		s.cfg.Logger.Warn("syslog destination unreachable: dropping messages, the journal keeps them",
-			zap.Error(err), zap.Duration("retry_in", s.backoff))
+		backoff := s.backoff
+		s.logf(func(l *zap.Logger) {
+			l.Warn("syslog destination unreachable: dropping messages, the journal keeps them",
+				zap.Error(err), zap.Duration("retry_in", backoff))
+		})
 	}
 	s.backoff = min(2*s.backoff, s.cfg.MaxBackoff)
 }
