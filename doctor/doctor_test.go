@@ -221,3 +221,28 @@ type fixedClock time.Time
 
 func (c fixedClock) Now() time.Time                                   { return time.Time(c) }
 func (c fixedClock) Sleep(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+
+// TestPatchedRuntimeNeedsTheFunctionName: only the marker as the pclntab
+// holds a function name (between NULs) makes a binary patched; the same
+// words in a message, as a stock build of this source could carry them,
+// do not.
+func TestPatchedRuntimeNeedsTheFunctionName(t *testing.T) {
+	dir := t.TempDir()
+	for name, c := range map[string]struct {
+		content string
+		want    bool
+	}{
+		"function name": {"\x7fELF...\x00runtime.netpoll\x00" + patchMarker + "\x00runtime.main\x00", true},
+		"in a message":  {"\x7fELF...built with the stock runtime (no " + patchMarker + "): rebuild", false},
+		"prefix only":   {"\x7fELF...\x00" + patchMarker + "Old\x00", false},
+		"absent":        {"\x7fELF...\x00runtime.netpoll\x00", false},
+	} {
+		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "-"))
+		if err := os.WriteFile(p, []byte(c.content), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := PatchedRuntime(p); err != nil || got != c.want {
+			t.Errorf("%s: patched %v (%v), want %v", name, got, err, c.want)
+		}
+	}
+}
