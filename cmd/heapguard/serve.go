@@ -34,7 +34,7 @@ const (
 	// serveWriteTimeout bounds a whole answer: /status samples the heaps
 	// within 1.2 s, /report reads the logs.
 	serveWriteTimeout = 2 * time.Minute
-	// DefaultServeAddr is loopback: any other address must be asked for.
+	// defaultServeAddr is loopback: any other address must be asked for.
 	defaultServeAddr = "127.0.0.1:9731"
 	// serveHeavyMax is how many answers that run host commands or read
 	// the logs (/status, /report) run at once.
