@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/heapguard/heapguard/esxsim"
@@ -234,14 +236,20 @@ func TestDecide(t *testing.T) {
 	}
 }
 
-// dfSamples are `df -k DIR` outputs: busybox 1.36 (Debian's
-// busybox-static), coreutils 9.1, busybox with a device name over 20
-// characters (on a line of its own), POSIX -P, and ESXi's byte counts.
+// dfSamples are `df -k DIR` outputs. Captured on Debian 12: busybox
+// 1.35.0 (busybox-static), coreutils 9.1, and both with -P. Written from
+// busybox's df.c format strings: a device name over 20 characters on a
+// line of its own. Unverified (from memory, not captured): ESXi's df
+// counting in bytes.
 var dfSamples = []struct {
 	name, out string
 	avail     int64
 	mount     string
 }{
+	{"busybox 1.35 captured", "Filesystem           1K-blocks      Used Available Use% Mounted on\n/dev/vda             264212084  23844804  71656460  25% /\n", 71656460 << 10, "/"},
+	{"busybox 1.35 -P captured", "Filesystem           1024-blocks    Used Available Capacity Mounted on\n/dev/vda             264212084  23844808  71656456  25% /\n", 71656456 << 10, "/"},
+	{"coreutils 9.1 captured", "Filesystem     1K-blocks     Used Available Use% Mounted on\n/dev/vda       264212084 23806544  71694720  25% /\n", 71694720 << 10, "/"},
+	{"coreutils 9.1 -P captured", "Filesystem     1024-blocks     Used Available Capacity Mounted on\n/dev/vda         264212084 23806544  71694720      25% /\n", 71694720 << 10, "/"},
 	{"busybox", "Filesystem           1K-blocks      Used Available Use% Mounted on\n/dev/sda1             20511356   9870304   9576092  51% /\n", 9576092 << 10, "/"},
 	{"coreutils", "Filesystem     1K-blocks     Used Available Use% Mounted on\n/dev/nvme0n1p2 479079112 98765432 355906040  22% /home\n", 355906040 << 10, "/home"},
 	{"busybox long device", "Filesystem           1K-blocks      Used Available Use% Mounted on\n/dev/disk/by-uuid/0123456789abcdef\n                      20511356   9870304   9576092  51% /vmfs/volumes/datastore1\n", 9576092 << 10, "/vmfs/volumes/datastore1"},
@@ -269,6 +277,35 @@ func TestParseDF(t *testing.T) {
 	} {
 		if row, err := ParseDF(bad); err == nil {
 			t.Errorf("ParseDF(%q) = %+v, want an error", bad, row)
+		}
+	}
+}
+
+// TestParseDFRealTools parses what this machine's df and busybox df say
+// of a folder and checks the figure against statfs.
+func TestParseDFRealTools(t *testing.T) {
+	dir := t.TempDir()
+	for _, argv := range [][]string{{"df", "-k", dir}, {"busybox", "df", "-k", dir}} {
+		if _, err := exec.LookPath(argv[0]); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s not found: CI must install it (.ci/run: busybox-static)", argv[0])
+			}
+			t.Logf("skipping %s: not installed", argv[0])
+			continue
+		}
+		out, err := exec.Command(argv[0], argv[1:]...).Output()
+		if err != nil {
+			t.Fatalf("%q: %v", argv, err)
+		}
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(dir, &st); err != nil {
+			t.Fatal(err)
+		}
+		want := int64(st.Bavail) * st.Bsize
+		row, err := ParseDF(string(out))
+		// The file system is in use: allow 64 MiB of drift.
+		if err != nil || row.Available < want-64<<20 || row.Available > want+64<<20 || !strings.HasPrefix(dir, row.MountedOn) {
+			t.Errorf("%q said\n%s\nParseDF = %+v, %v; statfs says %d bytes available", argv, out, row, err, want)
 		}
 	}
 }
