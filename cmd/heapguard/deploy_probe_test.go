@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/heapguard/heapguard/esxsim"
 	"github.com/heapguard/heapguard/internal/deploytest"
 	"golang.org/x/crypto/ssh"
 )
@@ -19,6 +20,9 @@ import (
 // nothing; an execInstalledOnly host is refused (exit 2) with the reason
 // and, without --probe-only, nothing is copied either.
 func TestDeployProbeOnly(t *testing.T) {
+	// Build the simulator before deployEnv moves HOME, and with it Go's
+	// build cache (a cold cache costs half a minute).
+	esxsim.BuildBinary(t)
 	deployEnv(t)
 	dir := t.TempDir()
 	_, userKey, _ := ed25519.GenerateKey(rand.Reader)
