@@ -200,6 +200,38 @@ func TestProbeNoSpaceRefused(t *testing.T) {
 	}
 }
 
+// TestProbeLockdownNoted: a vim-cmd that answers `true` (esxsim's knows
+// no -U) gives the lockdown note, and the install goes on.
+func TestProbeLockdownNoted(t *testing.T) {
+	fake := t.TempDir()
+	if err := os.WriteFile(filepath.Join(fake, "vim-cmd"), []byte("#!/bin/sh\n[ \"$*\" = '-U dcui vimsvc/auth/lockdown_is_enabled' ] && echo true\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := esxRig(t, "esx80", fake)
+	res, err := r.deploy()
+	if err != nil || res.Action != Installed {
+		t.Fatalf("deploy under lockdown: %+v, %v", res, err)
+	}
+	if res.Probe.Lockdown != Yes || !strings.Contains(res.Probe.Line(r.target), "lockdown on") ||
+		!strings.Contains(strings.Join(res.Warnings, "\n"), "lockdown mode is on") {
+		t.Errorf("probe %+v, warnings %q: want lockdown on, noted", res.Probe, res.Warnings)
+	}
+}
+
+func TestParseWord(t *testing.T) {
+	for _, tc := range []struct {
+		out  string
+		want Tri
+	}{
+		{"Enabled\n", Yes}, {"Disabled\n", No}, {"  enabled", Yes}, {"", Unknown},
+		{"Traceback (most recent call last):\n", Unknown}, {"Not supported\n", Unknown},
+	} {
+		if got := parseWord(tc.out, "enabled", "disabled"); got != tc.want {
+			t.Errorf("parseWord(%q) = %v, want %v", tc.out, got, tc.want)
+		}
+	}
+}
+
 func TestDecide(t *testing.T) {
 	const size = 9 << 20
 	for _, tc := range []struct {
