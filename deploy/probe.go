@@ -34,6 +34,8 @@ const (
 // exitNotFound is the shell's status for a command it cannot find.
 const exitNotFound = 127
 
+var errNotFound = errors.New("command not found")
+
 // Probed is the action of --probe-only: the host was asked, not changed.
 const Probed Action = "probed"
 
@@ -85,17 +87,18 @@ func ProbeHost(ctx context.Context, c *Client, dest string) Probe {
 	p := Probe{FreeBytes: -1}
 	unknown := func(what string, err error) { p.Unknowns = append(p.Unknowns, fmt.Sprintf("%s: %v", what, err)) }
 
+	var v remediate.Version
 	if out, err := c.probeOutput(ctx, scriptVmwareVersion); err == nil {
-		if v, perr := remediate.ParseVmwareV(bytes.NewReader(out)); perr == nil {
-			p.Version = versionLine(v)
+		if pv, perr := remediate.ParseVmwareV(bytes.NewReader(out)); perr == nil {
+			v, p.Version = pv, versionLine(pv)
 		}
 	}
 	if p.Version == "" {
 		out, err := c.probeOutput(ctx, scriptEsxcliVersion)
 		if err == nil {
-			var v remediate.Version
-			if v, err = remediate.ParseVersion(bytes.NewReader(out)); err == nil {
-				p.Version = versionLine(v)
+			var pv remediate.Version
+			if pv, err = remediate.ParseVersion(bytes.NewReader(out)); err == nil {
+				v, p.Version = pv, versionLine(pv)
 			}
 		}
 		if err != nil {
@@ -115,10 +118,18 @@ func ProbeHost(ctx context.Context, c *Client, dest string) Probe {
 		p.EIOAdvanced = ParseAdvancedInt(string(out))
 	}
 
-	if out, err := c.probeOutput(ctx, scriptSecureBoot); err != nil {
+	out, err := c.probeOutput(ctx, scriptSecureBoot)
+	switch {
+	case err != nil && errors.Is(err, errNotFound) && v.Major > 0 && (v.Major < 6 || v.Major == 6 && v.Minor < 5):
+		// ESXi supports UEFI secure boot from 6.5 on, where the script
+		// appeared: an older host boots without it.
+		p.SecureBoot = No
+	case err != nil:
 		unknown("secure boot", err)
-	} else if p.SecureBoot = parseWord(string(out), "enabled", "disabled"); p.SecureBoot == Unknown {
-		unknown("secure boot", fmt.Errorf("unrecognised answer %q", clip(out)))
+	default:
+		if p.SecureBoot = parseWord(string(out), "enabled", "disabled"); p.SecureBoot == Unknown {
+			unknown("secure boot", fmt.Errorf("unrecognised answer %q", clip(out)))
+		}
 	}
 
 	if out, err := c.probeOutput(ctx, scriptLockdown); err != nil {
@@ -145,7 +156,7 @@ func (c *Client) probeOutput(ctx context.Context, s script, paths ...string) ([]
 	var re *RemoteError
 	if errors.As(err, &re) && re.Status == exitNotFound {
 		name, _, _ := strings.Cut(string(s), " ")
-		return nil, fmt.Errorf("%s: command not found", name)
+		return nil, fmt.Errorf("%s: %w", name, errNotFound)
 	}
 	return out.Bytes(), err
 }

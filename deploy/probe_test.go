@@ -71,6 +71,11 @@ func TestProbeESXi55Installs(t *testing.T) {
 	if p.FreeBytes <= 0 {
 		t.Errorf("free space %d: want the figure of the temp folder's file system", p.FreeBytes)
 	}
+	// No secureBoot.py on a 5.5 host: secure boot came with 6.5, so it is
+	// off, not unknown.
+	if p.SecureBoot != No || strings.Contains(strings.Join(res.Warnings, "\n"), "secure boot") {
+		t.Errorf("secure boot %v, warnings %q: want disabled, unwarned, before 6.5", p.SecureBoot, res.Warnings)
+	}
 	lines := res.Lines()
 	if len(lines) < 2 || !strings.Contains(lines[0], "ESXi 5.5.0 build-") || !strings.Contains(lines[0], "execInstalledOnly runtime FALSE boot FALSE") {
 		t.Errorf("lines %q: want the probe line first", lines)
@@ -108,6 +113,10 @@ func TestProbeESXi80WithoutExecInstalledOnlyInstalls(t *testing.T) {
 	}
 	if !strings.HasPrefix(res.Probe.Version, "ESXi 8.0") || res.Probe.EIORuntime != No {
 		t.Errorf("probe %+v", res.Probe)
+	}
+	// 8.0 has secure boot: without its script the answer is unknown.
+	if res.Probe.SecureBoot != Unknown || !strings.Contains(strings.Join(res.Warnings, "\n"), "unknown secure boot: /usr/lib/vmware/secureboot/bin/secureBoot.py: command not found") {
+		t.Errorf("secure boot %v, warnings %q: want unknown, said", res.Probe.SecureBoot, res.Warnings)
 	}
 }
 
