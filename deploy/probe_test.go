@@ -387,3 +387,21 @@ func TestParseAdvancedInt(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseAnswers: the one-line answers (secure boot, lockdown) and the
+// advanced option's listing give Yes, No or Unknown, never a panic.
+func FuzzParseAnswers(f *testing.F) {
+	for _, s := range []string{"Enabled\n", "false\n", "   Int Value: 1\n", "   Int Value: -0\n   Default Int Value: 1\n", "Int Value:\n", ":"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, out string) {
+		for _, got := range []Tri{ParseAdvancedInt(out), parseWord(out, "enabled", "disabled"), parseWord(out, "true", "false")} {
+			if got != Unknown && got != No && got != Yes {
+				t.Errorf("%q gave %v", out, got)
+			}
+		}
+		if ParseAdvancedInt(out) == Yes && !strings.Contains(strings.ToLower(out), "int value") {
+			t.Errorf("ParseAdvancedInt(%q) = Yes without an Int Value line", out)
+		}
+	})
+}
