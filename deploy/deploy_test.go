@@ -48,8 +48,16 @@ func newUserKey(t *testing.T) (ed25519.PrivateKey, ssh.Signer) {
 // the keys of knownTypes.
 func newRig(t *testing.T, hostKeys, knownTypes []string) *rig {
 	t.Helper()
+	return newRigOpts(t, knownTypes, deploytest.Options{HostKeys: hostKeys})
+}
+
+// newRigOpts is newRig with sshd's options given (its authorized key is
+// added).
+func newRigOpts(t *testing.T, knownTypes []string, o deploytest.Options) *rig {
+	t.Helper()
 	userKey, user := newUserKey(t)
-	srv := deploytest.Start(t, deploytest.Options{HostKeys: hostKeys, Authorized: []ssh.PublicKey{user.PublicKey()}})
+	o.Authorized = append(o.Authorized, user.PublicKey())
+	srv := deploytest.Start(t, o)
 	dir := t.TempDir()
 	r := &rig{t: t, srv: srv, userKey: userKey, known: filepath.Join(dir, "known_hosts"), dest: filepath.Join(dir, "host", "heapguard dir")}
 	var lines []string

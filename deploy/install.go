@@ -48,6 +48,8 @@ type InstallOptions struct {
 	// Volumes is where datastores are looked for when Dest is "";
 	// "" is DefaultVolumes.
 	Volumes string
+	// ProbeOnly probes the host and stops: nothing is created or sent.
+	ProbeOnly bool
 }
 
 // Result is one host's outcome.
@@ -57,13 +59,18 @@ type Result struct {
 	SHA256 string // of the binary now installed, hex
 	Path   string // where it is installed
 	Err    error
+	// Probe is what the host said before the copy (nil: not probed).
+	Probe *Probe
+	// Warnings are what will not work there, from the probe.
+	Warnings []string
 }
 
 // Install puts bin at <dest>/heapguard on the host: created with mkdir -p,
 // sent under a temporary name, read back and compared by SHA-256 here (the
 // host needs no hashing tool), then made executable and renamed over the
 // final name in one step. When the same binary is already there nothing
-// is sent.
+// is sent. First the host is probed (ProbeHost): a host where the binary
+// could not run, or without room for it, is refused before any change.
 func Install(ctx context.Context, c *Client, bin Binary, opts InstallOptions) (Result, error) {
 	res := Result{Target: c.Target}
 	dest := opts.Dest
@@ -79,6 +86,20 @@ func Install(ctx context.Context, c *Client, bin Binary, opts InstallOptions) (R
 		return res, err
 	}
 	res.Path = final
+
+	// Before anything is created or sent: a host that cannot run the
+	// binary or has no room for it is left as it was.
+	probe := ProbeHost(ctx, c, dest)
+	res.Probe = &probe
+	warnings, err := probe.Decide(bin.Size)
+	res.Warnings = warnings
+	if err != nil {
+		return res, err
+	}
+	if opts.ProbeOnly {
+		res.Action = Probed
+		return res, nil
+	}
 
 	had, err := remoteSum(ctx, c, final)
 	if err != nil {

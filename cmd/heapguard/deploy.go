@@ -34,6 +34,7 @@ type deployOptions struct {
 	connectTimeout time.Duration
 	commandTimeout time.Duration
 	copyTimeout    time.Duration
+	probeOnly      bool
 }
 
 func init() {
@@ -48,8 +49,22 @@ and compares its SHA-256 here, and only then makes it executable and renames it 
 DEST/heapguard in one step. A dropped connection leaves nothing under that name;
 the next run removes the partial copy. When the host already has the same binary
 nothing is sent. Hosts are done one after another; one failing does not stop the
-others. One line per host: host, installed / unchanged / upgraded (or failed and
-why), the SHA-256's first 12 digits, the installed path.
+others. A result line per host: host, installed / unchanged / upgraded (or failed
+and why), the SHA-256's first 12 digits, the installed path; before it the host's
+probe line and its warnings.
+
+Before copying, deploy probes each host over the same connection and prints what it
+found on a line of its own: version and build (vmware -vl, else esxcli system version
+get), execInstalledOnly at runtime and for boot (esxcli system settings kernel list),
+secure boot (secureBoot.py -s), lockdown (vim-cmd), free space where the binary goes
+(df -k). A host that does not answer a question gets "unknown" and a warning; that
+alone never stops the install. A host where execInstalledOnly is enforced at runtime
+is refused before anything is copied (a copied binary fails there with "Operation
+not permitted"): install heapguard as a VIB (deploy --vib, not built yet), or turn
+the setting off yourself; deploy never changes it. A file system without room for
+the binary is refused with the figure. execInstalledOnly set for boot only, secure
+boot (the boot script does not run, so nothing copied survives a reboot) and lockdown
+are warnings. --probe-only stops after the probe and changes nothing.
 
 Without --dest the binary goes to /vmfs/volumes/DATASTORE/heapguard/, DATASTORE
 being the first, in byte order, of the names in /vmfs/volumes that link to a folder
@@ -71,14 +86,16 @@ flag value). ESXi 5.1 to 6.5 accept passwords only through keyboard-interactive.
 Examples:
   heapguard deploy --binary bin/heapguard esx01.lab.example
   heapguard deploy --binary bin/heapguard --accept-new --hosts esx-hosts.txt
+  heapguard deploy --probe-only --hosts esx-hosts.txt
   heapguard deploy --binary bin/heapguard --dest /vmfs/volumes/ssd1/tools -i ~/.ssh/esx_ed25519 root@[fd00::12]:22
 
 A hosts file has one [user@]host[:port] a line, IPv6 in brackets; # starts a
 comment.
 
 EXIT STATUS:
-  0 every host done, 2 a host failed, 3 bad usage, an unreadable hosts file or a
-  binary that cannot run on ESXi`,
+  0 every host done (with --probe-only: every host would be), 2 a host failed or
+  was refused, 3 bad usage, an unreadable hosts file or a binary that cannot run
+  on ESXi`,
 		flags: func(fs *flag.FlagSet) any {
 			o := &deployOptions{}
 			fs.StringVar(&o.hostsFile, "hosts", "", "read hosts from `FILE`, one [user@]host[:port] a line")
@@ -92,6 +109,7 @@ EXIT STATUS:
 			fs.StringVar(&o.binary, "binary", "", "the heapguard `FILE` to send (default this program)")
 			fs.DurationVar(&o.connectTimeout, "connect-timeout", deploy.DefaultConnectTimeout, "give up connecting and logging in to a host after `D`")
 			fs.DurationVar(&o.commandTimeout, "command-timeout", deploy.DefaultCommandTimeout, "stop each remote command after `D`")
+			fs.BoolVar(&o.probeOnly, "probe-only", false, "probe each host, print what will and will not work there, and change nothing")
 			fs.DurationVar(&o.copyTimeout, "copy-timeout", deploy.DefaultCopyTimeout, "stop sending or reading back the binary after `D`")
 			return o
 		},
@@ -153,8 +171,10 @@ func runDeploy(ctx context.Context, e env, opts any, args []string) int {
 		CommandTimeout:   o.commandTimeout,
 		CopyTimeout:      o.copyTimeout,
 	}
-	failed := deploy.Deploy(ctx, targets, cfg, bin, deploy.InstallOptions{Dest: o.dest}, func(r deploy.Result) {
-		fmt.Fprintln(e.stdout, r.Line())
+	failed := deploy.Deploy(ctx, targets, cfg, bin, deploy.InstallOptions{Dest: o.dest, ProbeOnly: o.probeOnly}, func(r deploy.Result) {
+		for _, l := range r.Lines() {
+			fmt.Fprintln(e.stdout, l)
+		}
 	})
 	if failed > 0 {
 		fmt.Fprintf(e.stderr, "heapguard deploy: %d of %d hosts failed\n", failed, len(targets))

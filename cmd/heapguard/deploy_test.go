@@ -131,7 +131,7 @@ func TestDeployTwoHosts(t *testing.T) {
 	args := []string{"deploy", "-i", keyFile, "--known-hosts", known, "--binary", binPath, "--dest", dest, "--user", user, "--hosts", hosts}
 
 	code, out, stderr := runCLI(t, args...)
-	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	lines, probes := resultLines(out)
 	final := filepath.Join(dest, "heapguard")
 	wantA := fmt.Sprintf("%s@%s  installed  sha256:%s  %s", user, a.Addr, short, final)
 	fpB := ssh.FingerprintSHA256(b.HostKeys["ecdsa"])
@@ -140,16 +140,37 @@ func TestDeployTwoHosts(t *testing.T) {
 		!strings.Contains(stderr, "1 of 2 hosts failed") {
 		t.Fatalf("first run: exit %d\nstdout:\n%s\nstderr:\n%s\nwant 2, b failed with %s, then %q", code, out, stderr, fpB, wantA)
 	}
+	// Only the host reached was probed (these sshds have no ESXi tools).
+	if len(probes) != 1 || !strings.HasPrefix(probes[0], user+"@"+a.Addr+"  version unknown  execInstalledOnly runtime unknown") {
+		t.Errorf("probe lines %q: want one for %s, with unknowns", probes, a.Addr)
+	}
 	if got, _ := os.ReadFile(final); sha256.Sum256(got) != sum {
 		t.Fatal("installed file differs from the binary")
 	}
 
 	code, out, stderr = runCLI(t, append(args, "--accept-new")...)
 	// Both sshds stand for hosts sharing one datastore: b finds a's copy.
-	want := fmt.Sprintf("%s@%s  unchanged  sha256:%s  %s\n%s@%s  unchanged  sha256:%s  %s\n", user, b.Addr, short, final, user, a.Addr, short, final)
-	if code != exitOK || out != want || !strings.Contains(stderr, "added ecdsa-sha2-nistp256 key "+fpB) {
+	lines, _ = resultLines(out)
+	want := fmt.Sprintf("%s@%s  unchanged  sha256:%s  %s\n%s@%s  unchanged  sha256:%s  %s", user, b.Addr, short, final, user, a.Addr, short, final)
+	if code != exitOK || strings.Join(lines, "\n") != want || !strings.Contains(stderr, "added ecdsa-sha2-nistp256 key "+fpB) {
 		t.Errorf("second run: exit %d\nstdout:\n%s\nstderr:\n%s\nwant 0 and\n%s", code, out, stderr, want)
 	}
+}
+
+// resultLines splits deploy's output into the hosts' result lines and the
+// probe lines (warnings left out).
+func resultLines(out string) (results, probes []string) {
+	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) < 2 || f[1] == "warning":
+		case f[1] == "installed" || f[1] == "unchanged" || f[1] == "upgraded" || f[1] == "failed" || f[1] == "probed":
+			results = append(results, l)
+		default:
+			probes = append(probes, l)
+		}
+	}
+	return results, probes
 }
 
 func TestDeployPasswordSources(t *testing.T) {

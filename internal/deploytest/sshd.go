@@ -49,6 +49,10 @@ type Options struct {
 	Authorized []ssh.PublicKey
 	// Config is appended to sshd_config.
 	Config string
+	// Env is set in every session, NAME=value each (sshd's SetEnv, OpenSSH
+	// 7.8+, which overrides the PATH sshd sets); a value must not hold a
+	// double quote.
+	Env []string
 }
 
 // Path finds sshd: a test that needs it skips when it is missing, but
@@ -113,8 +117,8 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 PubkeyAuthentication yes
 LogLevel VERBOSE
-SetEnv SHLVL=1
-%s`, s.Port, filepath.Join(dir, "sshd.pid"), authFile, o.Config)
+SetEnv SHLVL=1%s
+%s`, s.Port, filepath.Join(dir, "sshd.pid"), authFile, setEnv(o.Env), o.Config)
 	cfgFile := filepath.Join(dir, "sshd_config")
 	if err := os.WriteFile(cfgFile, []byte(cfg.String()), 0o600); err != nil {
 		t.Fatal(err)
@@ -165,6 +169,15 @@ SetEnv SHLVL=1
 		t.Fatalf("sshd not listening after 10s:\n%s", s.Log())
 	}
 	return s
+}
+
+// setEnv is the rest of the one SetEnv line (sshd takes only the first).
+func setEnv(env []string) string {
+	var b strings.Builder
+	for _, e := range env {
+		fmt.Fprintf(&b, " \"%s\"", e)
+	}
+	return b.String()
 }
 
 // Log is what sshd has printed so far.
