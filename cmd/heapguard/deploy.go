@@ -48,8 +48,8 @@ refuses a file that is not a static linux/amd64 ELF built with the ESXi-safe run
 (make build), sends it under a temporary name into --dest (created), reads it back
 and compares its SHA-256 here, and only then makes it executable and renames it to
 DEST/heapguard in one step. A dropped connection leaves nothing under that name;
-the next run removes the partial copy. When the host already has the same binary
-nothing is sent.
+a later run removes the partial copy once its time is up. When the host already has
+the same binary nothing is sent.
 
 Up to --parallel hosts are done at once (8; 1 is one after another), each within
 --host-timeout, connect to rename (a host over its time fails "timed out after D"
