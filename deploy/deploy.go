@@ -104,6 +104,13 @@ func deployOne(ctx context.Context, t Target, cfg *Config, bin Binary, opts Inst
 		return Result{Target: t, Err: err}
 	}
 	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		// Past the host's time (and the grace for removing its partial
+		// copy) the connection goes: a write the network stopped taking
+		// would otherwise hold the host, even its session's close.
+		timer := time.AfterFunc(time.Until(dl)+removeGrace, func() { c.Close() })
+		defer timer.Stop()
+	}
 	r, err := Install(ctx, c, bin, opts)
 	r.Target, r.Err = c.Target, err
 	return r

@@ -260,7 +260,7 @@ func TestFleetCancelMidCopy(t *testing.T) {
 	var once sync.Once
 	r.cfg.dial = func(dctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := (&net.Dialer{}).DialContext(dctx, network, addr)
-		return &hookConn{Conn: c, at: int(r.bin.Size / 2), hook: func() { once.Do(cancel) }}, err
+		return newHookConn(c, int(r.bin.Size/2), func(<-chan struct{}) { once.Do(cancel) }), err
 	}
 	targets := []Target{r.target, r.target, r.target}
 	results := Deploy(ctx, targets, r.cfg, r.bin, InstallOptions{Dest: r.dest}, Fleet{Parallel: 1}, func(Result) {})
@@ -281,13 +281,19 @@ func TestFleetCancelMidCopy(t *testing.T) {
 }
 
 // hookConn calls hook (which may block) once more than at bytes were
-// written through it.
+// written through it; hook's argument is closed when the connection is.
 type hookConn struct {
 	net.Conn
-	mu      sync.Mutex
-	written int
-	at      int
-	hook    func()
+	mu        sync.Mutex
+	written   int
+	at        int
+	hook      func(closed <-chan struct{})
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+func newHookConn(c net.Conn, at int, hook func(closed <-chan struct{})) *hookConn {
+	return &hookConn{Conn: c, at: at, hook: hook, closed: make(chan struct{})}
 }
 
 func (c *hookConn) Write(p []byte) (int, error) {
@@ -300,9 +306,16 @@ func (c *hookConn) Write(p []byte) (int, error) {
 	}
 	c.mu.Unlock()
 	if fire {
-		hook()
+		hook(c.closed)
 	}
 	return c.Conn.Write(p)
+}
+
+// Close also ends a write blocked in hook, as closing a socket ends a
+// write blocked in it.
+func (c *hookConn) Close() error {
+	c.closeOnce.Do(func() { close(c.closed) })
+	return c.Conn.Close()
 }
 
 // TestSharedDestConcurrentInstalls: two hosts share the destination. While
@@ -316,7 +329,7 @@ func TestSharedDestConcurrentInstalls(t *testing.T) {
 	bDone := make(chan error, 1)
 	cfgA.dial = func(dctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := (&net.Dialer{}).DialContext(dctx, network, addr)
-		return &hookConn{Conn: c, at: int(fr.bin.Size / 2), hook: func() {
+		return newHookConn(c, int(fr.bin.Size/2), func(<-chan struct{}) {
 			// A's partial copy exists once the host's shell opened it.
 			deadline := time.Now().Add(5 * time.Second)
 			for len(fr.partials()) == 0 && time.Now().Before(deadline) {
@@ -324,7 +337,7 @@ func TestSharedDestConcurrentInstalls(t *testing.T) {
 			}
 			res := deployOne(context.Background(), fr.targets[1], fr.cfg, fr.bin, InstallOptions{Dest: fr.dest})
 			bDone <- res.Err
-		}}, err
+		}), err
 	}
 	resA := deployOne(context.Background(), fr.targets[0], &cfgA, fr.bin, InstallOptions{Dest: fr.dest})
 	select {
@@ -380,5 +393,47 @@ func TestStalePartsRule(t *testing.T) {
 	}
 	if got := r.installed(); got != r.bin.Sum() {
 		t.Errorf("installed %q", got)
+	}
+}
+
+// TestFleetHostTimeoutStalledCopy: the network stops taking the copy's
+// bytes (a write blocks, as when a host dies mid-copy): the host still
+// fails at its timeout, its connection closed, and the final name holds
+// nothing.
+func TestFleetHostTimeoutStalledCopy(t *testing.T) {
+	r := newRig(t, nil, []string{"ed25519"})
+	stalled := make(chan struct{})
+	var stallOnce sync.Once
+	release := func() { stallOnce.Do(func() { close(stalled) }) }
+	defer release()
+	r.cfg.dial = func(dctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(dctx, network, addr)
+		return newHookConn(c, int(r.bin.Size/2), func(closed <-chan struct{}) {
+			select {
+			case <-stalled:
+			case <-closed:
+			}
+		}), err
+	}
+	done := make(chan Result, 1)
+	start := time.Now()
+	go func() {
+		done <- Deploy(context.Background(), []Target{r.target}, r.cfg, r.bin, InstallOptions{Dest: r.dest}, Fleet{HostTimeout: time.Second}, func(Result) {})[0]
+	}()
+	select {
+	case res := <-done:
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "timed out after 1s") {
+			t.Errorf("stalled copy: %v; want timed out after 1s", res.Err)
+		}
+		if took := time.Since(start); took > time.Second+removeGrace+3*time.Second {
+			t.Errorf("stalled copy ended after %v", took)
+		}
+	case <-time.After(15 * time.Second):
+		t.Error("a host whose copy stalled was still running 15s after its 1s timeout")
+		release()
+		<-done
+	}
+	if got := r.installed(); got != "" {
+		t.Errorf("final name holds sha256 %s after a stalled copy", got)
 	}
 }
