@@ -42,19 +42,24 @@ func TestFleetParallelLimit(t *testing.T) {
 			return Result{Target: tg, Action: Installed}
 		}}
 		go func() {
-			for range 9 {
+			// The first hosts fill the slots; each time one is let go,
+			// the next enters before another is.
+			for range parallel {
 				<-entered
-				// Each host is let go only once the limit is reached
-				// (or the hosts left are fewer).
+			}
+			for i := range 9 {
 				release <- struct{}{}
+				if i+parallel < 9 {
+					<-entered
+				}
 			}
 		}()
 		var reported []string
 		results := Deploy(context.Background(), fakeTargets(9), &Config{}, Binary{}, InstallOptions{}, fleet, func(r Result) {
 			reported = append(reported, r.Target.Host)
 		})
-		if m := most.Load(); int(m) > parallel {
-			t.Errorf("parallel %d: %d hosts at once", parallel, m)
+		if m := most.Load(); int(m) != parallel {
+			t.Errorf("parallel %d: at most %d hosts at once", parallel, m)
 		}
 		if len(reported) != 9 {
 			t.Errorf("parallel %d: %d reports, want 9", parallel, len(reported))
@@ -133,7 +138,10 @@ func TestFleetCancelStopsStarting(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	fleet := Fleet{Parallel: 2, do: func(hctx context.Context, tg Target) Result {
-		if tg.Host == "esx01" {
+		switch tg.Host {
+		case "esx00":
+			<-ctx.Done() // no slot frees before the cancel
+		case "esx01":
 			cancel()
 		}
 		if hctx.Err() != nil {
