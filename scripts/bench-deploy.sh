@@ -137,13 +137,13 @@ deploy_once() {
 	fi
 	# Seconds: wall clock, and deploy's own CPU (user + system).
 	set -- $timing
-	echo "$1 $(echo "$2 + $3" | bc)"
+	echo "$1 $(awk -v u="$2" -v s="$3" 'BEGIN { print u + s }')"
 }
 best() { # FILE PARALLEL: the run of $runs with the best wall clock
 	local b= s
 	for ((r = 0; r < runs; r++)); do
 		s=$(deploy_once "$1" "$2") || return 1
-		if [[ -z $b ]] || (($(echo "${s% *} < ${b% *}" | bc))); then b=$s; fi
+		if [[ -z $b ]] || awk -v s="${s% *}" -v b="${b% *}" 'BEGIN { exit !(s < b) }'; then b=$s; fi
 	done
 	echo "$b"
 }
@@ -164,10 +164,10 @@ read -r one one_cpu <<<"$one"
 read -r p8 p8_cpu <<<"$p8"
 read -r p20 p20_cpu <<<"$p20"
 printf 'deploy (%s bytes, best of %d, %s cores): 1 host %.2fs; 20 hosts --parallel 8 %.2fs (%.1f x), --parallel 20 %.2fs (%.1f x)\n' \
-	"$size" "$runs" "$(nproc)" "$one" "$p8" "$(echo "$p8 / $one" | bc -l)" "$p20" "$(echo "$p20 / $one" | bc -l)"
+	"$size" "$runs" "$(nproc)" "$one" "$p8" "$(awk -v a="$p8" -v b="$one" 'BEGIN { print a / b }')" "$p20" "$(awk -v a="$p20" -v b="$one" 'BEGIN { print a / b }')"
 printf "deploy's own CPU (the admin side; the rest is the 20 sshds): 1 host %.2fs, 20 hosts %.2fs and %.2fs\n" "$one_cpu" "$p8_cpu" "$p20_cpu"
 for pair in "8 $p8" "20 $p20"; do
 	set -- $pair
-	if (($(echo "$2 <= 3 * $one" | bc))); then verdict=met; else verdict="NOT met"; fi
+	if awk -v n="$2" -v one="$one" 'BEGIN { exit !(n <= 3 * one) }'; then verdict=met; else verdict="NOT met"; fi
 	printf 'target 20 hosts (--parallel %s) <= 3 x one host: %s\n' "$1" "$verdict"
 done
