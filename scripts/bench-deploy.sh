@@ -2,10 +2,11 @@
 # bench-deploy.sh: how long `heapguard deploy` takes to put the binary on
 # one host and on 20 at once (--parallel 8, the default, and --parallel 20).
 # The hosts are two real OpenSSH sshds listening on 10 loopback ports each
-# (one sshd listens on 16 at most), each port standing for a host with its own known_hosts entry and its own
-# destination folder, so that every host gets a full copy (sent, read back,
-# renamed over an old file) and none finds the file another put there. Prints the figures and
-# whether the target is met; a miss does not fail the run.
+# (one sshd listens on 16 at most), each port standing for a host with its
+# own known_hosts entry and its own destination folder, so that every host
+# gets a full copy (sent, read back, renamed over an old file) and none
+# finds the file another put there. Prints the figures and whether the
+# target is met; a miss does not fail the run.
 #
 # Per-host folders: a session's commands run in $work/hosts/PORT (sshd's
 # ForceCommand changes there by the port in $SSH_CONNECTION, then runs the
@@ -43,6 +44,8 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
+# The sshds have their own sessions: Ctrl-C does not reach them, the trap does.
+trap 'exit 130' INT TERM
 
 ssh-keygen -q -t ecdsa -b 256 -N '' -f "$work/host_ecdsa"
 ssh-keygen -q -t ed25519 -N '' -f "$work/id_user"
