@@ -30,12 +30,13 @@ test: ## go vet, the race-enabled test suite, and esxi-test when strace is prese
 esxi-test: build build-stock ## run the binaries under an emulated ESXi syscall profile (strace)
 	HEAPGUARD=bin/heapguard HEAPGUARD_STOCK=bin/heapguard-stock ESXSIM=bin/esxsim ESXI_STOCK_STRICT=1 scripts/esxi-test.sh
 
-bench: build ## benchmarks that print figures (report speed, agent RSS/CPU, serve latency, binary size)
+bench: build ## benchmarks that print figures (report speed, agent RSS/CPU, serve latency, deploy to 20 hosts, binary size)
 	$(GO) test -run '^$$' -bench . -benchmem ./collector/ ./heap/
 	scripts/bench-profile.sh
 	HEAPGUARD=bin/heapguard scripts/bench-report.sh
 	HEAPGUARD=bin/heapguard ESXSIM=bin/esxsim scripts/bench-agent.sh
 	HEAPGUARD=bin/heapguard ESXSIM=bin/esxsim scripts/bench-serve.sh
+	HEAPGUARD=bin/heapguard scripts/bench-deploy.sh
 	@printf 'binary size: bin/heapguard %s bytes (target <= 8 MB = 8388608)\n' $$(stat -c %s bin/heapguard)
 
 fuzz: ## every fuzz target for $(FUZZTIME)

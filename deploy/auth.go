@@ -34,12 +34,12 @@ var DefaultKeyFiles = []string{"id_ed25519", "id_ecdsa", "id_rsa"}
 
 // getPassword asks Password once; pause stops the connection's clock
 // while it does (a person may be typing) and returns what restarts it.
+// Connections made at once all wait for that one prompt, each with its
+// clock stopped.
 func (a *Auth) getPassword(pause func() (resume func())) (string, error) {
-	a.once.Do(func() {
-		resume := pause()
-		defer resume()
-		a.password, a.err = a.Password()
-	})
+	resume := pause()
+	defer resume()
+	a.once.Do(func() { a.password, a.err = a.Password() })
 	return a.password, a.err
 }
 

@@ -221,3 +221,35 @@ func TestPasswordPromptPausesTimeout(t *testing.T) {
 	}
 	c.Close()
 }
+
+// TestPasswordPromptPausesEveryConnection: hosts deployed to at once all
+// wait for the one prompt; none counts the wait against its connect
+// timeout, and the password is asked once.
+func TestPasswordPromptPausesEveryConnection(t *testing.T) {
+	tg, known := startPasswordServer(t, "s3cret", true)
+	var calls atomic.Int32
+	slow := &Auth{Password: func() (string, error) {
+		calls.Add(1)
+		time.Sleep(600 * time.Millisecond)
+		return "s3cret", nil
+	}}
+	cfg := &Config{KnownHosts: &KnownHosts{File: known}, Auth: slow, ConnectTimeout: 300 * time.Millisecond}
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() {
+			c, err := Dial(context.Background(), tg, cfg)
+			if err == nil {
+				c.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Errorf("dial while another connection's prompt waits: %v", err)
+		}
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("password asked %d times, want 1", n)
+	}
+}

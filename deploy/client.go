@@ -37,6 +37,15 @@ type Config struct {
 
 	// dial replaces net.Dialer in tests (a connection that breaks).
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// now replaces time.Now in tests (partial copies' deadlines).
+	now func() time.Time
+}
+
+func (c *Config) clock() time.Time {
+	if c.now != nil {
+		return c.now()
+	}
+	return time.Now()
 }
 
 func (c *Config) connectTimeout() time.Duration {

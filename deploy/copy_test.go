@@ -75,12 +75,25 @@ func testDroppedMidCopy(t *testing.T, keepOld bool) {
 		// partial copy goes all the same.
 		r.bin = old
 	}
+	left := r.partials()
 	res, err := r.deploy()
 	if err != nil || res.Action != wantAction {
 		t.Fatalf("deploy after the drop = %+v, %v; want %s", res, err, wantAction)
 	}
 	if got := r.installed(); got != r.bin.Sum() {
 		t.Errorf("installed sha256 %s, want %s", got, r.bin.Sum())
+	}
+	// Its deadline has not passed: the run that left it could, for all
+	// this run knows, still be writing it.
+	if p := r.partials(); len(p) != len(left) {
+		t.Errorf("partial copies before the run %q, after %q: want a fresh one kept", left, p)
+	}
+	// Later, past its deadline and the grace, it goes.
+	r.cfg.now = func() time.Time {
+		return time.Now().Add(2*r.cfg.copyTimeout() + 2*r.cfg.commandTimeout() + removeGrace + staleGrace + time.Minute)
+	}
+	if res, err := r.deploy(); err != nil || res.Action != Unchanged {
+		t.Fatalf("deploy past the partial copy's deadline = %+v, %v; want unchanged", res, err)
 	}
 	if p := r.partials(); len(p) > 0 {
 		t.Errorf("stale partial copies not removed: %q", p)

@@ -30,14 +30,6 @@ const BinaryName = "heapguard"
 // DefaultVolumes is where ESXi mounts its datastores.
 const DefaultVolumes = "/vmfs/volumes"
 
-// Partial copies are named .heapguard.<random>.part in the destination
-// folder (scriptRemoveStale matches them): the rename of a verified one is
-// the only way a file gets the final name.
-const (
-	tempPrefix = ".heapguard."
-	tempSuffix = ".part"
-)
-
 // ErrNoDatastore: --dest was not given and no datastore could be found.
 var ErrNoDatastore = errors.New("no datastore found")
 
@@ -110,8 +102,8 @@ func Install(ctx context.Context, c *Client, bin Binary, opts InstallOptions) (R
 			return res, fmt.Errorf("create %s: %w", dest, err)
 		}
 	}
-	if err := c.runScript(ctx, c.cfg.commandTimeout(), scriptRemoveStale, dest); err != nil {
-		return res, fmt.Errorf("remove stale partial copies in %s: %w", dest, err)
+	if err := removeStaleParts(ctx, c, dest, c.cfg.clock()); err != nil {
+		return res, err
 	}
 	if had == bin.Sum() {
 		// Make sure it can run, as a fresh install would.
@@ -121,13 +113,13 @@ func Install(ctx context.Context, c *Client, bin Binary, opts InstallOptions) (R
 		res.Action, res.SHA256 = Unchanged, had
 		return res, nil
 	}
-	tmp := path.Join(dest, tempPrefix+randomHex()+tempSuffix)
+	tmp := path.Join(dest, partName(partDeadline(ctx, c.cfg, c.cfg.clock()), c.Target.Host, randomHex()))
 	renamed := false
 	defer func() {
 		if !renamed {
-			// Best effort: after a dropped connection the next run
-			// removes it.
-			c.runScript(context.WithoutCancel(ctx), c.cfg.commandTimeout(), scriptRemove, tmp)
+			// Best effort, also when ctx's time is up: after a dropped
+			// connection a later run removes it once its deadline passed.
+			c.runScript(context.WithoutCancel(ctx), min(c.cfg.commandTimeout(), removeGrace), scriptRemove, tmp)
 		}
 	}()
 	if err := send(ctx, c, bin, tmp); err != nil {

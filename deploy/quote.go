@@ -25,9 +25,10 @@ const (
 	scriptChmodExe script = "chmod 0755 %[1]s"
 	scriptMove     script = "mv -f %[1]s %[2]s"
 	scriptRemove   script = "rm -f %[1]s"
-	// The unquoted glob after the quoted folder matches the partial
-	// copies earlier runs left (tempPrefix, tempSuffix).
-	scriptRemoveStale script = "rm -f %[1]s/.heapguard.*.part"
+	// The partial copies in the folder, one name a line (tempPrefix,
+	// tempSuffix; which are stale is decided here, not on the host). An
+	// unmatched glob stays as it is and is no file.
+	scriptListParts script = `cd %[1]s && for f in .heapguard.*.part; do if [ -f "$f" ]; then printf '%%s\n' "$f"; fi; done`
 	// Exit 111: absent; 112: present but not a regular file.
 	scriptReadIfFile script = "if [ -f %[1]s ]; then exec cat %[1]s; elif [ -e %[1]s ] || [ -L %[1]s ]; then exit 112; else exit 111; fi"
 	// The names under the folder that are symbolic links to a folder: on

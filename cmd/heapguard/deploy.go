@@ -35,6 +35,8 @@ type deployOptions struct {
 	commandTimeout time.Duration
 	copyTimeout    time.Duration
 	probeOnly      bool
+	parallel       int
+	hostTimeout    time.Duration
 }
 
 func init() {
@@ -47,11 +49,8 @@ refuses a file that is not a static linux/amd64 ELF built with the ESXi-safe run
 (make build), sends it under a temporary name into --dest (created), reads it back
 and compares its SHA-256 here, and only then makes it executable and renames it to
 DEST/heapguard in one step. A dropped connection leaves nothing under that name;
-the next run removes the partial copy. When the host already has the same binary
-nothing is sent. Hosts are done one after another; one failing does not stop the
-others. A result line per host: host, installed / unchanged / upgraded (or failed
-and why), the SHA-256's first 12 digits, the installed path; before it the host's
-probe line and its warnings.
+a later run removes the partial copy once its time is up. When the host already has
+the same binary nothing is sent.
 
 Before copying, deploy probes each host over the same connection and prints what it
 found on a line of its own: version and build (vmware -vl, else esxcli system version
@@ -65,6 +64,19 @@ the setting off yourself; deploy never changes it. A file system without room fo
 the binary is refused with the figure. execInstalledOnly set for boot only, secure
 boot (the boot script does not run, so nothing copied survives a reboot) and lockdown
 are warnings. --probe-only stops after the probe and changes nothing.
+
+Up to --parallel hosts are done at once (8; 1 is one after another), each within
+--host-timeout, connect to rename (a host over its time fails "timed out after D"
+and its connection is closed). One failing does not stop the others. Per host, as
+it finishes: its probe line and warnings, then a result line: host, installed /
+unchanged / upgraded (or failed and why), the SHA-256's first 12 digits, the
+installed path. With more than one host a table follows, the hosts in the order
+given. Interrupted (Ctrl-C, SIGTERM), deploy starts no more hosts, lets those
+running end or time out, and lists the rest as not started.
+
+Hosts sharing a datastore may share --dest: each partial copy's name holds the time
+by which its run is done with it, and a run removes only those whose time passed
+(docs/deploy.md).
 
 Without --dest the binary goes to /vmfs/volumes/DATASTORE/heapguard/, DATASTORE
 being the first, in byte order, of the names in /vmfs/volumes that link to a folder
@@ -93,9 +105,9 @@ A hosts file has one [user@]host[:port] a line, IPv6 in brackets; # starts a
 comment.
 
 EXIT STATUS:
-  0 every host done (with --probe-only: every host would be), 2 a host failed or
-  was refused, 3 bad usage, an unreadable hosts file or a binary that cannot run
-  on ESXi`,
+  0 every host done (with --probe-only: every host would be), 2 a host failed, was
+  refused or was not started, 3 bad usage, an unreadable hosts file or a binary that
+  cannot run on ESXi`,
 		flags: func(fs *flag.FlagSet) any {
 			o := &deployOptions{}
 			fs.StringVar(&o.hostsFile, "hosts", "", "read hosts from `FILE`, one [user@]host[:port] a line")
@@ -111,6 +123,8 @@ EXIT STATUS:
 			fs.DurationVar(&o.commandTimeout, "command-timeout", deploy.DefaultCommandTimeout, "stop each remote command after `D`")
 			fs.BoolVar(&o.probeOnly, "probe-only", false, "probe each host, print what will and will not work there, and change nothing")
 			fs.DurationVar(&o.copyTimeout, "copy-timeout", deploy.DefaultCopyTimeout, "stop sending or reading back the binary after `D`")
+			fs.IntVar(&o.parallel, "parallel", deploy.DefaultParallel, "deploy to `N` hosts at once (1: one after another)")
+			fs.DurationVar(&o.hostTimeout, "host-timeout", deploy.DefaultHostTimeout, "give up a host whose whole deploy, connect to rename, takes more than `D`")
 			return o
 		},
 		run: runDeploy,
@@ -131,7 +145,11 @@ func runDeploy(ctx context.Context, e env, opts any, args []string) int {
 		fmt.Fprintln(e.stderr, "heapguard deploy: no host given")
 		return usageError
 	}
-	if o.connectTimeout <= 0 || o.commandTimeout <= 0 || o.copyTimeout <= 0 {
+	if o.parallel < 1 {
+		fmt.Fprintf(e.stderr, "heapguard deploy: --parallel %d: want 1 or more\n", o.parallel)
+		return usageError
+	}
+	if o.connectTimeout <= 0 || o.commandTimeout <= 0 || o.copyTimeout <= 0 || o.hostTimeout <= 0 {
 		fmt.Fprintln(e.stderr, "heapguard deploy: timeouts must be more than 0")
 		return usageError
 	}
@@ -171,12 +189,23 @@ func runDeploy(ctx context.Context, e env, opts any, args []string) int {
 		CommandTimeout:   o.commandTimeout,
 		CopyTimeout:      o.copyTimeout,
 	}
-	failed := deploy.Deploy(ctx, targets, cfg, bin, deploy.InstallOptions{Dest: o.dest, ProbeOnly: o.probeOnly}, func(r deploy.Result) {
+	fleet := deploy.Fleet{Parallel: o.parallel, HostTimeout: o.hostTimeout}
+	// Deploy calls this from one goroutine, as each host finishes.
+	results := deploy.Deploy(ctx, targets, cfg, bin, deploy.InstallOptions{Dest: o.dest, ProbeOnly: o.probeOnly}, fleet, func(r deploy.Result) {
 		for _, l := range r.Lines() {
 			fmt.Fprintln(e.stdout, l)
 		}
 	})
-	if failed > 0 {
+	if len(results) > 1 {
+		fmt.Fprintln(e.stdout)
+		deploy.WriteTable(e.stdout, results)
+	}
+	failed, notStarted := deploy.Count(results)
+	switch {
+	case notStarted > 0:
+		fmt.Fprintf(e.stderr, "heapguard deploy: stopped: %d of %d hosts failed, %d not started\n", failed, len(targets), notStarted)
+		return exitCritical
+	case failed > 0:
 		fmt.Fprintf(e.stderr, "heapguard deploy: %d of %d hosts failed\n", failed, len(targets))
 		return exitCritical
 	}

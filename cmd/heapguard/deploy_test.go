@@ -92,6 +92,8 @@ func TestDeployUsage(t *testing.T) {
 		{[]string{"deploy", "--password", "x", "esx01"}, "flag provided but not defined: -password"},
 		{[]string{"deploy", "--binary", good, "esx01"}, "no way to log in"},
 		{[]string{"deploy", "--binary", good, "--copy-timeout", "0s", "esx01"}, "timeouts must be more than 0"},
+		{[]string{"deploy", "--binary", good, "--host-timeout", "0s", "esx01"}, "timeouts must be more than 0"},
+		{[]string{"deploy", "--binary", good, "--parallel", "0", "esx01"}, "heapguard deploy: --parallel 0: want 1 or more"},
 	} {
 		code, out, stderr := runCLI(t, tc.args...)
 		if code != exitUnknown || out != "" || !strings.HasPrefix(stderr, tc.want) && !strings.Contains(stderr, tc.want) {
@@ -128,9 +130,11 @@ func TestDeployTwoHosts(t *testing.T) {
 	if user == "" {
 		user = "root"
 	}
-	args := []string{"deploy", "-i", keyFile, "--known-hosts", known, "--binary", binPath, "--dest", dest, "--user", user, "--hosts", hosts}
+	// One after another: the lines come in a known order.
+	args := []string{"deploy", "--parallel", "1", "-i", keyFile, "--known-hosts", known, "--binary", binPath, "--dest", dest, "--user", user, "--hosts", hosts}
 
 	code, out, stderr := runCLI(t, args...)
+	out, _, _ = strings.Cut(out, "\n\nHOST ") // the table, tested elsewhere
 	lines, probes := resultLines(out)
 	final := filepath.Join(dest, "heapguard")
 	wantA := fmt.Sprintf("%s@%s  installed  sha256:%s  %s", user, a.Addr, short, final)
@@ -149,6 +153,7 @@ func TestDeployTwoHosts(t *testing.T) {
 	}
 
 	code, out, stderr = runCLI(t, append(args, "--accept-new")...)
+	out, _, _ = strings.Cut(out, "\nHOST ")
 	// Both sshds stand for hosts sharing one datastore: b finds a's copy.
 	lines, _ = resultLines(out)
 	want := fmt.Sprintf("%s@%s  unchanged  sha256:%s  %s\n%s@%s  unchanged  sha256:%s  %s", user, b.Addr, short, final, user, a.Addr, short, final)
@@ -198,5 +203,84 @@ func TestDeployPasswordSources(t *testing.T) {
 	os.WriteFile(pwFile, []byte("\n"), 0o600)
 	if _, _, err := deployAuth(&deployOptions{passwordFile: pwFile}, "", -1, os.Stderr); err == nil || !strings.Contains(err.Error(), "first line empty") {
 		t.Errorf("empty password file: %v", err)
+	}
+}
+
+// TestDeployFleet: five real sshds at once, the third with a key known
+// hosts does not hold. Four are done, one fails; a line for each as it
+// finishes, then the table in the order given; exit 2.
+func TestDeployFleet(t *testing.T) {
+	deployEnv(t)
+	dir := t.TempDir()
+	_, userKey, _ := ed25519.GenerateKey(rand.Reader)
+	signer, _ := ssh.NewSignerFromKey(userKey)
+	block, _ := ssh.MarshalPrivateKey(userKey, "")
+	keyFile := filepath.Join(dir, "id_test")
+	os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600)
+	opts := deploytest.Options{HostKeys: []string{"ecdsa"}, Authorized: []ssh.PublicKey{signer.PublicKey()}}
+	var known, hosts strings.Builder
+	var addrs []string
+	for i := range 5 {
+		s := deploytest.Start(t, opts)
+		if i != 2 {
+			known.WriteString(s.KnownHostsLine("ecdsa") + "\n")
+		}
+		hosts.WriteString(s.Addr + "\n")
+		addrs = append(addrs, s.Addr)
+	}
+	knownFile, hostsFile := filepath.Join(dir, "known_hosts"), filepath.Join(dir, "hosts")
+	os.WriteFile(knownFile, []byte(known.String()), 0o600)
+	os.WriteFile(hostsFile, []byte(hosts.String()), 0o600)
+	bin := deploytest.ELF{Marker: true, Payload: strings.Repeat("heapguard", 20000)}
+	binPath := bin.Write(t, dir, "heapguard")
+	sum := sha256.Sum256(bin.Bytes())
+	short := hex.EncodeToString(sum[:])[:12]
+	// The five share one datastore, as hosts often do.
+	dest := filepath.Join(dir, "datastore1", "heapguard")
+	final := filepath.Join(dest, "heapguard")
+	user := os.Getenv("USER")
+	if user == "" {
+		user = "root"
+	}
+	code, out, stderr := runCLI(t, "deploy", "-i", keyFile, "--known-hosts", knownFile, "--binary", binPath,
+		"--dest", dest, "--user", user, "--host-timeout", "20s", "--hosts", hostsFile)
+	linesPart, table, ok := strings.Cut(out, "\n\n")
+	lines := strings.Split(linesPart, "\n")
+	if code != exitCritical || !ok || len(lines) != 5 || !strings.Contains(stderr, "1 of 5 hosts failed") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s\nwant 2, five lines and a table", code, out, stderr)
+	}
+	lineRE := regexp.MustCompile(`^` + regexp.QuoteMeta(user) + `@127\.0\.0\.1:\d+  ((installed|unchanged)  sha256:` + short + `  ` + regexp.QuoteMeta(final) + `|failed  .*unknown host key.*)$`)
+	seen := map[string]bool{}
+	for _, l := range lines {
+		if !lineRE.MatchString(l) {
+			t.Errorf("line %q", l)
+		}
+		host, _, _ := strings.Cut(l, "  ")
+		seen[host] = true
+	}
+	if len(seen) != 5 {
+		t.Errorf("lines name %d hosts, want 5: %q", len(seen), lines)
+	}
+	rows := strings.Split(strings.TrimSuffix(table, "\n"), "\n")
+	if len(rows) != 6 || !strings.HasPrefix(rows[0], "HOST ") {
+		t.Fatalf("table:\n%s", table)
+	}
+	for i, row := range rows[1:] {
+		f := strings.Fields(row)
+		wantHost := user + "@" + addrs[i]
+		switch {
+		case len(f) < 4 || f[0] != wantHost:
+			t.Errorf("table row %d %q: want host %s", i, row, wantHost)
+		case i == 2 && (f[1] != "failed" || !strings.Contains(row, "unknown host key")):
+			t.Errorf("table row %d %q: want failed, unknown host key", i, row)
+		case i != 2 && (f[1] != "installed" && f[1] != "unchanged" || f[2] != short || f[3] != final):
+			t.Errorf("table row %d %q: want installed %s %s", i, row, short, final)
+		}
+	}
+	if got, _ := os.ReadFile(final); sha256.Sum256(got) != sum {
+		t.Error("installed file differs from the binary")
+	}
+	if m, _ := filepath.Glob(filepath.Join(dest, ".heapguard.*")); len(m) > 0 {
+		t.Errorf("partial copies left: %q", m)
 	}
 }
