@@ -245,8 +245,8 @@ func TestDeployFleet(t *testing.T) {
 	code, out, stderr := runCLI(t, "deploy", "-i", keyFile, "--known-hosts", knownFile, "--binary", binPath,
 		"--dest", dest, "--user", user, "--host-timeout", "20s", "--hosts", hostsFile)
 	linesPart, table, ok := strings.Cut(out, "\n\n")
-	lines := strings.Split(linesPart, "\n")
-	if code != exitCritical || !ok || len(lines) != 5 || !strings.Contains(stderr, "1 of 5 hosts failed") {
+	lines, probes := resultLines(linesPart) // each host's probe and warnings come first
+	if code != exitCritical || !ok || len(lines) != 5 || len(probes) != 4 || !strings.Contains(stderr, "1 of 5 hosts failed") {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s\nwant 2, five lines and a table", code, out, stderr)
 	}
 	lineRE := regexp.MustCompile(`^` + regexp.QuoteMeta(user) + `@127\.0\.0\.1:\d+  ((installed|unchanged)  sha256:` + short + `  ` + regexp.QuoteMeta(final) + `|failed  .*unknown host key.*)$`)
