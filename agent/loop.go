@@ -116,6 +116,8 @@ type Watcher struct {
 	// holds it now.
 	lockAt   time.Time
 	lockLost bool
+	// textfile writes --textfile's exposition within a bounded wait.
+	textfile textfileWriter
 	exec     remediate.Executor
 
 	statePath  string
@@ -530,8 +532,8 @@ func (w *Watcher) Poll(ctx context.Context) (Result, error) {
 	if obs.HeapErr == "" {
 		w.judged(now, res.Outcomes)
 	}
-	// After the steps: writing the metrics may fail or be slow, it never
-	// holds up acting.
+	// After the steps: writing the metrics may fail, and the textfile
+	// waits at most textfileTimeout; neither holds up acting.
 	w.writeMetrics(now, obs)
 	if serr := w.saveState(); serr != nil {
 		err = errors.Join(err, serr)

@@ -3,10 +3,12 @@ package agent
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -169,7 +171,7 @@ func (w *Watcher) writeMetrics(now time.Time, obs policy.Observations) {
 	}
 	s := w.snapshot(now, obs)
 	if w.opt.Textfile != "" {
-		if err := writeTextfile(w.opt.Textfile, s); err != nil {
+		if err := w.textfile.write(w.opt.Textfile, s, time.After(textfileTimeout)); err != nil {
 			w.st.TextfileErrors++
 			s.TextfileErrors = w.st.TextfileErrors
 			w.log.Warn("metrics textfile not written", zap.Error(err))
@@ -181,6 +183,46 @@ func (w *Watcher) writeMetrics(now time.Time, obs policy.Observations) {
 	}
 	if err != nil {
 		w.log.Warn("metrics snapshot not saved", zap.String("path", w.metricsPath()), zap.Error(err))
+	}
+}
+
+// textfileTimeout bounds how long a poll waits for the textfile: a folder
+// on a datastore that stopped answering (NFS down, all paths down) must
+// not hold the agent up. Writing takes milliseconds.
+const textfileTimeout = 5 * time.Second
+
+var errTextfileBusy = errors.New("write textfile: the last write is still under way (the folder does not answer)")
+
+// textfileWriter writes the textfile in a goroutine of its own and waits
+// a bounded time for it. A write that outlives the wait is left to end by
+// itself (a hung file system write cannot be interrupted); until it does,
+// later polls write nothing, so at most one is ever stuck.
+type textfileWriter struct {
+	busy atomic.Bool
+	// writeFn is writeTextfile, or a stand-in in tests.
+	writeFn func(dir string, s metrics.Snapshot) error
+}
+
+// write writes s into dir, waiting until expire fires at most.
+func (t *textfileWriter) write(dir string, s metrics.Snapshot, expire <-chan time.Time) error {
+	if !t.busy.CompareAndSwap(false, true) {
+		return errTextfileBusy
+	}
+	fn := t.writeFn
+	if fn == nil {
+		fn = writeTextfile
+	}
+	done := make(chan error, 1)
+	go func() {
+		err := fn(dir, s)
+		t.busy.Store(false)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-expire:
+		return errors.New("write textfile: not done in time (the folder does not answer); the agent goes on")
 	}
 }
 

@@ -1,6 +1,9 @@
 package agent
 
 import (
+	"errors"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,5 +80,40 @@ func TestMetricsCounters(t *testing.T) {
 	}
 	if d := cmp.Diff(want, s.Ports); d != "" {
 		t.Errorf("after a new NIC (-want +got):\n%s", d)
+	}
+}
+
+// TestTextfileWriteBounded: a textfile write that hangs (a datastore that
+// stopped answering) holds the poll up only until the wait expires; while
+// it hangs, later writes are skipped at once, not queued; once it ends,
+// writing resumes.
+func TestTextfileWriteBounded(t *testing.T) {
+	release, started := make(chan struct{}), make(chan struct{}, 4)
+	var tw textfileWriter
+	tw.writeFn = func(string, metrics.Snapshot) error {
+		started <- struct{}{}
+		<-release
+		return nil
+	}
+	expire := make(chan time.Time)
+	result := make(chan error, 1)
+	go func() { result <- tw.write("dir", metrics.Snapshot{}, expire) }()
+	<-started
+	close(expire) // the wait is over while the write still hangs
+	if err := <-result; err == nil || !strings.Contains(err.Error(), "not done in time") {
+		t.Fatalf("hung write: %v, want a timeout error", err)
+	}
+	if err := tw.write("dir", metrics.Snapshot{}, nil); !errors.Is(err, errTextfileBusy) {
+		t.Fatalf("second write while the first hangs: %v, want errTextfileBusy at once", err)
+	}
+	release <- struct{}{}
+	for tw.busy.Load() { // the hung write ends by itself
+		runtime.Gosched()
+	}
+	go func() { result <- tw.write("dir", metrics.Snapshot{}, nil) }()
+	<-started
+	release <- struct{}{}
+	if err := <-result; err != nil {
+		t.Fatalf("write after the folder answered again: %v", err)
 	}
 }
