@@ -11,10 +11,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -42,6 +45,10 @@ const (
 	// serveReportTimeout bounds /report: the logs are read whole and the
 	// heaps sampled live.
 	serveReportTimeout = 90 * time.Second
+	// serveMaxConns bounds a resident serve's connections (a goroutine and
+	// buffers each); serveJournalMax an answer of /journal.
+	serveMaxConns   = 16
+	serveJournalMax = 16 << 20
 )
 
 type serveOptions struct {
@@ -74,12 +81,14 @@ within 5 s is answered 408 and the connection closed.
 
 --inetd answers one request on standard input and output, as inetd's "nowait" services do,
 and exits. Nothing is written to standard error then (inetd hands the connection over as
-standard error too). The inetd.conf line and the local.sh recipe that keeps it across reboots
+standard error too). A client on another host is answered 403 unless --allow-remote is
+given (inetd listens on every address), and the whole exchange ends within about 2 min. The inetd.conf line and the local.sh recipe that keeps it across reboots
 are in docs/esxi.md.
 
 Without --inetd, serve stays resident on --listen (default 127.0.0.1:9731), with read and write
-timeouts, until SIGTERM or SIGINT, then finishes the answers under way. An address other than
-loopback needs --allow-remote: the answers name VMs and the host's state.
+timeouts and at most 16 connections, until SIGTERM or SIGINT, then finishes the answers
+under way. An address other than loopback needs --allow-remote: the answers name VMs and the
+host's state. /journal answers at most 16 MiB (413: ask with a later since=).
 
 It takes the same flags as check and status (and the same --config file), to find the same
 state folder and host; flags that only matter when acting are accepted and ignored. With
@@ -127,6 +136,14 @@ func runServe(ctx context.Context, e env, opts any, args []string) int {
 	}
 	h := newServeHandler(opt, agent.StatusOptions{StaleAfter: o.staleAfter})
 	if o.inetd {
+		// A client that reads nothing would hold the process forever on
+		// its write: the whole exchange has a limit, then the process ends.
+		watchdog := time.AfterFunc(serveReadTimeout+serveWriteTimeout, func() { os.Exit(exitUnknown) })
+		defer watchdog.Stop()
+		if peer, ok := inetdPeer(e.stdin); ok && !peerAllowed(peer, o.allowRemote) {
+			writeBare(e.stdout, http.StatusForbidden, "heapguard serve answers "+peer.String()+" only with --allow-remote")
+			return exitUnknown
+		}
 		if err := serveOne(ctx, h, e.stdin, e.stdout, time.After(serveReadTimeout)); err != nil {
 			return exitUnknown // the client has had its answer, or is gone
 		}
@@ -162,6 +179,42 @@ func checkListenAddr(addr string, allowRemote bool) error {
 	return fmt.Errorf("--listen %q is not a loopback address: add --allow-remote to answer other hosts", addr)
 }
 
+// inetdPeer is the client of the connection inetd handed over as in, when
+// in is a socket. getpeername reads it without touching the descriptor
+// (net.FileConn would make the shared descriptor non-blocking, and the
+// reads of standard input would fail).
+func inetdPeer(in io.Reader) (net.Addr, bool) {
+	f, ok := in.(*os.File)
+	if !ok {
+		return nil, false
+	}
+	sa, err := syscall.Getpeername(int(f.Fd()))
+	if err != nil {
+		return nil, false // a pipe or a file: a local caller
+	}
+	switch a := sa.(type) {
+	case *syscall.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}, true
+	case *syscall.SockaddrInet6:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}, true
+	case *syscall.SockaddrUnix:
+		return &net.UnixAddr{Name: a.Name, Net: "unix"}, true
+	}
+	return nil, false
+}
+
+// peerAllowed applies --listen's rule to inetd's clients: other hosts
+// need --allow-remote (inetd listens on every address of the host).
+func peerAllowed(peer net.Addr, allowRemote bool) bool {
+	switch a := peer.(type) {
+	case *net.TCPAddr:
+		return allowRemote || a.IP.IsLoopback()
+	case *net.UDPAddr:
+		return allowRemote || a.IP.IsLoopback()
+	}
+	return true // a unix socket: this host
+}
+
 // serveListener serves on ln until ctx ends, then lets the answers under
 // way finish (for at most serveWriteTimeout).
 func serveListener(ctx context.Context, h http.Handler, ln net.Listener) error {
@@ -172,10 +225,11 @@ func serveListener(ctx context.Context, h http.Handler, ln net.Listener) error {
 		WriteTimeout:      serveWriteTimeout,
 		IdleTimeout:       time.Minute,
 		// net/http reads somewhat past this (bufio's slack) before it
-		// refuses; limitHeaders holds the exact limit.
+		// refuses; guardRequest holds the exact limit.
 		MaxHeaderBytes: serveMaxHeader,
 	}
 	done := make(chan error, 1)
+	ln = &limitListener{Listener: ln, slots: make(chan struct{}, serveMaxConns)}
 	go func() { done <- srv.Serve(ln) }()
 	select {
 	case err := <-done:
@@ -200,7 +254,7 @@ func serveListener(ctx context.Context, h http.Handler, ln net.Listener) error {
 func guardRequest(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p := r.URL.Path; !strings.HasPrefix(p, "/") {
-			http.Error(w, "not an HTTP/1.x request", http.StatusBadRequest)
+			http.Error(w, "the request target must be a path", http.StatusBadRequest)
 			return
 		} else if p != "/" && (path.Clean(p) != p || strings.HasSuffix(p, "/")) {
 			http.NotFound(w, r)
@@ -361,9 +415,9 @@ func newServeHandler(opt agent.Options, so agent.StatusOptions) http.Handler {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Write(page.Bytes())
 	}))
-	mux.HandleFunc("GET /journal", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /journal", limit(func(w http.ResponseWriter, r *http.Request) {
 		serveJournal(w, r, opt)
-	})
+	}))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "heapguard: GET /metrics, /status, /journal?since=RFC3339, /report, /healthz\n")
@@ -412,8 +466,8 @@ func serveJournal(w http.ResponseWriter, r *http.Request, opt agent.Options) {
 		http.Error(w, strings.Replace(err.Error(), "--since", "since=", 1), http.StatusBadRequest)
 		return
 	}
-	var body bytes.Buffer
-	p := &journalPrinter{w: &body, json: true, since: since}
+	body := &capWriter{max: serveJournalMax}
+	p := &journalPrinter{w: body, json: true, since: since}
 	t := &journalTail{path: filepath.Join(opt.StateDir, remediate.JournalFile), damaged: func() { p.bad++ }}
 	defer t.close()
 	if _, err := t.read(p.line); err != nil {
@@ -421,7 +475,57 @@ func serveJournal(w http.ResponseWriter, r *http.Request, opt agent.Options) {
 		return
 	}
 	t.flush(p.line) // a last line without its newline
+	if body.over {
+		http.Error(w, fmt.Sprintf("the journal's lines from since= on pass %d MiB: ask for less with a later since=", serveJournalMax>>20),
+			http.StatusRequestEntityTooLarge)
+		return
+	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("X-Heapguard-Damaged-Lines", strconv.Itoa(p.bad))
-	w.Write(body.Bytes())
+	w.Write(body.buf.Bytes())
+}
+
+// capWriter keeps at most max bytes and says whether more came: the
+// journal is never rotated, and an answer is held whole before it goes.
+type capWriter struct {
+	buf  bytes.Buffer
+	max  int
+	over bool
+}
+
+func (c *capWriter) Write(p []byte) (int, error) {
+	if c.over || c.buf.Len()+len(p) > c.max {
+		c.over = true
+		return len(p), nil
+	}
+	return c.buf.Write(p)
+}
+
+// limitListener accepts at most cap(slots) connections at once; more wait
+// in the kernel's backlog until one ends.
+type limitListener struct {
+	net.Listener
+	slots chan struct{}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	l.slots <- struct{}{}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.slots
+		return nil, err
+	}
+	return &slotConn{Conn: c, release: func() { <-l.slots }}, nil
+}
+
+type slotConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *slotConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }

@@ -102,7 +102,7 @@ func TestServeInetdAnswers(t *testing.T) {
 		{"DELETE /journal HTTP/1.1\r\nHost: x\r\n\r\n", "Method Not Allowed", 405},
 		{"GET //healthz HTTP/1.1\r\nHost: x\r\n\r\n", "404 page not found", 404}, // never a redirect
 		{"GET /healthz/ HTTP/1.1\r\nHost: x\r\n\r\n", "404 page not found", 404},
-		{"GET A: HTTP/1.1\r\nHost: x\r\n\r\n", "not an HTTP/1.x request", 400},
+		{"GET A: HTTP/1.1\r\nHost: x\r\n\r\n", "the request target must be a path", 400},
 		{"\x00\x01\x02\xff\xfe garbage\r\n\r\n", "not an HTTP/1.x request", 400},
 		{"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "", 0}, // any 4xx
 		{"GET /healthz HTTP/1.1\r\nHost: x\r\n", "incomplete request", 400},
@@ -451,4 +451,110 @@ func TestServeMetrics(t *testing.T) {
 		t.Errorf("no live metrics yet: %v", live)
 	}
 	promtest.Check(t, body) // last: it skips without promtool, locally
+}
+
+// TestServeInetdPeers: under inetd, other hosts are answered only with
+// --allow-remote, as --listen's rule says; loopback and unix sockets are
+// this host.
+func TestServeInetdPeers(t *testing.T) {
+	for _, c := range []struct {
+		peer        net.Addr
+		allowRemote bool
+		want        bool
+	}{
+		{&net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 5000}, false, true},
+		{&net.TCPAddr{IP: net.ParseIP("::1"), Port: 5000}, false, true},
+		{&net.TCPAddr{IP: net.ParseIP("10.0.0.7"), Port: 5000}, false, false},
+		{&net.TCPAddr{IP: net.ParseIP("10.0.0.7"), Port: 5000}, true, true},
+		{&net.UnixAddr{Name: "@", Net: "unix"}, false, true},
+	} {
+		if got := peerAllowed(c.peer, c.allowRemote); got != c.want {
+			t.Errorf("%v, --allow-remote %v: allowed %v, want %v", c.peer, c.allowRemote, got, c.want)
+		}
+	}
+	// The peer of a real TCP connection handed over as standard input.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cli, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	srv, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := srv.(*net.TCPConn).File()
+	srv.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	peer, ok := inetdPeer(f)
+	if !ok || peer.String() != cli.LocalAddr().String() {
+		t.Errorf("peer of the handed-over socket: %v %v, want %v", peer, ok, cli.LocalAddr())
+	}
+	if _, ok := inetdPeer(strings.NewReader("GET / HTTP/1.0\r\n\r\n")); ok {
+		t.Error("a reader that is no socket has a peer")
+	}
+}
+
+// TestServeJournalCap: an answer of /journal is held whole before it goes,
+// so one that would pass the cap is refused with a hint, not built.
+func TestServeJournalCap(t *testing.T) {
+	c := &capWriter{max: 10}
+	c.Write([]byte("12345"))
+	c.Write([]byte("12345"))
+	if c.over || c.buf.String() != "1234512345" {
+		t.Errorf("at the cap: over %v, %q", c.over, c.buf.String())
+	}
+	c.Write([]byte("x"))
+	if !c.over || c.buf.Len() != 10 {
+		t.Errorf("past the cap: over %v, %d bytes kept", c.over, c.buf.Len())
+	}
+}
+
+// TestServeLimitListener: a resident serve holds at most its cap of
+// connections; the next is accepted once one of them closes.
+func TestServeLimitListener(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &limitListener{Listener: inner, slots: make(chan struct{}, 1)}
+	defer ln.Close()
+	for range 2 {
+		c, err := net.Dial("tcp", inner.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	first, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ln.slots) != cap(ln.slots) {
+		t.Fatalf("%d of %d slots taken after one accept", len(ln.slots), cap(ln.slots))
+	}
+	second := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		second <- c
+	}()
+	select {
+	case <-second:
+		t.Fatal("a second connection was accepted while the only slot was taken")
+	default:
+	}
+	first.Close()
+	first.Close() // closing twice frees one slot only
+	if c := <-second; c == nil {
+		t.Fatal("no second connection after the first closed")
+	} else {
+		c.Close()
+	}
 }
