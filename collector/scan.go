@@ -134,7 +134,9 @@ func ScanFile(path string, opt ScanOptions) (*Summary, error) {
 		// 4.x lines need the year carried from line to line: read in order.
 	}
 	st := newScanState(opt, fi.ModTime(), false)
-	err = st.read(f, make([]byte, readSize+MaxLineLen), MaxLineLen)
+	// Up to the size stat saw, as the parallel path: a line being written
+	// to a live log is left for the next read.
+	err = st.read(io.NewSectionReader(f, 0, fi.Size()), make([]byte, readSize+MaxLineLen), MaxLineLen)
 	st.done(opt)
 	if err != nil {
 		return st.sum, fmt.Errorf("scan %s: %w", path, err)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/term"
 
@@ -193,12 +194,12 @@ func runDeploy(ctx context.Context, e env, opts any, args []string) int {
 	// Deploy calls this from one goroutine, as each host finishes.
 	results := deploy.Deploy(ctx, targets, cfg, bin, deploy.InstallOptions{Dest: o.dest, ProbeOnly: o.probeOnly}, fleet, func(r deploy.Result) {
 		for _, l := range r.Lines() {
-			fmt.Fprintln(e.stdout, l)
+			fmt.Fprintln(e.stdout, printable(l))
 		}
 	})
 	if len(results) > 1 {
 		fmt.Fprintln(e.stdout)
-		deploy.WriteTable(e.stdout, results)
+		deploy.WriteTable(printableWriter{e.stdout}, results)
 	}
 	failed, notStarted := deploy.Count(results)
 	switch {
@@ -317,4 +318,34 @@ func readPasswordFile(path string) (string, error) {
 		return "", fmt.Errorf("password file %s: first line empty", path)
 	}
 	return line, nil
+}
+
+// printable shows a line that holds what hosts said (their error output,
+// mount points, datastore names) without its control characters: a host
+// must not drive the admin's terminal with escape sequences.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\t' || (r >= 0x20 && r != 0x7f && !(r >= 0x80 && r < 0xa0) && r != utf8.RuneError) {
+			return r
+		}
+		return '?'
+	}, s)
+}
+
+// printableWriter writes each line through printable, keeping newlines.
+type printableWriter struct{ w io.Writer }
+
+func (p printableWriter) Write(b []byte) (int, error) {
+	lines := strings.SplitAfter(string(b), "\n")
+	for _, l := range lines {
+		body, nl := strings.CutSuffix(l, "\n")
+		out := printable(body)
+		if nl {
+			out += "\n"
+		}
+		if _, err := io.WriteString(p.w, out); err != nil {
+			return 0, err
+		}
+	}
+	return len(b), nil
 }

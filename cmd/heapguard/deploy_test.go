@@ -284,3 +284,18 @@ func TestDeployFleet(t *testing.T) {
 		t.Errorf("partial copies left: %q", m)
 	}
 }
+
+// TestDeployPrintsNoControlCharacters: what a host says (its error output,
+// mount points) reaches the admin's terminal without escape sequences.
+func TestDeployPrintsNoControlCharacters(t *testing.T) {
+	hostile := "root@esx01:22  failed  remote \"rm\": exit status 1: \x1b]0;owned\x07\x1b[2J\r\x9bstill one line\ttab"
+	got := printable(hostile)
+	if strings.ContainsAny(got, "\x1b\x07\r\x9b") || !strings.Contains(got, "still one line\ttab") {
+		t.Errorf("printable(%q) = %q", hostile, got)
+	}
+	var b strings.Builder
+	printableWriter{&b}.Write([]byte("HOST  RESULT\nh1  failed  \x1b[31mred\n"))
+	if b.String() != "HOST  RESULT\nh1  failed  ?[31mred\n" {
+		t.Errorf("table through printableWriter: %q", b.String())
+	}
+}

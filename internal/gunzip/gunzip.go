@@ -79,11 +79,23 @@ func (g *Reader) inflate(zr *gzip.Reader) {
 			var m int
 			m, err = zr.Read(b[n:])
 			n += m
+			if g.stopped() {
+				break // Close waits for this goroutine: no more reads
+			}
 		}
 		g.full <- chunk{b[:n], err}
 		if err != nil {
 			return
 		}
+	}
+}
+
+func (g *Reader) stopped() bool {
+	select {
+	case <-g.stop:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -109,8 +121,9 @@ func (g *Reader) Read(p []byte) (int, error) {
 }
 
 // Close stops the inflating and returns once it no longer reads the
-// underlying reader, which its owner may then use again. It does not close
-// that reader.
+// underlying reader, which its owner may then use again: after the read
+// under way, if any, which waits as long as the underlying reader does.
+// It does not close that reader.
 func (g *Reader) Close() error {
 	select {
 	case <-g.stop:
