@@ -105,7 +105,7 @@ EXIT STATUS:
 			o := &serveOptions{agentFlags: addAgentFlags(fs, false), fs: fs}
 			fs.BoolVar(&o.inetd, "inetd", false, "answer one request on standard input and output (inetd nowait) and exit")
 			fs.StringVar(&o.listen, "listen", defaultServeAddr, "resident: listen on `ADDR` (host:port)")
-			fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow --listen on an address other than loopback")
+			fs.BoolVar(&o.allowRemote, "allow-remote", false, "answer other hosts: --listen on an address other than loopback, or inetd's clients from elsewhere")
 			fs.DurationVar(&o.staleAfter, "stale-after", agent.DefaultStaleAfter, "/status: WARNING when the saved state is older than this")
 			return o
 		},
@@ -123,6 +123,9 @@ func runServe(ctx context.Context, e env, opts any, args []string) int {
 	}
 	fail := func(err error) int {
 		fmt.Fprintf(errOut, "heapguard serve: %v\n", err)
+		if o.inetd { // the client is told why instead
+			writeBare(e.stdout, http.StatusServiceUnavailable, "heapguard serve: "+err.Error())
+		}
 		return exitUnknown
 	}
 	if err := applyConfig(o.fs, o.config); err != nil {

@@ -237,13 +237,18 @@ func TestServeStatusReadOnly(t *testing.T) {
 }
 
 // TestServeInetdSilentOnStderr: under inetd standard error is the
-// client's connection; even a bad configuration writes nothing there.
+// client's connection; even a bad configuration writes nothing there, and
+// the answer says what is wrong.
 func TestServeInetdSilentOnStderr(t *testing.T) {
 	var out, errb bytes.Buffer
 	code := run(context.Background(), []string{"serve", "--inetd", "--config", filepath.Join(t.TempDir(), "missing.conf")},
 		strings.NewReader("GET /healthz HTTP/1.1\r\n\r\n"), &out, &errb)
 	if code != exitUnknown || errb.Len() > 0 {
 		t.Errorf("exit %d, stderr %q: want 3 and nothing on stderr", code, errb.String())
+	}
+	// The client is told why, on the connection.
+	if resp, body := parseAnswer(t, out.Bytes(), "GET"); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "missing.conf") {
+		t.Errorf("answer %d %q, want 503 naming the config file", resp.StatusCode, body)
 	}
 }
 
