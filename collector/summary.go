@@ -77,10 +77,6 @@ type PortSummary struct {
 	// State for exact merging of consecutive summaries.
 	firstMAC      MAC
 	firstMACKnown bool
-	firstMin      int64 // calendar minute of the first cycle, and cycles in it
-	firstMinCount int
-	curMin        int64 // minute of the last cycle, and cycles in it
-	curMinCount   int
 	head          []time.Time // first FlapCycles cycle times
 	ring          cycleRing   // last FlapCycles cycle times
 }
@@ -253,19 +249,8 @@ func (s *Summary) add(ev *Event) {
 // cycle records one enabled event of p at t.
 func (s *Summary) cycle(p *PortSummary, t time.Time) {
 	p.Enabled++
-	m := minuteOf(t)
-	if p.Enabled == 1 {
-		p.firstMin, p.curMin = m, m
-	}
-	if m != p.curMin {
-		p.curMin, p.curMinCount = m, 0
-	}
-	p.curMinCount++
-	if p.curMin == p.firstMin {
-		p.firstMinCount = p.curMinCount
-	}
-	p.PeakCyclesPerMinute = max(p.PeakCyclesPerMinute, p.curMinCount)
-	p.Minutes = countMinute(p.Minutes, m)
+	p.Minutes = countMinute(p.Minutes, minuteOf(t))
+	p.PeakCyclesPerMinute = max(p.PeakCyclesPerMinute, p.Minutes[len(p.Minutes)-1].Count)
 	if len(p.head) < s.FlapCycles {
 		p.head = append(p.head, t)
 	}
@@ -410,13 +395,16 @@ func (s *Summary) appendPort(p, o *PortSummary) {
 		p.MAC, p.MACKnown = o.MAC, true
 	}
 	p.MACChanges += o.MACChanges
+	// A minute the two share holds cycles of both: it may be the peak.
+	shared := -1
+	if n := len(p.Minutes); n > 0 && len(o.Minutes) > 0 && p.Minutes[n-1].Minute == o.Minutes[0].Minute {
+		shared = n - 1
+	}
 	p.Minutes = joinMinutes(p.Minutes, o.Minutes)
 	if o.Enabled == 0 {
 		return
 	}
 	if p.Enabled == 0 {
-		p.firstMin, p.firstMinCount = o.firstMin, o.firstMinCount
-		p.curMin, p.curMinCount = o.curMin, o.curMinCount
 		p.PeakCyclesPerMinute = o.PeakCyclesPerMinute
 		p.head = append(p.head[:0], o.head...)
 		p.ring = o.ring.clone()
@@ -424,22 +412,10 @@ func (s *Summary) appendPort(p, o *PortSummary) {
 		p.Flapping, p.FlappingSince = o.Flapping, o.FlappingSince
 		return
 	}
-	// Minutes: the boundary minute may be shared.
-	if p.curMin == o.firstMin {
-		joined := p.curMinCount + o.firstMinCount
-		if p.firstMin == p.curMin {
-			p.firstMinCount = joined
-		}
-		p.PeakCyclesPerMinute = max(p.PeakCyclesPerMinute, joined)
-		if o.curMin == o.firstMin {
-			p.curMinCount = joined
-		} else {
-			p.curMin, p.curMinCount = o.curMin, o.curMinCount
-		}
-	} else {
-		p.curMin, p.curMinCount = o.curMin, o.curMinCount
-	}
 	p.PeakCyclesPerMinute = max(p.PeakCyclesPerMinute, o.PeakCyclesPerMinute)
+	if shared >= 0 {
+		p.PeakCyclesPerMinute = max(p.PeakCyclesPerMinute, p.Minutes[shared].Count)
+	}
 	// Flapping: a window that spans the boundary holds fewer than FlapCycles
 	// cycles of o, all of them in o's head; replaying the head finds it.
 	for _, t := range o.head {
