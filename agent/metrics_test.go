@@ -107,8 +107,10 @@ func TestTextfileWriteBounded(t *testing.T) {
 		t.Fatalf("second write while the first hangs: %v, want errTextfileBusy at once", err)
 	}
 	release <- struct{}{}
-	for tw.busy.Load() { // the hung write ends by itself
-		runtime.Gosched()
+	for deadline := time.Now().Add(5 * time.Second); tw.busy.Load(); runtime.Gosched() { // the hung write ends by itself
+		if time.Now().After(deadline) {
+			t.Fatal("the writer still counts as busy after its write ended")
+		}
 	}
 	go func() { result <- tw.write("dir", metrics.Snapshot{}, nil) }()
 	<-started
