@@ -51,6 +51,11 @@ type Options struct {
 	Textfile string
 	// Build names the binary in the metrics (heapguard_build_info).
 	Build metrics.BuildInfo
+	// Replace stops the instance holding the host lock (SIGTERM: it
+	// finishes the action under way) and waits for it before taking the
+	// lock: an upgraded daemon takes over from the old one
+	// (remediate.StopHolder says when a holder is not signalled).
+	Replace bool
 
 	Logger *zap.Logger
 	Clock  host.Clock
@@ -189,6 +194,15 @@ func Open(opt Options) (*Watcher, error) {
 	var err error
 	hostDir := host.Path(opt.Root, remediate.HostDir)
 	if !opt.DryRun {
+		if opt.Replace {
+			pid, err := remediate.StopHolder(hostDir, remediate.StopOptions{})
+			if err != nil {
+				return nil, fmt.Errorf("replace the running instance: %w", err)
+			}
+			if pid > 0 {
+				opt.Logger.Info("stopped the instance holding the host lock", zap.Int("pid", pid))
+			}
+		}
 		if w.hostLock, err = acquireHostLock(hostDir, opt.StateDir); err != nil {
 			return nil, err
 		}

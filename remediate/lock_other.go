@@ -15,3 +15,5 @@ func flockUnsupported(err error) bool { return errors.Is(err, errors.ErrUnsuppor
 
 // processAlive cannot tell here; a pid file is then never taken as stale.
 func processAlive(int) bool { return true }
+
+func signalTerm(int) error { return errors.ErrUnsupported }

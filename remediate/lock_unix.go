@@ -32,3 +32,5 @@ func processAlive(pid int) bool {
 	err := syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
 }
+
+func signalTerm(pid int) error { return syscall.Kill(pid, syscall.SIGTERM) }

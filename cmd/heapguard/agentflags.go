@@ -47,7 +47,8 @@ type agentFlags struct {
 	textfile        string
 	syslog          syslogDest
 	syslogFormat    syslogFormat
-	daemon          bool // run: --interval and --for exist
+	replace         bool
+	daemon          bool // run: --interval, --for and --replace exist
 }
 
 func addAgentFlags(fs *flag.FlagSet, daemon bool) *agentFlags {
@@ -79,6 +80,7 @@ func addAgentFlags(fs *flag.FlagSet, daemon bool) *agentFlags {
 	if daemon {
 		fs.DurationVar(&o.interval, "interval", agent.DefaultInterval, "host time between two heap samples")
 		fs.DurationVar(&o.forDur, "for", 0, "stop after this much host time (0: until SIGTERM/SIGINT)")
+		fs.BoolVar(&o.replace, "replace", false, "take over from the heapguard holding the host lock: send it SIGTERM (it finishes the action under way) and wait for it, up to 10 min (an upgrade's restart)")
 	}
 	return o
 }
@@ -161,7 +163,7 @@ func (o *agentFlags) options(logger *zap.Logger) (agent.Options, error) {
 		Guards:     remediate.GuardLimits{MaxPowerOffs: o.maxPowerOffs, BreakerAfter: o.breakerAfter},
 		FlapCycles: o.flapCycles, FlapWindow: o.flapWindow,
 		ShutdownTimeout: o.shutdownTimeout, CommandTimeout: o.commandTimeout, Year: o.year,
-		Textfile: o.textfile, Build: buildInfo(),
+		Textfile: o.textfile, Build: buildInfo(), Replace: o.replace,
 		Logger: logger, Clock: clock, Runner: runner,
 	}, nil
 }
