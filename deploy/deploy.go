@@ -111,7 +111,14 @@ func deployOne(ctx context.Context, t Target, cfg *Config, bin Binary, opts Inst
 		timer := time.AfterFunc(time.Until(dl)+removeGrace, func() { c.Close() })
 		defer timer.Stop()
 	}
-	r, err := Install(ctx, c, bin, opts)
+	do := func() (Result, error) { return Install(ctx, c, bin, opts) }
+	switch {
+	case opts.Uninstall:
+		do = func() (Result, error) { return Uninstall(ctx, c, opts) }
+	case opts.Status:
+		do = func() (Result, error) { return InstalledStatus(ctx, c, opts) }
+	}
+	r, err := do()
 	r.Target, r.Err = c.Target, err
 	return r
 }
@@ -125,6 +132,14 @@ func (r Result) Line() string {
 		return fmt.Sprintf("%s  not started", r.Target)
 	case r.Err != nil:
 		return fmt.Sprintf("%s  failed  %v", r.Target, r.Err)
+	case r.Action == Uninstalled:
+		return fmt.Sprintf("%s  uninstalled  %s (its state folder is kept)", r.Target, r.Path)
+	case r.Action == Status && r.SHA256 == "":
+		return fmt.Sprintf("%s  status  not installed at %s", r.Target, r.Path)
 	}
-	return fmt.Sprintf("%s  %s  sha256:%.12s  %s", r.Target, r.Action, r.SHA256, r.Path)
+	line := fmt.Sprintf("%s  %s  sha256:%.12s  %s", r.Target, r.Action, r.SHA256, r.Path)
+	if r.Mode != "" {
+		line += "  mode " + string(r.Mode)
+	}
+	return line
 }

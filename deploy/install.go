@@ -42,6 +42,12 @@ type InstallOptions struct {
 	Volumes string
 	// ProbeOnly probes the host and stops: nothing is created or sent.
 	ProbeOnly bool
+	// Setup, when not nil, is the mode installed with the binary
+	// (persist), then doctor runs on the host.
+	Setup *Setup
+	// Uninstall removes what Install put there (Uninstall); Status
+	// changes nothing and says what is installed (InstalledStatus).
+	Uninstall, Status bool
 }
 
 // Result is one host's outcome.
@@ -55,6 +61,17 @@ type Result struct {
 	Probe *Probe
 	// Warnings are what will not work there, from the probe.
 	Warnings []string
+	// Mode is the mode installed (or found, for --status), BootScript the
+	// file holding its block, Changes what was done besides the binary.
+	Mode       Mode
+	BootScript string
+	Changes    []string
+	// Doctor is doctor's verdict line on the host, DoctorStatus its exit
+	// status (-1: it did not run); "" when it was not run.
+	Doctor       string
+	DoctorStatus int
+	// Found is what --status found, a line each.
+	Found []string
 }
 
 // Install puts bin at <dest>/heapguard on the host: created with mkdir -p,
@@ -78,6 +95,11 @@ func Install(ctx context.Context, c *Client, bin Binary, opts InstallOptions) (R
 		return res, err
 	}
 	res.Path = final
+	if opts.Setup != nil {
+		if err := opts.Setup.Validate(dest); err != nil {
+			return res, err
+		}
+	}
 
 	// Before anything is created or sent: a host that cannot run the
 	// binary or has no room for it is left as it was.
@@ -111,7 +133,7 @@ func Install(ctx context.Context, c *Client, bin Binary, opts InstallOptions) (R
 			return res, err
 		}
 		res.Action, res.SHA256 = Unchanged, had
-		return res, nil
+		return res, finish(ctx, c, &res, opts, false)
 	}
 	tmp := path.Join(dest, partName(partDeadline(ctx, c.cfg, c.cfg.clock()), c.Target.Host, randomHex()))
 	renamed := false
@@ -136,7 +158,19 @@ func Install(ctx context.Context, c *Client, bin Binary, opts InstallOptions) (R
 	if had != "" {
 		res.Action = Upgraded
 	}
-	return res, nil
+	return res, finish(ctx, c, &res, opts, true)
+}
+
+// finish installs the mode, if asked, and runs doctor on the host.
+func finish(ctx context.Context, c *Client, res *Result, opts InstallOptions, binChanged bool) error {
+	if opts.Setup == nil {
+		return nil
+	}
+	if err := persist(ctx, c, res, *opts.Setup, binChanged); err != nil {
+		return err
+	}
+	runDoctor(ctx, c, res)
+	return nil
 }
 
 // send copies bin to tmp and reads it back: it returns nil only when the
@@ -147,16 +181,8 @@ func send(ctx context.Context, c *Client, bin Binary, tmp string) error {
 		return fmt.Errorf("read binary: %w", err)
 	}
 	defer f.Close()
-	if err := c.pipeScript(ctx, c.cfg.copyTimeout(), scriptCatTo, f, nil, tmp); err != nil {
-		return fmt.Errorf("send %s to %s: %w", bin.Path, tmp, err)
-	}
-	sum, n, err := c.readSum(ctx, scriptCat, tmp)
-	if err != nil {
-		return fmt.Errorf("read back %s: %w", tmp, err)
-	}
-	if sum != bin.Sum() || n != bin.Size {
-		return fmt.Errorf("read back %s: %d bytes with sha256 %s, sent %d bytes with sha256 %s: not installed",
-			tmp, n, sum, bin.Size, bin.Sum())
+	if err := sendReader(ctx, c, f, bin.Sum(), bin.Size, tmp); err != nil {
+		return fmt.Errorf("send %s: %w: not installed", bin.Path, err)
 	}
 	return nil
 }

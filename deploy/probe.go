@@ -375,5 +375,18 @@ func (r Result) Lines() []string {
 	if r.Err == nil && r.Action == Probed {
 		return append(lines, fmt.Sprintf("%s  probed  would install to %s (nothing changed)", r.Target, r.Path))
 	}
+	for _, f := range r.Found {
+		lines = append(lines, fmt.Sprintf("%s  found  %s", r.Target, f))
+	}
+	for _, ch := range r.Changes {
+		lines = append(lines, fmt.Sprintf("%s  done  %s", r.Target, ch))
+	}
+	if r.Doctor != "" {
+		verdict := "ok"
+		if r.DoctorStatus != 0 {
+			verdict = fmt.Sprintf("exit %d", r.DoctorStatus)
+		}
+		lines = append(lines, fmt.Sprintf("%s  doctor  %s: %s", r.Target, verdict, r.Doctor))
+	}
 	return append(lines, r.Line())
 }

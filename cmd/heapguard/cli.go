@@ -40,6 +40,9 @@ type command struct {
 	flags   func(fs *flag.FlagSet) any
 	run     func(ctx context.Context, e env, opts any, args []string) int
 	noArgs  bool // flags only: run names a stray argument and refuses it
+	// keepDashes: run sees the "--" that ends the flags, as an argument
+	// (deploy passes what follows on to heapguard on the hosts).
+	keepDashes bool
 }
 
 var commands = map[string]*command{}
@@ -81,7 +84,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		plain, _ := c.flagSet(io.Discard)
 		c.writeUsage(w, plain)
 	}
-	positional, err := parseInterleaved(fs, args[1:])
+	positional, err := parseInterleaved(fs, args[1:], c.keepDashes)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			// -h is a request, not a mistake: usage goes to stdout.
@@ -108,8 +111,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // parseInterleaved lets flags come after arguments too
 // ("heapguard report messages --json"), as people type them; the flag
 // package alone stops at the first argument. After "--" everything is an
-// argument.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+// argument (and, with keepDashes, so is "--" itself).
+func parseInterleaved(fs *flag.FlagSet, args []string, keepDashes bool) ([]string, error) {
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -117,6 +120,9 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 		rest := fs.Args()
 		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			if keepDashes {
+				positional = append(positional, "--")
+			}
 			return append(positional, rest...), nil
 		}
 		if len(rest) == 0 {

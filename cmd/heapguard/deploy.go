@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -38,13 +39,19 @@ type deployOptions struct {
 	probeOnly      bool
 	parallel       int
 	hostTimeout    time.Duration
+	mode           string
+	schedule       string
+	port           int
+	uninstall      bool
+	status         bool
 }
 
 func init() {
 	register(&command{
-		name:    "deploy",
-		summary: "copy heapguard to ESXi hosts over SSH, verified",
-		usage:   "[flags] [--hosts FILE] [USER@]HOST[:PORT]...",
+		name:       "deploy",
+		summary:    "copy heapguard to ESXi hosts over SSH, verified",
+		usage:      "[flags] [--hosts FILE] [USER@]HOST[:PORT]... [-- AGENT-FLAGS...]",
+		keepDashes: true,
 		help: `Copies a heapguard binary to each host over SSH (no ssh or scp program needed): it
 refuses a file that is not a static linux/amd64 ELF built with the ESXi-safe runtime
 (make build), sends it under a temporary name into --dest (created), reads it back
@@ -83,8 +90,20 @@ Without --dest the binary goes to /vmfs/volumes/DATASTORE/heapguard/, DATASTORE
 being the first, in byte order, of the names in /vmfs/volumes that link to a folder
 (datastore labels), leaving out BOOTBANK*, OSDATA*, LOCKER*, Hypervisor*.
 
-For now deploy installs the binary only: it adds no cron line, no boot script and
-no inetd entry (docs/deploy.md says what to do by hand).
+--mode (cron by default) makes heapguard run there and keeps it running across reboots:
+deploy writes heapguard.conf beside the binary from the flags after -- (every agent
+command reads it: check, run, serve, status), then a marked block in the boot script
+(/etc/rc.local.d/local.sh from 5.1, /etc/rc.local on 4.x and 5.0) that at each boot adds
+root's crontab line for check and restarts crond (cron), starts run (daemon), or adds
+serve --inetd's line to /etc/inetd.conf and reloads inetd (inetd). It runs the block
+once now and saves the configuration with /sbin/auto-backup.sh; then heapguard doctor
+runs on the host and its verdict is shown. Running deploy again changes nothing; a new
+binary or other flags replace the daemon once it finished the action under way (its
+state folder is kept); another mode takes the earlier one's lines out. --mode none
+installs the binary alone (and takes out a block an earlier deploy added). With UEFI
+secure boot on the boot script does not run: deploy warns, and the mode lasts until
+the next reboot. --uninstall removes all deploy added except the state folder;
+--status changes nothing and says what is installed.
 
 Host keys are checked strictly against --known-hosts: an unknown host is refused
 with its key's SHA256 fingerprint (check it on the host's console, then rerun with
@@ -100,6 +119,10 @@ Examples:
   heapguard deploy --binary bin/heapguard esx01.lab.example
   heapguard deploy --binary bin/heapguard --accept-new --hosts esx-hosts.txt
   heapguard deploy --probe-only --hosts esx-hosts.txt
+  heapguard deploy --binary bin/heapguard --hosts esx-hosts.txt -- --power-off-allow 'DSVA*'
+  heapguard deploy --binary bin/heapguard --mode daemon esx01 -- --power-off-allow 'DSVA*' --interval 30s
+  heapguard deploy --status --hosts esx-hosts.txt
+  heapguard deploy --uninstall esx01
   heapguard deploy --binary bin/heapguard --dest /vmfs/volumes/ssd1/tools -i ~/.ssh/esx_ed25519 root@[fd00::12]:22
 
 A hosts file has one [user@]host[:port] a line, IPv6 in brackets; # starts a
@@ -126,6 +149,11 @@ EXIT STATUS:
 			fs.DurationVar(&o.copyTimeout, "copy-timeout", deploy.DefaultCopyTimeout, "stop sending or reading back the binary after `D`")
 			fs.IntVar(&o.parallel, "parallel", deploy.DefaultParallel, "deploy to `N` hosts at once (1: one after another)")
 			fs.DurationVar(&o.hostTimeout, "host-timeout", deploy.DefaultHostTimeout, "give up a host whose whole deploy, connect to rename, takes more than `D`")
+			fs.StringVar(&o.mode, "mode", string(deploy.ModeCron), "how heapguard runs there, kept across reboots by a block in the boot script: `cron` (check every --schedule), daemon (run), inetd (serve --inetd on --port) or none (the binary only)")
+			fs.StringVar(&o.schedule, "schedule", deploy.DefaultSchedule, "--mode cron: the crontab time `FIELDS`")
+			fs.IntVar(&o.port, "port", deploy.DefaultServePort, "--mode inetd: the TCP `PORT` inetd answers with serve --inetd")
+			fs.BoolVar(&o.uninstall, "uninstall", false, "remove what deploy added: the daemon stopped, the crontab and inetd.conf lines, the boot block, heapguard.conf and the binary (the state folder is kept)")
+			fs.BoolVar(&o.status, "status", false, "change nothing: say what is installed on each host (binary, mode, lines, heapguard status)")
 			return o
 		},
 		run: runDeploy,
@@ -138,9 +166,30 @@ func runDeploy(ctx context.Context, e env, opts any, args []string) int {
 		fmt.Fprintf(e.stderr, "heapguard deploy: "+format+"\n", a...)
 		return exitUnknown
 	}
-	targets, err := deployTargets(o.hostsFile, args)
+	hosts, passed := args, []string(nil)
+	if i := slices.Index(args, "--"); i >= 0 {
+		hosts, passed = args[:i], args[i+1:]
+	}
+	targets, err := deployTargets(o.hostsFile, hosts)
 	if err != nil {
 		return fail("%v", err)
+	}
+	mode, err := deploy.ParseMode(o.mode)
+	if err != nil {
+		return fail("--mode: %v", err)
+	}
+	if (o.uninstall || o.status || o.probeOnly) && len(passed) > 0 || o.uninstall && o.status {
+		fmt.Fprintln(e.stderr, "heapguard deploy: --uninstall, --status and --probe-only go alone, without flags after --")
+		return usageError
+	}
+	setup := &deploy.Setup{Mode: mode, Schedule: o.schedule, Port: o.port}
+	if setup.Config, setup.Args, err = agentSetup(mode, passed); err != nil {
+		fmt.Fprintf(e.stderr, "heapguard deploy: after --: %v\n", err)
+		return usageError
+	}
+	if err := setup.Validate("/"); err != nil {
+		fmt.Fprintf(e.stderr, "heapguard deploy: %v\n", err)
+		return usageError
 	}
 	if len(targets) == 0 {
 		fmt.Fprintln(e.stderr, "heapguard deploy: no host given")
@@ -192,7 +241,8 @@ func runDeploy(ctx context.Context, e env, opts any, args []string) int {
 	}
 	fleet := deploy.Fleet{Parallel: o.parallel, HostTimeout: o.hostTimeout}
 	// Deploy calls this from one goroutine, as each host finishes.
-	results := deploy.Deploy(ctx, targets, cfg, bin, deploy.InstallOptions{Dest: o.dest, ProbeOnly: o.probeOnly}, fleet, func(r deploy.Result) {
+	install := deploy.InstallOptions{Dest: o.dest, ProbeOnly: o.probeOnly, Setup: setup, Uninstall: o.uninstall, Status: o.status}
+	results := deploy.Deploy(ctx, targets, cfg, bin, install, fleet, func(r deploy.Result) {
 		for _, l := range r.Lines() {
 			fmt.Fprintln(e.stdout, printable(l))
 		}

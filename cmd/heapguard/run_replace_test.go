@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -56,6 +57,19 @@ func TestRunReplace(t *testing.T) {
 		t.Fatalf("the replaced daemon did not stop cleanly: %v", err)
 	}
 	waitHolder(third.Process.Pid)
+
+	// heapguard stop ends it cleanly, and then finds none.
+	for i, want := range []string{fmt.Sprintf("pid %d stopped", third.Process.Pid), "none running"} {
+		out, err := exec.Command(bin, "stop", "--root", h.Root()).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), want) {
+			t.Fatalf("stop #%d: %v, %q; want %q", i+1, err, out, want)
+		}
+		if i == 0 {
+			if err := third.Wait(); err != nil {
+				t.Fatalf("the stopped daemon did not exit cleanly: %v", err)
+			}
+		}
+	}
 }
 
 func exitCode(err error) int {

@@ -1,0 +1,425 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"time"
+)
+
+// Remote commands of the modes, besides the block itself (Setup.Block).
+const (
+	scriptRestartCrond script = "kill $(cat " + crondPIDFile + ") 2>/dev/null; if [ -x " + busyboxVMware + " ]; then exec " +
+		busyboxVMware + " crond; else exec " + busyboxClassic + " crond; fi"
+	scriptReloadInetd script = "kill -HUP $(cat " + inetdPIDFile + ")"
+	scriptAutoBackup  script = "exec " + autoBackup
+	scriptIsFile      script = "[ -f %[1]s ]"
+	// heapguard's own commands on the host.
+	scriptStop   script = "exec %[1]s stop"
+	scriptDoctor script = "exec %[1]s doctor 2>&1"
+	scriptStatus script = "exec %[1]s status --config %[2]s 2>&1"
+	scriptChmod  script = "chmod 0644 %[1]s"
+)
+
+// Timeouts of heapguard's own commands on the host: stop waits for an
+// action under way (up to 8m45s with every default timeout reached).
+const (
+	stopTimeout   = 10 * time.Minute
+	backupTimeout = 2 * time.Minute
+)
+
+// blockRunTimeout bounds one run of the boot block: crond or inetd
+// restarted, or the daemon put in the background.
+const blockRunTimeout = 30 * time.Second
+
+// Uninstalled is the action of --uninstall; Status the action of --status.
+const (
+	Uninstalled Action = "uninstalled"
+	Status      Action = "status"
+)
+
+// readRemote is the text of the file at p on the host (at most 1 MiB);
+// exists is false when there is none.
+func readRemote(ctx context.Context, c *Client, p string) (text string, exists bool, err error) {
+	var out bytes.Buffer
+	lb := &limitedBuffer{b: &out, n: 1 << 20}
+	err = c.pipeScript(ctx, c.cfg.commandTimeout(), scriptReadIfFile, nil, lb, p)
+	var re *RemoteError
+	switch {
+	case errors.As(err, &re) && re.Status == exitAbsent:
+		return "", false, nil
+	case errors.As(err, &re) && re.Status == exitNotRegular:
+		return "", false, fmt.Errorf("%s is not a file", p)
+	case err != nil:
+		return "", false, fmt.Errorf("read %s: %w", p, err)
+	case out.Len() >= lb.n:
+		return "", false, fmt.Errorf("read %s: larger than %d bytes", p, lb.n)
+	}
+	return out.String(), true, nil
+}
+
+// writeRemote replaces the file at p with data as Install places the
+// binary: a temporary file beside it, read back and compared, given mode
+// (0755 or 0644), renamed over p in one step.
+func writeRemote(ctx context.Context, c *Client, p string, data []byte, exec bool) error {
+	sum := sha256.Sum256(data)
+	tmp := path.Join(path.Dir(p), partName(partDeadline(ctx, c.cfg, c.cfg.clock()), c.Target.Host, randomHex()))
+	renamed := false
+	defer func() {
+		if !renamed {
+			c.runScript(context.WithoutCancel(ctx), min(c.cfg.commandTimeout(), removeGrace), scriptRemove, tmp)
+		}
+	}()
+	if err := sendReader(ctx, c, bytes.NewReader(data), hex.EncodeToString(sum[:]), int64(len(data)), tmp); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	chmod := scriptChmod
+	if exec {
+		chmod = scriptChmodExe
+	}
+	if err := c.runScript(ctx, c.cfg.commandTimeout(), chmod, tmp); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	if err := c.runScript(ctx, c.cfg.commandTimeout(), scriptMove, tmp, p); err != nil {
+		return fmt.Errorf("rename %s to %s: %w", tmp, p, err)
+	}
+	renamed = true
+	return nil
+}
+
+// runBlock runs the boot block (built only by Setup.Block, from fixed
+// lines and checked parts) in a shell on the host, as the boot does.
+func (c *Client) runBlock(ctx context.Context, block string) error {
+	return c.run(ctx, blockRunTimeout, block, nil, nil)
+}
+
+// configText is heapguard.conf for setup.
+func configText(setup Setup) string {
+	var b strings.Builder
+	b.WriteString("# Written by heapguard deploy from the flags after --; the next deploy rewrites it.\n")
+	for _, l := range setup.Config {
+		b.WriteString(l + "\n")
+	}
+	return b.String()
+}
+
+// findBootScript is the boot script of the probed version, or, when the
+// version is unknown, the one the host has.
+func findBootScript(ctx context.Context, c *Client, probe *Probe) (string, error) {
+	if probe != nil {
+		if p := BootScript(probe.Version); p != "" {
+			return p, nil
+		}
+	}
+	for _, p := range []string{bootScript51, bootScript4x} {
+		err := c.runScript(ctx, c.cfg.commandTimeout(), scriptIsFile, p)
+		var re *RemoteError
+		if err == nil {
+			return p, nil
+		}
+		if !errors.As(err, &re) {
+			return "", fmt.Errorf("look for the boot script: %w", err)
+		}
+	}
+	return "", fmt.Errorf("no boot script on the host (%s or %s)", bootScript51, bootScript4x)
+}
+
+// persist applies setup after the binary is in place at res.Path:
+// heapguard.conf, the boot block, the crontab and inetd.conf lines, the
+// block run once now, auto-backup.sh, then doctor. binChanged says the
+// binary was installed or upgraded (a running daemon is then replaced).
+func persist(ctx context.Context, c *Client, res *Result, setup Setup, binChanged bool) error {
+	bin := res.Path
+	confPath := path.Join(path.Dir(bin), ConfigName)
+	bootPath, err := findBootScript(ctx, c, res.Probe)
+	if err != nil {
+		return err
+	}
+	res.BootScript = bootPath
+	res.Mode = setup.Mode
+	note := func(s string) { res.Changes = append(res.Changes, s) }
+
+	confChanged := false
+	if setup.Mode != ModeNone {
+		want := configText(setup)
+		had, _, err := readRemote(ctx, c, confPath)
+		if err != nil {
+			return err
+		}
+		if had != want {
+			if err := writeRemote(ctx, c, confPath, []byte(want), false); err != nil {
+				return err
+			}
+			confChanged = true
+			note("wrote " + confPath)
+		}
+	}
+
+	boot, exists, err := readRemote(ctx, c, bootPath)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		return fmt.Errorf("boot script %s not found", bootPath)
+	}
+	prev, err := InstalledMode(boot)
+	if err != nil {
+		return fmt.Errorf("%s: %w: fix it by hand", bootPath, err)
+	}
+	block := ""
+	if setup.Mode != ModeNone {
+		block = setup.Block(bin)
+	}
+	newBoot, err := WithBlock(boot, block)
+	if err != nil {
+		return fmt.Errorf("%s: %w", bootPath, err)
+	}
+	bootChanged := newBoot != boot
+	if bootChanged {
+		if err := writeRemote(ctx, c, bootPath, []byte(newBoot), true); err != nil {
+			return err
+		}
+		switch {
+		case prev == "":
+			note(fmt.Sprintf("added the %s block to %s", setup.Mode, bootPath))
+		case block == "":
+			note(fmt.Sprintf("removed the %s block from %s", prev, bootPath))
+		default:
+			note(fmt.Sprintf("updated the block in %s (was %s)", bootPath, prev))
+		}
+	}
+
+	if prev == ModeDaemon && setup.Mode != ModeDaemon {
+		if err := c.runScript(ctx, stopTimeout, scriptStop, bin); err != nil {
+			return fmt.Errorf("stop the daemon: %w", err)
+		}
+		note("stopped the daemon")
+	}
+	if err := dropLines(ctx, c, bin, setup, note); err != nil {
+		return err
+	}
+
+	switch setup.Mode {
+	case ModeCron, ModeInetd:
+		if err := c.runBlock(ctx, block); err != nil {
+			return fmt.Errorf("run the boot block now: %w", err)
+		}
+	case ModeDaemon:
+		start := block
+		if binChanged || confChanged || bootChanged {
+			// Takes over from the daemon running, if any, once it
+			// finished the action under way.
+			replace := setup
+			replace.Args = append(append([]string(nil), setup.Args...), "--replace")
+			start = replace.Block(bin)
+			note("started the daemon (replacing the one running, if any)")
+		}
+		if err := c.runBlock(ctx, start); err != nil {
+			return fmt.Errorf("start the daemon: %w", err)
+		}
+	}
+
+	if bootChanged {
+		if err := c.runScript(ctx, backupTimeout, scriptAutoBackup); err != nil {
+			return fmt.Errorf("save the configuration with %s (the block is gone after a reboot until it runs): %w", autoBackup, err)
+		}
+		note("saved with " + autoBackup)
+	}
+	return nil
+}
+
+// dropLines removes the crontab and inetd.conf lines naming the binary
+// that the mode does not want (an earlier mode's, or one with other
+// flags), then restarts crond or reloads inetd so they forget them.
+func dropLines(ctx context.Context, c *Client, bin string, setup Setup, note func(string)) error {
+	files := []struct {
+		path, keep string
+		reload     script
+		what       string
+	}{
+		{rootCrontab, keepIf(setup.Mode == ModeCron, setup.CronLine(bin)), scriptRestartCrond, "restarted crond"},
+		{inetdConf, keepIf(setup.Mode == ModeInetd, setup.InetdLine(bin)), scriptReloadInetd, "reloaded inetd"},
+	}
+	for _, f := range files {
+		text, exists, err := readRemote(ctx, c, f.path)
+		if err != nil || !exists {
+			if err == nil && setup.Mode == ModeInetd && f.path == inetdConf {
+				return fmt.Errorf("--mode inetd: the host has no %s: use --mode daemon (serve --listen, docs/esxi.md)", inetdConf)
+			}
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		kept, removed := WithoutLines(text, bin, f.keep)
+		if !removed {
+			continue
+		}
+		if err := writeRemote(ctx, c, f.path, []byte(kept), false); err != nil {
+			return err
+		}
+		if err := c.runScript(ctx, c.cfg.commandTimeout(), f.reload); err != nil {
+			return fmt.Errorf("%s after editing %s: %w", f.what, f.path, err)
+		}
+		note(fmt.Sprintf("removed heapguard's old line from %s, %s", f.path, f.what))
+	}
+	return nil
+}
+
+func keepIf(ok bool, line string) string {
+	if ok {
+		return line
+	}
+	return ""
+}
+
+// runDoctor runs heapguard doctor on the host and keeps its verdict.
+func runDoctor(ctx context.Context, c *Client, res *Result) {
+	var out bytes.Buffer
+	err := c.pipeScript(ctx, c.cfg.commandTimeout(), scriptDoctor, nil, &limitedBuffer{b: &out, n: 64 << 10}, res.Path)
+	res.Doctor = doctorVerdict(out.String())
+	var re *RemoteError
+	switch {
+	case err == nil:
+	case errors.As(err, &re):
+		res.DoctorStatus = re.Status
+	default:
+		res.DoctorStatus = -1
+		res.Doctor = err.Error()
+	}
+}
+
+// doctorVerdict is the last non-empty line of doctor's output: its
+// verdict.
+func doctorVerdict(out string) string {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if s := strings.TrimSpace(lines[i]); s != "" {
+			return s
+		}
+	}
+	return "(no output)"
+}
+
+// sendReader copies size bytes of r with SHA-256 sum to tmp and reads
+// them back: nil only when the host holds exactly those bytes.
+func sendReader(ctx context.Context, c *Client, r io.Reader, sum string, size int64, tmp string) error {
+	if err := c.pipeScript(ctx, c.cfg.copyTimeout(), scriptCatTo, r, nil, tmp); err != nil {
+		return fmt.Errorf("send to %s: %w", tmp, err)
+	}
+	got, n, err := c.readSum(ctx, scriptCat, tmp)
+	if err != nil {
+		return fmt.Errorf("read back %s: %w", tmp, err)
+	}
+	if got != sum || n != size {
+		return fmt.Errorf("read back %s: %d bytes with sha256 %s, sent %d bytes with sha256 %s", tmp, n, got, size, sum)
+	}
+	return nil
+}
+
+// resolveDest is opts' folder and the binary's path in it.
+func resolveDest(ctx context.Context, c *Client, opts InstallOptions) (string, error) {
+	dest := opts.Dest
+	if dest == "" {
+		var err error
+		if dest, err = DefaultDest(ctx, c, opts.Volumes); err != nil {
+			return "", err
+		}
+	}
+	final := path.Join(path.Clean(dest), BinaryName)
+	return final, checkRemotePath(final)
+}
+
+// Uninstall removes what Install put on the host: the daemon stopped, the
+// crontab and inetd.conf lines (crond restarted, inetd reloaded), the boot
+// block (saved with auto-backup.sh), heapguard.conf and the binary. The
+// state folder (journal, budgets) is kept: it is the record of what
+// heapguard did.
+func Uninstall(ctx context.Context, c *Client, opts InstallOptions) (Result, error) {
+	res := Result{Target: c.Target, Action: Uninstalled}
+	final, err := resolveDest(ctx, c, opts)
+	if err != nil {
+		return res, err
+	}
+	res.Path = final
+	if err := persist(ctx, c, &res, Setup{Mode: ModeNone}, false); err != nil {
+		return res, err
+	}
+	for _, p := range []string{path.Join(path.Dir(final), ConfigName), final} {
+		_, exists, err := readRemote(ctx, c, p)
+		if err != nil {
+			return res, err
+		}
+		if !exists {
+			continue
+		}
+		if err := c.runScript(ctx, c.cfg.commandTimeout(), scriptRemove, p); err != nil {
+			return res, fmt.Errorf("remove %s: %w", p, err)
+		}
+		res.Changes = append(res.Changes, "removed "+p)
+	}
+	res.Mode = ""
+	return res, nil
+}
+
+// InstalledStatus says what is installed, changing nothing: the binary's
+// SHA-256, the boot block's mode, whether the crontab or inetd.conf has
+// its line, and heapguard status's first line.
+func InstalledStatus(ctx context.Context, c *Client, opts InstallOptions) (Result, error) {
+	res := Result{Target: c.Target, Action: Status}
+	final, err := resolveDest(ctx, c, opts)
+	if err != nil {
+		return res, err
+	}
+	res.Path = final
+	found := func(f string, a ...any) { res.Found = append(res.Found, fmt.Sprintf(f, a...)) }
+	if res.SHA256, err = remoteSum(ctx, c, final); err != nil {
+		return res, err
+	}
+	if res.SHA256 == "" {
+		found("no binary at %s", final)
+	}
+	probe := ProbeHost(ctx, c, path.Dir(final))
+	res.Probe = &probe
+	bootPath, err := findBootScript(ctx, c, &probe)
+	if err != nil {
+		return res, err
+	}
+	res.BootScript = bootPath
+	if boot, _, err := readRemote(ctx, c, bootPath); err != nil {
+		return res, err
+	} else if res.Mode, err = InstalledMode(boot); err != nil {
+		found("%s: %v", bootPath, err)
+	}
+	if res.Mode == "" {
+		found("no heapguard block in %s", bootPath)
+	} else {
+		found("mode %s (block in %s)", res.Mode, bootPath)
+	}
+	for _, f := range []string{rootCrontab, inetdConf} {
+		text, exists, err := readRemote(ctx, c, f)
+		if err != nil {
+			return res, err
+		}
+		if _, has := WithoutLines(text, final, ""); exists && has {
+			found("%s has heapguard's line", f)
+		}
+	}
+	if res.SHA256 != "" {
+		var out bytes.Buffer
+		err := c.pipeScript(ctx, c.cfg.commandTimeout(), scriptStatus, nil, &limitedBuffer{b: &out, n: 64 << 10}, final, path.Join(path.Dir(final), ConfigName))
+		var re *RemoteError
+		if err != nil && !errors.As(err, &re) {
+			return res, err
+		}
+		first, _, _ := strings.Cut(out.String(), "\n")
+		found("heapguard status: %s", strings.TrimSpace(first))
+	}
+	return res, nil
+}
