@@ -138,7 +138,7 @@ func (r Result) Line() string {
 		return fmt.Sprintf("%s  status  not installed at %s", r.Target, r.Path)
 	}
 	line := fmt.Sprintf("%s  %s  sha256:%.12s  %s", r.Target, r.Action, r.SHA256, r.Path)
-	if r.Mode != "" {
+	if r.Mode != "" && r.Mode != ModeNone {
 		line += "  mode " + string(r.Mode)
 	}
 	return line

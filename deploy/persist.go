@@ -127,8 +127,10 @@ func findBootScript(ctx context.Context, c *Client, probe *Probe) (string, error
 			return "", fmt.Errorf("look for the boot script: %w", err)
 		}
 	}
-	return "", fmt.Errorf("no boot script on the host (%s or %s)", bootScript51, bootScript4x)
+	return "", fmt.Errorf("%w (%s or %s)", errNoBootScript, bootScript51, bootScript4x)
 }
+
+var errNoBootScript = errors.New("no boot script on the host")
 
 // persist applies setup after the binary is in place at res.Path:
 // heapguard.conf, the boot block, the crontab and inetd.conf lines, the
@@ -138,6 +140,9 @@ func persist(ctx context.Context, c *Client, res *Result, setup Setup, binChange
 	bin := res.Path
 	confPath := path.Join(path.Dir(bin), ConfigName)
 	bootPath, err := findBootScript(ctx, c, res.Probe)
+	if errors.Is(err, errNoBootScript) && setup.Mode == ModeNone {
+		return nil // nothing of a mode can be there
+	}
 	if err != nil {
 		return err
 	}

@@ -131,7 +131,7 @@ func TestDeployTwoHosts(t *testing.T) {
 		user = "root"
 	}
 	// One after another: the lines come in a known order.
-	args := []string{"deploy", "--parallel", "1", "-i", keyFile, "--known-hosts", known, "--binary", binPath, "--dest", dest, "--user", user, "--hosts", hosts}
+	args := []string{"deploy", "--mode", "none", "--parallel", "1", "-i", keyFile, "--known-hosts", known, "--binary", binPath, "--dest", dest, "--user", user, "--hosts", hosts}
 
 	code, out, stderr := runCLI(t, args...)
 	out, _, _ = strings.Cut(out, "\n\nHOST ") // the table, tested elsewhere
@@ -168,7 +168,7 @@ func resultLines(out string) (results, probes []string) {
 	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
 		f := strings.Fields(l)
 		switch {
-		case len(f) < 2 || f[1] == "warning":
+		case len(f) < 2 || f[1] == "warning" || f[1] == "doctor" || f[1] == "done" || f[1] == "found":
 		case f[1] == "installed" || f[1] == "unchanged" || f[1] == "upgraded" || f[1] == "failed" || f[1] == "probed":
 			results = append(results, l)
 		default:
@@ -242,7 +242,7 @@ func TestDeployFleet(t *testing.T) {
 	if user == "" {
 		user = "root"
 	}
-	code, out, stderr := runCLI(t, "deploy", "-i", keyFile, "--known-hosts", knownFile, "--binary", binPath,
+	code, out, stderr := runCLI(t, "deploy", "--mode", "none", "-i", keyFile, "--known-hosts", knownFile, "--binary", binPath,
 		"--dest", dest, "--user", user, "--host-timeout", "20s", "--hosts", hostsFile)
 	linesPart, table, ok := strings.Cut(out, "\n\n")
 	lines, probes := resultLines(linesPart) // each host's probe and warnings come first
