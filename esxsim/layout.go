@@ -60,7 +60,7 @@ func Init(root string, sc Scenario, o InitOptions) error {
 			return err
 		}
 	}
-	if err := os.Chmod(host.Path(root, "tmp"), 0o1777); err != nil {
+	if err := os.Chmod(host.Path(root, "tmp"), 0o777|os.ModeSticky); err != nil {
 		return err
 	}
 	// ESXi names each datastore by a symlink to its uuid folder.

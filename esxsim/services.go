@@ -1,7 +1,6 @@
 package esxsim
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -232,16 +231,21 @@ func readOr(root, p string) string {
 	return string(b)
 }
 
-// inetdServices are inetd.conf's service lines (no comments, no blanks).
+// inetdServices are the service lines of the root's inetd.conf.
 func inetdServices(root string) string {
 	b, err := os.ReadFile(host.Path(root, InetdConfPath))
 	if err != nil {
 		return "error: " + err.Error()
 	}
+	return InetdServiceLines(string(b))
+}
+
+// InetdServiceLines are an inetd.conf's service lines, trimmed, each with a
+// newline: no comments, no blank lines.
+func InetdServiceLines(conf string) string {
 	var out strings.Builder
-	sc := bufio.NewScanner(strings.NewReader(string(b)))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
+	for line := range strings.Lines(conf) {
+		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}

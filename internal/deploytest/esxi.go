@@ -27,6 +27,12 @@ import (
 // static busybox as the shell and its applets, esxsim's vim-cmd, esxcli,
 // vsish, init scripts, and real but harmless crond and inetd processes
 // (esxsim/services.go). Everything runs as root.
+//
+// What differs from ESXi: /proc is a folder holding only a mounts file
+// (the root as one file system, "visorfs"), so busybox df answers with
+// the real figures of the test's file system in busybox's format, and ps
+// shows nothing (use pid files); the shell is Debian's busybox (1.35 when
+// written), not VMware's build; sshd is the machine's OpenSSH.
 type ESXi struct {
 	*Server              // the sshd: Addr, Port, HostKeys, KnownHostsLine, Log
 	Host    *esxsim.Host // the simulated host: Root, Path, Actions, State, …
@@ -102,7 +108,14 @@ func StartESXi(t testing.TB, o ESXiOptions) *ESXi {
 	for p, body := range map[string]string{
 		"/etc/passwd": "root:x:0:0:Administrator:/:/bin/sh\n",
 		"/etc/group":  "root:x:0:root\n",
+		// No procfs: a session would see every process of the machine,
+		// other tests' daemons too. busybox df needs only the mount table,
+		// and the root is one file system.
+		"/proc/mounts": "visorfs / visorfs rw 0 0\n",
 	} {
+		if err := os.MkdirAll(filepath.Dir(h.Path(p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(h.Path(p), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -113,12 +113,17 @@ func TestESXiSessionAnswersAsTheSimulatedHost(t *testing.T) {
 	}
 	// The session is chrooted: / is the simulated root, PATH is ESXi's,
 	// and the shell is busybox.
-	out, _, _ = c.run(`echo "$PATH"; cat /etc/vmware/esxsim-version; readlink -f /vmfs/volumes/datastore1; ls /etc/rc.local.d; sh --help 2>&1 | head -1`, nil)
+	out, errOut, _ = c.run(`echo "$PATH"; cat /etc/vmware/esxsim-version; readlink -f /vmfs/volumes/datastore1; ls /etc/rc.local.d; sh --help 2>&1 | head -1; df -k /vmfs/volumes/datastore1; /no/such/tool`, nil)
 	v := e.Version
-	for _, w := range []string{SessionPath + "\n", v.Full + " build-" + v.Build + "\n", "/vmfs/volumes/" + e.Host.State().Scenario.DatastoreUUID + "\n", "local.sh\n", "BusyBox v"} {
+	for _, w := range []string{SessionPath + "\n", v.Full + " build-" + v.Build + "\n", "/vmfs/volumes/" + e.Host.State().Scenario.DatastoreUUID + "\n", "local.sh\n", "BusyBox v",
+		"Filesystem           1K-blocks      Used Available Use% Mounted on\nvisorfs ", "% /\n"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("session output %q lacks %q", out, w)
 		}
+	}
+	// busybox's wording, not bash's "command not found".
+	if want := "/bin/sh: /no/such/tool: not found\n"; errOut != want {
+		t.Errorf("stderr %q, want %q", errOut, want)
 	}
 }
 
