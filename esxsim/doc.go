@@ -17,7 +17,22 @@
 //	var/log/vmkernel.log        (5.1+; 8.x also vmkwarning.log) or var/log/messages (4.x/5.0)
 //	vmfs/volumes/<uuid>/<VM>/<vm>.vmx, vmfs/volumes/datastore1 -> <uuid>
 //	bin/{vsish,vim-cmd,net-stats,esxcli,vmware}, etc/init.d/{vpxa,hostd}
-//	(4.x: etc/opt/init.d/vmware-vpxa): all the one multi-call binary
+//	(4.x: etc/opt/init.d/vmware-vpxa), sbin/auto-backup.sh: all the one multi-call binary
+//	etc/rc.local.d/local.sh (5.1+) or etc/rc.local (4.x/5.0), var/spool/cron/crontabs/root,
+//	etc/inetd.conf: stock, as a boot gives them (Boot gives them back)
+//	bootbank/state/...          what auto-backup.sh saved (ESXi: /bootbank/state.tgz)
+//
+// # Services
+//
+// InstallBusybox adds a static busybox (its applets as hard links under
+// bin) and makes bin/busybox, and usr/lib/vmware/busybox/bin/busybox where
+// the version has it, the multi-call binary: as `busybox crond` and
+// `busybox inetd` it starts a real, harmless daemon that writes
+// var/run/crond.pid or inetd.pid, records in the action log what it loaded
+// (the crontab, inetd.conf's service lines), a reload on SIGHUP (inetd)
+// and its end on SIGTERM, and exits on its own after ServiceLifetime;
+// `/bin/busybox crond` fails from 7.0 Update 2 on. Every other applet is
+// the real busybox. deploytest.StartESXi runs all this chrooted behind sshd.
 //
 // # vm-support bundles
 //

@@ -60,7 +60,7 @@ func Init(root string, sc Scenario, o InitOptions) error {
 			return err
 		}
 	}
-	if err := os.Chmod(host.Path(root, "tmp"), 0o1777); err != nil {
+	if err := os.Chmod(host.Path(root, "tmp"), 0o777|os.ModeSticky); err != nil {
 		return err
 	}
 	// ESXi names each datastore by a symlink to its uuid folder.
@@ -79,26 +79,10 @@ func Init(root string, sc Scenario, o InitOptions) error {
 			return err
 		}
 	}
-	files := map[string]string{
-		"/var/spool/cron/crontabs/root": crontab(ver),
-		"/etc/inetd.conf":               inetdConf(ver),
-		"/etc/vmware/esxsim-version":    ver.Full + " build-" + ver.Build + "\n",
-	}
-	if ver.Init == InitOpt4x {
-		files["/etc/rc.local"] = rcLocal4x
-	} else {
-		files["/etc/rc.local.d/local.sh"] = localSh(ver)
-	}
+	files := stockFiles(ver)
+	files["/etc/vmware/esxsim-version"] = ver.Full + " build-" + ver.Build + "\n"
 	for p, body := range files {
-		hp := host.Path(root, p)
-		if err := ensureDir(hp); err != nil {
-			return err
-		}
-		mode := os.FileMode(0o644)
-		if strings.HasSuffix(p, ".sh") || strings.HasSuffix(p, "rc.local") {
-			mode = 0o755
-		}
-		if err := os.WriteFile(hp, []byte(body), mode); err != nil {
+		if err := writeStock(root, p, body); err != nil {
 			return err
 		}
 	}
@@ -136,6 +120,38 @@ func Init(root string, sc Scenario, o InitOptions) error {
 	return InstallBinary(root, o.Binary)
 }
 
+// stockFiles are the files of /etc and /var a boot gives (host path to
+// content): the boot script, root's crontab, inetd.conf.
+func stockFiles(ver Version) map[string]string {
+	files := map[string]string{
+		"/var/spool/cron/crontabs/root": crontab(ver),
+		"/etc/inetd.conf":               inetdConf(ver),
+	}
+	if ver.BootScript() == "/etc/rc.local" {
+		files["/etc/rc.local"] = rcLocal4x
+	} else {
+		files[ver.BootScript()] = localSh(ver)
+	}
+	return files
+}
+
+// writeStock writes a stock file, scripts executable.
+func writeStock(root, p, body string) error {
+	hp := host.Path(root, p)
+	if err := ensureDir(hp); err != nil {
+		return err
+	}
+	mode := os.FileMode(0o644)
+	if strings.HasSuffix(p, ".sh") || strings.HasSuffix(p, "rc.local") {
+		mode = 0o755
+	}
+	if err := os.WriteFile(hp, []byte(body), mode); err != nil {
+		return err
+	}
+	// WriteFile keeps the mode of a file that exists.
+	return os.Chmod(hp, mode)
+}
+
 // toolPaths are the host paths the multi-call binary is installed at.
 func toolPaths(root string) []string {
 	var ps []string
@@ -144,7 +160,7 @@ func toolPaths(root string) []string {
 	}
 	// The simulator's own command, for heapguard's stepped test clock
 	// (host.SimStepClock runs `esxsim advance` from the host's PATH).
-	ps = append(ps, "/bin/esxsim")
+	ps = append(ps, "/bin/esxsim", AutoBackupPath)
 	st, err := readState(root)
 	v := versions[2]
 	if err == nil {
@@ -301,7 +317,8 @@ exit 0
 `
 }
 
-// rcLocal4x is ESXi 4.x's /etc/rc.local. unverified: from public copies.
+// rcLocal4x is ESXi 4.x's /etc/rc.local, also laid out for 5.0.
+// unverified: from public copies of 4.x's; 5.0's was not seen.
 const rcLocal4x = `#! /bin/ash
 export PATH=/sbin:/bin
 

@@ -354,6 +354,9 @@ type Action struct {
 	// Result is "ok", or what went wrong ("ToolsUnavailable",
 	// "InvalidPowerState", "fault: hang", "fault: exit 1", …).
 	Result string `json:"result"`
+	// Detail is what a service saw: the crontab crond loaded, the service
+	// lines inetd read, the files auto-backup.sh saved.
+	Detail string `json:"detail,omitempty"`
 }
 
 func appendAction(root string, a Action) error {

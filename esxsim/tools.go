@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -43,6 +44,9 @@ var tools = map[string]toolFunc{
 	"vpxa":        runInitScript,
 	"hostd":       runInitScript,
 	"vmware-vpxa": runInitScript,
+	// /bin/busybox and /usr/lib/vmware/busybox/bin/busybox (services.go).
+	"busybox":        runBusybox,
+	"auto-backup.sh": runAutoBackup,
 }
 
 // IsMultiCall reports whether this process was started as one of the
@@ -87,7 +91,7 @@ func findRoot(argv0 string) (string, error) {
 			continue
 		}
 		dir := filepath.ToSlash(filepath.Dir(abs)) + "/"
-		for _, suffix := range []string{"/bin/", "/etc/init.d/", "/etc/opt/init.d/"} {
+		for _, suffix := range []string{"/bin/", "/etc/init.d/", "/etc/opt/init.d/", "/sbin/", path.Dir(VmwareBusyboxPath) + "/"} {
 			if !strings.HasSuffix(dir, suffix) {
 				continue
 			}

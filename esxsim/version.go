@@ -59,6 +59,16 @@ type Version struct {
 	// MaxHW is the newest virtual hardware version the release runs; a
 	// scenario's VMs are clamped to it.
 	MaxHW int
+	// VmwareBusybox: /usr/lib/vmware/busybox/bin/busybox exists and
+	// `… crond` starts crond with it. BinCrond: `/bin/busybox crond` does
+	// (before 7.0 Update 2). Sources: local.sh recipes restarting crond
+	// with /usr/lib/vmware/busybox/bin/busybox for "ESXi > 5.1" (33hops.com
+	// xsibackup-cron-how-to) and on 6.5 and later; from 7.0.2 on `/bin/busybox
+	// crond` no longer starts it (github.com/lamw/ghettoVCB issue 242).
+	// unverified: whether the path exists on 5.5–6.0 (taken: yes, as those
+	// recipes say) and on 5.0 (taken: no); what `/bin/busybox crond`
+	// prints where it no longer works.
+	VmwareBusybox, BinCrond bool
 	// Source line numbers printed by vmkernel; they change per build.
 	// 4.x numbers are from the incident; 6.5 NetPort/Uplink from
 	// vmkernel-5x.log; 5.x Heap numbers from vmkernel-heap-maxed-kb.txt.
@@ -91,6 +101,30 @@ func (v Version) VpxaInit() string {
 	return "/etc/init.d/vpxa"
 }
 
+// BootScript is the script ESXi runs at the end of boot, the one place a
+// change to the RAM file systems can be replayed from: /etc/rc.local on
+// 4.x and 5.0, /etc/rc.local.d/local.sh from 5.1 on (williamlam.com 2013
+// "Executing commands during boot up in ESXi 5.1", after VMware KB 2043564).
+func (v Version) BootScript() string {
+	if v.Log == LogSyslog4x {
+		return "/etc/rc.local"
+	}
+	return "/etc/rc.local.d/local.sh"
+}
+
+// CrondBusybox is the busybox whose `crond` applet starts crond on this
+// version: /usr/lib/vmware/busybox/bin/busybox from 7.0 Update 2 on, where
+// /bin/busybox no longer has it; /bin/busybox before.
+func (v Version) CrondBusybox() string {
+	if v.BinCrond {
+		return "/bin/busybox"
+	}
+	return VmwareBusyboxPath
+}
+
+// VmwareBusyboxPath is the busybox under /usr/lib/vmware (VmwareBusybox).
+const VmwareBusyboxPath = "/usr/lib/vmware/busybox/bin/busybox"
+
 // HostdInit is the hostd init script. ESXi 4.x had /etc/init.d/hostd too.
 func (v Version) HostdInit() string { return "/etc/init.d/hostd" }
 
@@ -111,31 +145,31 @@ func (v Version) MaxSizeWording() string {
 // and labels are real public build numbers but their command output was
 // not captured.
 var versions = []Version{
-	{Name: "4.1", MaxHW: 7, Full: "4.1.0", Build: "702113", Label: "VMware ESXi 4.1.0 Update 2", Update: 2,
+	{Name: "4.1", BinCrond: true, MaxHW: 7, Full: "4.1.0", Build: "702113", Label: "VMware ESXi 4.1.0 Update 2", Update: 2,
 		Log: LogSyslog4x, Init: InitOpt4x, EsxcliPadded: true, WorldBase: 14000,
 		LineNetPortDisabled: 1165, LineNetPortEnabled: 982, LineHeapMax: 2218, LineHeapAlign: 2481, LineUser: 2432, LineUserDump: 1485},
-	{Name: "5.0", MaxHW: 8, Full: "5.0.0", Build: "469512", Label: "VMware ESXi 5.0.0 GA",
+	{Name: "5.0", BinCrond: true, MaxHW: 8, Full: "5.0.0", Build: "469512", Label: "VMware ESXi 5.0.0 GA",
 		Log: LogSyslog4x, Init: InitWatchdog, EsxcliPadded: true, WorldBase: 14000,
 		LineNetPortDisabled: 1165, LineNetPortEnabled: 982, LineHeapMax: 2218, LineHeapAlign: 2481, LineUser: 2432, LineUserDump: 1485},
-	{Name: "5.5", MaxHW: 10, Full: "5.5.0", Build: "1623387", Label: "VMware ESXi 5.5.0 Update 1", Update: 1,
+	{Name: "5.5", VmwareBusybox: true, BinCrond: true, MaxHW: 10, Full: "5.5.0", Build: "1623387", Label: "VMware ESXi 5.5.0 Update 1", Update: 1,
 		Log: LogISO, Init: InitWatchdog, EsxcliPadded: true, WorldBase: 33000,
 		LineNetPortDisabled: 1632, LineNetPortEnabled: 1426, LineHeapMax: 2525, LineHeapAlign: 2900, LineUser: 2888, LineUserDump: 1820},
-	{Name: "6.0", MaxHW: 11, Full: "6.0.0", Build: "2809209", Label: "VMware ESXi 6.0.0 GA",
+	{Name: "6.0", VmwareBusybox: true, BinCrond: true, MaxHW: 11, Full: "6.0.0", Build: "2809209", Label: "VMware ESXi 6.0.0 GA",
 		Log: LogISO, Init: InitWatchdog, EsxcliPadded: true, WorldBase: 33000,
 		LineNetPortDisabled: 1763, LineNetPortEnabled: 1573, LineHeapMax: 3057, LineHeapAlign: 3481, LineUser: 2888, LineUserDump: 1820},
-	{Name: "6.5", MaxHW: 13, Full: "6.5.0", Build: "5969303", Label: "VMware ESXi 6.5.0 Update 1", Update: 1,
+	{Name: "6.5", VmwareBusybox: true, BinCrond: true, MaxHW: 13, Full: "6.5.0", Build: "5969303", Label: "VMware ESXi 6.5.0 Update 1", Update: 1,
 		Log: LogISO, Init: InitWatchdog, EsxcliPadded: true, WorldBase: 65500,
 		LineNetPortDisabled: 1879, LineNetPortEnabled: 1660, LineHeapMax: 3057, LineHeapAlign: 3481, LineUser: 3173, LineUserDump: 2072},
-	{Name: "6.7", MaxHW: 14, Full: "6.7.0", Build: "8169922", Label: "VMware ESXi 6.7.0 GA",
+	{Name: "6.7", VmwareBusybox: true, BinCrond: true, MaxHW: 14, Full: "6.7.0", Build: "8169922", Label: "VMware ESXi 6.7.0 GA",
 		Log: LogISO, Init: InitWatchdog, WorldBase: 2097000,
 		LineNetPortDisabled: 1879, LineNetPortEnabled: 1660, LineHeapMax: 3057, LineHeapAlign: 3481, LineUser: 3173, LineUserDump: 2072},
-	{Name: "7.0", MaxHW: 19, Full: "7.0.3", Build: "21930508", Label: "VMware ESXi 7.0 Update 3", Update: 3, Patch: 95,
+	{Name: "7.0", VmwareBusybox: true, MaxHW: 19, Full: "7.0.3", Build: "21930508", Label: "VMware ESXi 7.0 Update 3", Update: 3, Patch: 95,
 		Log: LogISO, Init: InitWatchdog, WorldBase: 2097000,
 		LineNetPortDisabled: 2156, LineNetPortEnabled: 1914, LineHeapMax: 3213, LineHeapAlign: 3649, LineUser: 3212, LineUserDump: 2096},
-	{Name: "8.0", MaxHW: 21, Full: "8.0.3", Build: "24022510", Label: "VMware ESXi 8.0 Update 3", Update: 3, Patch: 35,
+	{Name: "8.0", VmwareBusybox: true, MaxHW: 21, Full: "8.0.3", Build: "24022510", Label: "VMware ESXi 8.0 Update 3", Update: 3, Patch: 35,
 		Log: LogISO8x, Init: InitShort, WorldBase: 2097000,
 		LineNetPortDisabled: 2389, LineNetPortEnabled: 2127, LineHeapMax: 3305, LineHeapAlign: 3743, LineUser: 3479, LineUserDump: 2180},
-	{Name: "9.0", MaxHW: 22, Full: "9.0.0", Build: "24755229", Label: "VMware ESXi 9.0 GA", Maintenance: true,
+	{Name: "9.0", VmwareBusybox: true, MaxHW: 22, Full: "9.0.0", Build: "24755229", Label: "VMware ESXi 9.0 GA", Maintenance: true,
 		Log: LogISO8x, Init: InitShort, WorldBase: 131000,
 		LineNetPortDisabled: 2389, LineNetPortEnabled: 2127, LineHeapMax: 3305, LineHeapAlign: 3743, LineUser: 3479, LineUserDump: 2180},
 }

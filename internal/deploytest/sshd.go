@@ -1,8 +1,10 @@
 // Package deploytest holds what deploy's tests stand on: a real OpenSSH
 // sshd started on loopback (its own host keys, config, authorized keys and
 // pid file in a temp folder, run as the current user, stopped with its
-// children when the test ends) and small ELF files shaped like binaries
-// deploy must send or refuse.
+// children when the test ends), the same sshd in front of a simulated ESXi
+// host whose sessions run chrooted in an esxsim root with a busybox shell
+// (StartESXi, esxi.go), and small ELF files shaped like binaries deploy
+// must send or refuse.
 //
 // It must not be imported by production code.
 package deploytest
