@@ -52,7 +52,7 @@ EXIT STATUS:
 
 func runDoctor(ctx context.Context, e env, opts any, args []string) int {
 	o := opts.(*doctorOptions)
-	exe, _ := os.Executable()
+	exe, _ := executablePath()
 	stateDir := o.stateDir
 	if stateDir == "" {
 		var err error

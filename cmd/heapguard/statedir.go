@@ -20,7 +20,7 @@ const stateRoot = "heapguard-state"
 // mount: the state (log position, journal, budgets, lock) is one host's,
 // and two hosts must not share it.
 func defaultStateDir() (string, error) {
-	exe, err := os.Executable()
+	exe, err := executablePath()
 	if err != nil {
 		return "", fmt.Errorf("find the state folder: %w (give --state-dir)", err)
 	}
@@ -84,4 +84,18 @@ func hostDirName(name string) string {
 		return ""
 	}
 	return s
+}
+
+// executablePath is this program's path: os.Executable, which reads
+// /proc/self/exe, else an absolute argv[0], as cron, inetd and the boot
+// script start heapguard, where /proc is not there to read.
+func executablePath() (string, error) {
+	exe, err := os.Executable()
+	if err == nil {
+		return exe, nil
+	}
+	if filepath.IsAbs(os.Args[0]) {
+		return os.Args[0], nil
+	}
+	return "", err
 }

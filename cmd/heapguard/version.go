@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 	"runtime/debug"
 
@@ -47,7 +46,7 @@ func runVersion(args []string, stdout, stderr io.Writer) int {
 	if v.Commit == "unknown" {
 		v.Commit = vcsRevision()
 	}
-	if exe, err := os.Executable(); err == nil {
+	if exe, err := executablePath(); err == nil {
 		if patched, err := doctor.PatchedRuntime(exe); err == nil {
 			v.Runtime = map[bool]string{true: "esxi", false: "stock"}[patched]
 		}
