@@ -20,6 +20,7 @@ const (
 	scriptReloadInetd script = "kill -HUP $(cat " + inetdPIDFile + ")"
 	scriptAutoBackup  script = "exec " + autoBackup
 	scriptIsFile      script = "[ -f %[1]s ]"
+	scriptExists      script = "[ -e %[1]s ] || [ -L %[1]s ]"
 	// heapguard's own commands on the host.
 	scriptStop   script = "exec %[1]s stop"
 	scriptDoctor script = "exec %[1]s doctor 2>&1"
@@ -357,12 +358,13 @@ func Uninstall(ctx context.Context, c *Client, opts InstallOptions) (Result, err
 		return res, err
 	}
 	for _, p := range []string{path.Join(path.Dir(final), ConfigName), final} {
-		_, exists, err := readRemote(ctx, c, p)
-		if err != nil {
-			return res, err
-		}
-		if !exists {
+		err := c.runScript(ctx, c.cfg.commandTimeout(), scriptExists, p)
+		var re *RemoteError
+		if errors.As(err, &re) && re.Status == 1 {
 			continue
+		}
+		if err != nil {
+			return res, fmt.Errorf("look for %s: %w", p, err)
 		}
 		if err := c.runScript(ctx, c.cfg.commandTimeout(), scriptRemove, p); err != nil {
 			return res, fmt.Errorf("remove %s: %w", p, err)

@@ -1,0 +1,195 @@
+package deploy
+
+import (
+	"context"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/heapguard/heapguard/esxsim"
+	"github.com/heapguard/heapguard/internal/deploytest"
+)
+
+// esxiRig is a simulated ESXi host reached over real SSH, every session
+// chrooted in its root with busybox as the shell (deploytest.StartESXi):
+// the binary deploy sends runs there as it would on the host.
+type esxiRig struct {
+	t      *testing.T
+	e      *deploytest.ESXi
+	cfg    *Config
+	target Target
+}
+
+func newESXiRig(t *testing.T, version string) *esxiRig {
+	t.Helper()
+	_, user := newUserKey(t)
+	e := deploytest.StartESXi(t, deploytest.ESXiOptions{Version: version,
+		SSH: deploytest.Options{HostKeys: []string{"ed25519"}, Authorized: []ssh.PublicKey{user.PublicKey()}}})
+	known := path.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(known, []byte(e.KnownHostsLine("ed25519")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	target, err := ParseTarget(e.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &esxiRig{t: t, e: e, target: target, cfg: &Config{
+		User: "root", KnownHosts: &KnownHosts{File: known}, Auth: &Auth{Signers: []ssh.Signer{user}},
+		ConnectTimeout: 10 * time.Second, CommandTimeout: 20 * time.Second, CopyTimeout: 30 * time.Second,
+	}}
+}
+
+// heapguardBinary is a real heapguard, as make build makes it.
+func heapguardBinary(t *testing.T, version string) Binary {
+	t.Helper()
+	b, err := CheckBinary(deploytest.BuildHeapguard(t, version))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// do runs one host's deploy with opts (the default destination).
+func (r *esxiRig) do(bin Binary, opts InstallOptions) Result {
+	r.t.Helper()
+	res := deployOne(context.Background(), r.target, r.cfg, bin, opts)
+	for _, l := range res.Lines() {
+		r.t.Log(l)
+	}
+	return res
+}
+
+func (r *esxiRig) install(bin Binary, setup Setup) Result {
+	r.t.Helper()
+	res := r.do(bin, InstallOptions{Setup: &setup})
+	if res.Err != nil {
+		r.t.Fatalf("deploy --mode %s: %v\n%s", setup.Mode, res.Err, r.e.Log())
+	}
+	return res
+}
+
+// file is a file of the host's root, "" when absent.
+func (r *esxiRig) file(p string) string {
+	b, err := os.ReadFile(r.e.Host.Path(p))
+	if err != nil && !os.IsNotExist(err) {
+		r.t.Fatal(err)
+	}
+	return string(b)
+}
+
+// actions are the host's recorded actions of tool whose result starts
+// with prefix.
+func (r *esxiRig) actions(tool, prefix string) []esxsim.Action {
+	var out []esxsim.Action
+	for _, a := range r.e.Host.Actions() {
+		if a.Tool == tool && strings.HasPrefix(a.Result, prefix) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// reboot reboots the host and checks its boot script ran cleanly.
+func (r *esxiRig) reboot() {
+	r.t.Helper()
+	if res := r.e.Reboot(); res.Exit != 0 {
+		r.t.Fatalf("reboot: %+v", res)
+	}
+}
+
+const hgBin = "/vmfs/volumes/datastore1/heapguard/heapguard"
+
+// The cron mode, on each boot script and crond path: 4.1 (/etc/rc.local,
+// /bin/busybox crond), 5.5 and 7.0 (local.sh; 7.0 has no crond in
+// /bin/busybox). Installed, run again (nothing changes), rebooted (the
+// line is back), upgraded, asked for its status and removed.
+func TestModeCronOnESXi(t *testing.T) {
+	v1, v2 := heapguardBinary(t, "v1"), heapguardBinary(t, "v2")
+	for _, version := range []string{"4.1", "5.5", "7.0"} {
+		t.Run(version, func(t *testing.T) {
+			r := newESXiRig(t, version)
+			boot := BootScript("ESXi " + r.e.Version.Full)
+			stockBoot, stockCron := r.file(boot), r.file(rootCrontab)
+			setup := Setup{Mode: ModeCron, Config: []string{"power-off-allow DSVA*"}}
+			line := setup.CronLine(hgBin)
+
+			res := r.install(v1, setup)
+			if res.Action != Installed || res.Mode != ModeCron || res.BootScript != boot {
+				t.Fatalf("result %+v", res)
+			}
+			if got := r.file(rootCrontab); got != stockCron+line+"\n" {
+				t.Fatalf("crontab:\n%s\nwant the stock one and\n%s", got, line)
+			}
+			if got := r.file(path.Dir(hgBin) + "/" + ConfigName); !strings.HasSuffix(got, "\npower-off-allow DSVA*\n") {
+				t.Errorf("heapguard.conf:\n%s", got)
+			}
+			if m, err := InstalledMode(r.file(boot)); err != nil || m != ModeCron {
+				t.Fatalf("%s: mode %q, %v:\n%s", boot, m, err, r.file(boot))
+			}
+			started := r.actions("crond", "started")
+			if len(started) == 0 || !strings.Contains(started[len(started)-1].Detail, line) {
+				t.Fatalf("crond was not restarted with the line: %+v", started)
+			}
+			if len(r.actions("auto-backup.sh", "")) == 0 || !strings.Contains(r.file(esxsim.BootbankState+boot), blockBegin) {
+				t.Errorf("the boot script was not saved by auto-backup.sh: %q", r.file(esxsim.BootbankState+boot))
+			}
+			if res.Doctor == "" || res.DoctorStatus < 0 {
+				t.Errorf("doctor did not run on the host: %q, status %d", res.Doctor, res.DoctorStatus)
+			}
+
+			// Again: nothing changes, crond is left alone.
+			crondStarts, bootText := len(r.actions("crond", "started")), r.file(boot)
+			res = r.install(v1, setup)
+			if res.Action != Unchanged || len(res.Changes) != 0 || r.file(boot) != bootText || r.file(rootCrontab) != stockCron+line+"\n" {
+				t.Fatalf("second deploy changed something: %+v", res)
+			}
+			if n := len(r.actions("crond", "started")); n != crondStarts {
+				t.Errorf("second deploy restarted crond (%d starts, were %d)", n, crondStarts)
+			}
+
+			// A reboot rewrites the crontab; the boot script adds the line
+			// back, once, and crond loads it.
+			r.reboot()
+			if got := r.file(rootCrontab); got != stockCron+line+"\n" {
+				t.Fatalf("crontab after a reboot:\n%s", got)
+			}
+			started = r.actions("crond", "started")
+			if !strings.Contains(started[len(started)-1].Detail, line) {
+				t.Errorf("crond after the reboot loaded:\n%s", started[len(started)-1].Detail)
+			}
+
+			// Upgrade: the binary only; the line stays as it is.
+			if res = r.install(v2, setup); res.Action != Upgraded || r.file(rootCrontab) != stockCron+line+"\n" {
+				t.Fatalf("upgrade: %+v\ncrontab:\n%s", res, r.file(rootCrontab))
+			}
+			// Other flags: the old line goes, the new one comes.
+			setup2 := Setup{Mode: ModeCron, Schedule: "*/2 * * * *"}
+			r.install(v2, setup2)
+			if got := r.file(rootCrontab); got != stockCron+setup2.CronLine(hgBin)+"\n" {
+				t.Fatalf("crontab after a schedule change:\n%s", got)
+			}
+
+			st := r.do(v2, InstallOptions{Status: true})
+			if st.Err != nil || st.Mode != ModeCron || !slices.Contains(st.Found, rootCrontab+" has heapguard's line") {
+				t.Fatalf("status: %+v", st)
+			}
+
+			un := r.do(v2, InstallOptions{Uninstall: true})
+			if un.Err != nil {
+				t.Fatalf("uninstall: %v", un.Err)
+			}
+			if r.file(boot) != stockBoot || r.file(rootCrontab) != stockCron || r.file(hgBin) != "" || r.file(path.Dir(hgBin)+"/"+ConfigName) != "" {
+				t.Fatalf("uninstall left something: boot script\n%s\ncrontab\n%s", r.file(boot), r.file(rootCrontab))
+			}
+			r.reboot()
+			if got := r.file(rootCrontab); got != stockCron {
+				t.Fatalf("crontab after uninstall and reboot:\n%s", got)
+			}
+		})
+	}
+}
