@@ -193,3 +193,121 @@ func TestModeCronOnESXi(t *testing.T) {
 		})
 	}
 }
+
+// daemonPid waits (up to 20 s) for exactly one heapguard run inside the
+// root other than not, and returns its pid.
+func (r *esxiRig) daemonPid(not int) int {
+	r.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var pids []int
+		for _, p := range r.e.Procs() {
+			if len(p.Argv) > 1 && p.Argv[0] == hgBin && p.Argv[1] == "run" {
+				pids = append(pids, p.PID)
+			}
+		}
+		if len(pids) == 1 && pids[0] != not {
+			return pids[0]
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("heapguard run processes %v after 20 s: want one, not %d", pids, not)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (r *esxiRig) daemonsRunning() int {
+	n := 0
+	for _, p := range r.e.Procs() {
+		if len(p.Argv) > 1 && p.Argv[0] == hgBin && p.Argv[1] == "run" {
+			n++
+		}
+	}
+	return n
+}
+
+// The daemon mode: started once, left alone by a deploy that changes
+// nothing, replaced by an upgrade with its state folder kept, started
+// again by the boot script, stopped when the mode changes.
+func TestModeDaemonOnESXi(t *testing.T) {
+	v1, v2 := heapguardBinary(t, "v1"), heapguardBinary(t, "v2")
+	r := newESXiRig(t, "7.0")
+	state := "/vmfs/volumes/datastore1/heapguard/state"
+	setup := Setup{Mode: ModeDaemon, Config: []string{"state-dir " + state}, Args: []string{"--interval=1h"}}
+	r.install(v1, setup)
+	pid := r.daemonPid(0)
+	journal := r.e.Host.Path(state + "/journal.jsonl")
+	if _, err := os.Stat(journal); err != nil {
+		t.Fatalf("the daemon's journal: %v", err)
+	}
+
+	if res := r.install(v1, setup); res.Action != Unchanged || len(res.Changes) != 0 {
+		t.Fatalf("second deploy: %+v", res)
+	}
+	if got := r.daemonPid(0); got != pid {
+		t.Fatalf("second deploy restarted the daemon: pid %d, was %d", got, pid)
+	}
+
+	before, _ := os.ReadFile(journal)
+	if res := r.install(v2, setup); res.Action != Upgraded {
+		t.Fatalf("upgrade: %+v", res)
+	}
+	newPid := r.daemonPid(pid)
+	if after, _ := os.ReadFile(journal); !strings.HasPrefix(string(after), string(before)) {
+		t.Errorf("the journal lost entries over the upgrade:\nbefore\n%s\nafter\n%s", before, after)
+	}
+
+	r.reboot()
+	r.daemonPid(newPid)
+
+	r.install(v2, Setup{Mode: ModeCron, Config: setup.Config})
+	if n := r.daemonsRunning(); n != 0 {
+		t.Fatalf("%d daemons still run after the switch to cron", n)
+	}
+	if !strings.Contains(r.file(rootCrontab), hgBin+" check ") {
+		t.Fatalf("no cron line after the switch:\n%s", r.file(rootCrontab))
+	}
+	r.reboot()
+	if n := r.daemonsRunning(); n != 0 {
+		t.Fatalf("%d daemons started by the boot script after the switch to cron", n)
+	}
+}
+
+// The inetd mode: the line added and inetd reloaded once; a reboot adds
+// it back; uninstall takes it out and reloads inetd.
+func TestModeInetdOnESXi(t *testing.T) {
+	v1 := heapguardBinary(t, "v1")
+	r := newESXiRig(t, "5.5")
+	stock := r.file(inetdConf)
+	setup := Setup{Mode: ModeInetd, Port: 9740, Args: []string{"--allow-remote"}}
+	line := setup.InetdLine(hgBin)
+	if want := "9740 stream tcp nowait root " + hgBin + " heapguard serve --inetd --config /vmfs/volumes/datastore1/heapguard/heapguard.conf --allow-remote"; line != want {
+		t.Fatalf("inetd line %q, want %q", line, want)
+	}
+	r.install(v1, setup)
+	if got := r.file(inetdConf); got != stock+line+"\n" {
+		t.Fatalf("inetd.conf:\n%s", got)
+	}
+	reloads := r.actions("inetd", "reloaded")
+	if len(reloads) != 1 || !strings.Contains(reloads[0].Detail, line) {
+		t.Fatalf("inetd reloads %+v: want one, with the line", reloads)
+	}
+	r.install(v1, setup)
+	if n := len(r.actions("inetd", "reloaded")); n != 1 {
+		t.Errorf("a second deploy reloaded inetd (%d reloads)", n)
+	}
+	r.reboot()
+	if got := r.file(inetdConf); got != stock+line+"\n" {
+		t.Fatalf("inetd.conf after a reboot:\n%s", got)
+	}
+	if un := r.do(v1, InstallOptions{Uninstall: true}); un.Err != nil {
+		t.Fatalf("uninstall: %v", un.Err)
+	}
+	if got := r.file(inetdConf); got != stock {
+		t.Fatalf("inetd.conf after uninstall:\n%s", got)
+	}
+	reloads = r.actions("inetd", "reloaded")
+	if last := reloads[len(reloads)-1]; strings.Contains(last.Detail, hgBin) {
+		t.Errorf("inetd's last reload still had heapguard's line:\n%s", last.Detail)
+	}
+}
