@@ -359,4 +359,3 @@ func zipOf(date time.Time, files []Member) ([]byte, error) {
 	}
 	return b.Bytes(), nil
 }
-
