@@ -18,7 +18,7 @@ build: ## static, stripped bin/heapguard with the ESXi-safe runtime, and bin/esx
 	CGO_ENABLED=0 $(GO) build -overlay $(OVERLAY) -trimpath -tags $(TAGS) -ldflags '$(LDFLAGS)' -o bin/heapguard ./cmd/heapguard
 	CGO_ENABLED=0 $(GO) build -overlay $(OVERLAY) -trimpath -tags $(TAGS) -ldflags '$(LDFLAGS)' -o bin/esxsim ./cmd/esxsim
 
-# The VIB's version comes from git describe (v1.2.3-5-gabc is 1.2.3-5, no tag 0.0.0-0), its
+# The VIB's version comes from git describe (v1.2.3-5-gabc is 1.2.3-5, no tag 0.0.0-<commit time>), its
 # dates from the commit, so the same commit gives the same bytes.
 DATE     ?= $(shell git log -1 --format=%cI 2>/dev/null || echo 1970-01-01T00:00:00Z)
 

@@ -74,6 +74,8 @@ type VIBFile struct {
 	SHA256  [sha256.Size]byte
 	ID      string // heapguard_bootbank_heapguard_1.2.3-0
 	Version string
+	// BinarySum is the SHA-256 (hex) of the heapguard binary inside.
+	BinarySum string
 }
 
 // Sum is the SHA-256 in hex.
@@ -109,7 +111,9 @@ func CheckVIB(p string) (VIBFile, error) {
 	if err := checkBinaryBytes(bin); err != nil {
 		return VIBFile{}, fmt.Errorf("VIB %s: %w", p, err)
 	}
-	return VIBFile{Path: p, Size: int64(len(data)), SHA256: sha256.Sum256(data), ID: d.ID(), Version: d.Version}, nil
+	binSum := sha256.Sum256(bin)
+	return VIBFile{Path: p, Size: int64(len(data)), SHA256: sha256.Sum256(data), ID: d.ID(), Version: d.Version,
+		BinarySum: hex.EncodeToString(binSum[:])}, nil
 }
 
 // checkBinaryBytes is CheckBinary for bytes in memory.
@@ -302,7 +306,23 @@ func InstallVIB(ctx context.Context, c *Client, v VIBFile, opts InstallOptions) 
 	default:
 		return res, fmt.Errorf("%w: esxcli did not name %s as installed or skipped: %s", ErrVIBNotInstalled, v.ID, said)
 	}
-	res.SHA256 = v.Sum()
+	// The binary esxcli put in place is read back: a VIB skipped because
+	// one with the same ID is there may hold another build.
+	installed := c.cfg.vibRoot + res.Path
+	sum, err := remoteSum(ctx, c, installed)
+	switch {
+	case err != nil:
+		return res, fmt.Errorf("%w: esxcli said %s; reading %s back: %v", ErrVIBNotInstalled, res.Action, installed, err)
+	case sum == "":
+		return res, fmt.Errorf("%w: esxcli said %s, but there is no %s", ErrVIBNotInstalled, res.Action, installed)
+	case sum != v.BinarySum && res.Action == VIBUnchanged:
+		return res, fmt.Errorf("%w: esxcli skipped %s because a VIB with that ID is installed, and it holds another binary "+
+			"(sha256 %.12s, this VIB's is %.12s): give the new build its own version (commit or tag it, then make vib), "+
+			"or remove the installed one first (esxcli software vib remove -n heapguard)", ErrVIBNotInstalled, v.ID, sum, v.BinarySum)
+	case sum != v.BinarySum:
+		return res, fmt.Errorf("%w: esxcli said %s, but %s has sha256 %.12s, this VIB's binary %.12s", ErrVIBNotInstalled, res.Action, installed, sum, v.BinarySum)
+	}
+	res.SHA256 = sum
 	if r.RebootRequired {
 		res.Warnings = append(res.Warnings, "esxcli says a reboot is required: "+r.Message)
 	}

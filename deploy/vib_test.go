@@ -30,6 +30,7 @@ func vibRig(t *testing.T, scenario string, edit func(*esxsim.Scenario)) (*rig, *
 		HostKeys: []string{"ed25519"},
 		Env:      []string{"PATH=" + h.Path("/bin") + ":" + systemPath, "ESXSIM_ROOT=" + h.Root()},
 	})
+	r.cfg.vibRoot = h.Root()
 	return r, h
 }
 
@@ -99,7 +100,7 @@ func TestVIBInstallsWhereExecInstalledOnly(t *testing.T) {
 	r, h := vibRig(t, "esx80-eio", community)
 	v, bin := writeVIB(t, "1.0.0-0", "v1")
 	res, err := r.installVIB(v, InstallOptions{})
-	if err != nil || res.Action != VIBInstalled || res.SHA256 != v.Sum() || res.Path != "/opt/heapguard/bin/heapguard" {
+	if err != nil || res.Action != VIBInstalled || res.SHA256 != v.BinarySum || res.Path != "/opt/heapguard/bin/heapguard" {
 		t.Fatalf("InstallVIB: %+v, %v", res, err)
 	}
 	if res.Probe.EIORuntime != Yes {
@@ -124,12 +125,18 @@ func TestVIBInstallsWhereExecInstalledOnly(t *testing.T) {
 		!strings.HasPrefix(acts[0].Argv[5], r.dest+"/.heapguard.") {
 		t.Errorf("esxcli calls %+v", acts)
 	}
-	if l := res.Line(); !strings.Contains(l, "installed VIB  sha256:"+v.Sum()[:12]+"  /opt/heapguard/bin/heapguard") {
+	if l := res.Line(); !strings.Contains(l, "installed VIB  sha256:"+v.BinarySum[:12]+"  /opt/heapguard/bin/heapguard") {
 		t.Errorf("line %q", l)
 	}
 
 	if res, err = r.installVIB(v, InstallOptions{}); err != nil || res.Action != VIBUnchanged {
 		t.Errorf("the same VIB again: %+v, %v", res, err)
+	}
+	// Another build under the same version: esxcli skips it, deploy says
+	// the host kept the other binary.
+	same, _ := writeVIB(t, "1.0.0-0", "v1 rebuilt")
+	if res, err = r.installVIB(same, InstallOptions{}); !errors.Is(err, ErrVIBNotInstalled) || !strings.Contains(err.Error(), "give the new build its own version") {
+		t.Errorf("another build, same version: %+v, %v", res, err)
 	}
 	v2, bin2 := writeVIB(t, "1.1.0-0", "v2")
 	if res, err = r.installVIB(v2, InstallOptions{}); err != nil || res.Action != VIBUpgraded {
@@ -279,7 +286,7 @@ func FuzzParseVIBResult(f *testing.F) {
 
 func TestCheckVIB(t *testing.T) {
 	v, _ := writeVIB(t, "1.0.0-0", "v1")
-	if v.ID != "heapguard_bootbank_heapguard_1.0.0-0" || v.Version != "1.0.0-0" || v.Size <= 0 {
+	if v.ID != "heapguard_bootbank_heapguard_1.0.0-0" || v.Version != "1.0.0-0" || v.Size <= 0 || len(v.BinarySum) != 64 {
 		t.Errorf("CheckVIB = %+v", v)
 	}
 	dir := t.TempDir()

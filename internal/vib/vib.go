@@ -73,19 +73,24 @@ type Built struct {
 var versionRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+)*-[0-9]+(\.[0-9]+)*$`)
 
 // VersionOf turns `git describe --tags` output into a VIB version: v1.2.3
-// is 1.2.3-0, v1.2.3-5-gabcdef (five commits on) 1.2.3-5; anything else
-// (no tag, a dirty tree) is 0.0.0-0, which sorts below every release.
-// esxcli compares versions part by part, so only digits and dots are kept.
-func VersionOf(describe string) string {
-	m := regexp.MustCompile(`^v?([0-9]+(?:\.[0-9]+)*)(?:-([0-9]+)-g[0-9a-f]+)?$`).FindStringSubmatch(strings.TrimSpace(describe))
+// is 1.2.3-0, v1.2.3-5-gabcdef (five commits on) 1.2.3-5. Without a tag
+// it is 0.0.0-N, N the commit's Unix time, below every release and rising
+// with each commit: esxcli skips a VIB whose ID (hence version) is
+// installed, so each build that differs must have its own. A dirty tree
+// gets its commit's version (dirty is true: say so). esxcli compares
+// versions part by part, so only digits and dots are kept.
+func VersionOf(describe string, commit time.Time) (version string, dirty bool) {
+	d := strings.TrimSpace(describe)
+	d, dirty = strings.CutSuffix(d, "-dirty")
+	m := regexp.MustCompile(`^v?([0-9]+(?:\.[0-9]+)*)(?:-([0-9]+)-g[0-9a-f]+)?$`).FindStringSubmatch(d)
 	if m == nil {
-		return "0.0.0-0"
+		return "0.0.0-" + strconv.FormatInt(max(commit.Unix(), 0), 10), dirty
 	}
 	rel := m[2]
 	if rel == "" {
 		rel = "0"
 	}
-	return m[1] + "-" + rel
+	return m[1] + "-" + rel, dirty
 }
 
 // ID is the VIB ID esxcli prints: vendor_type_name_version.

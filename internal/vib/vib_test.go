@@ -485,13 +485,25 @@ func TestReadChecksVIB(t *testing.T) {
 }
 
 func TestVersionOf(t *testing.T) {
-	for in, want := range map[string]string{
-		"v1.2.3": "1.2.3-0", "1.2.3": "1.2.3-0", "v1.2.3-5-gabcdef0": "1.2.3-5", "v0.9-12-g0123abc\n": "0.9-12",
-		"b7437f7": "0.0.0-0", "v1.2.3-dirty": "0.0.0-0", "v1.2.3-5-gabcdef0-dirty": "0.0.0-0", "dev": "0.0.0-0", "": "0.0.0-0",
+	commit := time.Unix(1796541671, 0)
+	for _, tc := range []struct {
+		in, want string
+		dirty    bool
+	}{
+		{"v1.2.3", "1.2.3-0", false}, {"1.2.3", "1.2.3-0", false}, {"v1.2.3-5-gabcdef0", "1.2.3-5", false},
+		{"v0.9-12-g0123abc\n", "0.9-12", false}, {"v1.2.3-dirty", "1.2.3-0", true}, {"v1.2.3-5-gabcdef0-dirty", "1.2.3-5", true},
+		{"b7437f7", "0.0.0-1796541671", false}, {"b7437f7-dirty", "0.0.0-1796541671", true}, {"dev", "0.0.0-1796541671", false},
+		{"", "0.0.0-1796541671", false}, {"v1.2.x", "0.0.0-1796541671", false},
 	} {
-		if got := VersionOf(in); got != want {
-			t.Errorf("VersionOf(%q) = %q, want %q", in, got, want)
+		if got, dirty := VersionOf(tc.in, commit); got != tc.want || dirty != tc.dirty {
+			t.Errorf("VersionOf(%q) = %q, %v; want %q, %v", tc.in, got, dirty, tc.want, tc.dirty)
 		}
+		if got, _ := VersionOf(tc.in, commit); !versionRE.MatchString(got) {
+			t.Errorf("VersionOf(%q) = %q: Build would refuse it", tc.in, got)
+		}
+	}
+	if a, _ := VersionOf("b7437f7", commit); a == mustVersion("b7437f8", commit.Add(time.Second)) {
+		t.Error("two untagged commits got one version")
 	}
 	s := testSpec()
 	for _, bad := range []string{"1.2.3", "v1.2.3-0", "1.2.3-x", "1.2.3-0 ", "1.2.3-0/x"} {
@@ -501,6 +513,8 @@ func TestVersionOf(t *testing.T) {
 		}
 	}
 }
+
+func mustVersion(d string, c time.Time) string { v, _ := VersionOf(d, c); return v }
 
 func FuzzReadAr(f *testing.F) {
 	built := mustBuild(f, testSpec())

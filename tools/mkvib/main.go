@@ -29,7 +29,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("mkvib", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	bin := fs.String("bin", "bin/heapguard", "the heapguard binary (static linux/amd64, ESXi-safe runtime)")
-	describe := fs.String("describe", "", "`git describe --tags` output, made into the VIB version (v1.2.3-5-gabc is 1.2.3-5; no tag is 0.0.0-0)")
+	describe := fs.String("describe", "", "`git describe --tags` output, made into the VIB version (v1.2.3-5-gabc is 1.2.3-5; no tag is 0.0.0-<commit time>)")
 	version := fs.String("version", "", "the VIB version itself (1.2.3-0), instead of -describe")
 	date := fs.String("date", "", "release date and file times, RFC 3339 (the commit's date: the same input gives the same bytes)")
 	out := fs.String("out", "bin", "output folder")
@@ -44,15 +44,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func mkvib(bin, describe, version, date, out string, stdout io.Writer) error {
-	if version == "" {
-		version = vib.VersionOf(describe)
-	}
 	if date == "" {
 		return errors.New("-date is required (the same input must give the same VIB)")
 	}
 	when, err := time.Parse(time.RFC3339, date)
 	if err != nil {
 		return fmt.Errorf("-date: %w", err)
+	}
+	if version == "" {
+		var dirty bool
+		if version, dirty = vib.VersionOf(describe, when); dirty {
+			fmt.Fprintf(stdout, "warning: uncommitted changes: the VIB has its commit's version %s, and esxcli skips a VIB whose version is installed\n", version)
+		}
 	}
 	// Only a binary that can run on ESXi goes into a VIB.
 	if _, err := deploy.CheckBinary(bin); err != nil {
