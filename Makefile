@@ -8,7 +8,7 @@ TAGS     := nethttpomithttp2
 OVERLAY  := build/_overlay/overlay.json
 FUZZTIME ?= 10s
 
-.PHONY: help build build-stock test esxi-test bench fuzz demo clean
+.PHONY: help build build-stock vib test esxi-test bench fuzz demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -17,6 +17,13 @@ build: ## static, stripped bin/heapguard with the ESXi-safe runtime, and bin/esx
 	$(GO) run ./tools/rtpatch -out build/_overlay
 	CGO_ENABLED=0 $(GO) build -overlay $(OVERLAY) -trimpath -tags $(TAGS) -ldflags '$(LDFLAGS)' -o bin/heapguard ./cmd/heapguard
 	CGO_ENABLED=0 $(GO) build -overlay $(OVERLAY) -trimpath -tags $(TAGS) -ldflags '$(LDFLAGS)' -o bin/esxsim ./cmd/esxsim
+
+# The VIB's version comes from git describe (v1.2.3-5-gabc is 1.2.3-5, no tag 0.0.0-<commit time>), its
+# dates from the commit, so the same commit gives the same bytes.
+DATE     ?= $(shell git log -1 --format=%cI 2>/dev/null || echo 1970-01-01T00:00:00Z)
+
+vib: build ## bin/heapguard-VERSION.vib (CommunitySupported) and its 7.x+ offline bundle (docs/vib.md)
+	$(GO) run ./tools/mkvib -bin bin/heapguard -describe '$(VERSION)' -date '$(DATE)' -out bin
 
 build-stock: ## the same source with the stock runtime (it dies on ESXi; for esxi-test)
 	CGO_ENABLED=0 $(GO) build -trimpath -tags $(TAGS) -ldflags '$(LDFLAGS)' -o bin/heapguard-stock ./cmd/heapguard

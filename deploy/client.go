@@ -39,6 +39,9 @@ type Config struct {
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// now replaces time.Now in tests (partial copies' deadlines).
 	now func() time.Time
+	// vibRoot prefixes, in tests, the host path of the binary a VIB
+	// installed (esxsim installs into its root, not /).
+	vibRoot string
 }
 
 func (c *Config) clock() time.Time {

@@ -76,6 +76,9 @@ type Probe struct {
 	Lockdown                         Tri
 	FreeBytes                        int64  // -1 unknown
 	FreeOn                           string // the file system's mount point
+	// Acceptance is the host's acceptance level, asked for a VIB install
+	// only ("" not asked or unknown).
+	Acceptance string
 	// Unknowns says, for each answer that stayed unknown, why.
 	Unknowns []string
 }
@@ -335,8 +338,12 @@ func (p *Probe) Line(t Target) string {
 	if p.FreeBytes >= 0 {
 		free = fmt.Sprintf("%s free %s", p.FreeOn, humanBytes(p.FreeBytes))
 	}
-	return fmt.Sprintf("%s  %s  %s  secure boot %s  lockdown %s  %s", t, v, eio,
+	line := fmt.Sprintf("%s  %s  %s  secure boot %s  lockdown %s  %s", t, v, eio,
 		tri(p.SecureBoot, "enabled", "disabled"), tri(p.Lockdown, "on", "off"), free)
+	if p.Acceptance != "" {
+		line += "  acceptance " + p.Acceptance
+	}
+	return line
 }
 
 func tri(t Tri, yes, no string) string {

@@ -62,6 +62,13 @@ type Scenario struct {
 
 	// ExecInstalledOnly is VMkernel.Boot.execInstalledOnly (8.0).
 	ExecInstalledOnly bool `json:"exec_installed_only,omitempty"`
+	// AcceptanceLevel is what `esxcli software acceptance get` says
+	// (VMwareCertified, VMwareAccepted, PartnerSupported or
+	// CommunitySupported; "" is PartnerSupported, as ESXi ships).
+	AcceptanceLevel string `json:"acceptance_level,omitempty"`
+	// SecureBoot: UEFI secure boot is on, so esxcli refuses
+	// CommunitySupported VIBs.
+	SecureBoot bool `json:"secure_boot,omitempty"`
 
 	VMs     []VMSpec   `json:"vms"`
 	Heaps   []HeapSpec `json:"heaps"`
@@ -435,6 +442,9 @@ func (sc *Scenario) Validate() error {
 	}
 	if !isKnownVersion(sc.Version) {
 		return bad("unknown version %q (known: %s)", sc.Version, strings.Join(VersionNames(), ", "))
+	}
+	if sc.AcceptanceLevel != "" && acceptanceRank(sc.AcceptanceLevel) < 0 {
+		return bad("acceptance_level %q: want VMwareCertified, VMwareAccepted, PartnerSupported or CommunitySupported", sc.AcceptanceLevel)
 	}
 	if sc.DatastoreUUID == "" || strings.ContainsAny(sc.DatastoreUUID, "/\x00") || strings.HasPrefix(sc.DatastoreUUID, ".") {
 		return bad("datastore_uuid %q is not a folder name", sc.DatastoreUUID)

@@ -46,6 +46,8 @@ type State struct {
 	Run *RunInfo `json:"run,omitempty"`
 	// Cores counts /var/core/*-zdump.NNN files written.
 	Cores int `json:"cores"`
+	// VIBs are those esxcli software vib install put into the root.
+	VIBs []InstalledVIB `json:"vibs,omitempty"`
 }
 
 // VM is a registered VM's live state.

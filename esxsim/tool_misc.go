@@ -144,6 +144,9 @@ func runEsxcli(c *call) int {
 		fmt.Fprint(c.stdout, RenderKernelSetting(v, st.Scenario.ExecInstalledOnly))
 		return 0
 	}
+	if len(words) > 0 && words[0] == "software" {
+		return runSoftware(c, st, words[1:], opt, opts)
+	}
 	return esxcliUnknown(c, words)
 }
 

@@ -194,6 +194,10 @@ func isMutation(name string, args []string) (bool, string) {
 			}
 			return true, t
 		}
+	case "esxcli":
+		if len(args) >= 3 && args[0] == "software" && args[1] == "vib" && (args[2] == "install" || args[2] == "remove") {
+			return true, "vib"
+		}
 	case "vpxa", "hostd", "vmware-vpxa":
 		if len(args) == 1 && slices.Contains([]string{"start", "stop", "restart"}, args[0]) {
 			return true, agentOf(name)
