@@ -301,8 +301,9 @@ func ParseDF(out string) (DFRow, error) {
 func (p *Probe) Decide(size int64) (warnings []string, err error) {
 	if p.EIORuntime == Yes || p.EIOAdvanced == Yes {
 		return nil, fmt.Errorf("%w: execInstalledOnly is enforced at runtime, so a binary copied by hand fails with "+
-			"\"Operation not permitted\"; nothing was copied. Two ways out: install heapguard as a VIB (deploy --vib, "+
-			"not built yet), or turn the setting off yourself, knowing what it protects against "+
+			"\"Operation not permitted\"; nothing was copied. Two ways out: install heapguard as a VIB (make vib, then "+
+			"deploy --vib bin/heapguard-VERSION.vib: the host's acceptance level must allow CommunitySupported "+
+			"and secure boot be off), or turn the setting off yourself, knowing what it protects against "+
 			"(esxcli system settings kernel set -s execinstalledonly -v FALSE, then reboot; or the runtime option "+
 			"/User/execInstalledOnly): deploy never changes it", ErrWillNotRun)
 	}

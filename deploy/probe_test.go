@@ -91,7 +91,7 @@ func TestProbeExecInstalledOnlyRefusedBeforeCopy(t *testing.T) {
 	if !errors.Is(err, ErrWillNotRun) {
 		t.Fatalf("deploy to an execInstalledOnly host: %+v, %v; want ErrWillNotRun", res, err)
 	}
-	for _, want := range []string{"Operation not permitted", "deploy --vib", "not built yet", "esxcli system settings kernel set -s execinstalledonly -v FALSE", "never changes it"} {
+	for _, want := range []string{"Operation not permitted", "deploy --vib", "make vib", "esxcli system settings kernel set -s execinstalledonly -v FALSE", "never changes it"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}

@@ -44,6 +44,7 @@ type deployOptions struct {
 	port           int
 	uninstall      bool
 	status         bool
+	vib            string
 }
 
 func init() {
@@ -67,7 +68,7 @@ secure boot (secureBoot.py -s), lockdown (vim-cmd), free space where the binary 
 (df -k). A host that does not answer a question gets "unknown" and a warning; that
 alone never stops the install. A host where execInstalledOnly is enforced at runtime
 is refused before anything is copied (a copied binary fails there with "Operation
-not permitted"): install heapguard as a VIB (deploy --vib, not built yet), or turn
+not permitted"): install heapguard as a VIB (make vib, then deploy --vib FILE), or turn
 the setting off yourself; deploy never changes it. A file system without room for
 the binary is refused with the figure. execInstalledOnly set for boot only, secure
 boot (the boot script does not run, so nothing copied survives a reboot) and lockdown
@@ -153,6 +154,7 @@ EXIT STATUS:
 			fs.StringVar(&o.schedule, "schedule", deploy.DefaultSchedule, "--mode cron: the crontab time `FIELDS`")
 			fs.IntVar(&o.port, "port", deploy.DefaultServePort, "--mode inetd: the TCP `PORT` inetd answers with serve --inetd")
 			fs.BoolVar(&o.uninstall, "uninstall", false, "remove what deploy added: the daemon stopped, the crontab and inetd.conf lines, the boot block, heapguard.conf and the binary (the state folder is kept)")
+			fs.StringVar(&o.vib, "vib", "", "install heapguard as the VIB `FILE` (make vib) with esxcli software vib install, where the host's acceptance level allows CommunitySupported and secure boot is off (needed where execInstalledOnly is enforced); --mode does not apply")
 			fs.BoolVar(&o.status, "status", false, "change nothing: say what is installed on each host (binary, mode, lines, heapguard status)")
 			return o
 		},
@@ -206,15 +208,27 @@ func runDeploy(ctx context.Context, e env, opts any, args []string) int {
 	if o.dest != "" && !strings.HasPrefix(o.dest, "/") {
 		return fail("--dest %q: want an absolute path on the host", o.dest)
 	}
-	binPath := o.binary
-	if binPath == "" {
-		if binPath, err = os.Executable(); err != nil {
-			return fail("find this program: %v (give --binary)", err)
-		}
+	if o.vib != "" && (o.uninstall || o.status || len(passed) > 0 || o.binary != "") {
+		fmt.Fprintln(e.stderr, "heapguard deploy: --vib goes alone: not with --binary, --uninstall, --status or flags after --")
+		return usageError
 	}
-	bin, err := deploy.CheckBinary(binPath)
-	if err != nil {
-		return fail("%v", err)
+	var vibFile deploy.VIBFile
+	var bin deploy.Binary
+	if o.vib != "" {
+		// CheckVIB checks the binary inside as CheckBinary would.
+		if vibFile, err = deploy.CheckVIB(o.vib); err != nil {
+			return fail("%v", err)
+		}
+	} else {
+		binPath := o.binary
+		if binPath == "" {
+			if binPath, err = os.Executable(); err != nil {
+				return fail("find this program: %v (give --binary)", err)
+			}
+		}
+		if bin, err = deploy.CheckBinary(binPath); err != nil {
+			return fail("%v", err)
+		}
 	}
 	home, _ := os.UserHomeDir()
 	known := o.knownHosts
@@ -242,11 +256,18 @@ func runDeploy(ctx context.Context, e env, opts any, args []string) int {
 	fleet := deploy.Fleet{Parallel: o.parallel, HostTimeout: o.hostTimeout}
 	// Deploy calls this from one goroutine, as each host finishes.
 	install := deploy.InstallOptions{Dest: o.dest, ProbeOnly: o.probeOnly, Setup: setup, Uninstall: o.uninstall, Status: o.status}
-	results := deploy.Deploy(ctx, targets, cfg, bin, install, fleet, func(r deploy.Result) {
+	report := func(r deploy.Result) {
 		for _, l := range r.Lines() {
 			fmt.Fprintln(e.stdout, printable(l))
 		}
-	})
+	}
+	var results []deploy.Result
+	if o.vib != "" {
+		install.Setup = nil
+		results = deploy.DeployVIB(ctx, targets, cfg, vibFile, install, fleet, report)
+	} else {
+		results = deploy.Deploy(ctx, targets, cfg, bin, install, fleet, report)
+	}
 	if len(results) > 1 {
 		fmt.Fprintln(e.stdout)
 		deploy.WriteTable(printableWriter{e.stdout}, results)

@@ -94,6 +94,15 @@ func TestDeployUsage(t *testing.T) {
 		{[]string{"deploy", "--binary", good, "--copy-timeout", "0s", "esx01"}, "timeouts must be more than 0"},
 		{[]string{"deploy", "--binary", good, "--host-timeout", "0s", "esx01"}, "timeouts must be more than 0"},
 		{[]string{"deploy", "--binary", good, "--parallel", "0", "esx01"}, "heapguard deploy: --parallel 0: want 1 or more"},
+		{[]string{"deploy", "--vib", good, "esx01"}, "heapguard deploy: VIB " + good + ": "},
+		{[]string{"deploy", "--vib", good, "--binary", good, "esx01"}, "heapguard deploy: --vib goes alone"},
+		{[]string{"deploy", "--binary", good, "--mode", "systemd", "esx01"}, `heapguard deploy: --mode: mode "systemd": want cron, daemon, inetd or none`},
+		{[]string{"deploy", "--binary", good, "--schedule", "* * *", "esx01"}, `heapguard deploy: schedule "* * *": want the 5 crontab time fields`},
+		{[]string{"deploy", "--binary", good, "esx01", "--", "--power-off-alow", "x"}, "heapguard deploy: after --: heapguard check: flag provided but not defined: -power-off-alow"},
+		{[]string{"deploy", "--binary", good, "esx01", "--", "--config", "x"}, "heapguard deploy: after --: --config is deploy's to set"},
+		{[]string{"deploy", "--binary", good, "--mode", "daemon", "esx01", "--", "--interval", "30s;reboot"}, "heapguard deploy: after --: heapguard run: invalid value"},
+		{[]string{"deploy", "--binary", good, "--mode", "none", "esx01", "--", "--dry-run"}, "heapguard deploy: after --: --mode none runs nothing"},
+		{[]string{"deploy", "--binary", good, "--status", "esx01", "--", "--dry-run"}, "heapguard deploy: --uninstall, --status and --probe-only go alone"},
 	} {
 		code, out, stderr := runCLI(t, tc.args...)
 		if code != exitUnknown || out != "" || !strings.HasPrefix(stderr, tc.want) && !strings.Contains(stderr, tc.want) {

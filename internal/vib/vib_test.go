@@ -20,14 +20,12 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/heapguard/heapguard/internal/deploytest"
 )
 
 var testDate = time.Date(2026, 12, 1, 10, 20, 30, 0, time.UTC)
 
 func testSpec() Spec {
-	return Spec{Binary: deploytest.ELF{Marker: true, Payload: "heapguard test binary"}.Bytes(), Version: "1.2.3-4", Date: testDate}
+	return Spec{Binary: []byte("\x7fELF heapguard test binary"), Version: "1.2.3-4", Date: testDate}
 }
 
 func mustBuild(t testing.TB, s Spec) Built {
