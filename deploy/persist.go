@@ -140,6 +140,11 @@ var errNoBootScript = errors.New("no boot script on the host")
 func persist(ctx context.Context, c *Client, res *Result, setup Setup, binChanged bool) error {
 	bin := res.Path
 	confPath := path.Join(path.Dir(bin), ConfigName)
+	if setup.Mode != ModeNone && res.Probe != nil && BootScript(res.Probe.Version) == "" {
+		// Boot files are edited only on a host known to be ESXi: on
+		// another system they mean something else.
+		return fmt.Errorf("--mode %s: the host did not say which ESXi it is (vmware -vl, esxcli system version get), so its boot script and crontab are left alone; the binary is in place: rerun with --mode none, or find out why the probe failed", setup.Mode)
+	}
 	bootPath, err := findBootScript(ctx, c, res.Probe)
 	if errors.Is(err, errNoBootScript) && setup.Mode == ModeNone {
 		return nil // nothing of a mode can be there

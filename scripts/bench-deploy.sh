@@ -124,7 +124,7 @@ deploy_once() {
 	for f in "$work"/hosts/*/heapguard; do echo old >"$f/heapguard"; done
 	local timing
 	TIMEFORMAT='%R %U %S'
-	if ! timing=$({ time SSH_AUTH_SOCK= "$HEAPGUARD" deploy --binary "$HEAPGUARD" -i "$work/id_user" --known-hosts "$work/known_hosts" \
+	if ! timing=$({ time SSH_AUTH_SOCK= "$HEAPGUARD" deploy --mode none --binary "$HEAPGUARD" -i "$work/id_user" --known-hosts "$work/known_hosts" \
 		--user "$user" --dest /proc/self/cwd/heapguard --parallel "$2" --hosts "$1" >"$work/out" 2>&1; } 2>&1); then
 		echo "bench-deploy: deploy failed:" >&2
 		head -n 5 "$work/out" >&2
