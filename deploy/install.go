@@ -169,7 +169,7 @@ func finish(ctx context.Context, c *Client, res *Result, opts InstallOptions, bi
 	if err := persist(ctx, c, res, *opts.Setup, binChanged); err != nil {
 		return err
 	}
-	runDoctor(ctx, c, res)
+	runDoctor(ctx, c, res, *opts.Setup)
 	return nil
 }
 

@@ -234,7 +234,17 @@ func TestModeDaemonOnESXi(t *testing.T) {
 	r := newESXiRig(t, "7.0")
 	state := "/vmfs/volumes/datastore1/heapguard/state"
 	setup := Setup{Mode: ModeDaemon, Config: []string{"state-dir " + state}, Args: []string{"--interval=1h"}}
-	r.install(v1, setup)
+	// The default state folder is unusable: doctor must check the one
+	// given after --.
+	if err := os.MkdirAll(r.e.Host.Path(path.Dir(hgBin)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(r.e.Host.Path(path.Dir(hgBin)+"/heapguard-state"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res := r.install(v1, setup); res.DoctorStatus != 0 {
+		t.Errorf("doctor on the daemon's state folder: exit %d, %q", res.DoctorStatus, res.Doctor)
+	}
 	pid := r.daemonPid(0)
 	journal := r.e.Host.Path(state + "/journal.jsonl")
 	if _, err := os.Stat(journal); err != nil {

@@ -22,10 +22,11 @@ const (
 	scriptIsFile      script = "[ -f %[1]s ]"
 	scriptExists      script = "[ -e %[1]s ] || [ -L %[1]s ]"
 	// heapguard's own commands on the host.
-	scriptStop   script = "exec %[1]s stop"
-	scriptDoctor script = "exec %[1]s doctor 2>&1"
-	scriptStatus script = "exec %[1]s status --config %[2]s 2>&1"
-	scriptChmod  script = "chmod 0644 %[1]s"
+	scriptStop        script = "exec %[1]s stop"
+	scriptDoctor      script = "exec %[1]s doctor 2>&1"
+	scriptDoctorState script = "exec %[1]s doctor --state-dir %[2]s 2>&1"
+	scriptStatus      script = "exec %[1]s status --config %[2]s 2>&1"
+	scriptChmod       script = "chmod 0644 %[1]s"
 )
 
 // Timeouts of heapguard's own commands on the host: stop waits for an
@@ -290,10 +291,17 @@ func keepIf(ok bool, line string) string {
 	return ""
 }
 
-// runDoctor runs heapguard doctor on the host and keeps its verdict.
-func runDoctor(ctx context.Context, c *Client, res *Result) {
+// runDoctor runs heapguard doctor on the host, on the state folder the
+// setup names if it does, and keeps its verdict.
+func runDoctor(ctx context.Context, c *Client, res *Result, setup Setup) {
+	s, paths := scriptDoctor, []string{res.Path}
+	for _, l := range setup.Config {
+		if dir, ok := strings.CutPrefix(l, "state-dir "); ok && checkRemotePath(dir) == nil {
+			s, paths = scriptDoctorState, []string{res.Path, dir}
+		}
+	}
 	var out bytes.Buffer
-	err := c.pipeScript(ctx, c.cfg.commandTimeout(), scriptDoctor, nil, &limitedBuffer{b: &out, n: 64 << 10}, res.Path)
+	err := c.pipeScript(ctx, c.cfg.commandTimeout(), s, nil, &limitedBuffer{b: &out, n: 64 << 10}, paths...)
 	res.Doctor = doctorVerdict(out.String())
 	var re *RemoteError
 	switch {
