@@ -46,8 +46,17 @@ const (
 )
 
 // ServiceLifetime is how long a simulated daemon lives at most, so a test
-// that forgets one cannot leak it for good.
+// that forgets one cannot leak it for good. $ESXSIM_SERVICE_LIFETIME (a Go
+// duration) shortens it, for the test of the lifetime itself.
 const ServiceLifetime = 10 * time.Minute
+
+// serviceLifetime is ServiceLifetime or the shorter one the environment asks for.
+func serviceLifetime() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("ESXSIM_SERVICE_LIFETIME")); err == nil && d > 0 && d < ServiceLifetime {
+		return d
+	}
+	return ServiceLifetime
+}
 
 // daemonReadyEnv names the file descriptor a daemon started in the
 // background reports on once its pid file is written.
@@ -319,7 +328,8 @@ func serve(c *call, s service) int {
 			f.Close()
 		}
 	}
-	life := time.NewTimer(ServiceLifetime)
+	lifetime := serviceLifetime()
+	life := time.NewTimer(lifetime)
 	defer life.Stop()
 	for {
 		select {
@@ -331,7 +341,7 @@ func serve(c *call, s service) int {
 			record("stopped pid "+pid+" by "+signalName(sig), "")
 			return 0
 		case <-life.C:
-			record("stopped pid "+pid+" after its lifetime of "+ServiceLifetime.String(), "")
+			record("stopped pid "+pid+" after its lifetime of "+lifetime.String(), "")
 			return 0
 		}
 	}
