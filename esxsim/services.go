@@ -372,11 +372,14 @@ func logServiceAction(c *call, tool, result, detail string) {
 }
 
 // persistentFiles are the files of /etc a reboot keeps when auto-backup.sh
-// saved them: the boot script and root's authorized keys (docs:
-// "/etc/ssh/keys-root/authorized_keys" survives reboots). Root's crontab
-// is rewritten at boot, which is why local.sh recipes re-add their line.
-// unverified: whether ESXi 4.x–8.x keep /etc/inetd.conf (taken: no, so a
-// boot script must re-add an inetd line, as it must a cron line).
+// saved them: the boot script (williamlam.com 2013: local.sh "is
+// automatically backed up by ESXi every 1hr", or at once with
+// /sbin/auto-backup.sh) and root's SSH keys. Root's crontab is rewritten
+// at boot, which is why local.sh recipes re-add their line (33hops.com:
+// "the crontab is not persistent").
+// unverified: that authorized_keys is among them (known practice, no
+// source found); whether ESXi keeps /etc/inetd.conf (taken: no, so a boot
+// script must re-add an inetd line, as it must a cron line).
 func persistentFiles(ver Version) []string {
 	return []string{ver.BootScript(), "/etc/ssh/keys-root/authorized_keys"}
 }
