@@ -387,3 +387,44 @@ func readFile(t *testing.T, p string) string {
 	}
 	return string(b)
 }
+
+// TestESXiProc checks the opt-in procfs: /proc/self/exe answers inside,
+// df still finds the root, no mount shows in this machine's table, and
+// the processes are still found and killed.
+func TestESXiProc(t *testing.T) {
+	var root string
+	t.Run("host", func(t *testing.T) {
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		signer, _ := ssh.NewSignerFromKey(priv)
+		e := StartESXi(t, ESXiOptions{Proc: true, SSH: Options{HostKeys: []string{"ed25519"}, Authorized: []ssh.PublicKey{signer.PublicKey()}}})
+		root = e.Root()
+		sc, err := ssh.Dial("tcp", e.Addr, &ssh.ClientConfig{User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: ssh.FixedHostKey(e.HostKeys["ed25519"]), Timeout: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sc.Close()
+		c := &client{t: t, c: sc}
+		// readlink runs inside the shell (a busybox applet that does not
+		// fork): its /proc/self is the shell's.
+		out, errOut, exit := c.run("readlink /proc/self/exe; df -k /vmfs/volumes/datastore1; sleep 1000 > /dev/null 2>&1 &", nil)
+		if exit != 0 || !strings.HasPrefix(out, "/bin/sh\nFilesystem ") || !strings.HasSuffix(out, "% /\n") {
+			t.Errorf("with /proc: exit %d, %q, %q", exit, out, errOut)
+		}
+		if r := e.Run("readlink /proc/self/exe"); r.Stdout != "/bin/sh\n" {
+			t.Errorf("Run with /proc: %+v", r)
+		}
+		waitFor(t, "the session's sleep", func() bool { return len(e.Pids("1000")) == 1 })
+		if m, _ := os.ReadFile("/proc/self/mounts"); strings.Contains(string(m), root) {
+			t.Errorf("this machine's mount table shows the root:\n%s", m)
+		}
+		if r := e.Reboot(); r.Exit != 0 || len(e.Pids("1000")) != 0 || len(e.Pids("crond")) != 1 {
+			t.Errorf("reboot with /proc: %+v, processes %+v", r, e.Procs())
+		}
+	})
+	if ps := procsIn(root); len(ps) != 0 {
+		t.Errorf("processes left in %s after the test: %+v", root, ps)
+	}
+}
