@@ -64,16 +64,24 @@ const daemonReadyEnv = "ESXSIM_DAEMON_READY_FD"
 
 // busyboxApplets are the applets a root links to the real busybox: what
 // ESXi's scripts and local.sh recipes use. One missing from the real
-// busybox is skipped.
+// busybox is skipped. Left out on purpose: what would change the machine a
+// test runs on (hostname, reboot, mount, …), as the root runs as its root;
+// date stays, for reading (date -s would set this machine's clock).
 var busyboxApplets = []string{
 	"sh", "ash", "cat", "mkdir", "mv", "cp", "chmod", "chown", "rm", "rmdir", "ls", "grep", "egrep", "fgrep",
 	"sed", "awk", "df", "du", "ps", "sleep", "usleep", "printf", "echo", "test", "[", "[[", "head", "tail",
 	"wc", "date", "kill", "killall", "pidof", "touch", "ln", "readlink", "realpath", "find", "sort", "uniq",
 	"cut", "tr", "env", "setsid", "logger", "xargs", "basename", "dirname", "expr", "true", "false", "pwd",
 	"md5sum", "sha1sum", "sha256sum", "stat", "tee", "mktemp", "gzip", "gunzip", "zcat", "tar", "od",
-	"hexdump", "timeout", "uname", "hostname", "id", "which", "vi", "less", "more", "sync", "cmp", "diff",
+	"hexdump", "timeout", "uname", "id", "which", "vi", "less", "more", "sync", "cmp", "diff",
 	"dd", "stty", "tty", "uptime", "nc", "wget", "chgrp", "mkfifo", "seq", "yes",
 }
+
+// machineApplets are the busybox applets /bin/busybox refuses: they
+// would change the machine a test runs on, not the simulated host.
+var machineApplets = []string{"hostname", "reboot", "poweroff", "halt", "init", "mount", "umount", "swapon", "swapoff",
+	"ifconfig", "ifup", "ifdown", "ip", "route", "sysctl", "hwclock", "adjtimex", "rdate", "insmod", "rmmod", "modprobe",
+	"mknod", "chroot", "pivot_root", "switch_root", "nsenter", "unshare", "setpriv"}
 
 // nohupScript stands in for ESXi busybox's nohup, which Debian's
 // busybox-static lacks: it ignores SIGHUP and runs the command.
@@ -199,6 +207,10 @@ func runBusybox(c *call) int {
 	}
 	if len(args) > 0 && args[0] == "inetd" {
 		return runDaemon(c, inetd)
+	}
+	if len(args) > 0 && slices.Contains(machineApplets, args[0]) {
+		fmt.Fprintf(c.stderr, "busybox: %s: refused in a simulated host (it would change the machine the test runs on)\n", args[0])
+		return 1
 	}
 	real := host.Path(c.root, RealBusyboxPath)
 	if _, err := os.Stat(real); err != nil {

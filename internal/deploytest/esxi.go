@@ -31,8 +31,12 @@ import (
 // What differs from ESXi: /proc is a folder holding only a mounts file
 // (the root as one file system, "visorfs"), so busybox df answers with
 // the real figures of the test's file system in busybox's format, and ps
-// shows nothing (use pid files), unless ESXiOptions.Proc; the shell is Debian's busybox (1.35 when
-// written), not VMware's build; sshd is the machine's OpenSSH.
+// shows nothing (use pid files), unless ESXiOptions.Proc. Sessions run as
+// this machine's root, in its network and (without Proc) host name
+// namespaces: a command that changes the machine changes it, so busybox's
+// applets that would (hostname, reboot, mount, …) are refused. The shell
+// is Debian's busybox (1.35 when written), not VMware's build; sshd is the
+// machine's OpenSSH.
 type ESXi struct {
 	*Server              // the sshd: Addr, Port, HostKeys, KnownHostsLine, Log
 	Host    *esxsim.Host // the simulated host: Root, Path, Actions, State, …
@@ -61,7 +65,8 @@ type ESXiOptions struct {
 	// namespace of its own (util-linux's unshare; the root is bind-mounted
 	// on itself so that busybox df finds it in the mount table), for a
 	// program that needs /proc/self/exe (Go's os.Executable). Its processes
-	// list every process of the machine, other tests' too. Without Proc,
+	// list every process of the machine, other tests' too. A session has
+	// its own host name namespace too. Without Proc,
 	// /proc holds only a mounts file. Whether ESXi has a procfs with
 	// /proc/self/exe is unverified.
 	Proc bool
@@ -143,7 +148,7 @@ func StartESXi(t testing.TB, o ESXiOptions) *ESXi {
 	if o.Proc {
 		// The private propagation keeps the mounts out of this machine's
 		// namespace; they go when the namespace's last process ends.
-		e.enter = []string{unshare, "--mount", "--propagation", "private", "/bin/sh", "-c", procLauncher, root}
+		e.enter = []string{unshare, "--mount", "--uts", "--propagation", "private", "/bin/sh", "-c", procLauncher, root}
 	}
 	// Registered before sshd's: it runs after sshd has stopped, so no
 	// session can start a process behind it.
@@ -153,7 +158,7 @@ func StartESXi(t testing.TB, o ESXiOptions) *ESXi {
 	ssh.Env = append([]string{"PATH=" + SessionPath, "HOME=/"}, ssh.Env...)
 	force := chroot + " " + root
 	if o.Proc {
-		force = fmt.Sprintf("%s --mount --propagation private /bin/sh -c '%s' %s", unshare, procLauncher, root)
+		force = fmt.Sprintf("%s --mount --uts --propagation private /bin/sh -c '%s' %s", unshare, procLauncher, root)
 	}
 	ssh.Config = fmt.Sprintf("ForceCommand exec %s /bin/sh -c \"$SSH_ORIGINAL_COMMAND\"\n", force) + ssh.Config
 	e.Server = Start(t, ssh)
