@@ -46,8 +46,17 @@ const (
 )
 
 // ServiceLifetime is how long a simulated daemon lives at most, so a test
-// that forgets one cannot leak it for good.
+// that forgets one cannot leak it for good. $ESXSIM_SERVICE_LIFETIME (a Go
+// duration) shortens it, for the test of the lifetime itself.
 const ServiceLifetime = 10 * time.Minute
+
+// serviceLifetime is ServiceLifetime or the shorter one the environment asks for.
+func serviceLifetime() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("ESXSIM_SERVICE_LIFETIME")); err == nil && d > 0 && d < ServiceLifetime {
+		return d
+	}
+	return ServiceLifetime
+}
 
 // daemonReadyEnv names the file descriptor a daemon started in the
 // background reports on once its pid file is written.
@@ -55,16 +64,24 @@ const daemonReadyEnv = "ESXSIM_DAEMON_READY_FD"
 
 // busyboxApplets are the applets a root links to the real busybox: what
 // ESXi's scripts and local.sh recipes use. One missing from the real
-// busybox is skipped.
+// busybox is skipped. Left out on purpose: what would change the machine a
+// test runs on (hostname, reboot, mount, …), as the root runs as its root;
+// date stays, for reading (date -s would set this machine's clock).
 var busyboxApplets = []string{
 	"sh", "ash", "cat", "mkdir", "mv", "cp", "chmod", "chown", "rm", "rmdir", "ls", "grep", "egrep", "fgrep",
 	"sed", "awk", "df", "du", "ps", "sleep", "usleep", "printf", "echo", "test", "[", "[[", "head", "tail",
 	"wc", "date", "kill", "killall", "pidof", "touch", "ln", "readlink", "realpath", "find", "sort", "uniq",
 	"cut", "tr", "env", "setsid", "logger", "xargs", "basename", "dirname", "expr", "true", "false", "pwd",
 	"md5sum", "sha1sum", "sha256sum", "stat", "tee", "mktemp", "gzip", "gunzip", "zcat", "tar", "od",
-	"hexdump", "timeout", "uname", "hostname", "id", "which", "vi", "less", "more", "sync", "cmp", "diff",
+	"hexdump", "timeout", "uname", "id", "which", "vi", "less", "more", "sync", "cmp", "diff",
 	"dd", "stty", "tty", "uptime", "nc", "wget", "chgrp", "mkfifo", "seq", "yes",
 }
+
+// machineApplets are the busybox applets /bin/busybox refuses: they
+// would change the machine a test runs on, not the simulated host.
+var machineApplets = []string{"hostname", "reboot", "poweroff", "halt", "init", "mount", "umount", "swapon", "swapoff",
+	"ifconfig", "ifup", "ifdown", "ip", "route", "sysctl", "hwclock", "adjtimex", "rdate", "insmod", "rmmod", "modprobe",
+	"mknod", "chroot", "pivot_root", "switch_root", "nsenter", "unshare", "setpriv"}
 
 // nohupScript stands in for ESXi busybox's nohup, which Debian's
 // busybox-static lacks: it ignores SIGHUP and runs the command.
@@ -190,6 +207,10 @@ func runBusybox(c *call) int {
 	}
 	if len(args) > 0 && args[0] == "inetd" {
 		return runDaemon(c, inetd)
+	}
+	if len(args) > 0 && slices.Contains(machineApplets, args[0]) {
+		fmt.Fprintf(c.stderr, "busybox: %s: refused in a simulated host (it would change the machine the test runs on)\n", args[0])
+		return 1
 	}
 	real := host.Path(c.root, RealBusyboxPath)
 	if _, err := os.Stat(real); err != nil {
@@ -319,7 +340,8 @@ func serve(c *call, s service) int {
 			f.Close()
 		}
 	}
-	life := time.NewTimer(ServiceLifetime)
+	lifetime := serviceLifetime()
+	life := time.NewTimer(lifetime)
 	defer life.Stop()
 	for {
 		select {
@@ -331,7 +353,7 @@ func serve(c *call, s service) int {
 			record("stopped pid "+pid+" by "+signalName(sig), "")
 			return 0
 		case <-life.C:
-			record("stopped pid "+pid+" after its lifetime of "+ServiceLifetime.String(), "")
+			record("stopped pid "+pid+" after its lifetime of "+lifetime.String(), "")
 			return 0
 		}
 	}
@@ -362,11 +384,14 @@ func logServiceAction(c *call, tool, result, detail string) {
 }
 
 // persistentFiles are the files of /etc a reboot keeps when auto-backup.sh
-// saved them: the boot script and root's authorized keys (docs:
-// "/etc/ssh/keys-root/authorized_keys" survives reboots). Root's crontab
-// is rewritten at boot, which is why local.sh recipes re-add their line.
-// unverified: whether ESXi 4.x–8.x keep /etc/inetd.conf (taken: no, so a
-// boot script must re-add an inetd line, as it must a cron line).
+// saved them: the boot script (williamlam.com 2013: local.sh "is
+// automatically backed up by ESXi every 1hr", or at once with
+// /sbin/auto-backup.sh) and root's SSH keys. Root's crontab is rewritten
+// at boot, which is why local.sh recipes re-add their line (33hops.com:
+// "the crontab is not persistent").
+// unverified: that authorized_keys is among them (known practice, no
+// source found); whether ESXi keeps /etc/inetd.conf (taken: no, so a boot
+// script must re-add an inetd line, as it must a cron line).
 func persistentFiles(ver Version) []string {
 	return []string{ver.BootScript(), "/etc/ssh/keys-root/authorized_keys"}
 }

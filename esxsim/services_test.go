@@ -2,8 +2,13 @@ package esxsim
 
 import (
 	"os"
+	"os/exec"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestBootScriptPerVersion(t *testing.T) {
@@ -148,4 +153,91 @@ func FuzzInetdServiceLines(f *testing.F) {
 			}
 		}
 	})
+}
+
+// busyboxHost is a host with busybox installed, this test binary as its
+// multi-call binary; it skips without a static busybox (fails under CI).
+func busyboxHost(t *testing.T, version string) *Host {
+	t.Helper()
+	bb := "/bin/busybox"
+	if _, err := os.Stat(bb); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("busybox not found: CI must install busybox-static (.ci/run)")
+		}
+		t.Skip("busybox not found (apt-get install busybox-static)")
+	}
+	h := New(t, Incident(), WithVersion(version))
+	h.InstallBinary(os.Args[0])
+	if err := InstallBusybox(h.Root(), os.Args[0], bb); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// TestDaemonEndsAfterItsLifetime starts crond and inetd in the background
+// (no chroot) with a short lifetime and waits for both to record their end.
+func TestDaemonEndsAfterItsLifetime(t *testing.T) {
+	h := busyboxHost(t, "8.0")
+	t.Cleanup(func() {
+		// Should the lifetime not work, end the daemons (theirs only: a
+		// pid whose command line names this root).
+		for _, f := range []string{CrondPidFile, InetdPidFile} {
+			b, _ := os.ReadFile(h.Path(f))
+			pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+			if err != nil {
+				continue
+			}
+			if cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline"); strings.Contains(string(cmdline), h.Root()) {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	for _, argv := range [][]string{{VmwareBusyboxPath, "crond"}, {"/bin/busybox", "inetd"}} {
+		cmd := exec.Command(h.Path(argv[0]), argv[1:]...)
+		cmd.Env = append(os.Environ(), "ESXSIM_SERVICE_LIFETIME=300ms")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%q: %v, %s", argv, err, out)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var ends []string
+		for _, a := range h.Actions() {
+			if strings.HasSuffix(a.Result, " after its lifetime of 300ms") {
+				ends = append(ends, a.Tool)
+			}
+		}
+		slices.Sort(ends)
+		if slices.Equal(ends, []string{"crond", "inetd"}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemons' ends %q after 10 s; actions %+v", ends, h.Actions())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestBusyboxHandsOtherAppletsToTheRealOne(t *testing.T) {
+	h := busyboxHost(t, "5.5")
+	out, err := exec.Command(h.Path("/bin/busybox"), "echo", "hello").CombinedOutput()
+	if err != nil || string(out) != "hello\n" {
+		t.Errorf("busybox echo: %v, %q", err, out)
+	}
+	// What could change the machine the test runs on is refused: checked
+	// with mount's harmless form (it lists), so that a missing guard
+	// changes nothing.
+	out, err = exec.Command(h.Path("/bin/busybox"), "mount").CombinedOutput()
+	if err == nil || string(out) != "busybox: mount: refused in a simulated host (it would change the machine the test runs on)\n" {
+		t.Errorf("busybox mount: %v, %q", err, out)
+	}
+	if _, err := os.Stat(h.Path("/bin/hostname")); err == nil {
+		t.Error("/bin/hostname is linked")
+	}
+	// Without the real busybox, a clear error.
+	os.Remove(h.Path(RealBusyboxPath))
+	out, err = exec.Command(h.Path("/bin/busybox"), "echo", "hello").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "no real busybox at") {
+		t.Errorf("busybox echo without the real one: %v, %q", err, out)
+	}
 }

@@ -31,16 +31,22 @@ import (
 // What differs from ESXi: /proc is a folder holding only a mounts file
 // (the root as one file system, "visorfs"), so busybox df answers with
 // the real figures of the test's file system in busybox's format, and ps
-// shows nothing (use pid files); the shell is Debian's busybox (1.35 when
-// written), not VMware's build; sshd is the machine's OpenSSH.
+// shows nothing (use pid files), unless ESXiOptions.Proc. Sessions run as
+// this machine's root, in its network and (without Proc) host name
+// namespaces: a command that changes the machine changes it, so busybox's
+// applets that would (hostname, reboot, mount, …) are refused. The shell
+// is Debian's busybox (1.35 when written), not VMware's build; sshd is the
+// machine's OpenSSH.
 type ESXi struct {
 	*Server              // the sshd: Addr, Port, HostKeys, KnownHostsLine, Log
 	Host    *esxsim.Host // the simulated host: Root, Path, Actions, State, …
 	Version esxsim.Version
 
-	tb     testing.TB
-	root   string // Host.Root() with symlinks resolved: what /proc/PID/root shows
-	chroot string
+	tb   testing.TB
+	root string // Host.Root() with symlinks resolved: what /proc/PID/root shows
+	// enter is the argument vector that runs the rest of a command line
+	// inside the root.
+	enter []string
 }
 
 // ESXiOptions shape a simulated host.
@@ -55,7 +61,20 @@ type ESXiOptions struct {
 	SSH Options
 	// MultiCall is the esxsim multi-call binary; "": esxsim.BuildBinary.
 	MultiCall string
+	// Proc gives every session and Run a real procfs at /proc, in a mount
+	// namespace of its own (util-linux's unshare; the root is bind-mounted
+	// on itself so that busybox df finds it in the mount table), for a
+	// program that needs /proc/self/exe (Go's os.Executable). Its processes
+	// list every process of the machine, other tests' too. A session has
+	// its own host name namespace too. Without Proc,
+	// /proc holds only a mounts file. Whether ESXi has a procfs with
+	// /proc/self/exe is unverified.
+	Proc bool
 }
+
+// procLauncher runs inside a new mount namespace: $0 is the root, "$@" the
+// command to run inside it.
+const procLauncher = `mount --bind "$0" "$0" && mount -t proc proc "$0/proc" && exec chroot "$0" "$@"`
 
 // SessionPath is the PATH of a session and of Run, as on ESXi.
 const SessionPath = "/bin:/sbin:/usr/bin:/usr/sbin"
@@ -77,6 +96,11 @@ func StartESXi(t testing.TB, o ESXiOptions) *ESXi {
 		t.Skip("StartESXi needs root (chroot, mknod)")
 	}
 	chroot := tool(t, "chroot", "/usr/sbin/chroot", "coreutils")
+	var unshare string
+	if o.Proc {
+		unshare = tool(t, "unshare", "/usr/bin/unshare", "util-linux")
+		tool(t, "mount", "/usr/bin/mount", "mount")
+	}
 	busybox := staticBusybox(t)
 	multi := o.MultiCall
 	if multi == "" {
@@ -120,14 +144,23 @@ func StartESXi(t testing.TB, o ESXiOptions) *ESXi {
 			t.Fatal(err)
 		}
 	}
-	e := &ESXi{Host: h, Version: h.State().Ver(), tb: t, root: root, chroot: chroot}
+	e := &ESXi{Host: h, Version: h.State().Ver(), tb: t, root: root, enter: []string{chroot, root}}
+	if o.Proc {
+		// The private propagation keeps the mounts out of this machine's
+		// namespace; they go when the namespace's last process ends.
+		e.enter = []string{unshare, "--mount", "--uts", "--propagation", "private", "/bin/sh", "-c", procLauncher, root}
+	}
 	// Registered before sshd's: it runs after sshd has stopped, so no
 	// session can start a process behind it.
 	t.Cleanup(func() { e.KillAll() })
 	e.startServices()
 	ssh := o.SSH
 	ssh.Env = append([]string{"PATH=" + SessionPath, "HOME=/"}, ssh.Env...)
-	ssh.Config = fmt.Sprintf("ForceCommand exec %s %s /bin/sh -c \"$SSH_ORIGINAL_COMMAND\"\n", chroot, root) + ssh.Config
+	force := chroot + " " + root
+	if o.Proc {
+		force = fmt.Sprintf("%s --mount --uts --propagation private /bin/sh -c '%s' %s", unshare, procLauncher, root)
+	}
+	ssh.Config = fmt.Sprintf("ForceCommand exec %s /bin/sh -c \"$SSH_ORIGINAL_COMMAND\"\n", force) + ssh.Config
 	e.Server = Start(t, ssh)
 	return e
 }
@@ -179,7 +212,7 @@ func (e *ESXi) runArgv(timeout time.Duration, argv ...string) (RunResult, error)
 		return RunResult{}, err
 	}
 	defer stderr.Close()
-	cmd := exec.CommandContext(ctx, e.chroot, append([]string{e.root}, argv...)...)
+	cmd := exec.CommandContext(ctx, e.enter[0], append(slices.Clone(e.enter[1:]), argv...)...)
 	cmd.Env = []string{"PATH=" + SessionPath, "HOME=/"}
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = stdout, stderr
