@@ -106,11 +106,11 @@ const hgBin = "/vmfs/volumes/datastore1/heapguard/heapguard"
 
 // The cron mode, on each boot script and crond path: 4.1 (/etc/rc.local,
 // /bin/busybox crond), 5.5 and 7.0 (local.sh; 7.0 has no crond in
-// /bin/busybox). Installed, run again (nothing changes), rebooted (the
+// /bin/busybox) and 8.0. Installed, run again (nothing changes), rebooted (the
 // line is back), upgraded, asked for its status and removed.
 func TestModeCronOnESXi(t *testing.T) {
 	v1, v2 := heapguardBinary(t, "v1"), heapguardBinary(t, "v2")
-	for _, version := range []string{"4.1", "5.5", "7.0"} {
+	for _, version := range []string{"4.1", "5.5", "7.0", "8.0"} {
 		t.Run(version, func(t *testing.T) {
 			r := newESXiRig(t, version)
 			boot := BootScript("ESXi " + r.e.Version.Full)
