@@ -98,6 +98,20 @@ func withHostTimeout(ctx context.Context, timeout time.Duration, t Target, do fu
 }
 
 func deployOne(ctx context.Context, t Target, cfg *Config, bin Binary, opts InstallOptions) Result {
+	return onHost(ctx, t, cfg, func(c *Client) (Result, error) {
+		switch {
+		case opts.Uninstall:
+			return Uninstall(ctx, c, opts)
+		case opts.Status:
+			return InstalledStatus(ctx, c, opts)
+		}
+		return Install(ctx, c, bin, opts)
+	})
+}
+
+// onHost connects to t and runs do with the connection, within ctx's
+// deadline.
+func onHost(ctx context.Context, t Target, cfg *Config, do func(*Client) (Result, error)) Result {
 	t = cfg.withUser(t)
 	c, err := Dial(ctx, t, cfg)
 	if err != nil {
@@ -111,14 +125,7 @@ func deployOne(ctx context.Context, t Target, cfg *Config, bin Binary, opts Inst
 		timer := time.AfterFunc(time.Until(dl)+removeGrace, func() { c.Close() })
 		defer timer.Stop()
 	}
-	do := func() (Result, error) { return Install(ctx, c, bin, opts) }
-	switch {
-	case opts.Uninstall:
-		do = func() (Result, error) { return Uninstall(ctx, c, opts) }
-	case opts.Status:
-		do = func() (Result, error) { return InstalledStatus(ctx, c, opts) }
-	}
-	r, err := do()
+	r, err := do(c)
 	r.Target, r.Err = c.Target, err
 	return r
 }

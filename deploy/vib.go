@@ -373,18 +373,5 @@ func DeployVIB(ctx context.Context, targets []Target, cfg *Config, v VIBFile, op
 
 // deployVIBOne is deployOne with InstallVIB.
 func deployVIBOne(ctx context.Context, t Target, cfg *Config, v VIBFile, opts InstallOptions) Result {
-	t = cfg.withUser(t)
-	c, err := Dial(ctx, t, cfg)
-	if err != nil {
-		return Result{Target: t, Err: err}
-	}
-	defer c.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		// As in deployOne: past the host's time the connection goes.
-		timer := time.AfterFunc(time.Until(dl)+removeGrace, func() { c.Close() })
-		defer timer.Stop()
-	}
-	r, err := InstallVIB(ctx, c, v, opts)
-	r.Target, r.Err = c.Target, err
-	return r
+	return onHost(ctx, t, cfg, func(c *Client) (Result, error) { return InstallVIB(ctx, c, v, opts) })
 }
