@@ -84,8 +84,11 @@ func TestLayers(t *testing.T) {
 		{pkg: "doctor", mayUse: []string{"collector", "heap", "host", "internal/gunzip", "policy", "remediate"}},
 		// deploy checks a binary with doctor's marker test and parses the
 		// probe's answers with remediate's parsers (the same outputs the
-		// agent reads); it never reaches the commands or the agent.
-		{pkg: "deploy", mayUse: []string{"doctor", "remediate", "collector", "heap", "host", "internal/gunzip", "policy"}},
+		// agent reads), and reads a VIB with internal/vib; it never reaches
+		// the commands or the agent.
+		{pkg: "deploy", mayUse: []string{"doctor", "remediate", "collector", "heap", "host", "internal/gunzip", "internal/vib", "policy"}},
+		// The VIB builder and reader: pure, no host, no SSH.
+		{pkg: "internal/vib", mayUse: []string{}},
 	} {
 		out, err := exec.Command("go", "list", "-deps", mod+tc.pkg).CombinedOutput()
 		if err != nil {
