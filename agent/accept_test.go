@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -411,11 +412,14 @@ func TestAcceptAmbiguousMAC(t *testing.T) {
 			vm.Name, vm.NICs[0].Index = "DSVA04", 2
 		}, true},
 		{"net-stats names the client", func(*esxsim.State, *esxsim.VM) {}, false},
+		// The report: mon-01 declares the MAC as a static address.
+		{"static address, no net-stats on the host", func(st *esxsim.State, vm *esxsim.VM) { vm.NICs[0].AddressType = "static" }, true},
+		{"static address, net-stats names the client", func(st *esxsim.State, vm *esxsim.VM) { vm.NICs[0].AddressType = "static" }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			h := newSim(t, "seed-incident")
-			if tc.name == "no net-stats on the host" {
+			if strings.HasSuffix(tc.name, "no net-stats on the host") {
 				if err := os.Remove(h.Bin("net-stats")); err != nil {
 					t.Fatal(err)
 				}
@@ -487,6 +491,10 @@ func TestAcceptAmbiguousMAC(t *testing.T) {
 				if tc.ambiguous && e.Action == policy.ActAlert && e.MAC == flapMAC && !strings.Contains(e.Reason, "ambiguous") {
 					t.Errorf("alert for %s does not say it is ambiguous: %s", flapMAC, e.Reason)
 				}
+			}
+			// Said in the journal as ambiguous, naming every claimant.
+			if tc.ambiguous && !journalAlertNames(t, r, "ambiguous", fmt.Sprintf("vmid %d", twin.ID), fmt.Sprintf("vmid %d", dsva04.ID)) {
+				t.Errorf("no journaled alert says %s is ambiguous and names both claimants (vmids %d and %d)", flapMAC, twin.ID, dsva04.ID)
 			}
 		})
 	}

@@ -216,6 +216,10 @@ func Open(opt Options) (*Watcher, error) {
 		w.Close()
 		return nil, err
 	}
+	if torn := w.journal.Torn; torn.Bytes > 0 {
+		w.log.Warn("the journal's last line was cut short by a crash: moved to the side, the journal goes on from its last whole entry",
+			zap.Int("bytes", torn.Bytes), zap.String("kept_in", torn.Path))
+	}
 	w.journal.SetObserver(opt.JournalObserver)
 	if w.guards, err = remediate.OpenHostGuards(opt.StateDir, hostDir, opt.Guards); err != nil {
 		w.Close()

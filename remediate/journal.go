@@ -72,9 +72,9 @@ type Journal struct {
 	f      *os.File // nil when writing to a plain io.Writer
 	clock  host.Clock
 	broken error
-	// needNL is set when the file did not end with a newline (a previous
-	// run crashed mid-line), so the next entry starts on its own line.
-	needNL bool
+	// Torn is what OpenJournal repaired: a last line a crash cut short,
+	// moved to TornFile (zero when there was none).
+	Torn TornLine
 	// observe, when set, sees each entry once it is on disk.
 	observe func(Entry)
 }
@@ -109,13 +109,109 @@ func OpenJournal(stateDir string, clock host.Clock) (*Journal, error) {
 			f.Close()
 			return nil, fmt.Errorf("%w: sync %s: %w", ErrJournal, stateDir, err)
 		}
-	} else if nl, err := endsWithNewline(p); err != nil {
+	} else if j.Torn, err = repairTornLine(stateDir, p); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("%w: read %s: %w", ErrJournal, p, err)
-	} else {
-		j.needNL = !nl
+		return nil, fmt.Errorf("%w: %w", ErrJournal, err)
 	}
 	return j, nil
+}
+
+// TornFile, beside the journal, keeps the last lines crashes cut short.
+const TornFile = "journal.torn"
+
+// TornLine is a journal's last line that a crash cut short.
+type TornLine struct {
+	Bytes int    // its length; 0: none
+	Path  string // where it was kept (TornFile)
+}
+
+// repairTornLine ends the journal at p on a whole line. A last line
+// without its newline is either a whole entry whose newline did not land
+// (given its newline) or a write a crash cut short: that one is appended
+// to TornFile, synced, and only then cut from the journal, so a later
+// entry never lands on its line and the bytes are kept for whoever
+// investigates the crash.
+func repairTornLine(stateDir, p string) (TornLine, error) {
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		return TornLine{}, fmt.Errorf("open %s: %w", p, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return TornLine{}, fmt.Errorf("stat %s: %w", p, err)
+	}
+	start, err := lastLineStart(f, st.Size())
+	if err != nil {
+		return TornLine{}, fmt.Errorf("read %s: %w", p, err)
+	}
+	if start == st.Size() {
+		return TornLine{}, nil
+	}
+	torn := make([]byte, st.Size()-start)
+	if _, err := f.ReadAt(torn, start); err != nil {
+		return TornLine{}, fmt.Errorf("read %s: %w", p, err)
+	}
+	if json.Valid(torn) {
+		if _, err := f.WriteAt([]byte{'\n'}, st.Size()); err != nil {
+			return TornLine{}, fmt.Errorf("end the last line of %s: %w", p, err)
+		}
+		return TornLine{}, f.Sync()
+	}
+	tp := filepath.Join(stateDir, TornFile)
+	if err := appendSynced(tp, append(torn, '\n')); err != nil {
+		return TornLine{}, fmt.Errorf("keep the torn last line of %s in %s: %w", p, tp, err)
+	}
+	if err := f.Truncate(start); err != nil {
+		return TornLine{}, fmt.Errorf("cut the torn last line of %s (kept in %s): %w", p, tp, err)
+	}
+	if err := f.Sync(); err != nil {
+		return TornLine{}, fmt.Errorf("sync %s: %w", p, err)
+	}
+	return TornLine{Bytes: len(torn), Path: tp}, nil
+}
+
+// lastLineStart is the offset just after the file's last newline (size
+// when it ends with one, 0 when it has none).
+func lastLineStart(f *os.File, size int64) (int64, error) {
+	const chunk = 64 << 10
+	buf := make([]byte, chunk)
+	for end := size; end > 0; {
+		n := min(int64(chunk), end)
+		if _, err := f.ReadAt(buf[:n], end-n); err != nil {
+			return 0, err
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			return end - n + int64(i) + 1, nil
+		}
+		end -= n
+	}
+	return 0, nil
+}
+
+// appendSynced appends b to the file at p (0600, created if needed) and
+// syncs it, and its folder when it is new.
+func appendSynced(p string, b []byte) error {
+	_, statErr := os.Stat(p)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if errors.Is(statErr, os.ErrNotExist) {
+		return host.SyncDir(filepath.Dir(p))
+	}
+	return nil
 }
 
 // NewJournal writes to w; when w has a Sync method (an *os.File) it is
@@ -129,26 +225,6 @@ func NewJournal(w io.Writer, clock host.Clock) *Journal {
 		j.f = f
 	}
 	return j
-}
-
-func endsWithNewline(p string) (bool, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return false, err
-	}
-	if st.Size() == 0 {
-		return true, nil
-	}
-	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, st.Size()-1); err != nil {
-		return false, err
-	}
-	return b[0] == '\n', nil
 }
 
 // Append writes one entry, setting its time from the host clock when
@@ -166,9 +242,6 @@ func (j *Journal) Append(e Entry) error {
 	if err != nil {
 		return fmt.Errorf("%w: encode entry: %w", ErrJournal, err)
 	}
-	if j.needNL {
-		b = append([]byte{'\n'}, b...)
-	}
 	b = append(b, '\n')
 	// One Write call per entry: with O_APPEND the line lands whole or the
 	// write reports an error.
@@ -182,7 +255,6 @@ func (j *Journal) Append(e Entry) error {
 			return fmt.Errorf("%w: sync: %w", ErrJournal, err)
 		}
 	}
-	j.needNL = false
 	if j.observe != nil {
 		j.observe(e)
 	}

@@ -161,28 +161,60 @@ func TestOpenJournalFailures(t *testing.T) {
 	})
 }
 
-// A crash mid-line leaves a journal without its final newline; the next
-// run's first entry must still be a line of its own.
-func TestJournalAfterTornLine(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, JournalFile)
-	os.WriteFile(p, []byte(`{"time":"2026-07-26T01:00:00Z","action":"alert","result":"ok"}`+"\n"+`{"time":"2026-07-26T01:00:01Z","act`), 0o644)
-	j, err := OpenJournal(dir, host.NewManualClock(t0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := j.Append(Entry{Action: policy.ActAlert, Target: "netGPHeap", Result: ResultOK}); err != nil {
-		t.Fatal(err)
-	}
-	j.Close()
-	f, _ := os.Open(p)
-	defer f.Close()
-	entries, bad, err := ReadJournal(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bad != 1 || len(entries) != 2 || entries[1].Target != "netGPHeap" {
-		t.Errorf("got %d entries (%+v), %d bad; want 2 entries, the torn line counted bad", len(entries), entries, bad)
+// A crash mid-line leaves a journal without its final newline. On open
+// the torn line is moved to journal.torn (kept, not dropped) and cut from
+// the journal, so the journal reads whole and the next entry starts on
+// its own line; a whole entry that only lacks its newline stays.
+func TestJournalTornLineRepaired(t *testing.T) {
+	whole := `{"time":"2026-07-26T01:00:00Z","action":"alert","result":"ok"}` + "\n"
+	torn := `{"time":"2026-07-26T01:00:01Z","act`
+	for _, tc := range []struct {
+		name, file          string
+		wantEntries         int // after one more Append
+		wantTorn            string
+		wantTornRepairBytes int
+	}{
+		{"torn", whole + torn, 2, torn + "\n", len(torn)},
+		{"torn twice", whole + torn, 2, torn + "\n" + torn + "\n", len(torn)}, // journal.torn already holds one
+		{"whole entry without its newline", whole + strings.TrimSuffix(whole, "\n"), 3, "", 0},
+		{"only a torn line", torn, 1, torn + "\n", len(torn)},
+		{"clean", whole, 2, "", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			p := filepath.Join(dir, JournalFile)
+			os.WriteFile(p, []byte(tc.file), 0o600)
+			if tc.name == "torn twice" {
+				os.WriteFile(filepath.Join(dir, TornFile), []byte(torn+"\n"), 0o600)
+			}
+			j, err := OpenJournal(dir, host.NewManualClock(t0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if j.Torn.Bytes != tc.wantTornRepairBytes {
+				t.Errorf("Torn = %+v, want %d bytes", j.Torn, tc.wantTornRepairBytes)
+			}
+			if err := j.Append(Entry{Action: policy.ActAlert, Target: "netGPHeap", Result: ResultOK}); err != nil {
+				t.Fatal(err)
+			}
+			j.Close()
+			f, _ := os.Open(p)
+			defer f.Close()
+			entries, bad, err := ReadJournal(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bad != 0 || len(entries) != tc.wantEntries || entries[len(entries)-1].Target != "netGPHeap" {
+				t.Errorf("got %d entries (%+v), %d bad; want %d entries, none bad", len(entries), entries, bad, tc.wantEntries)
+			}
+			kept, _ := os.ReadFile(filepath.Join(dir, TornFile))
+			if string(kept) != tc.wantTorn {
+				t.Errorf("journal.torn holds %q, want %q", kept, tc.wantTorn)
+			}
+			if fi, err := os.Stat(filepath.Join(dir, TornFile)); err == nil && fi.Mode().Perm() != 0o600 {
+				t.Errorf("journal.torn mode %v, want 0600", fi.Mode().Perm())
+			}
+		})
 	}
 }
 
