@@ -321,3 +321,21 @@ func TestModeInetdOnESXi(t *testing.T) {
 		t.Errorf("inetd's last reload still had heapguard's line:\n%s", last.Detail)
 	}
 }
+
+// A host without inetd is refused --mode inetd before anything is
+// written: no heapguard.conf, no block.
+func TestModeInetdWithoutInetd(t *testing.T) {
+	r := newESXiRig(t, "7.0")
+	if err := os.Remove(r.e.Host.Path(inetdConf)); err != nil {
+		t.Fatal(err)
+	}
+	boot := BootScript("ESXi " + r.e.Version.Full)
+	stock := r.file(boot)
+	res := r.do(heapguardBinary(t, "v1"), InstallOptions{Setup: &Setup{Mode: ModeInetd}})
+	if res.Err == nil || !strings.Contains(res.Err.Error(), "has no /etc/inetd.conf") {
+		t.Fatalf("--mode inetd without inetd: %v", res.Err)
+	}
+	if r.file(boot) != stock || r.file(path.Dir(hgBin)+"/"+ConfigName) != "" {
+		t.Errorf("something was written before the refusal:\n%s", r.file(boot))
+	}
+}

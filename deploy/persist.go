@@ -156,6 +156,17 @@ func persist(ctx context.Context, c *Client, res *Result, setup Setup, binChange
 	res.BootScript = bootPath
 	res.Mode = setup.Mode
 	note := func(s string) { res.Changes = append(res.Changes, s) }
+	if setup.Mode == ModeInetd {
+		// Before anything is written: the host must have an inetd.
+		err := c.runScript(ctx, c.cfg.commandTimeout(), scriptIsFile, inetdConf)
+		var re *RemoteError
+		if errors.As(err, &re) && re.Status == 1 {
+			return fmt.Errorf("--mode inetd: the host has no %s: use --mode daemon (serve --listen, docs/esxi.md)", inetdConf)
+		}
+		if err != nil {
+			return fmt.Errorf("look for %s: %w", inetdConf, err)
+		}
+	}
 
 	confChanged := false
 	if setup.Mode != ModeNone {
@@ -260,13 +271,10 @@ func dropLines(ctx context.Context, c *Client, bin string, setup Setup, note fun
 	}
 	for _, f := range files {
 		text, exists, err := readRemote(ctx, c, f.path)
-		if err != nil || !exists {
-			if err == nil && setup.Mode == ModeInetd && f.path == inetdConf {
-				return fmt.Errorf("--mode inetd: the host has no %s: use --mode daemon (serve --listen, docs/esxi.md)", inetdConf)
-			}
-			if err != nil {
-				return err
-			}
+		if err != nil {
+			return err
+		}
+		if !exists {
 			continue
 		}
 		kept, removed := WithoutLines(text, bin, f.keep)
