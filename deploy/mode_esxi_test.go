@@ -339,3 +339,23 @@ func TestModeInetdWithoutInetd(t *testing.T) {
 		t.Errorf("something was written before the refusal:\n%s", r.file(boot))
 	}
 }
+
+// A daemon that cannot start (its state folder is a file) is a failed
+// deploy saying so, not an "installed" line over nothing running.
+func TestModeDaemonThatCannotStart(t *testing.T) {
+	r := newESXiRig(t, "7.0")
+	bad := path.Dir(hgBin) + "/not-a-folder"
+	if err := os.MkdirAll(r.e.Host.Path(path.Dir(hgBin)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(r.e.Host.Path(bad), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := r.do(heapguardBinary(t, "v1"), InstallOptions{Setup: &Setup{Mode: ModeDaemon, Config: []string{"state-dir " + bad}}})
+	if res.Err == nil || !strings.Contains(res.Err.Error(), "the daemon did not start") {
+		t.Fatalf("deploy of a daemon that cannot start: %v", res.Err)
+	}
+	if n := r.daemonsRunning(); n != 0 {
+		t.Errorf("%d daemons run", n)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,7 @@ const (
 	scriptDoctor      script = "exec %[1]s doctor 2>&1"
 	scriptDoctorState script = "exec %[1]s doctor --state-dir %[2]s 2>&1"
 	scriptStatus      script = "exec %[1]s status --config %[2]s 2>&1"
+	scriptStatusJSON  script = "exec %[1]s status --config %[2]s --json"
 	scriptChmod       script = "chmod 0644 %[1]s"
 )
 
@@ -246,6 +248,11 @@ func persist(ctx context.Context, c *Client, res *Result, setup Setup, binChange
 		if err := c.runBlock(ctx, start); err != nil {
 			return fmt.Errorf("start the daemon: %w", err)
 		}
+		pid, err := waitDaemon(ctx, c, bin, confPath)
+		if err != nil {
+			return err
+		}
+		res.Found = append(res.Found, fmt.Sprintf("the daemon runs (pid %d holds the host lock)", pid))
 	}
 
 	if bootChanged {
@@ -290,6 +297,52 @@ func dropLines(ctx context.Context, c *Client, bin string, setup Setup, note fun
 		note(fmt.Sprintf("removed heapguard's old line from %s, %s", f.path, f.what))
 	}
 	return nil
+}
+
+// daemonWait bounds how long deploy waits for a daemon it started to hold
+// the host lock.
+const daemonWait = 15 * time.Second
+
+// waitDaemon waits until heapguard status on the host says the host lock
+// is held (a daemon holds it while it runs), and returns the holder's pid.
+// A replacing daemon waits for the one it replaces, which holds the lock
+// meanwhile: either way a heapguard runs.
+func waitDaemon(ctx context.Context, c *Client, bin, conf string) (int, error) {
+	deadline := time.Now().Add(daemonWait)
+	var last string
+	for {
+		var out bytes.Buffer
+		err := c.pipeScript(ctx, c.cfg.commandTimeout(), scriptStatusJSON, nil, &limitedBuffer{b: &out, n: 1 << 20}, bin, conf)
+		var re *RemoteError
+		if err != nil && !errors.As(err, &re) {
+			return 0, fmt.Errorf("ask heapguard status whether the daemon runs: %w", err)
+		}
+		var st struct {
+			Locks []struct {
+				Lock string `json:"lock"`
+				Held bool   `json:"held"`
+				PID  int    `json:"pid"`
+			} `json:"locks"`
+		}
+		if jerr := json.Unmarshal(out.Bytes(), &st); jerr != nil {
+			last = fmt.Sprintf("heapguard status --json: %v", jerr)
+		} else {
+			last = "the host lock is free"
+			for _, l := range st.Locks {
+				if l.Lock == "host" && l.Held {
+					return l.PID, nil
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("the daemon did not start within %v (%s): run %s run --config %s on the host to see why", daemonWait, last, bin, conf)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 func keepIf(ok bool, line string) string {
