@@ -280,11 +280,13 @@ func TestCloseWhileWriteBlocked(t *testing.T) {
 	sent, dropped := s.Close(300 * time.Millisecond)
 	closing := time.Since(start)
 	t.Logf("blocked after %d messages (%d KB); slowest Send %v; Close %v; dropped %d", sent, sent*1030/1000, slowest, closing, dropped)
-	if slowest > time.Second {
+	// Bounds well under the 5 s write timeout, well over what a loaded
+	// machine adds.
+	if slowest > 2500*time.Millisecond {
 		t.Errorf("a Send took %v: it waits for the network (5 s write timeout)", slowest)
 	}
-	if closing > 400*time.Millisecond {
-		t.Errorf("Close took %v with a write blocked, want at most its 300ms flush time", closing)
+	if closing > 2500*time.Millisecond {
+		t.Errorf("Close took %v with a write blocked, want its 300ms flush time, not the write timeout", closing)
 	}
 	if dropped == 0 {
 		t.Error("nothing counted as dropped")
