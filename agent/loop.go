@@ -212,13 +212,21 @@ func Open(opt Options) (*Watcher, error) {
 		}
 		w.lockAt = time.Now()
 	}
+	if !opt.DryRun {
+		// Only with the state folder's lock: the repair truncates.
+		torn, err := remediate.RepairJournal(opt.StateDir)
+		if err != nil {
+			w.Close()
+			return nil, err
+		}
+		if torn.Bytes > 0 {
+			w.log.Warn("the journal's last line was cut short by a crash: moved to the side, the journal goes on from its last whole entry",
+				zap.Int64("bytes", torn.Bytes), zap.String("kept_in", torn.Path))
+		}
+	}
 	if w.journal, err = remediate.OpenJournal(opt.StateDir, opt.Clock); err != nil {
 		w.Close()
 		return nil, err
-	}
-	if torn := w.journal.Torn; torn.Bytes > 0 {
-		w.log.Warn("the journal's last line was cut short by a crash: moved to the side, the journal goes on from its last whole entry",
-			zap.Int("bytes", torn.Bytes), zap.String("kept_in", torn.Path))
 	}
 	w.journal.SetObserver(opt.JournalObserver)
 	if w.guards, err = remediate.OpenHostGuards(opt.StateDir, hostDir, opt.Guards); err != nil {

@@ -141,7 +141,7 @@ func (r Result) Line() string {
 		return fmt.Sprintf("%s  failed  %v", r.Target, r.Err)
 	case r.Action == Uninstalled:
 		return fmt.Sprintf("%s  uninstalled  %s (its state folder is kept)", r.Target, r.Path)
-	case r.Action == Status && r.SHA256 == "":
+	case r.Action == Reported && r.SHA256 == "":
 		return fmt.Sprintf("%s  status  not installed at %s", r.Target, r.Path)
 	}
 	line := fmt.Sprintf("%s  %s  sha256:%.12s  %s", r.Target, r.Action, r.SHA256, r.Path)

@@ -70,7 +70,8 @@ type Result struct {
 	// status (-1: it did not run); "" when it was not run.
 	Doctor       string
 	DoctorStatus int
-	// Found is what --status found, a line each.
+	// Found are facts found on the host, a line each: what --status
+	// found, the daemon's pid after a deploy.
 	Found []string
 }
 
@@ -109,6 +110,18 @@ func Install(ctx context.Context, c *Client, bin Binary, opts InstallOptions) (R
 	res.Warnings = warnings
 	if err != nil {
 		return res, err
+	}
+	if opts.Setup != nil && opts.Setup.Mode != ModeNone {
+		// A mode edits the host's boot files: only on a host known to be
+		// ESXi, and inetd only where there is one.
+		if !IsESXi(probe.Version) {
+			return res, fmt.Errorf("--mode %s: the host did not say it is ESXi (vmware -vl, esxcli system version get), so its boot script and crontab are not touched and nothing was copied (--mode none copies the binary alone)", opts.Setup.Mode)
+		}
+		if opts.Setup.Mode == ModeInetd {
+			if err := checkInetd(ctx, c); err != nil {
+				return res, err
+			}
+		}
 	}
 	if opts.ProbeOnly {
 		res.Action = Probed

@@ -132,9 +132,17 @@ func (s Setup) Validate(dest string) error {
 	return checkRemotePath(dest)
 }
 
+// IsESXi says whether the probe's version line ("ESXi 5.5.0 build-…")
+// names ESXi, as `vmware -vl` and esxcli name it; VMware Workstation, ESX
+// (with its service console) and anything unknown are not.
+func IsESXi(version string) bool {
+	_, _, ok := parseRelease(version)
+	return ok
+}
+
 // BootScript is the boot script of version ("ESXi 5.5.0 build-…"):
-// /etc/rc.local on 4.x and 5.0, /etc/rc.local.d/local.sh from 5.1 on. An
-// unknown version gives "" (the caller looks at the host).
+// /etc/rc.local on 4.x and 5.0, /etc/rc.local.d/local.sh from 5.1 on; ""
+// for a version that is not ESXi's.
 func BootScript(version string) string {
 	major, minor, ok := parseRelease(version)
 	switch {
@@ -148,7 +156,7 @@ func BootScript(version string) string {
 
 func parseRelease(version string) (major, minor int, ok bool) {
 	f := strings.Fields(version)
-	if len(f) < 2 {
+	if len(f) < 2 || f[0] != "ESXi" {
 		return 0, 0, false
 	}
 	parts := strings.SplitN(f[1], ".", 3)
@@ -182,10 +190,12 @@ func (s Setup) CronLine(bin string) string {
 }
 
 // InetdLine is the inetd.conf line of ModeInetd (service as a port
-// number: busybox inetd takes one without /etc/services).
+// number: busybox inetd takes one without /etc/services). argv[0] is the
+// binary's path: heapguard finds its state folder beside itself by it
+// where /proc/self/exe cannot be read.
 func (s Setup) InetdLine(bin string) string {
-	return fmt.Sprintf("%d stream tcp nowait root %s heapguard serve --inetd --config %s%s",
-		s.port(), bin, path.Join(path.Dir(bin), ConfigName), strings.TrimRight(" "+strings.Join(s.Args, " "), " "))
+	return fmt.Sprintf("%d stream tcp nowait root %s %s serve --inetd --config %s%s",
+		s.port(), bin, bin, path.Join(path.Dir(bin), ConfigName), strings.TrimRight(" "+strings.Join(s.Args, " "), " "))
 }
 
 // Block is the boot script's marked block for the binary at bin: shell
@@ -261,15 +271,19 @@ func findBlock(text string) (begin, end int, err error) {
 }
 
 // WithBlock is the boot script text with block in place of the one there
-// (block "" removes it). A new block goes before the script's last
-// `exit 0` line (local.sh ends with one; what follows it never runs), or
-// at the end. Everything outside the block is kept byte for byte.
+// (block "" removes it). A new block goes before the script's first exit
+// at the top level (an unindented `exit` or `exit 0`: local.sh ends with
+// one, and what follows it never runs), or at the end. Everything outside
+// the block is kept byte for byte.
 func WithBlock(text, block string) (string, error) {
 	begin, end, err := findBlock(text)
 	if err != nil {
 		return "", err
 	}
 	if begin >= 0 {
+		if block != "" && exitBefore(text[:begin]) {
+			return "", fmt.Errorf("%w: it follows an exit, so it never runs", ErrBootScript)
+		}
 		return text[:begin] + block + text[end:], nil
 	}
 	if block == "" {
@@ -278,8 +292,9 @@ func WithBlock(text, block string) (string, error) {
 	at := len(text)
 	off := 0
 	for _, line := range strings.SplitAfter(text, "\n") {
-		if strings.TrimSpace(line) == "exit 0" {
+		if topLevelExit.MatchString(strings.TrimRight(line, "\r\n")) {
 			at = off
+			break
 		}
 		off += len(line)
 	}
@@ -289,15 +304,31 @@ func WithBlock(text, block string) (string, error) {
 	return text[:at] + block + text[at:], nil
 }
 
-// WithoutLines is text without the lines that mention the binary at bin
-// as a word, except keep (the line the current mode wants; "" keeps none).
-// It says whether it removed any.
+// topLevelExit is an unindented exit with status 0 (or none), perhaps a
+// comment after it.
+var topLevelExit = regexp.MustCompile(`^exit( +0)? *(#.*)?$`)
+
+// exitBefore says whether text holds a top-level exit.
+func exitBefore(text string) bool {
+	for _, line := range strings.Split(text, "\n") {
+		if topLevelExit.MatchString(strings.TrimRight(line, "\r")) {
+			return true
+		}
+	}
+	return false
+}
+
+// WithoutLines is text without the lines whose command is the binary at
+// bin (the sixth field: a crontab line's command after its five time
+// fields, an inetd.conf line's server path), except keep (the line the
+// current mode wants; "" keeps none). Comments and other commands' lines
+// stay. It says whether it removed any.
 func WithoutLines(text, bin, keep string) (string, bool) {
 	var b strings.Builder
 	removed := false
 	for _, line := range strings.SplitAfter(text, "\n") {
 		body := strings.TrimRight(line, "\r\n")
-		if body != keep && mentions(body, bin) {
+		if body != keep && runs(body, bin) {
 			removed = true
 			continue
 		}
@@ -306,13 +337,8 @@ func WithoutLines(text, bin, keep string) (string, bool) {
 	return b.String(), removed
 }
 
-// mentions: a blank-separated field of line is bin, or bin in single
-// quotes.
-func mentions(line, bin string) bool {
-	for _, f := range strings.Fields(line) {
-		if f == bin || f == shellQuote(bin) {
-			return true
-		}
-	}
-	return false
+// runs: line is not a comment and its sixth field is bin.
+func runs(line, bin string) bool {
+	f := strings.Fields(line)
+	return len(f) >= 6 && !strings.HasPrefix(f[0], "#") && f[5] == bin
 }

@@ -291,7 +291,7 @@ func TestModeInetdOnESXi(t *testing.T) {
 	stock := r.file(inetdConf)
 	setup := Setup{Mode: ModeInetd, Port: 9740, Args: []string{"--allow-remote"}}
 	line := setup.InetdLine(hgBin)
-	if want := "9740 stream tcp nowait root " + hgBin + " heapguard serve --inetd --config /vmfs/volumes/datastore1/heapguard/heapguard.conf --allow-remote"; line != want {
+	if want := "9740 stream tcp nowait root " + hgBin + " " + hgBin + " serve --inetd --config /vmfs/volumes/datastore1/heapguard/heapguard.conf --allow-remote"; line != want {
 		t.Fatalf("inetd line %q, want %q", line, want)
 	}
 	r.install(v1, setup)
@@ -335,7 +335,7 @@ func TestModeInetdWithoutInetd(t *testing.T) {
 	if res.Err == nil || !strings.Contains(res.Err.Error(), "has no /etc/inetd.conf") {
 		t.Fatalf("--mode inetd without inetd: %v", res.Err)
 	}
-	if r.file(boot) != stock || r.file(path.Dir(hgBin)+"/"+ConfigName) != "" {
+	if r.file(boot) != stock || r.file(path.Dir(hgBin)+"/"+ConfigName) != "" || r.file(hgBin) != "" {
 		t.Errorf("something was written before the refusal:\n%s", r.file(boot))
 	}
 }

@@ -90,6 +90,42 @@ func TestWithoutLines(t *testing.T) {
 	if _, removed := WithoutLines(text, "/vmfs/volumes/ds1/heapguard", ""); removed {
 		t.Error("a folder's name matched the lines of a file in it")
 	}
+	// Comments and other commands that only mention the binary stay.
+	others := "#*/5 * * * * " + bin + " check\n0 3 * * * /opt/backup.sh " + bin + "\n# " + bin + "\n"
+	if got, removed := WithoutLines(others, bin, ""); removed || got != others {
+		t.Errorf("removed a comment or another command's line:\n%s", got)
+	}
+	// inetd.conf: the server path is the sixth field too.
+	inetd := "9731 stream tcp nowait root " + bin + " " + bin + " serve --inetd\nssh stream tcp nowait root /usr/lib/vmware/openssh/bin/sshd sshd -i\n"
+	if got, removed := WithoutLines(inetd, bin, ""); !removed || strings.Contains(got, "9731") || !strings.Contains(got, "sshd -i") {
+		t.Errorf("inetd.conf after WithoutLines:\n%s", got)
+	}
+}
+
+// The block goes before the first top-level exit, never inside an if or
+// after an exit, where it would not run.
+func TestWithBlockExitPlacement(t *testing.T) {
+	block := Setup{Mode: ModeCron}.Block("/x/heapguard")
+	for _, tc := range []struct{ name, text, wantBefore string }{
+		{"exit inside an if", "#!/bin/sh\nif [ -f /x ]; then\n  exit 0\nfi\nexit 0\n", "exit 0\n"},
+		{"two exits", "#!/bin/sh\nexit 0\necho never\nexit 0\n", "exit 0\necho never"},
+		{"exit with a comment", "#!/bin/sh\nexit 0 # done\n", "exit 0 # done"},
+		{"bare exit", "#!/bin/sh\nexit\n", "exit\n"},
+	} {
+		got, err := WithBlock(tc.text, block)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if !strings.Contains(got, blockEnd+"\n"+tc.wantBefore) || strings.Contains(got, "  "+blockBegin) {
+			t.Errorf("%s: block not right before %q:\n%s", tc.name, tc.wantBefore, got)
+		}
+	}
+	// An existing block after an exit is not updated in place: it would
+	// never run.
+	dead := "#!/bin/sh\nexit 0\n" + block
+	if _, err := WithBlock(dead, Setup{Mode: ModeDaemon}.Block("/x/heapguard")); !errors.Is(err, ErrBootScript) {
+		t.Errorf("block after exit: %v, want ErrBootScript", err)
+	}
 }
 
 func TestSetupValidate(t *testing.T) {
@@ -124,13 +160,16 @@ func TestSetupValidate(t *testing.T) {
 
 func TestBootScriptByVersion(t *testing.T) {
 	for version, want := range map[string]string{
-		"ESXi 4.1.0 build-260247":   bootScript4x,
-		"ESXi 5.0.0 build-469512":   bootScript4x,
-		"ESXi 5.1.0 build-799733":   bootScript51,
-		"ESXi 7.0.3 build-21930508": bootScript51,
-		"ESXi 8.0.2 build-22380479": bootScript51,
-		"":                          "",
-		"ESXi x.y":                  "",
+		"ESXi 4.1.0 build-260247":           bootScript4x,
+		"ESXi 5.0.0 build-469512":           bootScript4x,
+		"ESXi 5.1.0 build-799733":           bootScript51,
+		"ESXi 7.0.3 build-21930508":         bootScript51,
+		"ESXi 8.0.2 build-22380479":         bootScript51,
+		"":                                  "",
+		"ESXi x.y":                          "",
+		"Workstation 17.5.0 build-22583795": "", // `vmware -v` on a desktop
+		"ESX 4.1.0 build-260247":            "", // classic ESX, a service console
+		"Server 2.0.2 build-203138":         "",
 	} {
 		if got := BootScript(version); got != want {
 			t.Errorf("BootScript(%q) = %q, want %q", version, got, want)

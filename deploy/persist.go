@@ -18,17 +18,21 @@ import (
 const (
 	scriptRestartCrond script = "kill $(cat " + crondPIDFile + ") 2>/dev/null; if [ -x " + busyboxVMware + " ]; then exec " +
 		busyboxVMware + " crond; else exec " + busyboxClassic + " crond; fi"
-	scriptReloadInetd script = "kill -HUP $(cat " + inetdPIDFile + ")"
+	// No inetd running (no pid file) has nothing to reload.
+	scriptReloadInetd script = "if [ -f " + inetdPIDFile + " ]; then kill -HUP $(cat " + inetdPIDFile + "); fi"
 	scriptAutoBackup  script = "exec " + autoBackup
 	scriptIsFile      script = "[ -f %[1]s ]"
 	scriptExists      script = "[ -e %[1]s ] || [ -L %[1]s ]"
 	// heapguard's own commands on the host.
-	scriptStop        script = "exec %[1]s stop"
+	// stop waits less than stopTimeout, so its own answer comes back.
+	scriptStop        script = "exec %[1]s stop --wait 9m"
 	scriptDoctor      script = "exec %[1]s doctor 2>&1"
 	scriptDoctorState script = "exec %[1]s doctor --state-dir %[2]s 2>&1"
 	scriptStatus      script = "exec %[1]s status --config %[2]s 2>&1"
+	scriptStatusBare  script = "exec %[1]s status 2>&1"
 	scriptStatusJSON  script = "exec %[1]s status --config %[2]s --json"
 	scriptChmod       script = "chmod 0644 %[1]s"
+	scriptCopyInto    script = "cat %[1]s > %[2]s"
 )
 
 // Timeouts of heapguard's own commands on the host: stop waits for an
@@ -42,10 +46,11 @@ const (
 // restarted, or the daemon put in the background.
 const blockRunTimeout = 30 * time.Second
 
-// Uninstalled is the action of --uninstall; Status the action of --status.
+// Uninstalled is the action of --uninstall; Reported the action of
+// --status.
 const (
 	Uninstalled Action = "uninstalled"
-	Status      Action = "status"
+	Reported    Action = "status"
 )
 
 // readRemote is the text of the file at p on the host (at most 1 MiB);
@@ -68,32 +73,61 @@ func readRemote(ctx context.Context, c *Client, p string) (text string, exists b
 	return out.String(), true, nil
 }
 
-// writeRemote replaces the file at p with data as Install places the
-// binary: a temporary file beside it, read back and compared, given mode
-// (0755 or 0644), renamed over p in one step.
-func writeRemote(ctx context.Context, c *Client, p string, data []byte, exec bool) error {
+// How writeRemote puts a file in place.
+type writeHow int
+
+const (
+	// writeReplace: a temporary file beside it, read back and compared,
+	// 0644, renamed over it in one step (files on the datastore).
+	writeReplace writeHow = iota
+	// writeInPlace: a temporary file in /tmp, read back and compared,
+	// then copied into the file, which keeps its inode, mode and marks
+	// (ESXi's /etc files, which auto-backup.sh saves by their mark), and
+	// the file read back again. No partial copy is left in /etc or in the
+	// crontab folder, where a boot or crond would read it.
+	writeInPlace
+)
+
+// writeRemote writes data to the file at p on the host; it returns nil
+// only when the file holds exactly data.
+func writeRemote(ctx context.Context, c *Client, p string, data []byte, how writeHow) error {
 	sum := sha256.Sum256(data)
-	tmp := path.Join(path.Dir(p), partName(partDeadline(ctx, c.cfg, c.cfg.clock()), c.Target.Host, randomHex()))
-	renamed := false
+	hexSum := hex.EncodeToString(sum[:])
+	dir := path.Dir(p)
+	if how == writeInPlace {
+		dir = "/tmp"
+	}
+	tmp := path.Join(dir, partName(partDeadline(ctx, c.cfg, c.cfg.clock()), c.Target.Host, randomHex()))
+	done := false
 	defer func() {
-		if !renamed {
+		if !done || how == writeInPlace {
 			c.runScript(context.WithoutCancel(ctx), min(c.cfg.commandTimeout(), removeGrace), scriptRemove, tmp)
 		}
 	}()
-	if err := sendReader(ctx, c, bytes.NewReader(data), hex.EncodeToString(sum[:]), int64(len(data)), tmp); err != nil {
+	if err := sendReader(ctx, c, bytes.NewReader(data), hexSum, int64(len(data)), tmp); err != nil {
 		return fmt.Errorf("write %s: %w", p, err)
 	}
-	chmod := scriptChmod
-	if exec {
-		chmod = scriptChmodExe
+	if how == writeInPlace {
+		if err := c.runScript(ctx, c.cfg.commandTimeout(), scriptCopyInto, tmp, p); err != nil {
+			return fmt.Errorf("write %s: %w", p, err)
+		}
+		got, n, err := c.readSum(ctx, scriptCat, p)
+		if err != nil {
+			return fmt.Errorf("read back %s: %w", p, err)
+		}
+		if got != hexSum || n != int64(len(data)) {
+			return fmt.Errorf("read back %s: %d bytes with sha256 %s, wrote %d bytes with sha256 %s", p, n, got, len(data), hexSum)
+		}
+		done = true
+		return nil
 	}
-	if err := c.runScript(ctx, c.cfg.commandTimeout(), chmod, tmp); err != nil {
+	if err := c.runScript(ctx, c.cfg.commandTimeout(), scriptChmod, tmp); err != nil {
 		return fmt.Errorf("write %s: %w", p, err)
 	}
 	if err := c.runScript(ctx, c.cfg.commandTimeout(), scriptMove, tmp, p); err != nil {
 		return fmt.Errorf("rename %s to %s: %w", tmp, p, err)
 	}
-	renamed = true
+	done = true
 	return nil
 }
 
@@ -136,22 +170,28 @@ func findBootScript(ctx context.Context, c *Client, probe *Probe) (string, error
 
 var errNoBootScript = errors.New("no boot script on the host")
 
-// persist applies setup after the binary is in place at res.Path:
-// heapguard.conf, the boot block, the crontab and inetd.conf lines, the
-// block run once now, auto-backup.sh, then doctor. binChanged says the
-// binary was installed or upgraded (a running daemon is then replaced).
+// persist applies setup after the binary is in place at res.Path. The
+// order makes a run cut short safe to repeat: first what stops or removes
+// (the daemon of an earlier mode, the lines the mode does not want), then
+// heapguard.conf and the boot block (saved with auto-backup.sh at once),
+// then the block run once now. A pending marker beside the binary,
+// written before the first change and removed once the daemon is
+// confirmed, makes the next run replace a daemon that a failed run left on
+// the old binary or configuration. binChanged says the binary was
+// installed or upgraded.
 func persist(ctx context.Context, c *Client, res *Result, setup Setup, binChanged bool) error {
 	bin := res.Path
-	confPath := path.Join(path.Dir(bin), ConfigName)
-	if setup.Mode != ModeNone && res.Probe != nil && BootScript(res.Probe.Version) == "" {
+	dir := path.Dir(bin)
+	confPath := path.Join(dir, ConfigName)
+	if res.Probe == nil || !IsESXi(res.Probe.Version) {
+		if setup.Mode == ModeNone {
+			return nil // the binary only: no boot file of this host is touched
+		}
 		// Boot files are edited only on a host known to be ESXi: on
 		// another system they mean something else.
-		return fmt.Errorf("--mode %s: the host did not say which ESXi it is (vmware -vl, esxcli system version get), so its boot script and crontab are left alone; the binary is in place: rerun with --mode none, or find out why the probe failed", setup.Mode)
+		return fmt.Errorf("--mode %s: the host did not say it is ESXi (vmware -vl, esxcli system version get), so its boot script and crontab are left alone; the binary is in place (--mode none installs only that)", setup.Mode)
 	}
 	bootPath, err := findBootScript(ctx, c, res.Probe)
-	if errors.Is(err, errNoBootScript) && setup.Mode == ModeNone {
-		return nil // nothing of a mode can be there
-	}
 	if err != nil {
 		return err
 	}
@@ -159,33 +199,22 @@ func persist(ctx context.Context, c *Client, res *Result, setup Setup, binChange
 	res.Mode = setup.Mode
 	note := func(s string) { res.Changes = append(res.Changes, s) }
 	if setup.Mode == ModeInetd {
-		// Before anything is written: the host must have an inetd.
-		err := c.runScript(ctx, c.cfg.commandTimeout(), scriptIsFile, inetdConf)
-		var re *RemoteError
-		if errors.As(err, &re) && re.Status == 1 {
-			return fmt.Errorf("--mode inetd: the host has no %s: use --mode daemon (serve --listen, docs/esxi.md)", inetdConf)
-		}
-		if err != nil {
-			return fmt.Errorf("look for %s: %w", inetdConf, err)
+		if err := checkInetd(ctx, c); err != nil {
+			return err
 		}
 	}
 
+	// Read everything first, decide, then change.
+	wantConf := ""
 	confChanged := false
 	if setup.Mode != ModeNone {
-		want := configText(setup)
+		wantConf = configText(setup)
 		had, _, err := readRemote(ctx, c, confPath)
 		if err != nil {
 			return err
 		}
-		if had != want {
-			if err := writeRemote(ctx, c, confPath, []byte(want), false); err != nil {
-				return err
-			}
-			confChanged = true
-			note("wrote " + confPath)
-		}
+		confChanged = had != wantConf
 	}
-
 	boot, exists, err := readRemote(ctx, c, bootPath)
 	if err != nil {
 		return err
@@ -206,8 +235,40 @@ func persist(ctx context.Context, c *Client, res *Result, setup Setup, binChange
 		return fmt.Errorf("%s: %w", bootPath, err)
 	}
 	bootChanged := newBoot != boot
+	pendingPath := path.Join(dir, pendingName)
+	pending, err := remoteExists(ctx, c, pendingPath)
+	if err != nil {
+		return err
+	}
+	if binChanged || confChanged || bootChanged {
+		if err := writeRemote(ctx, c, pendingPath, []byte("heapguard deploy under way: the next deploy replaces the daemon\n"), writeReplace); err != nil {
+			return err
+		}
+		pending = true
+	}
+
+	// What stops or removes first: if it fails, the block still says so,
+	// and the next run tries again.
+	if prev == ModeDaemon && setup.Mode != ModeDaemon {
+		if err := c.runScript(ctx, stopTimeout, scriptStop, bin); err != nil {
+			return fmt.Errorf("stop the daemon: %w", err)
+		}
+		note("stopped the daemon")
+	}
+	if err := dropLines(ctx, c, bin, setup, note); err != nil {
+		return err
+	}
+
+	if confChanged {
+		if err := writeRemote(ctx, c, confPath, []byte(wantConf), writeReplace); err != nil {
+			return err
+		}
+		note("wrote " + confPath)
+	}
 	if bootChanged {
-		if err := writeRemote(ctx, c, bootPath, []byte(newBoot), true); err != nil {
+		// In place: ESXi saves the /etc files it marks (sticky bit), and
+		// a new file renamed over the old one would lose the mark.
+		if err := writeRemote(ctx, c, bootPath, []byte(newBoot), writeInPlace); err != nil {
 			return err
 		}
 		switch {
@@ -219,15 +280,11 @@ func persist(ctx context.Context, c *Client, res *Result, setup Setup, binChange
 			note(fmt.Sprintf("updated the block in %s (was %s)", bootPath, prev))
 		}
 	}
-
-	if prev == ModeDaemon && setup.Mode != ModeDaemon {
-		if err := c.runScript(ctx, stopTimeout, scriptStop, bin); err != nil {
-			return fmt.Errorf("stop the daemon: %w", err)
+	if bootChanged || pending {
+		if err := c.runScript(ctx, backupTimeout, scriptAutoBackup); err != nil {
+			return fmt.Errorf("save the configuration with %s (the block is gone after a reboot until it runs): %w", autoBackup, err)
 		}
-		note("stopped the daemon")
-	}
-	if err := dropLines(ctx, c, bin, setup, note); err != nil {
-		return err
+		note("saved with " + autoBackup)
 	}
 
 	switch setup.Mode {
@@ -236,32 +293,124 @@ func persist(ctx context.Context, c *Client, res *Result, setup Setup, binChange
 			return fmt.Errorf("run the boot block now: %w", err)
 		}
 	case ModeDaemon:
-		start := block
-		if binChanged || confChanged || bootChanged {
-			// Takes over from the daemon running, if any, once it
-			// finished the action under way.
-			replace := setup
-			replace.Args = append(append([]string(nil), setup.Args...), "--replace")
-			start = replace.Block(bin)
-			note("started the daemon (replacing the one running, if any)")
+		if err := startDaemon(ctx, c, res, setup, pending); err != nil {
+			return err
 		}
-		if err := c.runBlock(ctx, start); err != nil {
-			return fmt.Errorf("start the daemon: %w", err)
+	}
+	if pending {
+		if err := c.runScript(ctx, c.cfg.commandTimeout(), scriptRemove, pendingPath); err != nil {
+			return fmt.Errorf("remove %s: %w", pendingPath, err)
 		}
-		pid, err := waitDaemon(ctx, c, bin, confPath)
+	}
+	return nil
+}
+
+// pendingName, beside the binary, marks a deploy that changed something
+// and has not yet confirmed the daemon.
+const pendingName = ".heapguard-deploy-pending"
+
+// startDaemon runs the daemon block: with replace (a change of binary,
+// configuration or block, now or in a run that did not finish), `run
+// --replace`, which takes over from the daemon running once it finished
+// the action under way. It then waits for a daemon to hold the host lock:
+// with replace, another than the one that held it before.
+func startDaemon(ctx context.Context, c *Client, res *Result, setup Setup, replace bool) error {
+	bin := res.Path
+	conf := path.Join(path.Dir(bin), ConfigName)
+	before, err := hostLockHolder(ctx, c, bin, conf)
+	if err != nil {
+		return err
+	}
+	start := setup
+	if replace {
+		start.Args = append(append([]string(nil), setup.Args...), "--replace")
+	}
+	if err := c.runBlock(ctx, start.Block(bin)); err != nil {
+		return fmt.Errorf("start the daemon: %w", err)
+	}
+	if replace {
+		res.Changes = append(res.Changes, "started the daemon (replacing the one running, if any)")
+	}
+	deadline := time.Now().Add(daemonWait)
+	for {
+		pid, err := hostLockHolder(ctx, c, bin, conf)
 		if err != nil {
 			return err
 		}
-		res.Found = append(res.Found, fmt.Sprintf("the daemon runs (pid %d holds the host lock)", pid))
-	}
-
-	if bootChanged {
-		if err := c.runScript(ctx, backupTimeout, scriptAutoBackup); err != nil {
-			return fmt.Errorf("save the configuration with %s (the block is gone after a reboot until it runs): %w", autoBackup, err)
+		switch {
+		case pid > 0 && (!replace || pid != before):
+			res.Found = append(res.Found, fmt.Sprintf("the daemon runs (pid %d holds the host lock)", pid))
+			return nil
+		case time.Now().After(deadline) && pid > 0:
+			// The one replaced is finishing an action (up to 8m45s); the
+			// new one takes over when it exits.
+			res.Warnings = append(res.Warnings, fmt.Sprintf("pid %d still holds the host lock after %v: the new daemon takes over once it has finished the action under way (deploy --status shows the holder)", pid, daemonWait))
+			return nil
+		case time.Now().After(deadline):
+			return fmt.Errorf("the daemon did not start within %v (the host lock is free): run %s run --config %s on the host to see why", daemonWait, bin, conf)
 		}
-		note("saved with " + autoBackup)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// daemonWait bounds how long deploy waits for a daemon it started to hold
+// the host lock.
+const daemonWait = 15 * time.Second
+
+// hostLockHolder is the pid holding the host lock as heapguard status on
+// the host says it, 0 when it is free.
+func hostLockHolder(ctx context.Context, c *Client, bin, conf string) (int, error) {
+	var out bytes.Buffer
+	err := c.pipeScript(ctx, c.cfg.commandTimeout(), scriptStatusJSON, nil, &limitedBuffer{b: &out, n: 1 << 20}, bin, conf)
+	var re *RemoteError
+	if err != nil && !errors.As(err, &re) {
+		return 0, fmt.Errorf("ask heapguard status who holds the host lock: %w", err)
+	}
+	var st struct {
+		Locks []struct {
+			Lock string `json:"lock"`
+			Held bool   `json:"held"`
+			PID  int    `json:"pid"`
+		} `json:"locks"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &st); err != nil {
+		return 0, fmt.Errorf("heapguard status --json on the host: %w", err)
+	}
+	for _, l := range st.Locks {
+		if l.Lock == "host" && l.Held {
+			return l.PID, nil
+		}
+	}
+	return 0, nil
+}
+
+// checkInetd refuses a host without /etc/inetd.conf.
+func checkInetd(ctx context.Context, c *Client) error {
+	ok, err := remoteExists(ctx, c, inetdConf)
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return fmt.Errorf("--mode inetd: the host has no %s: use --mode daemon (serve --listen, docs/esxi.md)", inetdConf)
 	}
 	return nil
+}
+
+// remoteExists says whether anything is at p on the host.
+func remoteExists(ctx context.Context, c *Client, p string) (bool, error) {
+	err := c.runScript(ctx, c.cfg.commandTimeout(), scriptExists, p)
+	var re *RemoteError
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &re) && re.Status == 1:
+		return false, nil
+	}
+	return false, fmt.Errorf("look for %s: %w", p, err)
 }
 
 // dropLines removes the crontab and inetd.conf lines naming the binary
@@ -288,7 +437,7 @@ func dropLines(ctx context.Context, c *Client, bin string, setup Setup, note fun
 		if !removed {
 			continue
 		}
-		if err := writeRemote(ctx, c, f.path, []byte(kept), false); err != nil {
+		if err := writeRemote(ctx, c, f.path, []byte(kept), writeInPlace); err != nil {
 			return err
 		}
 		if err := c.runScript(ctx, c.cfg.commandTimeout(), f.reload); err != nil {
@@ -297,52 +446,6 @@ func dropLines(ctx context.Context, c *Client, bin string, setup Setup, note fun
 		note(fmt.Sprintf("removed heapguard's old line from %s, %s", f.path, f.what))
 	}
 	return nil
-}
-
-// daemonWait bounds how long deploy waits for a daemon it started to hold
-// the host lock.
-const daemonWait = 15 * time.Second
-
-// waitDaemon waits until heapguard status on the host says the host lock
-// is held (a daemon holds it while it runs), and returns the holder's pid.
-// A replacing daemon waits for the one it replaces, which holds the lock
-// meanwhile: either way a heapguard runs.
-func waitDaemon(ctx context.Context, c *Client, bin, conf string) (int, error) {
-	deadline := time.Now().Add(daemonWait)
-	var last string
-	for {
-		var out bytes.Buffer
-		err := c.pipeScript(ctx, c.cfg.commandTimeout(), scriptStatusJSON, nil, &limitedBuffer{b: &out, n: 1 << 20}, bin, conf)
-		var re *RemoteError
-		if err != nil && !errors.As(err, &re) {
-			return 0, fmt.Errorf("ask heapguard status whether the daemon runs: %w", err)
-		}
-		var st struct {
-			Locks []struct {
-				Lock string `json:"lock"`
-				Held bool   `json:"held"`
-				PID  int    `json:"pid"`
-			} `json:"locks"`
-		}
-		if jerr := json.Unmarshal(out.Bytes(), &st); jerr != nil {
-			last = fmt.Sprintf("heapguard status --json: %v", jerr)
-		} else {
-			last = "the host lock is free"
-			for _, l := range st.Locks {
-				if l.Lock == "host" && l.Held {
-					return l.PID, nil
-				}
-			}
-		}
-		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("the daemon did not start within %v (%s): run %s run --config %s on the host to see why", daemonWait, last, bin, conf)
-		}
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
 }
 
 func keepIf(ok bool, line string) string {
@@ -428,6 +531,8 @@ func Uninstall(ctx context.Context, c *Client, opts InstallOptions) (Result, err
 		return res, err
 	}
 	res.Path = final
+	probe := ProbeHost(ctx, c, path.Dir(final))
+	res.Probe = &probe
 	if err := persist(ctx, c, &res, Setup{Mode: ModeNone}, false); err != nil {
 		return res, err
 	}
@@ -453,7 +558,7 @@ func Uninstall(ctx context.Context, c *Client, opts InstallOptions) (Result, err
 // SHA-256, the boot block's mode, whether the crontab or inetd.conf has
 // its line, and heapguard status's first line.
 func InstalledStatus(ctx context.Context, c *Client, opts InstallOptions) (Result, error) {
-	res := Result{Target: c.Target, Action: Status}
+	res := Result{Target: c.Target, Action: Reported}
 	final, err := resolveDest(ctx, c, opts)
 	if err != nil {
 		return res, err
@@ -493,8 +598,15 @@ func InstalledStatus(ctx context.Context, c *Client, opts InstallOptions) (Resul
 		}
 	}
 	if res.SHA256 != "" {
+		conf := path.Join(path.Dir(final), ConfigName)
+		s, paths := scriptStatus, []string{final, conf}
+		if ok, err := remoteExists(ctx, c, conf); err != nil {
+			return res, err
+		} else if !ok {
+			s, paths = scriptStatusBare, []string{final}
+		}
 		var out bytes.Buffer
-		err := c.pipeScript(ctx, c.cfg.commandTimeout(), scriptStatus, nil, &limitedBuffer{b: &out, n: 64 << 10}, final, path.Join(path.Dir(final), ConfigName))
+		err := c.pipeScript(ctx, c.cfg.commandTimeout(), s, nil, &limitedBuffer{b: &out, n: 64 << 10}, paths...)
 		var re *RemoteError
 		if err != nil && !errors.As(err, &re) {
 			return res, err

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,9 +73,10 @@ type Journal struct {
 	f      *os.File // nil when writing to a plain io.Writer
 	clock  host.Clock
 	broken error
-	// Torn is what OpenJournal repaired: a last line a crash cut short,
-	// moved to TornFile (zero when there was none).
-	Torn TornLine
+	// needNL is set when the file did not end with a newline (a crash
+	// cut its last line short and no RepairJournal ran), so the next
+	// entry starts on its own line.
+	needNL bool
 	// observe, when set, sees each entry once it is on disk.
 	observe func(Entry)
 }
@@ -109,11 +111,45 @@ func OpenJournal(stateDir string, clock host.Clock) (*Journal, error) {
 			f.Close()
 			return nil, fmt.Errorf("%w: sync %s: %w", ErrJournal, stateDir, err)
 		}
-	} else if j.Torn, err = repairTornLine(stateDir, p); err != nil {
+	} else if start, size, err := lastLine(p); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("%w: %w", ErrJournal, err)
+		return nil, fmt.Errorf("%w: read %s: %w", ErrJournal, p, err)
+	} else {
+		j.needNL = start != size
 	}
 	return j, nil
+}
+
+// RepairJournal ends the journal in stateDir on a whole line (see
+// repairTornLine). It truncates the file, so only the holder of the state
+// folder's lock may call it, before opening the journal: a reader or a
+// dry run must not cut an entry another process is writing.
+func RepairJournal(stateDir string) (TornLine, error) {
+	p := filepath.Join(stateDir, JournalFile)
+	t, err := repairTornLine(stateDir, p)
+	if errors.Is(err, os.ErrNotExist) {
+		return TornLine{}, nil
+	}
+	if err != nil {
+		return TornLine{}, fmt.Errorf("%w: %w", ErrJournal, err)
+	}
+	return t, nil
+}
+
+// lastLine gives the offset just after the journal's last newline and
+// its size.
+func lastLine(p string) (start, size int64, err error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, 0, err
+	}
+	start, err = lastLineStart(f, st.Size())
+	return start, st.Size(), err
 }
 
 // TornFile, beside the journal, keeps the last lines crashes cut short.
@@ -121,7 +157,7 @@ const TornFile = "journal.torn"
 
 // TornLine is a journal's last line that a crash cut short.
 type TornLine struct {
-	Bytes int    // its length; 0: none
+	Bytes int64  // its length; 0: none
 	Path  string // where it was kept (TornFile)
 }
 
@@ -134,7 +170,7 @@ type TornLine struct {
 func repairTornLine(stateDir, p string) (TornLine, error) {
 	f, err := os.OpenFile(p, os.O_RDWR, 0)
 	if err != nil {
-		return TornLine{}, fmt.Errorf("open %s: %w", p, err)
+		return TornLine{}, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
@@ -145,21 +181,24 @@ func repairTornLine(stateDir, p string) (TornLine, error) {
 	if err != nil {
 		return TornLine{}, fmt.Errorf("read %s: %w", p, err)
 	}
-	if start == st.Size() {
+	n := st.Size() - start
+	if n == 0 {
 		return TornLine{}, nil
 	}
-	torn := make([]byte, st.Size()-start)
-	if _, err := f.ReadAt(torn, start); err != nil {
-		return TornLine{}, fmt.Errorf("read %s: %w", p, err)
-	}
-	if json.Valid(torn) {
-		if _, err := f.WriteAt([]byte{'\n'}, st.Size()); err != nil {
-			return TornLine{}, fmt.Errorf("end the last line of %s: %w", p, err)
+	if n <= maxEntryLine {
+		last := make([]byte, n)
+		if _, err := f.ReadAt(last, start); err != nil {
+			return TornLine{}, fmt.Errorf("read %s: %w", p, err)
 		}
-		return TornLine{}, f.Sync()
+		if json.Valid(last) {
+			if _, err := f.WriteAt([]byte{'\n'}, st.Size()); err != nil {
+				return TornLine{}, fmt.Errorf("end the last line of %s: %w", p, err)
+			}
+			return TornLine{}, f.Sync()
+		}
 	}
 	tp := filepath.Join(stateDir, TornFile)
-	if err := appendSynced(tp, append(torn, '\n')); err != nil {
+	if err := appendSynced(tp, io.MultiReader(io.NewSectionReader(f, start, n), strings.NewReader("\n"))); err != nil {
 		return TornLine{}, fmt.Errorf("keep the torn last line of %s in %s: %w", p, tp, err)
 	}
 	if err := f.Truncate(start); err != nil {
@@ -168,8 +207,12 @@ func repairTornLine(stateDir, p string) (TornLine, error) {
 	if err := f.Sync(); err != nil {
 		return TornLine{}, fmt.Errorf("sync %s: %w", p, err)
 	}
-	return TornLine{Bytes: len(torn), Path: tp}, nil
+	return TornLine{Bytes: n, Path: tp}, nil
 }
+
+// maxEntryLine bounds a last line read whole to tell a complete entry: a
+// real entry is a few KiB; a longer tail is not one.
+const maxEntryLine = 1 << 20
 
 // lastLineStart is the offset just after the file's last newline (size
 // when it ends with one, 0 when it has none).
@@ -189,15 +232,15 @@ func lastLineStart(f *os.File, size int64) (int64, error) {
 	return 0, nil
 }
 
-// appendSynced appends b to the file at p (0600, created if needed) and
-// syncs it, and its folder when it is new.
-func appendSynced(p string, b []byte) error {
+// appendSynced appends r's bytes to the file at p (0600, created if
+// needed) and syncs it, and its folder when it is new.
+func appendSynced(p string, r io.Reader) error {
 	_, statErr := os.Stat(p)
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(b); err != nil {
+	if _, err := io.Copy(f, r); err != nil {
 		f.Close()
 		return err
 	}
@@ -242,6 +285,9 @@ func (j *Journal) Append(e Entry) error {
 	if err != nil {
 		return fmt.Errorf("%w: encode entry: %w", ErrJournal, err)
 	}
+	if j.needNL {
+		b = append([]byte{'\n'}, b...)
+	}
 	b = append(b, '\n')
 	// One Write call per entry: with O_APPEND the line lands whole or the
 	// write reports an error.
@@ -255,6 +301,7 @@ func (j *Journal) Append(e Entry) error {
 			return fmt.Errorf("%w: sync: %w", ErrJournal, err)
 		}
 	}
+	j.needNL = false
 	if j.observe != nil {
 		j.observe(e)
 	}

@@ -161,10 +161,11 @@ func TestOpenJournalFailures(t *testing.T) {
 	})
 }
 
-// A crash mid-line leaves a journal without its final newline. On open
-// the torn line is moved to journal.torn (kept, not dropped) and cut from
-// the journal, so the journal reads whole and the next entry starts on
-// its own line; a whole entry that only lacks its newline stays.
+// A crash mid-line leaves a journal without its final newline.
+// RepairJournal moves the torn line to journal.torn (kept, not dropped)
+// and cuts it from the journal, so the journal reads whole and the next
+// entry starts on its own line; a whole entry that only lacks its newline
+// stays.
 func TestJournalTornLineRepaired(t *testing.T) {
 	whole := `{"time":"2026-07-26T01:00:00Z","action":"alert","result":"ok"}` + "\n"
 	torn := `{"time":"2026-07-26T01:00:01Z","act`
@@ -187,12 +188,16 @@ func TestJournalTornLineRepaired(t *testing.T) {
 			if tc.name == "torn twice" {
 				os.WriteFile(filepath.Join(dir, TornFile), []byte(torn+"\n"), 0o600)
 			}
-			j, err := OpenJournal(dir, host.NewManualClock(t0))
+			torn, err := RepairJournal(dir)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if j.Torn.Bytes != tc.wantTornRepairBytes {
-				t.Errorf("Torn = %+v, want %d bytes", j.Torn, tc.wantTornRepairBytes)
+			if torn.Bytes != int64(tc.wantTornRepairBytes) {
+				t.Errorf("RepairJournal = %+v, want %d bytes", torn, tc.wantTornRepairBytes)
+			}
+			j, err := OpenJournal(dir, host.NewManualClock(t0))
+			if err != nil {
+				t.Fatal(err)
 			}
 			if err := j.Append(Entry{Action: policy.ActAlert, Target: "netGPHeap", Result: ResultOK}); err != nil {
 				t.Fatal(err)
@@ -215,6 +220,35 @@ func TestJournalTornLineRepaired(t *testing.T) {
 				t.Errorf("journal.torn mode %v, want 0600", fi.Mode().Perm())
 			}
 		})
+	}
+}
+
+// Without the repair (a dry run, which holds no lock and must not cut a
+// line another process may be writing), the next entry still starts on a
+// line of its own, and the torn line is left where it is.
+func TestJournalAfterTornLineUnrepaired(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, JournalFile)
+	os.WriteFile(p, []byte(`{"time":"2026-07-26T01:00:00Z","action":"alert","result":"ok"}`+"\n"+`{"time":"2026-07-26T01:00:01Z","act`), 0o600)
+	j, err := OpenJournal(dir, host.NewManualClock(t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Append(Entry{Action: policy.ActAlert, Target: "netGPHeap", Result: ResultOK}); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	f, _ := os.Open(p)
+	defer f.Close()
+	entries, bad, err := ReadJournal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bad != 1 || len(entries) != 2 || entries[1].Target != "netGPHeap" {
+		t.Errorf("got %d entries (%+v), %d bad; want 2 entries, the torn line counted bad", len(entries), entries, bad)
+	}
+	if _, err := os.Stat(filepath.Join(dir, TornFile)); !os.IsNotExist(err) {
+		t.Errorf("journal.torn made without a repair: %v", err)
 	}
 }
 

@@ -28,7 +28,8 @@ type StopOptions struct {
 }
 
 // StopHolder asks the process holding the flock lock in dir to stop, and
-// waits until the lock is free. It returns the pid it signalled (0 when
+// waits until the lock is free. Whether the flock is held is asked of the
+// kernel's lock table where there is one (/proc/locks), else by trying it. It returns the pid it signalled (0 when
 // the lock was free). A holder is signalled only when the flock is seen
 // held both before and after two identical reads of its pid, Settle apart:
 // a holder writes its pid right after taking the flock, so a pid that
@@ -75,10 +76,32 @@ func StopHolder(dir string, o StopOptions) (int, error) {
 	return first.pid, fmt.Errorf("%w: %s still holds %s after %v", ErrLocked, first, p, o.Wait)
 }
 
+// lockTable is the kernel's flock table (a variable: tests take the way
+// of a host without /proc/locks, as ESXi).
+var lockTable = kernelFlocks
+
 // flockHeld tries the flock on p and lets it go at once: held says another
 // process holds it, and h is what the file names then. A missing file is
 // free; a filesystem without flock gives ErrHolderUnknown.
 func flockHeld(p string) (h holder, held bool, err error) {
+	// Where the kernel lists its flocks (Linux), ask it: trying the flock
+	// ourselves, even for an instant, could make a starting instance fail
+	// to take it.
+	if locks, lerr := lockTable(); lerr == nil {
+		h, err := readHolder(p)
+		if errors.Is(err, os.ErrNotExist) {
+			return holder{}, false, nil
+		}
+		if err != nil {
+			return holder{}, false, fmt.Errorf("read lock %s: %w", p, err)
+		}
+		pid, held := locks.holder(h.fi)
+		if held && pid > 0 && pid != h.pid {
+			// The file still names an earlier holder: not settled yet.
+			h.pid = 0
+		}
+		return h, held, nil
+	}
 	f, err := os.OpenFile(p, os.O_RDWR, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return holder{}, false, nil

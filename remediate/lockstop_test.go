@@ -2,6 +2,7 @@ package remediate
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -95,4 +96,17 @@ func TestStopHolderBounded(t *testing.T) {
 	if slept < time.Second || slept > 2*time.Second {
 		t.Errorf("waited %v in all, want about the 1s bound", slept)
 	}
+}
+
+// TestStopHolderWithoutLockTable runs the tests above the way of a host
+// whose kernel lists no flocks (ESXi has no /proc/locks): by trying the
+// flock.
+func TestStopHolderWithoutLockTable(t *testing.T) {
+	saved := lockTable
+	lockTable = func() (flockTable, error) { return nil, fmt.Errorf("no /proc/locks here") }
+	defer func() { lockTable = saved }()
+	t.Run("stops", TestStopHolderStopsTheHolder)
+	t.Run("free", TestStopHolderFreeLockSignalsNoOne)
+	t.Run("unsettled", TestStopHolderUnsettledPID)
+	t.Run("bounded", TestStopHolderBounded)
 }

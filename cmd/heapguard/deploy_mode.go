@@ -23,6 +23,11 @@ func agentSetup(mode deploy.Mode, args []string) (config, extra []string, err er
 	if cmdName == "" {
 		return nil, nil, fmt.Errorf("--mode %s runs nothing, so it takes no flags", mode)
 	}
+	for _, a := range args {
+		if a == "--" || a == "-" {
+			return nil, nil, fmt.Errorf("%q: heapguard %s takes flags only", a, cmdName)
+		}
+	}
 	modeFlags := flag.NewFlagSet(cmdName, flag.ContinueOnError)
 	modeFlags.SetOutput(io.Discard)
 	commands[cmdName].flags(modeFlags)
@@ -37,6 +42,9 @@ func agentSetup(mode deploy.Mode, args []string) (config, extra []string, err er
 	for i := 0; i < len(args); i++ {
 		name, value, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
 		f := modeFlags.Lookup(name)
+		if f == nil {
+			return nil, nil, fmt.Errorf("%q: heapguard %s takes flags only", args[i], cmdName)
+		}
 		switch name {
 		case "config", "root":
 			return nil, nil, fmt.Errorf("--%s is deploy's to set (%s beside the binary, the host's /)", name, deploy.ConfigName)

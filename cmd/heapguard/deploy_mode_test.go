@@ -2,6 +2,7 @@ package main
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/heapguard/heapguard/deploy"
@@ -27,15 +28,25 @@ func TestAgentSetup(t *testing.T) {
 			t.Errorf("%s %q: config %q, args %q, %v; want %q and %q", tc.mode, tc.args, config, args, err, tc.config, tc.args2)
 		}
 	}
-	for _, bad := range [][]string{
-		{"--power-off-allow", " DSVA*"}, // heapguard.conf trims blanks
-		{"--power-off-allow", "a\"b"},   // and quotes
-		{"--replace"},                   // deploy's own
-		{"--interval", "1m"},            // check has no --interval
-		{"--dry-run", "stray"},          // no arguments
+	for _, tc := range []struct {
+		mode deploy.Mode
+		args []string
+		want string
+	}{
+		{deploy.ModeCron, []string{"--power-off-allow", " DSVA*"}, "cannot keep"}, // heapguard.conf trims blanks
+		{deploy.ModeCron, []string{"--power-off-allow", `a"b`}, "cannot keep"},    // and quotes
+		{deploy.ModeDaemon, []string{"--replace"}, "deploy's to set"},
+		{deploy.ModeInetd, []string{"--inetd"}, "deploy's to set"},
+		{deploy.ModeCron, []string{"--config", "x"}, "deploy's to set"},
+		{deploy.ModeCron, []string{"--interval", "1m"}, "flag provided but not defined"}, // check has no --interval
+		{deploy.ModeCron, []string{"--dry-run", "stray"}, "takes flags only"},
+		{deploy.ModeDaemon, []string{"--interval", "30s", "--"}, "takes flags only"},
+		{deploy.ModeDaemon, []string{"--"}, "takes flags only"},
+		{deploy.ModeNone, []string{"--dry-run"}, "runs nothing"},
 	} {
-		if c, a, err := agentSetup(deploy.ModeCron, bad); err == nil {
-			t.Errorf("%q: config %q, args %q, want an error", bad, c, a)
+		c, a, err := agentSetup(tc.mode, tc.args)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s %q: config %q, args %q, error %v; want one saying %q", tc.mode, tc.args, c, a, err, tc.want)
 		}
 	}
 }
