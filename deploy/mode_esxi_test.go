@@ -302,6 +302,14 @@ func TestModeInetdOnESXi(t *testing.T) {
 	if len(reloads) != 1 || !strings.Contains(reloads[0].Detail, line) {
 		t.Fatalf("inetd reloads %+v: want one, with the line", reloads)
 	}
+	// What inetd runs for a connection, with its argv, answers (a pipe is
+	// a local caller); /metrics needs the state folder found beside the
+	// binary, where the chroot has no /proc/self/exe.
+	f := strings.Fields(line)
+	answer := r.e.Run(`printf 'GET /metrics HTTP/1.1\r\nHost: esx\r\n\r\n' | exec -a ` + f[6] + " " + strings.Join(f[5:6], "") + " " + strings.Join(f[7:], " "))
+	if !strings.HasPrefix(answer.Stdout, "HTTP/1.1 200 OK\r\n") || !strings.Contains(answer.Stdout, "heapguard_") {
+		t.Fatalf("serve --inetd as inetd runs it: exit %d\n%.600s\n%s", answer.Exit, answer.Stdout, answer.Stderr)
+	}
 	r.install(v1, setup)
 	if n := len(r.actions("inetd", "reloaded")); n != 1 {
 		t.Errorf("a second deploy reloaded inetd (%d reloads)", n)
