@@ -44,8 +44,8 @@ var seedFlappers = map[string]string{"DSVA01": "1", "DSVA03": "3", "DSVA04": "4"
 
 type faultRow struct {
 	name string
-	// advance is the host time before the agent starts (default 105m:
-	// about 11 % free, the three DSVA ports flapping).
+	// advance is the host time before the agent starts (default 108m:
+	// under 10 % free, the three DSVA ports flapping: the first poll acts).
 	advance   time.Duration
 	configure func(o *Options)
 	// setup runs before Open (a state folder to prepare, a file to block).
@@ -54,7 +54,7 @@ type faultRow struct {
 	opened func(fx *faultFix)
 	// poll runs before poll i (0-based) of each phase.
 	poll func(fx *faultFix, i int)
-	// watch is the host time of each phase (default 5m).
+	// watch is the host time of each phase (default 2m30s).
 	watch time.Duration
 	// restart, when set, closes the agent after the first phase, runs,
 	// and opens it again for a second phase.
@@ -163,7 +163,7 @@ func TestFaultMatrix(t *testing.T) {
 
 func runFaultRow(t *testing.T, row faultRow) *faultFix {
 	h := newSim(t, "seed-incident")
-	h.Advance(cmpOr(row.advance, 105*time.Minute))
+	h.Advance(cmpOr(row.advance, 108*time.Minute))
 	fx := &faultFix{t: t, row: row, h: h, clock: esxsim.NewStepClock(h.Root()), stateDir: filepath.Join(t.TempDir(), "state")}
 	fx.opt = agentOptions(h, fx.stateDir, fx.clock)
 	fx.opt.Policy.PowerOffAllow, fx.opt.Policy.HoldPolls = []string{"DSVA*"}, 1
@@ -236,7 +236,7 @@ func (fx *faultFix) close() {
 func (fx *faultFix) watch() {
 	ctx := context.Background()
 	// Counted in polls, not by the clock: rows step it.
-	n := int(cmpOr(fx.row.watch, 5*time.Minute) / fx.opt.Interval)
+	n := int(cmpOr(fx.row.watch, 150*time.Second) / fx.opt.Interval)
 	for i := 0; i < n; i++ {
 		if fx.row.poll != nil {
 			fx.row.poll(fx, i)
@@ -411,6 +411,10 @@ func (fx *faultFix) verify() {
 
 var allFlappers = []string{"DSVA01", "DSVA03", "DSVA04"}
 
+// beforeActing starts the agent about a minute before the heap falls
+// under 10 %, for faults that must hit before the plan acts.
+const beforeActing = 107 * time.Minute
+
 // vsishHeapsListing is `vsish -e ls /system/heaps/` as the host prints it now.
 func vsishHeapsListing(fx *faultFix) string {
 	out, errOut, code := fx.h.Call("vsish", "-e", "ls", "/system/heaps/")
@@ -568,17 +572,17 @@ func faultRows() []faultRow {
 		}, check: func(fx *faultFix) { wantRestartAttempts(fx, 1) }},
 
 		// The vmkernel log.
-		{name: "log rotated", wantOff: allFlappers, setup: func(fx *faultFix) {
+		{name: "log rotated", advance: beforeActing, wantOff: allFlappers, setup: func(fx *faultFix) {
 			fx.h.Mutate(func(st *esxsim.State) { st.Scenario.Log.RotateBytes = 4 << 10 })
 		}},
-		{name: "log truncated", wantOff: allFlappers, poll: func(fx *faultFix, i int) {
+		{name: "log truncated", advance: beforeActing, wantOff: allFlappers, poll: func(fx *faultFix, i int) {
 			if i == 2 {
 				if err := os.Truncate(fx.logPath(), 0); err != nil {
 					fx.t.Fatal(err)
 				}
 			}
 		}},
-		{name: "log deleted", wantOff: allFlappers, poll: func(fx *faultFix, i int) {
+		{name: "log deleted", advance: beforeActing, wantOff: allFlappers, poll: func(fx *faultFix, i int) {
 			if i == 2 {
 				if err := os.Remove(fx.logPath()); err != nil {
 					fx.t.Fatal(err)
@@ -586,7 +590,7 @@ func faultRows() []faultRow {
 				fx.h.StallLog(true) // and nobody writes it again
 			}
 		}},
-		{name: "log recreated", wantOff: allFlappers, poll: func(fx *faultFix, i int) {
+		{name: "log recreated", advance: beforeActing, wantOff: allFlappers, poll: func(fx *faultFix, i int) {
 			if i == 2 {
 				if err := os.Remove(fx.logPath()); err != nil {
 					fx.t.Fatal(err)
@@ -604,7 +608,7 @@ func faultRows() []faultRow {
 			fx.saved = b
 		}, poll: func(fx *faultFix, i int) {
 			// After the power-offs: the old lines' flaps must not start them again.
-			if i == 20 {
+			if i == 6 {
 				if err := host.WriteFileAtomic(fx.logPath(), fx.saved, 0o644); err != nil {
 					fx.t.Fatal(err)
 				}
@@ -669,13 +673,13 @@ func faultRows() []faultRow {
 			}},
 
 		// The clock.
-		{name: "clock jumps forward", wantOff: allFlappers, poll: func(fx *faultFix, i int) {
-			if i == 4 {
+		{name: "clock jumps forward", watch: 3 * time.Minute, wantOff: allFlappers, poll: func(fx *faultFix, i int) {
+			if i == 0 {
 				fx.h.StepClock(2 * time.Hour)
 			}
 		}},
 		{name: "clock jumps back", wantOff: allFlappers, poll: func(fx *faultFix, i int) {
-			if i == 12 { // after the power-offs
+			if i == 6 { // after the power-offs
 				fx.h.StepClock(-time.Hour)
 			}
 		}},
@@ -711,8 +715,18 @@ func faultRows() []faultRow {
 				fx.release()
 			}
 		}, check: func(fx *faultFix) {
-			if len(fx.results) == 0 || len(fx.results[0].Outcomes) != 0 {
-				fx.fail("the poll whose .vmx scan stalled acted")
+			if len(fx.results) == 0 {
+				return
+			}
+			for _, o := range fx.results[0].Outcomes {
+				if o.Action.Kind != policy.ActAlert {
+					fx.fail("the poll whose .vmx scan stalled acted: %s %s", o.Action.Kind, o.Action.Target)
+				}
+			}
+			for _, f := range fx.results[0].Plan.Flapping {
+				if f.VM != nil || !strings.Contains(f.Unconfirmed, "could not be read") {
+					fx.fail("port %s with the .vmx files unread: VM %v, unconfirmed %q; want unconfirmed, saying why", f.Port, f.VM, f.Unconfirmed)
+				}
 			}
 		}},
 	}
