@@ -73,6 +73,10 @@ type faultRow struct {
 	// unknown are VMs whose state heapguard cannot know: never acted on.
 	unknown []string
 	check   func(fx *faultFix)
+	// pollBound is the most wall time one poll may take (default 15 s):
+	// the hangs last a minute, so a poll that waits for one instead of
+	// giving up at its command's timeout shows here.
+	pollBound time.Duration
 	// integrator names a known product bug this row meets: the row is
 	// skipped, with its failures, when it fails.
 	integrator string
@@ -244,7 +248,11 @@ func (fx *faultFix) watch() {
 		if err := fx.clock.Sleep(ctx, fx.opt.Interval); err != nil {
 			fx.t.Fatal(err)
 		}
+		began := time.Now()
 		res, err := fx.w.Check(ctx)
+		if took := time.Since(began); took > cmpOr(fx.row.pollBound, 15*time.Second) {
+			fx.fail("poll %d took %s: a hang was not cut short by its command's timeout", fx.polls+1, took.Round(time.Second))
+		}
 		fx.polls++
 		fx.results = append(fx.results, res)
 		if err != nil {
@@ -415,6 +423,21 @@ var allFlappers = []string{"DSVA01", "DSVA03", "DSVA04"}
 // under 10 %, for faults that must hit before the plan acts.
 const beforeActing = 107 * time.Minute
 
+// longHang is how long a hanging command hangs: far longer than any
+// command timeout, so only the timeout ends the wait.
+const longHang = esxsim.Duration(time.Minute)
+
+// budgetTwo leaves one of the three flapping VMs to the budget: it must
+// stay on through the row's fault.
+func budgetTwo(o *Options) { o.Guards.MaxPowerOffs = 2 }
+
+// twoOff: exactly two VMs powered off, the third refused for the budget.
+func twoOff(fx *faultFix) {
+	if n := len(powerOps(fx.h.Actions())); n != 2 {
+		fx.fail("%d VMs got power operations with a budget of 2, want 2", n)
+	}
+}
+
 // vsishHeapsListing is `vsish -e ls /system/heaps/` as the host prints it now.
 func vsishHeapsListing(fx *faultFix) string {
 	out, errOut, code := fx.h.Call("vsish", "-e", "ls", "/system/heaps/")
@@ -462,7 +485,7 @@ func faultRows() []faultRow {
 		// vsish.
 		{name: "vsish hangs", wantOff: allFlappers, poll: func(fx *faultFix, i int) {
 			// heap.Timeout (5 s) bounds it; once, to keep the row short.
-			addFaultAt(i, 0, fx, esxsim.Fault{Command: "vsish", Hang: true, HangFor: esxsim.Duration(7 * time.Second), Times: 1})
+			addFaultAt(i, 0, fx, esxsim.Fault{Command: "vsish", Hang: true, HangFor: longHang, Times: 1})
 		}, check: wantBlindPlans(1)},
 		{name: "vsish prints garbage", wantOff: allFlappers, poll: func(fx *faultFix, i int) {
 			addFaultAt(i, 0, fx, esxsim.Fault{Command: "vsish", ArgsPrefix: netGPHeapStats(fx),
@@ -495,7 +518,7 @@ func faultRows() []faultRow {
 		}, check: wantNoPowerOps},
 		{name: "vim-cmd hangs", wantOff: allFlappers, setup: func(fx *faultFix) {
 			// --command-timeout (1 s) bounds each; three calls hang.
-			fx.h.AddFault(esxsim.Fault{Command: "vim-cmd", Hang: true, HangFor: esxsim.Duration(3 * time.Second), Times: 3})
+			fx.h.AddFault(esxsim.Fault{Command: "vim-cmd", Hang: true, HangFor: longHang, Times: 3})
 		}},
 		{name: "VM vanishes between listing and acting", wantOff: []string{"DSVA01", "DSVA04"}, opened: func(fx *faultFix) {
 			var once sync.Once
@@ -557,7 +580,7 @@ func faultRows() []faultRow {
 		{name: "init script hangs", wantOff: allFlappers, opened: func(fx *faultFix) {
 			fx.h.Mutate(func(st *esxsim.State) { st.Agent("vpxa").Running = false })
 			fx.w.exec.(*remediate.Live).AgentTimeout = time.Second
-			fx.h.AddFault(esxsim.Fault{Command: "vpxa", ArgsPrefix: []string{"restart"}, Hang: true, HangFor: esxsim.Duration(3 * time.Second)})
+			fx.h.AddFault(esxsim.Fault{Command: "vpxa", ArgsPrefix: []string{"restart"}, Hang: true, HangFor: longHang})
 		}, check: func(fx *faultFix) {
 			wantJournaled(fx, remediate.AgentVpxa, remediate.ResultFailed)
 			wantRestartAttempts(fx, 1)
@@ -645,17 +668,17 @@ func faultRows() []faultRow {
 		{name: "state folder read-only", openErr: "read-only file system", setup: func(fx *faultFix) {
 			mountTmpfs(fx, fx.stateDir, syscall.MS_RDONLY, "64k")
 		}},
-		{name: "state damaged", wantOff: allFlappers, restart: func(fx *faultFix) {
+		{name: "state damaged", configure: budgetTwo, check: twoOff, restart: func(fx *faultFix) {
 			damage(fx, "state.json", "{\"version\": 1, \"position\": {\"off")
 		}},
 		// Refused with the file named: a guessed budget could act too often.
-		{name: "guards damaged", wantOff: allFlappers, reopenErr: "guards.json (fix or remove it", restart: func(fx *faultFix) {
+		{name: "guards damaged", configure: budgetTwo, check: twoOff, reopenErr: "guards.json (fix or remove it", restart: func(fx *faultFix) {
 			damage(fx, remediate.GuardsFile, "{\"power_offs\": [\"2026-")
 			if err := os.WriteFile(fx.h.Path(remediate.HostDir+"/"+remediate.GuardsFile), []byte("\x00\x00"), 0o600); err != nil {
 				fx.t.Fatal(err)
 			}
 		}},
-		{name: "journal's last line torn by a crash", wantOff: allFlappers,
+		{name: "journal's last line torn by a crash", configure: budgetTwo,
 			integrator: "a torn last journal line must be repaired on start with the torn entry kept aside",
 			restart: func(fx *faultFix) {
 				torn := `{"time":"2026-01-01T00:00:00Z","plan_id":"torn","action":"power-off","target":"DSVA0`
@@ -667,6 +690,7 @@ func faultRows() []faultRow {
 				f.Close()
 				fx.saved = []byte(torn)
 			}, check: func(fx *faultFix) {
+				twoOff(fx)
 				if !stateDirHolds(fx, fx.saved, remediate.JournalFile) {
 					fx.fail("the torn entry was not kept aside in the state folder")
 				}
@@ -678,7 +702,7 @@ func faultRows() []faultRow {
 				fx.h.StepClock(2 * time.Hour)
 			}
 		}},
-		{name: "clock jumps back", wantOff: allFlappers, poll: func(fx *faultFix, i int) {
+		{name: "clock jumps back", configure: budgetTwo, check: twoOff, poll: func(fx *faultFix, i int) {
 			if i == 6 { // after the power-offs
 				fx.h.StepClock(-time.Hour)
 			}
@@ -707,7 +731,7 @@ func faultRows() []faultRow {
 
 		// A datastore in all-paths-down: the first inventory's .vmx scan
 		// stalls (remediate.VMXScanTimeout); nothing is confirmed meanwhile.
-		{name: "vmx read blocks", wantOff: allFlappers, setup: func(fx *faultFix) {
+		{name: "vmx read blocks", pollBound: 35 * time.Second, wantOff: allFlappers, setup: func(fx *faultFix) {
 			fx.release = fx.h.BlockVMX("DSVA03")
 			fx.t.Cleanup(fx.release)
 		}, poll: func(fx *faultFix, i int) {

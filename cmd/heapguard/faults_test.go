@@ -31,10 +31,13 @@ func TestFaultMatrixSignals(t *testing.T) {
 		// wantOff end powered off after the restart; the others stay on
 		// because the budget their interrupted step spent stays spent.
 		wantOff []string
+		// termOff, when set, replaces wantOff after a SIGTERM: the step
+		// under way finishes (the hard power-off follows the shutdown).
+		termOff []string
 	}{
 		{name: "reading the heaps", wantOff: []string{"DSVA01", "DSVA03", "DSVA04"},
 			fault: esxsim.Fault{Command: "vsish", ArgsPrefix: []string{"-e", "ls"}, Times: 1}},
-		{name: "guest shutdowns",
+		{name: "guest shutdowns", termOff: []string{"DSVA01", "DSVA03", "DSVA04"},
 			fault: esxsim.Fault{Command: "vim-cmd", ArgsPrefix: []string{"vmsvc/power.shutdown"}, Times: 3}},
 		{name: "hard power-off", wantOff: []string{"DSVA03", "DSVA04"},
 			setup: func(h *esxsim.Host) {
@@ -58,7 +61,11 @@ func TestFaultMatrixSignals(t *testing.T) {
 				f.Hang, f.HangFor = true, esxsim.Duration(5*time.Second)
 				faultAt := len(h.State().Scenario.Faults)
 				h.AddFault(f)
-				signalAt(t, h, bin, sig, faultAt, step.wantOff)
+				wantOff := step.wantOff
+				if sig == syscall.SIGTERM && step.termOff != nil {
+					wantOff = step.termOff
+				}
+				signalAt(t, h, bin, sig, faultAt, wantOff)
 			})
 		}
 	}
@@ -141,8 +148,12 @@ func signalAt(t *testing.T, h *esxsim.Host, bin string, sig syscall.Signal, faul
 	}
 	st := h.State()
 	for _, vm := range st.VMs {
-		if want := slices.Contains(wantOff, vm.Name); want && vm.PoweredOn {
+		off := slices.Contains(wantOff, vm.Name)
+		switch {
+		case off && vm.PoweredOn:
 			t.Errorf("%s still on after the restart", vm.Name)
+		case !off && !vm.PoweredOn && strings.HasPrefix(vm.Name, "DSVA"):
+			t.Errorf("%s powered off after the restart: the budget its interrupted step spent was spent again", vm.Name)
 		}
 	}
 }
