@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -400,7 +401,15 @@ func (fx *faultFix) verify() {
 		fx.fail("%d VMs got power operations, budget %d", len(offVMs), budget)
 	}
 
-	// 4. No step left started.
+	// 4. No step left started, and none journaled done that is not.
+	end := fx.h.State()
+	for _, e := range entries {
+		if e.Action == policy.ActPowerOff && e.Result == remediate.ResultOK && !e.DryRun {
+			if id, err := strconv.Atoi(e.VMID); err == nil && end.VM(id) != nil && end.VM(id).PoweredOn {
+				fx.fail("journal says %s (vmid %s) was powered off, yet it runs", e.Target, e.VMID)
+			}
+		}
+	}
 	if open := remediate.Unfinished(entries); len(open) != 0 {
 		fx.fail("steps left started in the journal: %+v", open)
 	}

@@ -7,12 +7,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/heapguard/heapguard/esxsim"
+	"github.com/heapguard/heapguard/policy"
 	"github.com/heapguard/heapguard/remediate"
 )
 
@@ -122,6 +124,14 @@ func signalAt(t *testing.T, h *esxsim.Host, bin string, sig syscall.Signal, faul
 	if open := remediate.Unfinished(entries); len(open) != 0 {
 		t.Errorf("steps still open after the restart: %+v", open)
 	}
+	end := h.State()
+	for _, e := range entries {
+		if e.Action == policy.ActPowerOff && e.Result == remediate.ResultOK && !e.DryRun {
+			if n, err := strconv.Atoi(e.VMID); err == nil && end.VM(n) != nil && end.VM(n).PoweredOn {
+				t.Errorf("journal says %s (vmid %s) was powered off, yet it runs", e.Target, e.VMID)
+			}
+		}
+	}
 	done := map[string]int{}
 	offVMs := map[string]bool{}
 	for _, a := range h.Actions() {
@@ -146,8 +156,7 @@ func signalAt(t *testing.T, h *esxsim.Host, bin string, sig syscall.Signal, faul
 	if len(offVMs) > remediate.DefaultMaxPowerOffs {
 		t.Errorf("%d VMs got power operations, budget %d", len(offVMs), remediate.DefaultMaxPowerOffs)
 	}
-	st := h.State()
-	for _, vm := range st.VMs {
+	for _, vm := range end.VMs {
 		off := slices.Contains(wantOff, vm.Name)
 		switch {
 		case off && vm.PoweredOn:
