@@ -117,16 +117,24 @@ func (fx *faultFix) fail(format string, args ...any) {
 
 func (fx *faultFix) logPath() string { return fx.h.Path(fx.h.State().Ver().LogPath()) }
 
-// hookRunner calls before (when set) ahead of each command it runs; the
-// executor runs power-offs side by side, so before must be safe for that.
+// hookRunner calls before (when set) ahead of each command it runs, and
+// fails the commands fail picks (when set) with exit 1, as vim-cmd does
+// when hostd does not answer. The executor runs power-offs side by side,
+// so both must be safe for that.
 type hookRunner struct {
 	host.Runner
 	before func(argv []string)
+	fail   func(argv []string) bool
 }
 
 func (r *hookRunner) Run(ctx context.Context, timeout time.Duration, argv ...string) (host.Result, error) {
 	if r.before != nil {
 		r.before(argv)
+	}
+	if r.fail != nil && r.fail(argv) {
+		const msg = "vim-cmd: Failed to connect to hostd"
+		return host.Result{Argv: argv, ExitCode: 1, Stderr: []byte(msg + "\n")},
+			&host.CommandError{Argv: argv, ExitCode: 1, Stderr: msg}
 	}
 	return r.Runner.Run(ctx, timeout, argv...)
 }
@@ -566,6 +574,22 @@ func faultRows() []faultRow {
 				}
 			}},
 
+		// Only the watcher's reads fail: the executor would find DSVA03 on,
+		// so nothing but the confirmation keeps it from being acted on.
+		{name: "getstate fails for the confirmation", wantOff: []string{"DSVA01", "DSVA04"}, unknown: []string{"DSVA03"},
+			opened: func(fx *faultFix) {
+				fx.w.opt.Runner = &hookRunner{Runner: fx.w.opt.Runner, fail: func(argv []string) bool {
+					return isCall(argv, "vim-cmd", "vmsvc/power.getstate", "3")
+				}}
+			}, check: func(fx *faultFix) {
+				for _, res := range fx.results {
+					for _, f := range res.Plan.Flapping {
+						if f.Port == "0x3000007" && f.VM != nil {
+							fx.fail("poll at %s: port 0x3000007 confirmed as %s although its power state could not be read", res.Plan.Time.Format(time.TimeOnly), f.VM.Name)
+						}
+					}
+				}
+			}},
 		// The watcher confirmed the owners; every getstate of the
 		// executor fails: the power-offs are not run blind, cost nothing.
 		{name: "getstate fails while acting", unknown: allFlappers, opened: func(fx *faultFix) {
