@@ -701,6 +701,25 @@ func faultRows() []faultRow {
 		{name: "state folder read-only", openErr: "read-only file system", setup: func(fx *faultFix) {
 			mountTmpfs(fx, fx.stateDir, syscall.MS_RDONLY, "64k")
 		}},
+		// Turned read-only under the running agent (a bind mount made
+		// read-only): the open journal may still take lines, nothing new
+		// can be written; no action without its saved state.
+		{name: "state folder turns read-only", pollErr: []string{"read-only file system"}, setup: func(fx *faultFix) {
+			mountTmpfs(fx, fx.stateDir, 0, "1m")
+		}, opened: func(fx *faultFix) {
+			if err := syscall.Mount(fx.stateDir, fx.stateDir, "", syscall.MS_BIND, ""); err != nil {
+				fx.t.Skipf("bind mount: %v", err)
+			}
+			fx.t.Cleanup(func() { syscall.Unmount(fx.stateDir, syscall.MNT_DETACH) })
+			if err := syscall.Mount("", fx.stateDir, "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_RDONLY, ""); err != nil {
+				fx.t.Skipf("remount read-only: %v", err)
+			}
+		}, check: func(fx *faultFix) {
+			wantNoPowerOps(fx)
+			if len(fx.errs) == 0 {
+				fx.fail("no poll said the state folder is read-only")
+			}
+		}},
 		{name: "state damaged", configure: budgetTwo, check: twoOff, restart: func(fx *faultFix) {
 			damage(fx, "state.json", "{\"version\": 1, \"position\": {\"off")
 		}},
