@@ -57,7 +57,7 @@ func formatLogLine(v Version, boot time.Time, l logLine) string {
 // lines to vmkwarning.log too), rotating each file as soon as it reaches
 // the scenario's size, as vmsyslogd does while it writes.
 func writeLog(root string, st *State, lines []logLine) error {
-	if len(lines) == 0 {
+	if len(lines) == 0 || st.LogStalled {
 		return nil
 	}
 	v := st.Ver()

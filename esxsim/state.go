@@ -48,6 +48,9 @@ type State struct {
 	Cores int `json:"cores"`
 	// VIBs are those esxcli software vib install put into the root.
 	VIBs []InstalledVIB `json:"vibs,omitempty"`
+	// LogStalled: vmsyslogd writes nothing (hung, or its disk gone);
+	// the host goes on, its log lines are lost (Host.StallLog).
+	LogStalled bool `json:"log_stalled,omitempty"`
 }
 
 // VM is a registered VM's live state.
