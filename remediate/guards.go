@@ -196,11 +196,11 @@ func readGuardState(p string) (guardState, error) {
 	}
 	st = guardState{}
 	if err := json.Unmarshal(b, &st); err != nil {
-		return st, fmt.Errorf("%w: parse %s (fix or remove it; removing it resets the budgets): %w", ErrGuardState, p, err)
+		return st, fmt.Errorf("%w: parse %s (fix or remove it: without it the budgets spent are rebuilt from the journal and the circuit breaker starts closed): %w", ErrGuardState, p, err)
 	}
 	// "{}" or another program's JSON is not an empty budget.
 	if st.Version != 1 {
-		return st, fmt.Errorf("%w: %s has version %d, want 1: not a heapguard guards file (fix or remove it; removing it resets the budgets)", ErrGuardState, p, st.Version)
+		return st, fmt.Errorf("%w: %s has version %d, want 1: not a heapguard guards file (fix or remove it: without it the budgets spent are rebuilt from the journal and the circuit breaker starts closed)", ErrGuardState, p, st.Version)
 	}
 	return st, nil
 }
