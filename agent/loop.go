@@ -145,6 +145,10 @@ type Watcher struct {
 	// reading the log last met, for the metrics.
 	heapMetrics []metrics.Heap
 	logErr      string
+	// heaps is the last listing of the heaps, made at heapsAt (host
+	// time): readHeaps uses it for heapsListed.
+	heaps   []heap.Entry
+	heapsAt time.Time
 }
 
 // validate checks the options both Open and ReadStatus need.
@@ -572,12 +576,12 @@ func newPlanID(now time.Time) string {
 	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
 }
 
-// sampleHeaps lists the heaps and reads those that match --heaps. The
-// policy must never act blind: a failed listing, or a watched heap that
-// could not be read, is reported as HeapErr.
+// sampleHeaps reads the heaps that match --heaps, from a recent listing
+// (heapsListed). The policy must never act blind: a failed listing, or a
+// watched heap that could not be read, is reported as HeapErr.
 func (w *Watcher) sampleHeaps(ctx context.Context, now time.Time) ([]policy.HeapObs, string) {
 	w.heapMetrics = nil
-	entries, err := heap.List(ctx, w.opt.Runner)
+	entries, reads, err := w.readHeaps(ctx, now)
 	if err != nil {
 		return nil, err.Error()
 	}
@@ -585,13 +589,13 @@ func (w *Watcher) sampleHeaps(ctx context.Context, now time.Time) ([]policy.Heap
 	var problems []string
 	sawWatched := false
 	for _, e := range entries {
-		if len(w.opt.Heaps) > 0 && !heap.Match(w.opt.Heaps, e.Base) {
+		if !w.sampled(e) {
 			continue
 		}
 		if w.opt.Policy.Watched(e.Full, e.Base) {
 			sawWatched = true
 		}
-		s, err := heap.Read(ctx, w.opt.Runner, e)
+		s, err := reads[e.Full].sample, reads[e.Full].err
 		if err != nil {
 			if w.opt.Policy.Watched(e.Full, e.Base) {
 				problems = append(problems, err.Error())
@@ -630,6 +634,77 @@ func (w *Watcher) sampleHeaps(ctx context.Context, now time.Time) ([]policy.Heap
 		return out, strings.Join(problems, "; ")
 	}
 	return out, ""
+}
+
+// sampled tells whether --heaps asks for a heap.
+func (w *Watcher) sampled(e heap.Entry) bool {
+	return len(w.opt.Heaps) == 0 || heap.Match(w.opt.Heaps, e.Base)
+}
+
+// heapsListed is how long (host time) a listing of the heaps is used
+// before `vsish -e ls` is run again: the list only changes when a heap is
+// created or destroyed, and each command costs a fork and an exec on the
+// host at every poll. The stats are read fresh at every poll; a listed
+// heap that cannot be read (destroyed, or renamed with a new address
+// suffix) makes the poll list again at once, so only a new heap waits,
+// for heapsListed at most, to be sampled.
+const heapsListed = time.Minute
+
+// heapRead is one heap's stats at this poll, or why they could not be read.
+type heapRead struct {
+	sample heap.Sample
+	err    error
+}
+
+// readHeaps returns the listing this poll goes by and the stats of the
+// heaps of it that --heaps asks for, each read once. A recent listing is
+// used first; at the first heap it cannot read, or when it has no watched
+// heap, the heaps are listed again and the rest read from the new listing,
+// so the poll judges the same heaps as with a fresh listing.
+func (w *Watcher) readHeaps(ctx context.Context, now time.Time) ([]heap.Entry, map[string]heapRead, error) {
+	reads := map[string]heapRead{}
+	if age := now.Sub(w.heapsAt); w.heaps != nil && age >= 0 && age < heapsListed && w.listsWatched(w.heaps) {
+		stale := false
+		for _, e := range w.heaps {
+			if !w.sampled(e) {
+				continue
+			}
+			s, err := heap.Read(ctx, w.opt.Runner, e)
+			reads[e.Full] = heapRead{s, err}
+			if err != nil {
+				stale = true
+				break
+			}
+		}
+		if !stale {
+			return w.heaps, reads, nil
+		}
+	}
+	entries, err := heap.List(ctx, w.opt.Runner)
+	if err != nil {
+		w.heaps = nil
+		return nil, nil, err
+	}
+	w.heaps, w.heapsAt = entries, now
+	for _, e := range entries {
+		if _, done := reads[e.Full]; done || !w.sampled(e) {
+			continue
+		}
+		s, err := heap.Read(ctx, w.opt.Runner, e)
+		reads[e.Full] = heapRead{s, err}
+	}
+	return entries, reads, nil
+}
+
+// listsWatched tells whether a listing has a watched heap that --heaps
+// samples.
+func (w *Watcher) listsWatched(entries []heap.Entry) bool {
+	for _, e := range entries {
+		if w.sampled(e) && w.opt.Policy.Watched(e.Full, e.Base) {
+			return true
+		}
+	}
+	return false
 }
 
 // heapCheck reads the watched heap's percent free of max, for verification.

@@ -1,0 +1,164 @@
+package agent
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/heapguard/heapguard/esxsim"
+	"github.com/heapguard/heapguard/host"
+)
+
+// heapPoller polls a simulated host with one watcher, as the daemon does,
+// counting the commands it runs.
+type heapPoller struct {
+	h       *esxsim.Host
+	w       *Watcher
+	clock   *esxsim.StepClock
+	counter *argvCounter
+}
+
+// argvCounter counts the commands it runs by their first three words.
+type argvCounter struct {
+	host.Runner
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *argvCounter) Run(ctx context.Context, timeout time.Duration, argv ...string) (host.Result, error) {
+	c.mu.Lock()
+	c.n[strings.Join(argv[:min(len(argv), 3)], " ")]++
+	c.mu.Unlock()
+	return c.Runner.Run(ctx, timeout, argv...)
+}
+
+func newHeapPoller(t *testing.T, scenario string) *heapPoller {
+	t.Helper()
+	h := newSim(t, scenario)
+	p := &heapPoller{h: h, clock: esxsim.NewStepClock(h.Root()),
+		counter: &argvCounter{Runner: esxsim.Runner{Root: h.Root()}, n: map[string]int{}}}
+	opt := agentOptions(h, filepath.Join(t.TempDir(), "state"), p.clock)
+	opt.Runner = p.counter
+	w, err := Open(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	p.w = w
+	return p
+}
+
+// poll waits one interval and polls; it returns the plan's heap error and
+// the full names of the heaps the poll sampled.
+func (p *heapPoller) poll(t *testing.T) (heapErr string, sampled []string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := p.clock.Sleep(ctx, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.w.Check(ctx)
+	if err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	for _, m := range p.w.heapMetrics {
+		sampled = append(sampled, m.Name)
+	}
+	slices.Sort(sampled)
+	return res.Plan.HeapErr, sampled
+}
+
+// count is how many times a command starting with cmd's three words ran.
+func (p *heapPoller) count(cmd string) int {
+	p.counter.mu.Lock()
+	defer p.counter.mu.Unlock()
+	return p.counter.n[cmd]
+}
+
+// simHeaps is the full names of the simulated host's heaps.
+func simHeaps(h *esxsim.Host) []string {
+	var names []string
+	for _, hp := range h.State().Heaps {
+		names = append(names, hp.FullName())
+	}
+	slices.Sort(names)
+	return names
+}
+
+// TestHeapListReused: on a steady host the heaps are listed about once per
+// heapsListed, not at every 10 s poll, and every heap's stats are read at
+// every poll.
+func TestHeapListReused(t *testing.T) {
+	t.Parallel()
+	p := newHeapPoller(t, "healthy")
+	const polls = 30 // 5 minutes
+	for range polls {
+		if herr, got := p.poll(t); herr != "" || !slices.Equal(got, simHeaps(p.h)) {
+			t.Fatalf("heap error %q, sampled %v: want no error and %v", herr, got, simHeaps(p.h))
+		}
+	}
+	lists, reads := p.count("vsish -e ls"), p.count("vsish -e cat")
+	t.Logf("%d polls: vsish ls %d, vsish cat %d", polls, lists, reads)
+	if maxLists := int(polls*10*time.Second/heapsListed) + 1; lists < 1 || lists > maxLists {
+		t.Errorf("vsish ls ran %d times in %d polls, want 1 to %d", lists, polls, maxLists)
+	}
+	if want := polls * len(simHeaps(p.h)); reads != want {
+		t.Errorf("vsish cat ran %d times in %d polls, want %d: the stats must be read at every poll", reads, polls, want)
+	}
+}
+
+// TestHeapRenamedSampledAtOnce: a heap destroyed, or created again with a
+// new address suffix, is judged at the very poll that follows, as with a
+// fresh listing: the renamed watched heap is sampled under its new name
+// with no heap error, and the vanished one is not reported.
+func TestHeapRenamedSampledAtOnce(t *testing.T) {
+	t.Parallel()
+	p := newHeapPoller(t, "healthy")
+	p.poll(t)
+	p.poll(t)
+	p.h.Mutate(func(st *esxsim.State) {
+		var kept []esxsim.Heap
+		for _, hp := range st.Heaps {
+			switch hp.Name {
+			case "netGPHeap":
+				hp.Address = "0x410077000000"
+			case "vmfs3":
+				continue
+			}
+			kept = append(kept, hp)
+		}
+		st.Heaps = kept
+	})
+	herr, got := p.poll(t)
+	if herr != "" || !slices.Equal(got, simHeaps(p.h)) {
+		t.Fatalf("the poll after the change: heap error %q, sampled %v: want no error and %v", herr, got, simHeaps(p.h))
+	}
+	if !slices.Contains(got, "netGPHeap-0x410077000000") {
+		t.Fatalf("sampled %v: want the watched heap under its new name", got)
+	}
+}
+
+// TestHeapNewSampledSoon: a heap created while the listing is reused is
+// sampled within heapsListed.
+func TestHeapNewSampledSoon(t *testing.T) {
+	t.Parallel()
+	p := newHeapPoller(t, "healthy")
+	p.poll(t)
+	p.h.Mutate(func(st *esxsim.State) {
+		hp := st.Heaps[0]
+		hp.Name, hp.Address = "newHeap", "0x410055000000"
+		st.Heaps = append(st.Heaps, hp)
+	})
+	for i := 0; ; i++ {
+		_, got := p.poll(t)
+		if slices.Contains(got, "newHeap-0x410055000000") {
+			break
+		}
+		if time.Duration(i+1)*10*time.Second > heapsListed {
+			t.Fatalf("after %d polls the new heap is still not sampled (%v)", i+1, got)
+		}
+	}
+}
