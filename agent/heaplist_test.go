@@ -88,8 +88,8 @@ func simHeaps(h *esxsim.Host) []string {
 	return names
 }
 
-// TestHeapListReused: on a steady host the heaps are listed about once per
-// heapsListed, not at every 10 s poll, and every heap's stats are read at
+// TestHeapListReused: on a steady host the heaps are listed about once a
+// minute, not at every 10 s poll, and every heap's stats are read at
 // every poll.
 func TestHeapListReused(t *testing.T) {
 	t.Parallel()
@@ -102,7 +102,8 @@ func TestHeapListReused(t *testing.T) {
 	}
 	lists, reads := p.count("vsish -e ls"), p.count("vsish -e cat")
 	t.Logf("%d polls: vsish ls %d, vsish cat %d", polls, lists, reads)
-	if maxLists := int(polls*10*time.Second/heapsListed) + 1; lists < 1 || lists > maxLists {
+	// Once a minute at most: a listing at every poll would be 30.
+	if maxLists := polls/6 + 1; lists < 1 || lists > maxLists {
 		t.Errorf("vsish ls ran %d times in %d polls, want 1 to %d", lists, polls, maxLists)
 	}
 	if want := polls * len(simHeaps(p.h)); reads != want {
@@ -160,5 +161,30 @@ func TestHeapNewSampledSoon(t *testing.T) {
 		if time.Duration(i+1)*10*time.Second > heapsListed {
 			t.Fatalf("after %d polls the new heap is still not sampled (%v)", i+1, got)
 		}
+	}
+}
+
+// TestHeapWatchedAppearsSampledAtOnce: while the listing has no watched
+// heap, the poll is UNKNOWN and the heaps are listed again at every poll,
+// so a watched heap is sampled at the first poll after it appears.
+func TestHeapWatchedAppearsSampledAtOnce(t *testing.T) {
+	t.Parallel()
+	p := newHeapPoller(t, "healthy")
+	var gp esxsim.Heap
+	p.h.Mutate(func(st *esxsim.State) {
+		st.Heaps = slices.DeleteFunc(st.Heaps, func(hp esxsim.Heap) bool {
+			if hp.Name == "netGPHeap" {
+				gp = hp
+				return true
+			}
+			return false
+		})
+	})
+	if herr, _ := p.poll(t); herr == "" {
+		t.Fatal("no watched heap listed: want a heap error")
+	}
+	p.h.Mutate(func(st *esxsim.State) { st.Heaps = append(st.Heaps, gp) })
+	if herr, got := p.poll(t); herr != "" || !slices.Contains(got, gp.FullName()) {
+		t.Fatalf("the poll after netGPHeap appeared: heap error %q, sampled %v: want %s sampled", herr, got, gp.FullName())
 	}
 }
