@@ -133,7 +133,13 @@ func TestHeapRenamedSampledAtOnce(t *testing.T) {
 		}
 		st.Heaps = kept
 	})
+	before := p.count("vsish -e cat")
 	herr, got := p.poll(t)
+	// Each heap is read once: those read before the failure are not read
+	// again from the new listing.
+	if reads, most := p.count("vsish -e cat")-before, len(simHeaps(p.h))+1; reads > most {
+		t.Errorf("the poll after the change read stats %d times, want %d at most (one failed read, then each heap once)", reads, most)
+	}
 	if herr != "" || !slices.Equal(got, simHeaps(p.h)) {
 		t.Fatalf("the poll after the change: heap error %q, sampled %v: want no error and %v", herr, got, simHeaps(p.h))
 	}
