@@ -2,6 +2,9 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -192,5 +195,68 @@ func TestHeapWatchedAppearsSampledAtOnce(t *testing.T) {
 	p.h.Mutate(func(st *esxsim.State) { st.Heaps = append(st.Heaps, gp) })
 	if herr, got := p.poll(t); herr != "" || !slices.Contains(got, gp.FullName()) {
 		t.Fatalf("the poll after netGPHeap appeared: heap error %q, sampled %v: want %s sampled", herr, got, gp.FullName())
+	}
+}
+
+// savedAt reads the time of the state file's last save ("" when none).
+func (p *heapPoller) savedAt(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(p.w.statePath)
+	if errors.Is(err, os.ErrNotExist) {
+		return ""
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Saved string `json:"saved"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatalf("state file: %v", err)
+	}
+	return st.Saved
+}
+
+// saves polls n times and counts the polls after which the state file
+// holds a newer save.
+func (p *heapPoller) saves(t *testing.T, n int) int {
+	t.Helper()
+	saves, last := 0, p.savedAt(t)
+	for i := range n {
+		p.poll(t)
+		got := p.savedAt(t)
+		if i == 0 && got == "" {
+			t.Fatal("the first poll of a watcher did not save the state (a cron check would never move on)")
+		}
+		if got != last {
+			saves++
+			last = got
+		}
+	}
+	return saves
+}
+
+// TestStateSavedQuietly: on a quiet host the state file is written about
+// once a minute, not at every 10 s poll, and at the first poll.
+func TestStateSavedQuietly(t *testing.T) {
+	t.Parallel()
+	p := newHeapPoller(t, "healthy")
+	const polls = 30 // 5 minutes
+	got := p.saves(t, polls)
+	t.Logf("%d polls, %d saves", polls, got)
+	if got < polls/6 || got > polls/6+1 {
+		t.Errorf("state saved after %d of %d quiet polls, want about once a minute (%d or %d)", got, polls, polls/6, polls/6+1)
+	}
+}
+
+// TestStateSavedWhileFlapping: while ports flap the state is saved at
+// every poll.
+func TestStateSavedWhileFlapping(t *testing.T) {
+	t.Parallel()
+	p := newHeapPoller(t, "flap-no-leak")
+	p.h.Advance(10 * time.Minute)
+	const polls = 12
+	if got := p.saves(t, polls); got != polls {
+		t.Errorf("state saved after %d of %d polls while ports flap, want every one", got, polls)
 	}
 }

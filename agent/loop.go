@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -149,6 +150,11 @@ type Watcher struct {
 	// time): readHeaps uses it for heapsListed.
 	heaps   []heap.Entry
 	heapsAt time.Time
+	// savedAt (host time), savedPolicy and savedTextfileErrors are what
+	// the last saveState wrote, for quiet.
+	savedAt             time.Time
+	savedPolicy         []byte
+	savedTextfileErrors uint64
 }
 
 // validate checks the options both Open and ReadStatus need.
@@ -361,6 +367,8 @@ func (w *Watcher) saveState() error {
 	if err := host.WriteFileAtomic(w.statePath, b, 0o600); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
+	w.savedAt, w.savedTextfileErrors = w.st.Saved, w.st.TextfileErrors
+	w.savedPolicy, _ = materialPolicy(w.st.Policy)
 	return nil
 }
 
@@ -553,10 +561,61 @@ func (w *Watcher) Poll(ctx context.Context) (Result, error) {
 	// After the steps: writing the metrics may fail, and the textfile
 	// waits at most textfileTimeout; neither holds up acting.
 	w.writeMetrics(now, obs)
-	if serr := w.saveState(); serr != nil {
-		err = errors.Join(err, serr)
+	if !w.quiet(now, res) {
+		if serr := w.saveState(); serr != nil {
+			err = errors.Join(err, serr)
+		}
 	}
 	return res, err
+}
+
+// quietSave is how long (host time) the state file may go unwritten while
+// every poll is quiet: it saves the host a write and two fsyncs of the
+// state folder at most polls. A kill -9 then costs at most this much of
+// trend points and log position (the lines are read again, against the
+// flap tracker saved with that position).
+const quietSave = time.Minute
+
+// quiet tells whether the poll's state need not be saved yet: saved by
+// this process less than quietSave ago, nothing journaled, the status OK
+// with no worse level pending, no port tracked, no heap-exhausted
+// evidence kept, and the policy state (materialPolicy) and counters as
+// saved.
+func (w *Watcher) quiet(now time.Time, res Result) bool {
+	age := now.Sub(w.savedAt)
+	if w.savedAt.IsZero() || age < 0 || age >= quietSave || res.Reported || len(res.Outcomes) > 0 {
+		return false
+	}
+	p := res.Plan
+	if p.Status != policy.OK || len(p.Flapping) > 0 || w.tracker.Tracked() > 0 || len(w.st.Exhausted) > 0 ||
+		w.st.TextfileErrors != w.savedTextfileErrors {
+		return false
+	}
+	for _, h := range p.Heaps {
+		if h.Level != policy.OK || h.Pending != policy.OK {
+			return false
+		}
+	}
+	b, err := materialPolicy(w.st.Policy)
+	return err == nil && bytes.Equal(b, w.savedPolicy)
+}
+
+// materialPolicy is the policy state without what a quiet poll moves on
+// and a restart can do without: the clear count and last-seen time of a
+// heap at OK with no CRITICAL or WARNING count (the clear count only
+// matters on the way down from a worse level, and it restarts from 0 at
+// any poll the clear condition fails; last-seen only forgets a heap not
+// seen for an hour).
+func materialPolicy(st policy.State) ([]byte, error) {
+	heaps := make(map[string]policy.HeapState, len(st.Heaps))
+	for name, hs := range st.Heaps {
+		if hs.Level == policy.OK && hs.CritPolls == 0 && hs.WarnPolls == 0 {
+			hs.ClearPolls, hs.LastSeen = 0, time.Time{}
+		}
+		heaps[name] = hs
+	}
+	st.Heaps = heaps
+	return json.Marshal(st)
 }
 
 // judged marks the heap evidence as used by the sample taken at now (a
