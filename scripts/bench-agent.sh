@@ -14,9 +14,11 @@
 #                   of one core at a real 10 s interval.
 #     Targets (issue 17): steady RSS <= 6 MB, growth < 1 MB, CPU <= 0.05 %.
 #     The children (vsish, the init script: esxsim here) are not counted;
-#     starting them is. At 10x the runtime's wall-clock work between polls
-#     (sysmon, the forced GC every 2 minutes) is squeezed into a tenth of
-#     the time, so it weighs 10x less: AGENT_SPEED=1 measures it as is.
+#     starting them is. At 10x the work between polls that goes by the
+#     wall clock (the scavenger handing freed pages back, which the next
+#     poll faults in again; sysmon; the forced GC every 2 minutes) is
+#     squeezed into a tenth of the time: AGENT_SPEED=1 measures it as is
+#     (about 1.5x the CPU per poll of 10x, 2026-12).
 #  2. Reaction: the seed incident a little above the 10 % threshold, the
 #     simulation at real speed, `heapguard run --interval 10s`; the delay
 #     from the heap crossing 10 % free of max (sampled every 0.2 s with
