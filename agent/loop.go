@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -145,6 +146,15 @@ type Watcher struct {
 	// reading the log last met, for the metrics.
 	heapMetrics []metrics.Heap
 	logErr      string
+	// heaps is the last listing of the heaps, made at heapsAt (host
+	// time): readHeaps uses it for heapsListed.
+	heaps   []heap.Entry
+	heapsAt time.Time
+	// savedAt (host time), savedPolicy and savedTextfileErrors are what
+	// the last saveState wrote, for quiet.
+	savedAt             time.Time
+	savedPolicy         []byte
+	savedTextfileErrors uint64
 }
 
 // validate checks the options both Open and ReadStatus need.
@@ -369,6 +379,8 @@ func (w *Watcher) saveState() error {
 	if err := host.WriteFileAtomic(w.statePath, b, 0o600); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
+	w.savedAt, w.savedTextfileErrors = w.st.Saved, w.st.TextfileErrors
+	w.savedPolicy, _ = materialPolicy(w.st.Policy)
 	return nil
 }
 
@@ -561,10 +573,61 @@ func (w *Watcher) Poll(ctx context.Context) (Result, error) {
 	// After the steps: writing the metrics may fail, and the textfile
 	// waits at most textfileTimeout; neither holds up acting.
 	w.writeMetrics(now, obs)
-	if serr := w.saveState(); serr != nil {
-		err = errors.Join(err, serr)
+	if !w.quiet(now, res) {
+		if serr := w.saveState(); serr != nil {
+			err = errors.Join(err, serr)
+		}
 	}
 	return res, err
+}
+
+// quietSave is how long (host time) the state file may go unwritten while
+// every poll is quiet: it saves the host a write and two fsyncs of the
+// state folder at most polls. A kill -9 then costs at most this much of
+// trend points and log position (the lines are read again, against the
+// flap tracker saved with that position).
+const quietSave = time.Minute
+
+// quiet tells whether the poll's state need not be saved yet: saved by
+// this process less than quietSave ago, nothing journaled, the status OK
+// with no worse level pending, no port tracked, no heap-exhausted
+// evidence kept, and the policy state (materialPolicy) and counters as
+// saved.
+func (w *Watcher) quiet(now time.Time, res Result) bool {
+	age := now.Sub(w.savedAt)
+	if w.savedAt.IsZero() || age < 0 || age >= quietSave || res.Reported || len(res.Outcomes) > 0 {
+		return false
+	}
+	p := res.Plan
+	if p.Status != policy.OK || len(p.Flapping) > 0 || w.tracker.Tracked() > 0 || len(w.st.Exhausted) > 0 ||
+		w.st.TextfileErrors != w.savedTextfileErrors {
+		return false
+	}
+	for _, h := range p.Heaps {
+		if h.Level != policy.OK || h.Pending != policy.OK {
+			return false
+		}
+	}
+	b, err := materialPolicy(w.st.Policy)
+	return err == nil && bytes.Equal(b, w.savedPolicy)
+}
+
+// materialPolicy is the policy state without what a quiet poll moves on
+// and a restart can do without: the clear count and last-seen time of a
+// heap at OK with no CRITICAL or WARNING count (the clear count only
+// matters on the way down from a worse level, and it restarts from 0 at
+// any poll the clear condition fails; last-seen only forgets a heap not
+// seen for an hour).
+func materialPolicy(st policy.State) ([]byte, error) {
+	heaps := make(map[string]policy.HeapState, len(st.Heaps))
+	for name, hs := range st.Heaps {
+		if hs.Level == policy.OK && hs.CritPolls == 0 && hs.WarnPolls == 0 {
+			hs.ClearPolls, hs.LastSeen = 0, time.Time{}
+		}
+		heaps[name] = hs
+	}
+	st.Heaps = heaps
+	return json.Marshal(st)
 }
 
 // judged marks the heap evidence as used by the sample taken at now (a
@@ -584,12 +647,12 @@ func newPlanID(now time.Time) string {
 	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
 }
 
-// sampleHeaps lists the heaps and reads those that match --heaps. The
-// policy must never act blind: a failed listing, or a watched heap that
-// could not be read, is reported as HeapErr.
+// sampleHeaps reads the heaps that match --heaps, from a recent listing
+// (heapsListed). The policy must never act blind: a failed listing, or a
+// watched heap that could not be read, is reported as HeapErr.
 func (w *Watcher) sampleHeaps(ctx context.Context, now time.Time) ([]policy.HeapObs, string) {
 	w.heapMetrics = nil
-	entries, err := heap.List(ctx, w.opt.Runner)
+	entries, reads, err := w.readHeaps(ctx, now)
 	if err != nil {
 		return nil, err.Error()
 	}
@@ -597,13 +660,13 @@ func (w *Watcher) sampleHeaps(ctx context.Context, now time.Time) ([]policy.Heap
 	var problems []string
 	sawWatched := false
 	for _, e := range entries {
-		if len(w.opt.Heaps) > 0 && !heap.Match(w.opt.Heaps, e.Base) {
+		if !w.sampled(e) {
 			continue
 		}
 		if w.opt.Policy.Watched(e.Full, e.Base) {
 			sawWatched = true
 		}
-		s, err := heap.Read(ctx, w.opt.Runner, e)
+		s, err := reads[e.Full].sample, reads[e.Full].err
 		if err != nil {
 			if w.opt.Policy.Watched(e.Full, e.Base) {
 				problems = append(problems, err.Error())
@@ -642,6 +705,77 @@ func (w *Watcher) sampleHeaps(ctx context.Context, now time.Time) ([]policy.Heap
 		return out, strings.Join(problems, "; ")
 	}
 	return out, ""
+}
+
+// sampled tells whether --heaps asks for a heap.
+func (w *Watcher) sampled(e heap.Entry) bool {
+	return len(w.opt.Heaps) == 0 || heap.Match(w.opt.Heaps, e.Base)
+}
+
+// heapsListed is how long (host time) a listing of the heaps is used
+// before `vsish -e ls` is run again: the list only changes when a heap is
+// created or destroyed, and each command costs a fork and an exec on the
+// host at every poll. The stats are read fresh at every poll; a listed
+// heap that cannot be read (destroyed, or renamed with a new address
+// suffix) makes the poll list again at once, so only a new heap waits,
+// for heapsListed at most, to be sampled.
+const heapsListed = time.Minute
+
+// heapRead is one heap's stats at this poll, or why they could not be read.
+type heapRead struct {
+	sample heap.Sample
+	err    error
+}
+
+// readHeaps returns the listing this poll goes by and the stats of the
+// heaps of it that --heaps asks for, each read once. A recent listing is
+// used first; at the first heap it cannot read, or when it has no watched
+// heap, the heaps are listed again and the rest read from the new listing,
+// so the poll judges the same heaps as with a fresh listing.
+func (w *Watcher) readHeaps(ctx context.Context, now time.Time) ([]heap.Entry, map[string]heapRead, error) {
+	reads := map[string]heapRead{}
+	if age := now.Sub(w.heapsAt); w.heaps != nil && age >= 0 && age < heapsListed && w.listsWatched(w.heaps) {
+		stale := false
+		for _, e := range w.heaps {
+			if !w.sampled(e) {
+				continue
+			}
+			s, err := heap.Read(ctx, w.opt.Runner, e)
+			reads[e.Full] = heapRead{s, err}
+			if err != nil {
+				stale = true
+				break
+			}
+		}
+		if !stale {
+			return w.heaps, reads, nil
+		}
+	}
+	entries, err := heap.List(ctx, w.opt.Runner)
+	if err != nil {
+		w.heaps = nil
+		return nil, nil, err
+	}
+	w.heaps, w.heapsAt = entries, now
+	for _, e := range entries {
+		if _, done := reads[e.Full]; done || !w.sampled(e) {
+			continue
+		}
+		s, err := heap.Read(ctx, w.opt.Runner, e)
+		reads[e.Full] = heapRead{s, err}
+	}
+	return entries, reads, nil
+}
+
+// listsWatched tells whether a listing has a watched heap that --heaps
+// samples.
+func (w *Watcher) listsWatched(entries []heap.Entry) bool {
+	for _, e := range entries {
+		if w.sampled(e) && w.opt.Policy.Watched(e.Full, e.Base) {
+			return true
+		}
+	}
+	return false
 }
 
 // heapCheck reads the watched heap's percent free of max, for verification.

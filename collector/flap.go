@@ -126,6 +126,9 @@ func (t *FlapTracker) Observe(ev Event) {
 // strength of what it did before.
 func (t *FlapTracker) Forget(port Port) { delete(t.ports, port) }
 
+// Tracked is how many ports the tracker holds (flapping or not).
+func (t *FlapTracker) Tracked() int { return len(t.ports) }
+
 // stale reports whether x lies more than the window before r: the one
 // lower bound of the window, for cycles and ports alike.
 func (t *FlapTracker) stale(x, r time.Time) bool { return r.Sub(x) > t.window }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -182,8 +183,8 @@ func firstLine(b []byte) string {
 }
 
 // capBuffer keeps the first max bytes written and silently drops the rest,
-// so the child never blocks on a full pipe. It deliberately has no
-// ReadFrom, which io.Copy would use to bypass the cap.
+// so the child never blocks on a full pipe. Its ReadFrom keeps the cap
+// (bytes.Buffer's would not).
 type capBuffer struct {
 	buf       bytes.Buffer
 	max       int
@@ -199,6 +200,42 @@ func (c *capBuffer) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	return c.buf.Write(p)
+}
+
+// ReadFrom reads r to its end straight into the buffer, up to the cap, and
+// discards the rest. os/exec copies each output pipe with io.Copy, which
+// otherwise allocates 32 KB per stream of every command: most of what a
+// poll allocates, for outputs of a few hundred bytes.
+func (c *capBuffer) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	var discard []byte
+	for {
+		var p []byte
+		room := c.max - c.buf.Len()
+		if room > 0 {
+			c.buf.Grow(min(room, 512))
+			p = c.buf.AvailableBuffer()
+			p = p[:min(cap(p), room)]
+		} else {
+			if discard == nil {
+				discard = make([]byte, 4096)
+			}
+			p = discard
+		}
+		n, err := r.Read(p)
+		total += int64(n)
+		if room > 0 {
+			c.buf.Write(p[:n])
+		} else if n > 0 {
+			c.truncated = true
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
 }
 
 func (c *capBuffer) Bytes() []byte { return c.buf.Bytes() }

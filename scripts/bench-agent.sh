@@ -2,17 +2,30 @@
 # bench-agent.sh: the agent's cost and reaction time, measured on the real
 # binaries against a simulated host.
 #
-#  1. Steady state: `heapguard run --interval 10s` on a healthy host for
-#     AGENT_POLLS polls. The simulation runs at 10x so the run is short;
-#     CPU is reported per poll and converted to a share of one core at a
-#     real 10 s interval. RSS is the peak (VmHWM).
-#     Targets: RSS <= 10 MB, idle CPU <= 0.2 % of a core.
+#  1. Steady state: `heapguard run --interval 10s` on a healthy host. The
+#     simulation runs at AGENT_SPEED (10x by default) so the run is short.
+#     Polls are counted from the metrics snapshot each poll writes
+#     (<state-dir>/metrics.json, its "time"), and the resident size is
+#     sampled after each one. After AGENT_WARM polls of warm-up (the first
+#     full read of the log, the first allocations), over AGENT_POLLS polls:
+#       steady RSS  median of the samples (anonymous and file-backed shown);
+#       growth      median of the last quarter minus that of the first;
+#       CPU         the agent's own user+system time per poll, as a share
+#                   of one core at a real 10 s interval.
+#     Targets (issue 17): steady RSS <= 6 MB, growth < 1 MB, CPU <= 0.05 %.
+#     The children (vsish, the init script: esxsim here) are not counted;
+#     starting them is. At 10x the work between polls that goes by the
+#     wall clock (the scavenger handing freed pages back, which the next
+#     poll faults in again; sysmon; the forced GC every 2 minutes) is
+#     squeezed into a tenth of the time: AGENT_SPEED=1 measures it as is
+#     (about 1.5x the CPU per poll of 10x, 2026-12).
 #  2. Reaction: the seed incident a little above the 10 % threshold, the
 #     simulation at real speed, `heapguard run --interval 10s`; the delay
 #     from the heap crossing 10 % free of max (sampled every 0.2 s with
 #     vsish) to the first action in the journal. Measured with
 #     --hold-polls 1 (the target: <= one interval + 1 s) and with the
 #     default --hold-polls 3 (by design about 2 intervals more).
+#     AGENT_REACT=0 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # heapguard follows the simulator's published clock (a test-only setting).
@@ -27,33 +40,76 @@ trap cleanup EXIT
 
 ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+SPEED=${AGENT_SPEED:-10}
+WARM=${AGENT_WARM:-5}
 
-echo "== steady state: healthy host, --interval 10s, $POLLS polls at 10x"
+# poll_time STATE: the time of the last poll's metrics snapshot ("" before
+# the first), read with builtins only so that sampling costs little.
+poll_time() {
+	local line=""
+	[ -e "$1/metrics.json" ] && IFS= read -r -n 64 line <"$1/metrics.json" 2>/dev/null || true
+	line=${line#*\"time\":\"}
+	printf '%s' "${line%%\"*}"
+}
+# next_poll PID STATE LAST: waits (at most 60 s) for a poll newer than LAST
+# and prints its time; fails when the agent is gone.
+next_poll() {
+	local t deadline=$((SECONDS + 60))
+	while [ $SECONDS -lt $deadline ]; do
+		kill -0 "$1" 2>/dev/null || return 1
+		t=$(poll_time "$2")
+		if [ -n "$t" ] && [ "$t" != "$3" ]; then
+			printf '%s' "$t"
+			return 0
+		fi
+		sleep 0.05
+	done
+	return 1
+}
+
+echo "== steady state: healthy host, --interval 10s, $WARM polls of warm-up then $POLLS polls at ${SPEED}x"
 "$ESXSIM" init --root "$work/idle" --scenario healthy >/dev/null
-"$ESXSIM" run --root "$work/idle" --speed 10 >/dev/null 2>&1 &
+"$ESXSIM" run --root "$work/idle" --speed "$SPEED" >/dev/null 2>&1 &
 pids+=($!)
 sleep 0.5
-"$HEAPGUARD" run --root "$work/idle" --state-dir "$work/idle-state" --interval 10s \
-	--for "$((POLLS * 10 + 5))s" >/dev/null 2>"$work/idle.log" &
+state=$work/idle-state
+"$HEAPGUARD" run --root "$work/idle" --state-dir "$state" --interval 10s \
+	--for "$(((POLLS + WARM) * 30 + 60))s" >/dev/null 2>"$work/idle.log" &
 hg=$!
 pids+=("$hg")
-sleep 3 # start-up (first full read of the log) is not steady state
+last=""
+for _ in $(seq "$WARM"); do
+	last=$(next_poll "$hg" "$state" "$last") || { echo "steady state: the agent stopped polling during warm-up" >&2; tail -5 "$work/idle.log" >&2; exit 1; }
+done
 t0=$(cpu_ticks "$hg")
-w0=$(date +%s.%N)
-sleep $((POLLS - 3))
+: >"$work/rss"
+for _ in $(seq "$POLLS"); do
+	last=$(next_poll "$hg" "$state" "$last") || { echo "steady state: the agent stopped polling" >&2; tail -5 "$work/idle.log" >&2; exit 1; }
+	awk '/^VmRSS/ {r = $2} /^RssAnon/ {a = $2} /^RssFile/ {f = $2} END {print r, a, f}' "/proc/$hg/status" >>"$work/rss"
+done
 t1=$(cpu_ticks "$hg")
-w1=$(date +%s.%N)
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$hg/status")
-rss=$(awk '/VmRSS/ {print $2}' "/proc/$hg/status")
 kill "$hg" 2>/dev/null || true
-awk -v t0="$t0" -v t1="$t1" -v w0="$w0" -v w1="$w1" -v hz="$ticks" -v hwm="$hwm" -v rss="$rss" 'BEGIN {
-	cpu = (t1 - t0) / hz; wall = w1 - w0; polls = wall   # one poll per wall second at 10x
-	per = cpu / polls
-	pct = per / 10 * 100
-	printf "cpu %.3f s over %.1f s wall = %.1f ms per poll -> %.3f %% of a core at a real 10 s interval (target <= 0.2: %s)\n",
-		cpu, wall, per * 1000, pct, (pct <= 0.2 ? "met" : "MISSED")
-	printf "rss %.1f MB now, peak %.1f MB (target <= 10: %s)\n", rss / 1024, hwm / 1024, (hwm / 1024 <= 10 ? "met" : "MISSED")
-}'
+# median: the median of the first column of stdin (kB).
+median() { sort -n | awk '{v[NR] = $1} END {print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+q=$((POLLS / 4 > 0 ? POLLS / 4 : 1))
+awk -v t0="$t0" -v t1="$t1" -v hz="$ticks" -v polls="$POLLS" -v hwm="$hwm" \
+	-v steady="$(median <"$work/rss")" -v first="$(head -n "$q" "$work/rss" | median)" -v lastq="$(tail -n "$q" "$work/rss" | median)" \
+	-v anon="$(awk '{print $2}' "$work/rss" | median)" -v file="$(awk '{print $3}' "$work/rss" | median)" '
+	NR == 1 { min = max = $1 }
+	{ if ($1 < min) min = $1; if ($1 > max) max = $1 }
+	END {
+		cpu = (t1 - t0) / hz
+		per = cpu / polls
+		pct = per / 10 * 100
+		printf "cpu %.3f s over %d polls = %.2f ms per poll -> %.3f %% of a core at a real 10 s interval (target <= 0.05 %%: %s)\n",
+			cpu, polls, per * 1000, pct, (pct <= 0.05 ? "met" : "NOT met")
+		printf "rss steady %.2f MB (median over %d polls; anonymous %.2f MB, file-backed %.2f MB), range %.2f..%.2f MB, peak %.2f MB (target <= 6 MB: %s)\n",
+			steady / 1024, NR, anon / 1024, file / 1024, min / 1024, max / 1024, hwm / 1024, (steady / 1024 <= 6 ? "met" : "NOT met")
+		growth = (lastq - first) / 1024
+		printf "rss growth %+.2f MB over %d polls (median of the last quarter minus the first; target < 1 MB: %s)\n",
+			growth, NR, (growth < 1 ? "met" : "NOT met")
+	}' "$work/rss"
 
 # react HOLD: prints the delay from crossing 10% to the first action.
 react() {
@@ -95,6 +151,8 @@ react() {
 	}'
 }
 
-echo "== reaction: seed incident crossing 10% free of max, real time"
-react 1
-react 3
+if [ "${AGENT_REACT:-1}" != 0 ]; then
+	echo "== reaction: seed incident crossing 10% free of max, real time"
+	react 1
+	react 3
+fi
