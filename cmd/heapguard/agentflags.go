@@ -118,7 +118,7 @@ func applyConfig(fs *flag.FlagSet, path string) error {
 			continue
 		}
 		if err := fs.Set(name, value); err != nil {
-			return fmt.Errorf("config %s:%d: %s %q: %w", path, n, name, value, valueError(fs.Lookup(name).Value, err))
+			return fmt.Errorf("config %s:%d: %s %q: %w", path, n, name, redactURLs(value), valueError(fs.Lookup(name).Value, err))
 		}
 	}
 	return sc.Err()
