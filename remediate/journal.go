@@ -102,9 +102,11 @@ func OpenJournal(stateDir string, clock host.Clock) (*Journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: open %s: %w", ErrJournal, p, err)
 	}
-	if err := keepPrivate(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("%w: %s: %w", ErrJournal, p, err)
+	if statErr == nil {
+		if err := keepPrivate(f); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("%w: %s: %w", ErrJournal, p, err)
+		}
 	}
 	j := &Journal{w: f, f: f, clock: clock}
 	if errors.Is(statErr, os.ErrNotExist) {
@@ -135,8 +137,8 @@ func NewJournal(w io.Writer, clock host.Clock) *Journal {
 	return j
 }
 
-// keepPrivate sets a journal that others may read to 0600, whatever the
-// umask gave it or an older heapguard made it (0644). One that others can
+// keepPrivate sets an existing journal that others may read to 0600 (an
+// older heapguard made it 0644); a new one is created 0600. One that others can
 // write is left for CheckStateDir to refuse, so it is not quietly hidden.
 func keepPrivate(f *os.File) error {
 	fi, err := f.Stat()
