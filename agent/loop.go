@@ -190,7 +190,7 @@ func Open(opt Options) (*Watcher, error) {
 		if !opt.DryRun {
 			return nil, err
 		}
-		opt.Logger.Warn("the state folder is not private", zap.Error(err))
+		opt.Logger.Warn("the state folder is not private: run and check refuse to start until it is fixed", zap.Error(err))
 	}
 	w := &Watcher{opt: opt, layout: host.DetectLayout(opt.Root), log: opt.Logger}
 	w.logPath = host.Path(opt.Root, w.layout.LogPath)

@@ -83,7 +83,7 @@ func TestOpenRefusesUnsafeStateDir(t *testing.T) {
 					t.Fatalf("dry run: %v", err)
 				}
 				w.Close()
-				if logs.FilterMessage("the state folder is not private").Len() != 1 {
+				if logs.FilterMessageSnippet("the state folder is not private").Len() != 1 {
 					t.Errorf("dry run did not warn: %v", logs.All())
 				}
 			}
