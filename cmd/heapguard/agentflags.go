@@ -241,6 +241,13 @@ func openWatcher(e env, name string, fs *flag.FlagSet, o *agentFlags) (w *agent.
 	if err := applyConfig(fs, o.config); err != nil {
 		return fail(exitUnknown, err)
 	}
+	// The config names the VMs that may be powered off: one that others
+	// can write lets them widen that list.
+	if o.config != "" && !o.dryRun {
+		if err := remediate.CheckPrivate(o.config); err != nil {
+			return fail(exitUnknown, fmt.Errorf("config: %w", err))
+		}
+	}
 	logger := loggerFor(e, zapcore.Level(o.logLevel))
 	defer func() {
 		if w == nil {

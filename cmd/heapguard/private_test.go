@@ -72,3 +72,28 @@ func TestUnsafeStateDirRefused(t *testing.T) {
 		t.Errorf("after chmod go-w: exit %d\n%s%s", code, out, stderr)
 	}
 }
+
+// TestUnsafeConfigRefused: a --config file (it holds --power-off-allow)
+// that others can write is refused by an acting check, accepted once
+// chmod go-w.
+func TestUnsafeConfigRefused(t *testing.T) {
+	t.Setenv(host.TestClockEnv, "sim")
+	h := simHost(t, "flap-no-leak")
+	cfg := filepath.Join(t.TempDir(), "heapguard.conf")
+	if err := os.WriteFile(cfg, []byte("state-dir "+t.TempDir()+"\npower-off-allow DSVA*\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(cfg, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := runCLI(t, "check", "--root", h.Root(), "--config", cfg)
+	if code != exitUnknown || !strings.Contains(out, cfg) || !strings.Contains(out, "chmod go-w") {
+		t.Errorf("check with a world-writable config: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	if err := os.Chmod(cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, stderr := runCLI(t, "check", "--root", h.Root(), "--config", cfg); code == exitUnknown {
+		t.Errorf("after chmod go-w: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+}
