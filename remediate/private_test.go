@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/heapguard/heapguard/host"
 )
@@ -241,5 +242,30 @@ func mustChmod(t *testing.T, p string, m os.FileMode) {
 	t.Helper()
 	if err := os.Chmod(p, m); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestStopHolderRefusesUnsafeLock: a lock that others can write could
+// name any pid: stop (and run --replace) signal no one and say why.
+func TestStopHolderRefusesUnsafeLock(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		dir  os.FileMode
+		lock os.FileMode
+	}{{"lock world-writable", 0o700, 0o666}, {"folder world-writable", 0o777, 0o600}} {
+		dir := t.TempDir()
+		_, line, _, _ := startHelper(t, "holdlock "+dir)
+		if line != "locked" {
+			t.Fatalf("helper said %q", line)
+		}
+		mustChmod(t, filepath.Join(dir, LockFile), c.lock)
+		mustChmod(t, dir, c.dir)
+		pid, err := StopHolder(dir, StopOptions{Wait: time.Second, Settle: time.Millisecond, Signal: func(pid int) error {
+			t.Errorf("%s: signalled pid %d", c.name, pid)
+			return nil
+		}})
+		if pid != 0 || !errors.Is(err, ErrUnsafeState) {
+			t.Errorf("%s: pid %d, %v; want ErrUnsafeState", c.name, pid, err)
+		}
 	}
 }
