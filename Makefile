@@ -8,7 +8,7 @@ TAGS     := nethttpomithttp2
 OVERLAY  := build/_overlay/overlay.json
 FUZZTIME ?= 10s
 
-.PHONY: help build build-stock vib test esxi-test bench fuzz demo clean
+.PHONY: help build build-stock vib test esxi-test vulncheck bench fuzz demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -28,14 +28,18 @@ vib: build ## bin/heapguard-VERSION.vib (CommunitySupported) and its 7.x+ offlin
 build-stock: ## the same source with the stock runtime (it dies on ESXi; for esxi-test)
 	CGO_ENABLED=0 $(GO) build -trimpath -tags $(TAGS) -ldflags '$(LDFLAGS)' -o bin/heapguard-stock ./cmd/heapguard
 
-test: ## go vet, the race-enabled test suite, and esxi-test when strace is present
+test: ## go vet, the race-enabled test suite, esxi-test when strace is present, and vulncheck
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 	@if command -v strace >/dev/null 2>&1 || [ "$$CI" = true ]; then $(MAKE) --no-print-directory esxi-test; \
 	else echo "esxi-test: SKIP (strace not installed)"; fi
+	$(MAKE) --no-print-directory vulncheck
 
 esxi-test: build build-stock ## run the binaries under an emulated ESXi syscall profile (strace)
 	HEAPGUARD=bin/heapguard HEAPGUARD_STOCK=bin/heapguard-stock ESXSIM=bin/esxsim ESXI_STOCK_STRICT=1 scripts/esxi-test.sh
+
+vulncheck: ## govulncheck, its database taken as a Go module; fails on vulnerable code heapguard calls
+	GO=$(GO) scripts/vulncheck.sh
 
 bench: build ## benchmarks that print figures (report speed, agent RSS/CPU, serve latency, deploy to 20 hosts, binary size)
 	$(GO) test -run '^$$' -bench . -benchmem ./collector/ ./heap/

@@ -190,8 +190,17 @@ func Open(opt Options) (*Watcher, error) {
 	if opt.Runner == nil {
 		opt.Runner = host.Exec{Root: opt.Root}
 	}
-	if err := os.MkdirAll(opt.StateDir, 0o700); err != nil {
-		return nil, fmt.Errorf("state folder: %w", err)
+	if err := remediate.CreateStateDir(opt.StateDir); err != nil {
+		return nil, err
+	}
+	if err := remediate.CheckStateDir(opt.StateDir); err != nil {
+		// Whoever can write the journal or the guards can steer what an
+		// acting heapguard does; a dry run acts on nothing, so it says so
+		// and goes on.
+		if !opt.DryRun {
+			return nil, err
+		}
+		opt.Logger.Warn("the state folder is not private: run and check refuse to start until it is fixed", zap.Error(err))
 	}
 	w := &Watcher{opt: opt, layout: host.DetectLayout(opt.Root), log: opt.Logger}
 	w.logPath = host.Path(opt.Root, w.layout.LogPath)
@@ -288,7 +297,10 @@ const holderFile = "holder"
 // acquireHostLock takes the host-wide lock in hostDir. Refused, the error
 // names the holder's pid and state folder.
 func acquireHostLock(hostDir, stateDir string) (*remediate.Lock, error) {
-	if err := os.MkdirAll(hostDir, 0o700); err != nil {
+	if err := remediate.CreateStateDir(hostDir); err != nil {
+		return nil, fmt.Errorf("host lock folder: %w", err)
+	}
+	if err := remediate.CheckPrivate(hostDir, filepath.Join(hostDir, remediate.GuardsFile)); err != nil {
 		return nil, fmt.Errorf("host lock folder: %w", err)
 	}
 	l, err := remediate.AcquireLock(hostDir)

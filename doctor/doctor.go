@@ -319,16 +319,31 @@ func (d *Result) guards(opt Options) {
 	d.add("breaker", policy.OK, "closed, %d failed remediations in a row (opens at %d)", gs.FailureStreak, after)
 }
 
+// private says whether the state folder, its files and the host's lock
+// folder are writable by heapguard's user alone: run and check refuse
+// them otherwise.
+func (d *Result) private(opt Options) {
+	hostDir := host.Path(opt.Root, remediate.HostDir)
+	err := errors.Join(remediate.CheckStateDir(opt.StateDir),
+		remediate.CheckPrivate(hostDir, filepath.Join(hostDir, remediate.GuardsFile)))
+	if err != nil {
+		d.add("permissions", policy.Crit, "%s; run and check refuse to start until it is fixed", strings.ReplaceAll(err.Error(), "\n", "; "))
+		return
+	}
+	d.add("permissions", policy.OK, "%s and its files are writable by heapguard's user alone", opt.StateDir)
+}
+
 func (d *Result) stateDir(opt Options) {
 	dir := opt.StateDir
 	if dir == "" {
 		d.add("state", policy.Warn, "no state folder given")
 		return
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := remediate.CreateStateDir(dir); err != nil {
 		d.add("state", policy.Crit, "cannot create %s: %v", dir, collector.PathCause(err))
 		return
 	}
+	d.private(opt)
 	probe := filepath.Join(dir, ".doctor-probe")
 	f, err := os.OpenFile(probe, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err == nil {

@@ -100,9 +100,15 @@ func OpenJournal(stateDir string, clock host.Clock) (*Journal, error) {
 	}
 	p := filepath.Join(stateDir, JournalFile)
 	_, statErr := os.Stat(p)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("%w: open %s: %w", ErrJournal, p, err)
+	}
+	if statErr == nil {
+		if err := keepPrivate(f); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("%w: %s: %w", ErrJournal, p, err)
+		}
 	}
 	j := &Journal{w: f, f: f, clock: clock}
 	if errors.Is(statErr, os.ErrNotExist) {
@@ -268,6 +274,20 @@ func NewJournal(w io.Writer, clock host.Clock) *Journal {
 		j.f = f
 	}
 	return j
+}
+
+// keepPrivate sets an existing journal that others may read to 0600 (an
+// older heapguard made it 0644); a new one is created 0600. One that others can
+// write is left for CheckStateDir to refuse, so it is not quietly hidden.
+func keepPrivate(f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 && perm&0o022 == 0 {
+		return f.Chmod(0o600)
+	}
+	return nil
 }
 
 // Append writes one entry, setting its time from the host clock when

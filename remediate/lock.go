@@ -162,7 +162,7 @@ func acquireLock(stateDir string, useFlock bool) (*Lock, error) {
 	method := "pid file: flock not tried"
 	if useFlock {
 		p := filepath.Join(stateDir, LockFile)
-		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("open lock %s: %w", p, err)
 		}
@@ -217,7 +217,7 @@ func LockKind(dir string) (string, error) {
 
 func acquirePIDFile(p string) (*Lock, error) {
 	for range 3 {
-		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err == nil {
 			return created(p, f)
 		}

@@ -51,6 +51,11 @@ func StopHolder(dir string, o StopOptions) (int, error) {
 		o.Sleep = time.Sleep
 	}
 	p := filepath.Join(dir, LockFile)
+	// The lock names the pid to signal: one that others could write could
+	// name any process.
+	if err := CheckPrivate(dir, p); err != nil {
+		return 0, err
+	}
 	first, held, err := flockHeld(p)
 	if err != nil || !held {
 		return 0, err

@@ -118,7 +118,7 @@ func applyConfig(fs *flag.FlagSet, path string) error {
 			continue
 		}
 		if err := fs.Set(name, value); err != nil {
-			return fmt.Errorf("config %s:%d: %s %q: %w", path, n, name, value, valueError(fs.Lookup(name).Value, err))
+			return fmt.Errorf("config %s:%d: %s %q: %w", path, n, name, redactURLs(value), valueError(fs.Lookup(name).Value, err))
 		}
 	}
 	return sc.Err()
@@ -240,6 +240,13 @@ func openWatcher(e env, name string, fs *flag.FlagSet, o *agentFlags) (w *agent.
 	}
 	if err := applyConfig(fs, o.config); err != nil {
 		return fail(exitUnknown, err)
+	}
+	// The config names the VMs that may be powered off: one that others
+	// can write lets them widen that list.
+	if o.config != "" && !o.dryRun {
+		if err := remediate.CheckPrivate(o.config); err != nil {
+			return fail(exitUnknown, fmt.Errorf("config: %w", err))
+		}
 	}
 	logger := loggerFor(e, zapcore.Level(o.logLevel))
 	defer func() {

@@ -91,7 +91,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			usage(stdout)
 			return exitOK
 		}
-		fmt.Fprintf(stderr, "heapguard %s: %v\n", c.name, err)
+		fmt.Fprintf(stderr, "heapguard %s: %s\n", c.name, redactURLs(err.Error()))
 		usage(stderr)
 		return exitUnknown
 	}

@@ -29,7 +29,9 @@ func init() {
 		help: `Checks, each OK / WARN / FAIL with its reason: the ESXi version and build, the vmkernel
 log heapguard will read and its format, whether vsish lists the heaps (and netGPHeap's free
 space), whether vim-cmd works, the vpxa and hostd init scripts, the state folder (writable,
-free space, not on a folder ESXi empties at boot), its locks and who holds them, the power-off
+free space, not on a folder ESXi empties at boot), whether it, its files and /var/run/heapguard
+are writable by heapguard's user alone (run and check refuse them otherwise), its locks and who
+holds them, the power-off
 budget and vpxa restart cooldown left and the circuit breaker (as heapguard status shows them:
 a spent budget warns, an open breaker fails), whether execInstalledOnly is enforced (ESXi 8:
 then the binary must be installed from a VIB), and a self-test of the runtime (a timer fires, a

@@ -192,6 +192,7 @@ func runJournal(ctx context.Context, e env, o *journalOptions, now time.Time, cl
 			return exitUnknown
 		}
 	}
+	warnUnsafeState(e.stderr, "journal", dir)
 	p := &journalPrinter{w: e.stdout, json: o.json, since: since, actions: actions}
 	t := &journalTail{path: filepath.Join(dir, remediate.JournalFile), damaged: func() { p.bad++ }}
 	defer t.close()

@@ -301,17 +301,20 @@ func addHeapguardState(r *report.Report, dir string, since time.Time) []string {
 		}
 		dir = d
 	}
+	var warnings []string
+	if err := remediate.CheckStateDir(dir); err != nil {
+		warnings = append(warnings, fmt.Sprintf("%v (run and check refuse to start until it is fixed)", err))
+	}
 	p := filepath.Join(dir, remediate.JournalFile)
 	f, err := os.Open(p)
 	switch {
 	case err != nil && !named && errors.Is(err, fs.ErrNotExist):
-		return nil
+		return warnings
 	case err != nil:
-		return []string{fmt.Sprintf("heapguard's journal not on the timeline: %v", err)}
+		return append(warnings, fmt.Sprintf("heapguard's journal not on the timeline: %v", err))
 	}
 	defer f.Close()
 	entries, bad, err := remediate.ReadJournal(f)
-	var warnings []string
 	if err != nil {
 		warnings = append(warnings, fmt.Sprintf("%s: %v (the entries before are on the timeline)", p, err))
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -59,6 +60,16 @@ EXIT STATUS:
 			}()
 			if _, err := os.Stat(hostDir); errors.Is(err, os.ErrNotExist) {
 				hostDir = "" // nothing has acted on this host since it booted
+			}
+			// reset writes the guards: like run and check, it refuses a state
+			// folder that others can write.
+			unsafe := remediate.CheckStateDir(dir)
+			if hostDir != "" {
+				unsafe = errors.Join(unsafe, remediate.CheckPrivate(hostDir, filepath.Join(hostDir, remediate.GuardsFile)))
+			}
+			if unsafe != nil {
+				fmt.Fprintf(e.stderr, "heapguard reset: %v\n", unsafe)
+				return exitUnknown
 			}
 			for _, d := range []string{hostDir, dir} {
 				if d == "" {

@@ -160,6 +160,9 @@ func runServe(ctx context.Context, e env, opts any, args []string) int {
 		return fail(fmt.Errorf("listen: %w", err))
 	}
 	opt.Logger.Info("serving", zap.String("addr", ln.Addr().String()), zap.String("state_dir", opt.StateDir))
+	if err := remediate.CheckStateDir(opt.StateDir); err != nil {
+		opt.Logger.Warn("the state folder is not private: run and check refuse to start until it is fixed", zap.Error(err))
+	}
 	if err := serveListener(ctx, h, ln); err != nil {
 		return fail(err)
 	}

@@ -78,6 +78,7 @@ func runStatus(ctx context.Context, e env, opts any, args []string) int {
 	if err != nil {
 		return fail(err)
 	}
+	warnUnsafeState(e.stderr, "status", opt.StateDir)
 	s, err := agent.ReadStatus(ctx, opt, agent.StatusOptions{StaleAfter: o.staleAfter})
 	if err != nil {
 		return fail(err)
