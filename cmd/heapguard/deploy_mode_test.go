@@ -30,6 +30,7 @@ func TestAgentSetup(t *testing.T) {
 	for _, bad := range [][]string{
 		{"--power-off-allow", " DSVA*"}, // heapguard.conf trims blanks
 		{"--power-off-allow", "a\"b"},   // and quotes
+		{"--power-off-allow", "=b"},     // and reads "name = value" (FuzzDeployConfig)
 		{"--replace"},                   // deploy's own
 		{"--interval", "1m"},            // check has no --interval
 		{"--dry-run", "stray"},          // no arguments
