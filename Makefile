@@ -7,7 +7,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 TAGS     := nethttpomithttp2
 OVERLAY  := build/_overlay/overlay.json
 FUZZTIME ?= 10s
-FUZZSHORT ?= 1s
+FUZZSHORT ?= 500x
 
 .PHONY: help build build-stock vib test esxi-test bench fuzz fuzz-short fuzz-long mutate demo clean
 
