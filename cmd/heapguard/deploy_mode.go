@@ -35,6 +35,9 @@ func agentSetup(mode deploy.Mode, args []string) (config, extra []string, err er
 	common := flag.NewFlagSet("agent", flag.ContinueOnError)
 	addAgentFlags(common, false)
 	for i := 0; i < len(args); i++ {
+		if args[i] == "--" {
+			break // the flags end there; Parse proved nothing follows
+		}
 		name, value, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
 		f := modeFlags.Lookup(name)
 		switch name {

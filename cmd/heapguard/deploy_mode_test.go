@@ -27,6 +27,10 @@ func TestAgentSetup(t *testing.T) {
 			t.Errorf("%s %q: config %q, args %q, %v; want %q and %q", tc.mode, tc.args, config, args, err, tc.config, tc.args2)
 		}
 	}
+	// A trailing "--" ends the flags (FuzzDeployConfig found a panic).
+	if c, _, err := agentSetup(deploy.ModeCron, []string{"--dry-run", "--"}); err != nil || len(c) != 1 {
+		t.Errorf("--dry-run --: config %q, %v", c, err)
+	}
 	for _, bad := range [][]string{
 		{"--power-off-allow", " DSVA*"}, // heapguard.conf trims blanks
 		{"--power-off-allow", "a\"b"},   // and quotes
