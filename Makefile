@@ -7,8 +7,9 @@ LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 TAGS     := nethttpomithttp2
 OVERLAY  := build/_overlay/overlay.json
 FUZZTIME ?= 10s
+FUZZSHORT ?= 500x
 
-.PHONY: help build build-stock vib test esxi-test vulncheck bench fuzz demo clean
+.PHONY: help build build-stock vib test esxi-test vulncheck bench fuzz fuzz-short fuzz-long mutate demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -31,6 +32,7 @@ build-stock: ## the same source with the stock runtime (it dies on ESXi; for esx
 test: ## go vet, the race-enabled test suite, esxi-test when strace is present, and vulncheck
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+	@$(MAKE) --no-print-directory fuzz-short
 	@if command -v strace >/dev/null 2>&1 || [ "$$CI" = true ]; then $(MAKE) --no-print-directory esxi-test; \
 	else echo "esxi-test: SKIP (strace not installed)"; fi
 	$(MAKE) --no-print-directory vulncheck
@@ -50,11 +52,17 @@ bench: build ## benchmarks that print figures (report speed, agent RSS/CPU, serv
 	HEAPGUARD=bin/heapguard scripts/bench-deploy.sh
 	@printf 'binary size: bin/heapguard %s bytes (target <= 8 MB = 8388608)\n' $$(stat -c %s bin/heapguard)
 
-fuzz: ## every fuzz target for $(FUZZTIME)
-	@set -e; for pkg in $$($(GO) list ./...); do \
-	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-	    echo "fuzz $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg; \
-	  done; done
+fuzz: ## every fuzz target for $(FUZZTIME), one after the other, with the executions of each
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+
+fuzz-short: ## every fuzz target briefly ($(FUZZSHORT) each; part of make test)
+	GO=$(GO) FUZZTIME=$(FUZZSHORT) scripts/fuzz.sh
+
+fuzz-long: ## every fuzz target for at least 1,000,000 executions, with the counts (hours)
+	GO=$(GO) FUZZTIME=1000000x scripts/fuzz.sh
+
+mutate: ## plant each bug of tools/mutate/mutations.txt (go test -overlay) and check a test catches it
+	$(GO) run ./tools/mutate
 
 demo: build ## heapguard against the simulated seed incident (KEEP=1 keeps its folders)
 	KEEP=$(KEEP) scripts/demo.sh

@@ -467,8 +467,8 @@ func BenchmarkScan(b *testing.B) {
 // FuzzScan checks the fast scanner (buffers, markers, chunks) against the
 // plain line-by-line definition on any input.
 func FuzzScan(f *testing.F) {
-	for _, name := range []string{"vmkernel-5x.log", "vmkernel-8x.log", "vmkernel-heap-maxed-kb.txt", "hostd-9x-continuation.log", "vmkernel-4x-messages.log",
-		"vmkernel-41-messages-day-unpadded.log", "vmkernel-4x-messages-hostd-dump-day-unpadded.log"} {
+	for _, name := range []string{"vmkernel-5x.log", "vmkernel-8x.log", "vmkernel-9x.log", "vmkernel-heap-maxed-kb.txt", "hostd-9x-continuation.log", "vmkernel-4x-messages.log",
+		"vmkernel-41-messages-day-unpadded.log", "vmkernel-4x-messages-hostd-dump-day-unpadded.log", "hostd-6x-vpxa-crash-syslog.log", "vobd-6x-vpxa-crash-syslog.log"} {
 		data, err := os.ReadFile(filepath.Join("testdata", name))
 		if err != nil {
 			f.Fatal(err)

@@ -304,7 +304,8 @@ func BenchmarkParseLine(b *testing.B) {
 
 func FuzzParseLine(f *testing.F) {
 	for _, name := range []string{"vmkernel-4x-messages.log", "vmkernel-5x.log", "vmkernel-8x.log", "vmkernel-9x.log", "vmkernel-heap-maxed-kb.txt", "hostd-9x-continuation.log",
-		"vmkernel-41-messages-day-unpadded.log", "vmkernel-4x-messages-hostd-dump-day-unpadded.log"} {
+		"vmkernel-41-messages-day-unpadded.log", "vmkernel-4x-messages-hostd-dump-day-unpadded.log",
+		"hostd-6x-vpxa-crash-syslog.log", "vobd-6x-vpxa-crash-syslog.log", "hostd-6x-vic.log"} {
 		for _, l := range readLines(f, name) {
 			f.Add(l)
 		}

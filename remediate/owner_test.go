@@ -110,6 +110,11 @@ func TestOwnerOf(t *testing.T) {
 			h.vmx["DSVA03"] = vmxText("DSVA03", nic(2, false, flapMAC))
 			h.ports[1] = NetPort{PortNum: flapPort, Type: 3, SwitchName: "vSwitch1", MAC: flapMAC, ClientName: "vmk1"}
 		}, why: `net-stats lists port 0x3000007 as a VMkernel NIC (type 3) "vmk1", not a VM's NIC`, claimants: 1},
+		// net-stats names another NIC of the claimant than the one the
+		// .vmx gives the MAC: the two disagree, nothing is confirmed.
+		{name: "net-stats names another NIC of the VM", setup: func(h *ownerHost) {
+			h.ports[1].ClientName = "DSVA03.eth1"
+		}, why: `net-stats says port 0x3000007 belongs to "DSVA03" ethernet1, but no registered VM of that name uses MAC 00:50:56:84:5a:b4 on a present ethernet1`, claimants: 1},
 		{name: "port carries another MAC", setup: func(h *ownerHost) {
 			h.ports[1].MAC = "00:50:56:84:5a:b9"
 		}, why: "net-stats gives port 0x3000007 MAC 00:50:56:84:5a:b9", claimants: 1},

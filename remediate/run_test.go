@@ -277,9 +277,13 @@ func TestApplyStopsWhenJournalFails(t *testing.T) {
 			opt := e.opts(&recorder{})
 			opt.Journal = NewJournal(w, e.clock)
 			rec := opt.Executor.(*recorder)
-			_, err := Apply(context.Background(), plan(), opt)
+			outs, err := Apply(context.Background(), plan(), opt)
 			if !errors.Is(err, ErrJournal) {
 				t.Fatalf("got %v, want ErrJournal", err)
+			}
+			// No step is begun before the decision is in the journal.
+			if tc.failAfter == 0 && len(outs) != 0 {
+				t.Errorf("the decision was not journaled, yet %d steps were begun: %+v", len(outs), outs)
 			}
 			if len(w.refused) == 0 {
 				t.Fatal("no journal write failed")

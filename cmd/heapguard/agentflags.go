@@ -121,7 +121,10 @@ func applyConfig(fs *flag.FlagSet, path string) error {
 			return fmt.Errorf("config %s:%d: %s %q: %w", path, n, name, redactURLs(value), valueError(fs.Lookup(name).Value, err))
 		}
 	}
-	return sc.Err()
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
 }
 
 func (o *agentFlags) options(logger *zap.Logger) (agent.Options, error) {

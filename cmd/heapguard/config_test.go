@@ -65,19 +65,3 @@ func TestApplyConfig(t *testing.T) {
 		})
 	}
 }
-
-func FuzzApplyConfig(f *testing.F) {
-	f.Add("warn-below 15\npower-off-allow DSVA*\n")
-	f.Add("--crit-below = \"5\"\n# x\n")
-	f.Add("config x\n")
-	f.Fuzz(func(t *testing.T, content string) {
-		p := filepath.Join(t.TempDir(), "c")
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Skip()
-		}
-		fs := flag.NewFlagSet("check", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		addAgentFlags(fs, true)
-		applyConfig(fs, p) // must not panic; errors are fine
-	})
-}

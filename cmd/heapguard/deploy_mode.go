@@ -60,8 +60,9 @@ func agentSetup(mode deploy.Mode, args []string) (config, extra []string, err er
 			value = args[i] // Parse above proved it is there
 		}
 		if common.Lookup(name) != nil {
-			if value != strings.TrimSpace(value) || strings.ContainsAny(value, "\"\r\n") || value == "" && !isBool(f) {
-				return nil, nil, fmt.Errorf("--%s %q: heapguard.conf cannot keep a value with leading or trailing blanks, a double quote or a line break", name, value)
+			// applyConfig reads "name = value" too, so a leading "=" would be lost.
+			if value != strings.TrimSpace(value) || strings.ContainsAny(value, "\"\r\n") || strings.HasPrefix(value, "=") || value == "" && !isBool(f) {
+				return nil, nil, fmt.Errorf("--%s %q: heapguard.conf cannot keep a value with leading or trailing blanks, a leading \"=\", a double quote or a line break", name, value)
 			}
 			config = append(config, name+" "+value)
 			continue
