@@ -253,14 +253,14 @@ func randomIncident(seed int64) incident {
 	in.Window = dur(r, 10*time.Minute, time.Hour)
 	in.Duration = dur(r, 100*time.Second, 3*time.Minute)
 	in.DryRun = r.IntN(5) == 0
-	in.NoNetStats = r.IntN(6) == 0
+	in.NoNetStats = r.IntN(5) == 0
 	in.Allow = randomAllow(r, sc.VMs, in.Leakers)
 
 	// A MAC on two VMs: another VM's .vmx claims a flapping MAC, on the
 	// flapper's ethernet index when it has one (twins of one name then
 	// cannot be told apart even by net-stats).
 	flapMACs := flappingMACs(sc)
-	if len(flapMACs) > 0 && len(sc.VMs) > 1 && r.IntN(4) == 0 {
+	if len(flapMACs) > 0 && len(sc.VMs) > 1 && r.IntN(2) == 0 {
 		fm := pick(r, flapMACs)
 		var cands []esxsim.VMSpec
 		for _, vm := range sc.VMs {
@@ -280,6 +280,11 @@ func randomIncident(seed int64) incident {
 			sc.VMs[slices.IndexFunc(sc.VMs, func(v esxsim.VMSpec) bool { return v.ID == b.ID })].Name = vmByID(sc, fm.vmid).Name
 		}
 		in.Claims = append(in.Claims, vmxClaim{VMID: b.ID, NIC: nic, MAC: fm.mac})
+		if r.IntN(2) == 0 {
+			// Both claimants allowed: only the join can spare them.
+			in.Allow = append(in.Allow, vmByID(sc, fm.vmid).Name, vmByID(sc, b.ID).Name)
+			in.Allow = slices.DeleteFunc(in.Allow, func(p string) bool { _, err := path.Match(strings.ToLower(p), ""); return err != nil })
+		}
 	}
 	// A MAC moving between VMs.
 	if len(flapMACs) > 0 && len(sc.VMs) > 1 && r.IntN(6) == 0 {
