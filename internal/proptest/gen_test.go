@@ -66,7 +66,7 @@ const (
 	heapMax  = 67109968
 	// interval is heapguard's poll interval in these runs (host time).
 	interval        = 10 * time.Second
-	shutdownTimeout = 45 * time.Second
+	shutdownTimeout = 20 * time.Second
 	// flapCycles within flapWindow make a port flapping (heapguard's
 	// defaults); fast flappers flap at most every fastMax, slow ones at
 	// least every slowMin: 300s/45s < 7 cycles in a window.
@@ -139,7 +139,7 @@ func randomIncident(seed int64) incident {
 			ID: id, Name: name, Vmx: folder + "/" + folder + ".vmx", GuestOS: "otherLinux64Guest",
 			PoweredOff:   r.IntN(8) == 0,
 			Tools:        pick(r, []string{esxsim.ToolsRunning, esxsim.ToolsRunning, esxsim.ToolsNotRunning, esxsim.ToolsNotInstalled}),
-			ShutdownTime: esxsim.Duration(dur(r, 3*time.Second, 40*time.Second)),
+			ShutdownTime: esxsim.Duration(dur(r, 3*time.Second, 25*time.Second)),
 		}
 		nNIC := 1 + r.IntN(3)
 		for n := 0; n < nNIC; n++ {
@@ -205,8 +205,8 @@ func randomIncident(seed int64) incident {
 	}
 
 	// Leaks: the heap runs out after TTE with every leak running.
-	in.Before = dur(r, 40*time.Second, 100*time.Second)
-	in.TTE = in.Before + dur(r, time.Minute, 5*time.Minute)
+	in.Before = dur(r, 60*time.Second, 100*time.Second)
+	in.TTE = in.Before + dur(r, time.Minute, 4*time.Minute)
 	avail := float64(int64(heapMax) - alloc - reserve)
 	in.Clean = true
 	var leaking []src
@@ -251,7 +251,7 @@ func randomIncident(seed int64) incident {
 	in.Hold = 1 + r.IntN(3)
 	in.MaxOffs = 1 + r.IntN(4)
 	in.Window = dur(r, 10*time.Minute, time.Hour)
-	in.Duration = dur(r, 100*time.Second, 3*time.Minute)
+	in.Duration = dur(r, 70*time.Second, 150*time.Second)
 	in.DryRun = r.IntN(5) == 0
 	in.NoNetStats = r.IntN(5) == 0
 	in.Allow = randomAllow(r, sc.VMs, in.Leakers)

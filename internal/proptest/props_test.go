@@ -159,6 +159,12 @@ func runProps(t *testing.T, c propConfig, checks func(*run) []violation) propSta
 		if c.one {
 			t.Logf("incident seed %d: %s\n  %d polls, %d actions, %d journal entries, check errors %q, wall %s",
 				res.seed, describe(in), len(r.polls), len(r.actions), len(r.journal), r.checkErrs, r.wall.Round(time.Millisecond))
+			for _, a := range r.actions {
+				t.Logf("  esxsim %s %s %q exit %d %s", a.Time.Format(time.RFC3339), a.Tool, a.Argv[1:], a.Exit, a.Result)
+			}
+			for _, e := range r.journal {
+				t.Logf("  journal %s %s %s vmid %s %s: %s %s", e.Time, e.Action, e.Target, e.VMID, e.Result, e.Reason, e.Error)
+			}
 		}
 	}
 	if len(firstBad) > 0 {
