@@ -160,7 +160,7 @@ func randomIncident(seed int64) incident {
 			vm.NICs = append(vm.NICs, nic)
 		}
 		// Rarely one VM uses vmk1's MAC on a NIC of its own.
-		if r.IntN(25) == 0 && !slices.ContainsFunc(sc.VMs, func(v esxsim.VMSpec) bool { return v.NICs[0].MAC == sc.Ports[3].MAC }) {
+		if r.IntN(10) == 0 && !slices.ContainsFunc(sc.VMs, func(v esxsim.VMSpec) bool { return v.NICs[0].MAC == sc.Ports[3].MAC }) {
 			vm.NICs[0].MAC, vm.NICs[0].AddressType = sc.Ports[3].MAC, "static"
 		}
 		sc.VMs = append(sc.VMs, vm)
@@ -198,15 +198,22 @@ func randomIncident(seed int64) incident {
 			srcs = append(srcs, src{len(sc.Flaps) - 1, vm.ID, fast})
 		}
 	}
-	if r.IntN(4) == 0 {
+	if r.IntN(3) == 0 {
 		p := pick(r, sc.Ports)
+		if slices.ContainsFunc(sc.VMs, func(v esxsim.VMSpec) bool { return v.NICs[0].MAC == sc.Ports[3].MAC }) {
+			p = sc.Ports[3] // vmk1, whose MAC a VM uses too
+		}
 		sc.Flaps = append(sc.Flaps, esxsim.FlapSpec{Port: p.Port, Period: esxsim.Duration(dur(r, 2*time.Second, fastMax)), Heap: heapName})
 		srcs = append(srcs, src{len(sc.Flaps) - 1, 0, true})
 	}
 
 	// Leaks: the heap runs out after TTE with every leak running.
 	in.Before = dur(r, 60*time.Second, 100*time.Second)
-	in.TTE = in.Before + dur(r, time.Minute, 4*time.Minute)
+	// Mostly a heap that runs out within the run unless heapguard acts.
+	in.TTE = in.Before + dur(r, 90*time.Second, 150*time.Second)
+	if r.IntN(3) == 0 {
+		in.TTE = in.Before + dur(r, time.Minute, 4*time.Minute)
+	}
 	avail := float64(int64(heapMax) - alloc - reserve)
 	in.Clean = true
 	var leaking []src
@@ -251,7 +258,7 @@ func randomIncident(seed int64) incident {
 	in.Hold = 1 + r.IntN(3)
 	in.MaxOffs = 1 + r.IntN(4)
 	in.Window = dur(r, 10*time.Minute, time.Hour)
-	in.Duration = dur(r, 70*time.Second, 150*time.Second)
+	in.Duration = dur(r, 90*time.Second, 150*time.Second)
 	in.DryRun = r.IntN(5) == 0
 	in.NoNetStats = r.IntN(5) == 0
 	in.Allow = randomAllow(r, sc.VMs, in.Leakers)
@@ -352,7 +359,7 @@ func vmByID(sc esxsim.Scenario, id int) *esxsim.VMSpec {
 // randomAllow draws an allow-list: exact names (which may hold glob
 // characters), case variants, prefixes with *, a ? for one character,
 // "*", a pattern that matches nothing; empty now and then. With leakers
-// given, half the time each of them is named exactly.
+// given, two times in three each of them is named exactly.
 func randomAllow(r *rand.Rand, vms []esxsim.VMSpec, leakers []int) []string {
 	if r.IntN(7) == 0 {
 		return nil
@@ -363,7 +370,7 @@ func randomAllow(r *rand.Rand, vms []esxsim.VMSpec, leakers []int) []string {
 			out = append(out, p)
 		}
 	}
-	if r.IntN(2) == 0 {
+	if r.IntN(3) != 0 {
 		for _, id := range leakers {
 			for _, vm := range vms {
 				if vm.ID == id {
