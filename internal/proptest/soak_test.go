@@ -127,7 +127,7 @@ func TestSoak(t *testing.T) {
 	dir := t.TempDir()
 	sc := esxsim.Incident()
 	sc.Seed = seed
-	h := esxsim.New(rootTB{dir: dir}, sc)
+	h := esxsim.New(t, sc)
 	clock := esxsim.NewStepClock(h.Root())
 	cfg := policy.DefaultConfig()
 	cfg.PowerOffAllow = []string{"DSVA*"}
