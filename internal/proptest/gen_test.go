@@ -209,8 +209,9 @@ func randomIncident(seed int64) incident {
 
 	// Leaks: the heap runs out after TTE with every leak running.
 	in.Before = dur(r, 60*time.Second, 100*time.Second)
+	in.Hold = 1 + r.IntN(3)
 	// Mostly a heap that runs out within the run unless heapguard acts.
-	in.TTE = in.Before + dur(r, 90*time.Second, 150*time.Second)
+	in.TTE = in.Before + reactionWindow(in) + dur(r, 0, 90*time.Second)
 	if r.IntN(3) == 0 {
 		in.TTE = in.Before + dur(r, time.Minute, 4*time.Minute)
 	}
@@ -255,7 +256,6 @@ func randomIncident(seed int64) incident {
 	}
 
 	// heapguard's configuration.
-	in.Hold = 1 + r.IntN(3)
 	in.MaxOffs = 1 + r.IntN(4)
 	in.Window = dur(r, 10*time.Minute, time.Hour)
 	in.Duration = dur(r, 90*time.Second, 150*time.Second)
@@ -322,6 +322,11 @@ func randomIncident(seed int64) incident {
 			Stderr: "Failed to login", Times: 1 + r.IntN(5)})
 	}
 	in.Sc = sc
+	// Where the heap invariant applies, heapguard watches until the heap
+	// would have run out, and a little more.
+	if ok, _ := livenessApplies(in); ok && in.TTE < in.Before+5*time.Minute {
+		in.Duration = max(in.Duration, in.TTE-in.Before+20*time.Second)
+	}
 	return in
 }
 
