@@ -179,8 +179,8 @@ type violation struct {
 // point 3). Both need a host without net-stats -l, where heapguard joins
 // a flapping port to a VM by MAC alone.
 const (
-	findingStaleClaim = "needs product fix: on a host without net-stats, once heapguard powers off the VM whose port flapped, the flaps of its MAC still in the window are pinned on another VM whose .vmx declares that MAC, and that VM is powered off though its port never flapped (seeds 500152, 500242)"
-	findingVmknicMAC  = "needs product fix: on a host without net-stats, a VMkernel NIC's flapping port is blamed on a VM whose .vmx uses the same MAC, and that VM is powered off (seed 500242)"
+	findingStaleClaim = "needs product fix: on a host without net-stats, once heapguard powers off the VM whose port flapped, the flaps of its MAC still in the window are pinned on another VM whose .vmx declares that MAC, and that VM is powered off though its port never flapped (seeds 800091, 800364, 800642)"
+	findingVmknicMAC  = "needs product fix: on a host without net-stats, a VMkernel NIC's flapping port is blamed on a VM whose .vmx uses the same MAC, and that VM is powered off (seeds 500242, 700109)"
 )
 
 // knownFinding says which known finding a wrong power-off of vmid at poll

@@ -269,13 +269,15 @@ func TestPropsAmbiguousNamed(t *testing.T) {
 }
 
 // TestFindings replays the incidents that found the known findings, with
-// every invariant: each fails until its finding is fixed.
+// every invariant: each fails until its finding is fixed. Seeds are tied
+// to the generator: a change to randomIncident draws other incidents from
+// them (search again with HEAPGUARD_PROP_N and pick new seeds).
 func TestFindings(t *testing.T) {
 	for _, tc := range []struct {
 		seed int64
 		why  string
 	}{
-		{500152, findingStaleClaim},
+		{800091, findingStaleClaim},
 		{500242, findingVmknicMAC},
 	} {
 		t.Run(strconv.FormatInt(tc.seed, 10), func(t *testing.T) {
