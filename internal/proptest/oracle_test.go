@@ -297,6 +297,7 @@ func check(r *run) []violation {
 	}
 
 	vs = append(vs, checkJournal(r)...)
+	vs = append(vs, checkAmbiguousNamed(r)...)
 
 	if in.DryRun {
 		if len(r.actions) > 0 {
