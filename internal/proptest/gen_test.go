@@ -89,7 +89,8 @@ func dur(r *rand.Rand, lo, hi time.Duration) time.Duration {
 	return lo + time.Duration(r.Int64N(int64(hi-lo)+1))
 }
 
-// randomIncident draws an incident from r.
+// randomIncident draws an incident from its seed alone (PCG), so the seed
+// printed on a failure replays it.
 func randomIncident(seed int64) incident {
 	r := rand.New(rand.NewPCG(uint64(seed), uint64(seed)*0x9e3779b97f4a7c15+1))
 	in := incident{Seed: seed}
