@@ -9,7 +9,7 @@ OVERLAY  := build/_overlay/overlay.json
 FUZZTIME ?= 10s
 FUZZSHORT ?= 500x
 
-.PHONY: help build build-stock vib test esxi-test vulncheck bench fuzz fuzz-short fuzz-long mutate demo clean
+.PHONY: help build build-stock vib test esxi-test vulncheck bench fuzz fuzz-short fuzz-long mutate soak demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -66,6 +66,17 @@ mutate: ## plant each bug of tools/mutate/mutations.txt (go test -overlay) and c
 
 demo: build ## heapguard against the simulated seed incident (KEEP=1 keeps its folders)
 	KEEP=$(KEEP) scripts/demo.sh
+
+# make soak: 24 h of host time of the daemon on esxsim with random faults
+# (goroutines, open files, RSS, CPU printed per host hour; goroutines and
+# open files must stay flat), then 10,000 randomized incidents. SOAK and
+# PROP_N change the figures; a failure prints the seed that replays it.
+SOAK   ?= 24h
+PROP_N ?= 10000
+
+soak: ## 24 simulated hours of the daemon with random faults, then 10,000 randomized incidents; figures printed
+	HEAPGUARD_SOAK=$(SOAK) $(GO) test -count=1 -timeout 4h -v -run '^TestSoak$$' ./internal/proptest/
+	HEAPGUARD_PROP_N=$(PROP_N) $(GO) test -count=1 -timeout 8h -v -run '^TestProps$$' ./internal/proptest/
 
 clean: ## remove build output
 	rm -rf bin build
