@@ -197,9 +197,11 @@ func (inv *Inventory) confirmLive(ctx context.Context, o *PortOwner, power Power
 	}
 }
 
-// pickClaimant is the rule without a live port list: the one registered,
-// present, powered-on VM using the MAC, when every registered VM's .vmx
-// was read.
+// pickClaimant is the rule without a live port list: the one registered
+// VM using the MAC on a present NIC, when it is powered on and every
+// registered VM's .vmx was read. Another registered claimant, even one
+// powered off, makes the MAC ambiguous: its port may be the one that
+// flapped.
 func (inv *Inventory) pickClaimant(ctx context.Context, o *PortOwner, power PowerReader) {
 	if vm, ok := inv.unread(func(InventoryVM) bool { return true }); ok {
 		o.Why = fmt.Sprintf("the .vmx of vmid %s (%q) could not be read and this host has no port list: it may use MAC %s too", vm.ID, vm.Name, o.MAC)
@@ -217,10 +219,17 @@ func (inv *Inventory) pickClaimant(ctx context.Context, o *PortOwner, power Powe
 	}
 	on, unknown := inv.poweredOn(ctx, o, cands, power)
 	switch {
-	case len(on) == 1 && unknown == 0:
+	case len(on) == 1 && unknown == 0 && len(cands) == 1:
 		c := o.Claims[on[0]]
 		o.Owner = &c
 		o.Notes = append(o.Notes, "not confirmed live: this host has no port list (net-stats -l)")
+	case len(on) == 1 && unknown == 0:
+		// The flaps in the window may have been the port of a claimant
+		// powered off since (heapguard's own power-off, say): without a
+		// port list nothing says the one still on ever flapped.
+		o.Ambiguous = true
+		o.Why = fmt.Sprintf("%d registered VMs use MAC %s on a present NIC (1 powered on, %d off) and this host has no port list to tell whose port flapped",
+			len(cands), o.MAC, len(cands)-1)
 	case len(on)+unknown > 1:
 		o.Ambiguous = true
 		o.Why = fmt.Sprintf("%d VMs use MAC %s (%d confirmed on, %d of unknown power state) and this host has no port list to tell them apart",

@@ -175,11 +175,11 @@ type violation struct {
 	Known string
 }
 
-// Findings of the property run not fixed yet (see the report of issue 17
-// point 3). Both need a host without net-stats -l, where heapguard joins
-// a flapping port to a VM by MAC alone.
+// Findings of the property run not fixed yet, or not in every form. Both
+// need a host without net-stats -l, where heapguard joins a flapping port
+// to a VM by MAC alone.
 const (
-	findingStaleClaim = "needs product fix: on a host without net-stats, once heapguard powers off the VM whose port flapped, the flaps of its MAC still in the window are pinned on another VM whose .vmx declares that MAC, and that VM is powered off though its port never flapped (seeds 800091, 800364, 800642)"
+	findingStaleClaim = "needs product fix: on a host without net-stats, a VM whose port never flapped is powered off for flaps of a MAC its .vmx declares; fixed where the flapping VM is still registered (seeds 800091, 800364: another registered claimant makes the MAC ambiguous), still seen with duplicate VM names (seed 800642)"
 	findingVmknicMAC  = "needs product fix: on a host without net-stats, a VMkernel NIC's flapping port is blamed on a VM whose .vmx uses the same MAC, and that VM is powered off (seeds 500242, 700109)"
 )
 
