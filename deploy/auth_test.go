@@ -2,10 +2,7 @@ package deploy
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/pem"
-	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,7 +13,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
-	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/heapguard/heapguard/internal/deploytest"
 )
 
 // TestAgentAuth: the key sshd accepts is only in an agent, served on a
@@ -107,61 +105,15 @@ func TestKeyFileAuth(t *testing.T) {
 	}
 }
 
-// startPasswordServer is an in-process x/crypto/ssh server that accepts
-// only the password, through keyboard-interactive (as ESXi 5.1 to 6.5 do:
-// they refuse the "password" method) or through the password method.
-// OpenSSH's sshd answers keyboard-interactive through PAM only, and PAM
-// here would check the system's own accounts, which tests must not touch.
+// startPasswordServer is deploytest.PasswordServer (see there) as a
+// Target.
 func startPasswordServer(t *testing.T, password string, kbdInteractive bool) (Target, string) {
 	t.Helper()
-	_, hostKey, _ := ed25519.GenerateKey(rand.Reader)
-	signer, _ := ssh.NewSignerFromKey(hostKey)
-	cfg := &ssh.ServerConfig{}
-	if kbdInteractive {
-		cfg.KeyboardInteractiveCallback = func(c ssh.ConnMetadata, ask ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
-			ans, err := ask("", "", []string{"Password: "}, []bool{false})
-			if err != nil || len(ans) != 1 || ans[0] != password {
-				return nil, errors.New("wrong password")
-			}
-			return nil, nil
-		}
-	} else {
-		cfg.PasswordCallback = func(c ssh.ConnMetadata, pw []byte) (*ssh.Permissions, error) {
-			if string(pw) != password {
-				return nil, errors.New("wrong password")
-			}
-			return nil, nil
-		}
-	}
-	cfg.AddHostKey(signer)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, known := deploytest.PasswordServer(t, password, kbdInteractive)
+	tg, err := ParseTarget(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				_, chans, reqs, err := ssh.NewServerConn(c, cfg)
-				if err != nil {
-					return
-				}
-				go ssh.DiscardRequests(reqs)
-				for ch := range chans {
-					ch.Reject(ssh.Prohibited, "no sessions here")
-				}
-			}()
-		}
-	}()
-	tg, _ := ParseTarget(l.Addr().String())
-	known := filepath.Join(t.TempDir(), "known_hosts")
-	os.WriteFile(known, []byte(knownhosts.Line([]string{knownhosts.Normalize(tg.Addr())}, signer.PublicKey())+"\n"), 0o600)
 	return tg, known
 }
 

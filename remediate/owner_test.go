@@ -155,7 +155,7 @@ func TestOwnerOf(t *testing.T) {
 		}, owner: "3", claimants: 2},
 		// Without a port list a powered-off claimant may be the one whose
 		// port flapped (heapguard powered it off a poll ago): the one still
-		// on is not blamed for its flaps (the property run found it).
+		// on is not blamed for its flaps.
 		{name: "no port list, powered-off copy", setup: func(h *ownerHost) {
 			h.ports = nil
 			h.vmx["old"] = vmxText("old", nic(0, true, flapMAC))

@@ -35,7 +35,7 @@ func TestAgentSetup(t *testing.T) {
 	}{
 		{deploy.ModeCron, []string{"--power-off-allow", " DSVA*"}, "cannot keep"}, // heapguard.conf trims blanks
 		{deploy.ModeCron, []string{"--power-off-allow", `a"b`}, "cannot keep"},    // and quotes
-		{deploy.ModeCron, []string{"--power-off-allow", "=b"}, "cannot keep"},     // and reads "name = value" (FuzzDeployConfig)
+		{deploy.ModeCron, []string{"--power-off-allow", "=b"}, "cannot keep"},     // and reads "name = value"
 		{deploy.ModeDaemon, []string{"--replace"}, "deploy's to set"},
 		{deploy.ModeInetd, []string{"--inetd"}, "deploy's to set"},
 		{deploy.ModeCron, []string{"--config", "x"}, "deploy's to set"},

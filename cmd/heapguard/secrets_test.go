@@ -5,16 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/pem"
-	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/heapguard/heapguard/deploy"
 	"github.com/heapguard/heapguard/internal/deploytest"
@@ -24,64 +20,10 @@ import (
 // shows up in output, it leaked.
 const plantedSecret = "Pl4nted-S3cret-7f1c"
 
-// secretServer is an in-process SSH server that takes only a password,
-// through keyboard-interactive (ESXi 5.1 to 6.5) or the password method,
-// accepting accept; logged in, it refuses every session, so a deploy
-// that got in fails on its next step. It returns the address and a
-// known_hosts file that holds its key.
+// secretServer is deploytest.PasswordServer (see there) accepting accept.
 func secretServer(t *testing.T, accept string, kbd bool) (string, string) {
 	t.Helper()
-	_, hostKey, _ := ed25519.GenerateKey(rand.Reader)
-	signer, _ := ssh.NewSignerFromKey(hostKey)
-	cfg := &ssh.ServerConfig{}
-	if kbd {
-		cfg.KeyboardInteractiveCallback = func(c ssh.ConnMetadata, ask ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
-			ans, err := ask("", "", []string{"Password: "}, []bool{false})
-			if err != nil || len(ans) != 1 || ans[0] != accept {
-				return nil, errors.New("wrong password")
-			}
-			return nil, nil
-		}
-	} else {
-		cfg.PasswordCallback = func(c ssh.ConnMetadata, pw []byte) (*ssh.Permissions, error) {
-			if string(pw) != accept {
-				return nil, errors.New("wrong password")
-			}
-			return nil, nil
-		}
-	}
-	cfg.AddHostKey(signer)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(20 * time.Second))
-				_, chans, reqs, err := ssh.NewServerConn(c, cfg)
-				if err != nil {
-					return
-				}
-				go ssh.DiscardRequests(reqs)
-				for ch := range chans {
-					ch.Reject(ssh.Prohibited, "no sessions here")
-				}
-			}()
-		}
-	}()
-	known := filepath.Join(t.TempDir(), "known_hosts")
-	line := knownhosts.Line([]string{knownhosts.Normalize(l.Addr().String())}, signer.PublicKey())
-	if err := os.WriteFile(known, []byte(line+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return l.Addr().String(), known
+	return deploytest.PasswordServer(t, accept, kbd)
 }
 
 // noSecret fails the test when out holds any of secrets.
