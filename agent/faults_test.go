@@ -37,8 +37,9 @@ import (
 //     goes down, and no step is left started once the agent is closed.
 //
 // Hangs are bounded by the commands' timeouts (short ones here), never by
-// sleeps of the test. The SIGTERM and SIGKILL row runs the real binary:
-// TestFaultMatrixSignals in cmd/heapguard.
+// sleeps of the test. Two rows run the real binary in cmd/heapguard:
+// SIGTERM and SIGKILL (TestFaultMatrixSignals) and a state folder without
+// flock (TestFaultMatrixNoFlock, strace answering EOPNOTSUPP).
 
 // The seed incident's flapping appliances, by vmid.
 var seedFlappers = map[string]string{"DSVA01": "1", "DSVA03": "3", "DSVA04": "4"}

@@ -230,6 +230,16 @@ func Open(opt Options) (*Watcher, error) {
 			return nil, err
 		}
 		w.lockAt = time.Now()
+		// A pid-file lock is weaker than flock (a stale file is judged by
+		// pid and boot time): the admin should know which one guards.
+		for _, l := range []struct {
+			what string
+			lock *remediate.Lock
+		}{{"host lock", w.hostLock}, {"state lock", w.lock}} {
+			if l.lock.Method != "flock" {
+				w.log.Warn("flock is not available: a pid file locks instead", zap.String("lock", l.what), zap.String("method", l.lock.Method))
+			}
+		}
 	}
 	if !opt.DryRun {
 		// Only with the state folder's lock: the repair truncates.

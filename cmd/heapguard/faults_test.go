@@ -180,3 +180,107 @@ func journalWhole(t *testing.T, stateDir string) []remediate.Entry {
 	}
 	return entries
 }
+
+// TestFaultMatrixNoFlock is the fault matrix's row "the state folder on a
+// filesystem without flock": the real binary runs under strace, which
+// answers EOPNOTSUPP to every flock(2) on heapguard's two lock files
+// (and only those: esxsim locks its own files with flock too). heapguard
+// must fall back to its pid files and say so, keep a second instance
+// out (same state folder or another one: the host lock), act on the
+// seed incident once, and leave no lock file behind when it stops.
+func TestFaultMatrixNoFlock(t *testing.T) {
+	strace, err := exec.LookPath("strace")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("strace is not installed (CI=true: .ci/run installs the Debian package strace)")
+		}
+		t.Skip("strace is not installed")
+	}
+	bin := heapguardBin(t)
+	h := simHost(t, "seed-incident")
+	h.Advance(108 * time.Minute) // the first poll acts
+	state := filepath.Join(t.TempDir(), "state")
+	hostDir := filepath.Join(h.Root(), remediate.HostDir)
+	noFlock := func(stateDir string, args ...string) *exec.Cmd {
+		argv := []string{"-f", "-qq", "-o", "/dev/null",
+			"-P", filepath.Join(state, remediate.LockFile), "-P", filepath.Join(hostDir, remediate.LockFile),
+			"-e", "trace=flock", "-e", "inject=flock:error=EOPNOTSUPP", "--", bin}
+		argv = append(argv, args...)
+		argv = append(argv, "--root", h.Root(), "--state-dir", stateDir, "--power-off-allow", "DSVA*",
+			"--interval", "10s", "--hold-polls", "1", "--shutdown-timeout", "30s")
+		cmd := steppedCommand(strace, argv...)
+		return cmd
+	}
+	first := noFlock(state, "run", "--for", "3m")
+	var firstErr bytes.Buffer
+	first.Stderr = &firstErr
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	firstDone := make(chan error, 1)
+	go func() { firstDone <- first.Wait() }()
+	t.Cleanup(func() { first.Process.Kill(); <-firstDone })
+	pidFile := filepath.Join(state, remediate.LockPIDFile)
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(pidFile); err == nil {
+			break
+		}
+		select {
+		case err := <-firstDone:
+			firstDone <- err
+			t.Fatalf("the run ended (%v) before it took a pid-file lock; stderr:\n%s", err, firstErr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no pid-file lock %s within 60 s; stderr:\n%s", pidFile, firstErr.String())
+		}
+	}
+	// While the first runs, a second is refused whichever state folder
+	// it names: the host lock is a pid file too.
+	for _, dir := range []string{state, filepath.Join(t.TempDir(), "other")} {
+		out, err := noFlock(dir, "run", "--for", "1m").CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "is held by") {
+			t.Errorf("second instance (state %s) while the first runs: %v, want refused as held\n%s", dir, err, out)
+		}
+	}
+	err = <-firstDone
+	firstDone <- err // for the cleanup
+	if err != nil {
+		t.Fatalf("first run: %v\n%s", err, firstErr.String())
+	}
+	for _, what := range []string{"host lock", "state lock"} {
+		if !strings.Contains(firstErr.String(), "flock is not available") || !strings.Contains(firstErr.String(), what) {
+			t.Errorf("the run did not say its %s is a pid file:\n%s", what, firstErr.String())
+		}
+	}
+	for _, p := range []string{pidFile, filepath.Join(hostDir, remediate.LockPIDFile)} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("pid-file lock %s left after the run stopped: %v", p, err)
+		}
+	}
+	entries := journalWhole(t, state)
+	if open := remediate.Unfinished(entries); len(open) != 0 {
+		t.Errorf("steps left open: %+v", open)
+	}
+	done := map[string]int{}
+	for _, a := range h.Actions() {
+		if a.Tool == "vim-cmd" && len(a.Argv) > 1 && a.Exit == 0 {
+			done[a.Argv[1]+" "+a.Target]++
+		}
+	}
+	for k, n := range done {
+		if n > 1 {
+			t.Errorf("done %d times: %s", n, k)
+		}
+	}
+	for _, vm := range h.State().VMs {
+		want := slices.Contains([]string{"DSVA01", "DSVA03", "DSVA04"}, vm.Name)
+		if strings.HasPrefix(vm.Name, "DSVA") && want == vm.PoweredOn {
+			t.Errorf("%s powered on = %v after the run", vm.Name, vm.PoweredOn)
+		}
+	}
+	// Once it has stopped, the next run takes the pid-file locks again.
+	if out, err := noFlock(state, "check").CombinedOutput(); err != nil && strings.Contains(string(out), "is held by") {
+		t.Errorf("after the first stopped, a check is refused as held:\n%s", out)
+	}
+}
