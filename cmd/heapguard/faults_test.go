@@ -232,6 +232,8 @@ func TestFaultMatrixNoFlock(t *testing.T) {
 		default:
 		}
 		if time.Now().After(deadline) {
+			first.Process.Kill()
+			firstDone <- <-firstDone // stderr is whole once Wait returned
 			t.Fatalf("no pid-file lock %s within 60 s; stderr:\n%s", pidFile, firstErr.String())
 		}
 	}
