@@ -472,7 +472,7 @@ func TestReadChecksVIB(t *testing.T) {
 		"payload changed":   rebuild([]Member{ms[0], ms[1], {ms[2].Name, flip(ms[2].Data, gzTail)}}),
 		"payload renamed":   rebuild([]Member{ms[0], ms[1], {"payload2", ms[2].Data}}),
 		"payload truncated": rebuild([]Member{ms[0], ms[1], {ms[2].Name, ms[2].Data[:len(ms[2].Data)-1]}}),
-		"cut":               built.VIB[:len(built.VIB)-1],
+		"cut":               cutData(built.VIB, ms),
 		"no magic":          built.VIB[1:],
 		"sum edited":        bytes.Replace(built.VIB, []byte(`"sha-1" verify-process="gunzip">`), []byte(`"sha-1" verify-process="gunzip">0`), 1),
 	} {
@@ -480,6 +480,16 @@ func TestReadChecksVIB(t *testing.T) {
 			t.Errorf("%s: Read = %v, want ErrFormat", name, err)
 		}
 	}
+}
+
+// cutData cuts the VIB's last data byte and the padding after it, if any
+// (Read accepts a missing last pad).
+func cutData(vib []byte, ms []Member) []byte {
+	n := len(vib)
+	if len(ms[len(ms)-1].Data)%2 == 1 {
+		n--
+	}
+	return vib[:n-1]
 }
 
 func TestVersionOf(t *testing.T) {
