@@ -37,8 +37,8 @@ func runVmknic(c *call) int {
 // (measured on esxcfg-vmknic-l-trailing-spaces.txt); before, 11, 20, 10,
 // 25, 16, 16, 18, 8, 10, 8 and Type unpadded (esxcfg-vmknic-l-no-netstack.txt).
 // A value as wide as its column still gets one blank after it.
-// unverified: whether real widths grow with long values (the IP Address
-// column is 25 wide in one sample, 40 in the others).
+// unverified: how real widths follow the values (the IP Address column is
+// 25 wide in one sample, 40 in two, 15 in a paste not kept).
 func RenderVmknicL(v Version, rows []VmknicRow) string {
 	widths := []int{11, 20, 10, 25, 16, 16, 18, 8, 10, 8}
 	head := []string{"Interface", "Port Group/DVPort", "IP Family", "IP Address", "Netmask", "Broadcast", "MAC Address", "MTU", "TSO MSS", "Enabled", "Type"}
