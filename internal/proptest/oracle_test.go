@@ -76,12 +76,14 @@ func allowed(allow []string, name string) bool {
 // ambiguous says whether the flapping port of vmid's ethernet nic cannot be
 // given to one VM at poll p: two or more registered, powered-on VMs whose
 // .vmx declare its MAC on a present NIC, unless net-stats names the port's
-// client and only one of them has that name and ethernet index.
+// client and only one of them has that name and ethernet index. Without
+// net-stats a registered claimant counts even powered off (README: its
+// port may be the one that flapped).
 func ambiguous(in incident, p poll, vmid, nic int) (bool, []int) {
 	mac := realMAC(in, vmid, nic, p.Moved)
 	var claimants []int
 	for id, nics := range vmxMACs(in, p.Moved) {
-		if !p.Registered[id] || !p.On[id] {
+		if !p.Registered[id] || !p.On[id] && !in.NoNetStats {
 			continue
 		}
 		for _, m := range nics {
@@ -199,7 +201,8 @@ type violation struct {
 // still counted as known (not failed) outside TestFindings; the vmknic one
 // is fixed and strict everywhere (invWrongVM, invHostPort, invVmknicNamed).
 const (
-	findingStaleClaim = "on a host without net-stats, a VM whose port never flapped is powered off for flaps of a MAC its .vmx declares; fixed where the flapping VM is still registered (seeds 800091, 800364: another registered claimant makes the MAC ambiguous)"
+	findingStaleClaim = "needs product fix: on a host without net-stats, a VM whose port never flapped is powered off for flaps of a MAC its .vmx declares; fixed where the flapping VM is still registered (seeds 800091, 800364: another registered claimant makes the MAC ambiguous), still seen when the flapping VM is unregistered and its MAC moves to another VM while the old port's flaps are in the window (seed 800938)"
+	oracleOffClaimant = "oracle: without net-stats a registered claimant powered off makes the MAC ambiguous too, as heapguard's rule says; the oracle counted powered-on claimants only and expected a power-off heapguard rightly refused (seed 800213)"
 	findingVmknicMAC  = "fixed: on a host without net-stats, a VMkernel NIC's flapping port was blamed on a VM whose .vmx uses the same MAC, and that VM powered off (seeds 500242, 700109; 800642, where the VM's own NIC flapped too slowly to count, among twins of one name); heapguard reads esxcfg-vmknic -l"
 )
 

@@ -271,6 +271,7 @@ func TestFindings(t *testing.T) {
 		{500242, findingVmknicMAC},
 		{700109, findingVmknicMAC},
 		{800642, findingVmknicMAC},
+		{800213, oracleOffClaimant},
 	} {
 		t.Run(strconv.FormatInt(tc.seed, 10), func(t *testing.T) {
 			t.Log(tc.why)
