@@ -302,7 +302,8 @@ func (inv *Inventory) Declares(mac string) bool {
 // Each command gets timeout (0: GetAllVMsTimeout and NetStatsTimeout). A
 // failing or missing net-stats is noted, not fatal (see PortsErr). When
 // getallvms fails, the inventory of the .vmx files alone (no vmids, so
-// nothing can be powered off) comes with the error. When the .vmx files
+// nothing can be powered off) comes with the error, and so do unknown
+// VMkernel NICs (see Inventory.Vmknics). When the .vmx files
 // cannot be read within VMXScanTimeout, the registered VMs alone (no
 // MACs, so nothing maps to a VM) come with an error wrapping ErrVMXStalled.
 func LoadInventory(ctx context.Context, runner host.Runner, root string, timeout time.Duration) (Inventory, error) {
@@ -331,7 +332,9 @@ func LoadInventory(ctx context.Context, runner host.Runner, root string, timeout
 	if gerr != nil {
 		gerr = fmt.Errorf("getallvms: %w", gerr)
 	}
-	if err := errors.Join(gerr, serr); err != nil {
+	// Unknown vmknics leave the inventory incomplete, so that a caller
+	// keeping it asks again soon rather than confirming nothing for long.
+	if err := errors.Join(gerr, serr, verr); err != nil {
 		return inv, fmt.Errorf("load inventory: %w", err)
 	}
 	return inv, nil
