@@ -196,6 +196,7 @@ func (d *Result) ports(ctx context.Context, opt Options) {
 	switch {
 	case errors.Is(err, remediate.ErrNoPortList):
 		d.add("ports", policy.Warn, "no live port list (%v): a flapping port's VM is powered off only when it is the one registered, powered-on VM declaring the MAC on a present NIC", err)
+		d.vmknics(ctx, opt)
 		return
 	case ports == nil:
 		d.add("ports", policy.Warn, "%v: while it fails, no flapping port is confirmed and nothing is powered off", err)
@@ -212,6 +213,22 @@ func (d *Result) ports(ctx context.Context, opt Options) {
 		return
 	}
 	d.add("ports", policy.OK, "net-stats -l lists %d ports (%d of VMs): a flapping port's owner is confirmed live before any power-off", len(ports), vm)
+}
+
+// vmknics says whether heapguard knows the host's VMkernel NICs, which on
+// a host without a port list are all that tells a vmknic's flapping port
+// from a VM's.
+func (d *Result) vmknics(ctx context.Context, opt Options) {
+	nics, err := remediate.LoadVmknics(ctx, opt.Runner, opt.Timeout)
+	if err != nil {
+		d.add("vmknics", policy.Warn, "%v: without the VMkernel NICs' MACs no VM is powered off for a flapping port by its MAC alone", err)
+		return
+	}
+	names := make([]string, len(nics))
+	for i, n := range nics {
+		names[i] = n.Name + " " + n.MAC
+	}
+	d.add("vmknics", policy.OK, "esxcfg-vmknic -l lists %d VMkernel NICs (%s): a flapping port with one of their MACs is the host's, never a VM's", len(nics), strings.Join(names, ", "))
 }
 
 func (d *Result) initScripts(opt Options, layout host.Layout) {

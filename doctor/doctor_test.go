@@ -122,6 +122,51 @@ func TestDoctorPorts(t *testing.T) {
 	}
 }
 
+// TestDoctorVmknics: on a host without net-stats doctor says whether the
+// host's VMkernel NICs are known, and what heapguard does when they are not.
+func TestDoctorVmknics(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		setup    func(h *esxsim.Host)
+		netStats bool // net-stats stays: no vmknics finding
+		want     policy.Level
+		text     string
+	}{
+		{"net-stats answers: not needed", func(*esxsim.Host) {}, true, policy.OK, ""},
+		{"esxcfg-vmknic answers", func(*esxsim.Host) {}, false, policy.OK, "lists 2 VMkernel NICs (vmk0 00:25:b5:00:0a:1e, vmk1 00:50:56:6a:3c:91)"},
+		{"esxcfg-vmknic fails", func(h *esxsim.Host) {
+			h.AddFault(esxsim.Fault{Command: "esxcfg-vmknic", ExitCode: 1, Stderr: "Error: Unable to get vmknic list\n"})
+		}, false, policy.Warn, "no VM is powered off for a flapping port by its MAC alone"},
+		{"no esxcfg-vmknic", func(h *esxsim.Host) {
+			if err := os.Remove(h.Bin("esxcfg-vmknic")); err != nil {
+				t.Fatal(err)
+			}
+		}, false, policy.Warn, "no esxcfg-vmknic on this host"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := esxsim.New(t, esxsim.Incident())
+			if !tc.netStats {
+				if err := os.Remove(h.Bin("net-stats")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tc.setup(h)
+			d := Run(context.Background(), Options{Root: h.Root(), StateDir: t.TempDir(), Runner: esxsim.Runner{Root: h.Root()}})
+			for _, f := range d.Findings {
+				if f.Check == "vmknics" {
+					if tc.netStats || f.Level != tc.want || !strings.Contains(f.Detail, tc.text) {
+						t.Errorf("vmknics finding %+v: want %s holding %q", f, tc.want, tc.text)
+					}
+					return
+				}
+			}
+			if !tc.netStats {
+				t.Fatal("no vmknics finding")
+			}
+		})
+	}
+}
+
 // TestDoctorLocks: doctor says which lock the state folder gets and where
 // the host-wide lock is, once an acting run made it.
 func TestDoctorLocks(t *testing.T) {

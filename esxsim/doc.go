@@ -1,6 +1,6 @@
 // Package esxsim is a simulated VMware ESXi host for tests and the demo, in
 // the spirit of govmomi's vcsim: it lays out an ESXi root folder (logs, .vmx
-// files, init scripts, crontab) and answers as vsish, vim-cmd, net-stats,
+// files, init scripts, crontab) and answers as vsish, vim-cmd, net-stats, esxcfg-vmknic,
 // esxcli, vmware and the vpxa/hostd init scripts from one state file, while
 // a Scenario (VMs, flapping ports, heap leaks, crashes, faults) moves the
 // simulated clock forward.
@@ -16,7 +16,7 @@
 //	var/log/esxsim-actions.log  one JSON Action per mutating command
 //	var/log/vmkernel.log        (5.1+; 8.x also vmkwarning.log) or var/log/messages (4.x/5.0)
 //	vmfs/volumes/<uuid>/<VM>/<vm>.vmx, vmfs/volumes/datastore1 -> <uuid>
-//	bin/{vsish,vim-cmd,net-stats,esxcli,vmware}, etc/init.d/{vpxa,hostd}
+//	bin/{vsish,vim-cmd,net-stats,esxcfg-vmknic,esxcli,vmware}, etc/init.d/{vpxa,hostd}
 //	(4.x: etc/opt/init.d/vmware-vpxa), sbin/auto-backup.sh: all the one multi-call binary
 //	etc/rc.local.d/local.sh (5.1+) or etc/rc.local (4.x/5.0), var/spool/cron/crontabs/root,
 //	etc/inetd.conf: stock, as a boot gives them (Boot gives them back)

@@ -24,7 +24,7 @@ type InitOptions struct {
 }
 
 // toolNames are the names the multi-call binary answers to under bin/.
-var binTools = []string{"vsish", "vim-cmd", "net-stats", "esxcli", "vmware"}
+var binTools = []string{"vsish", "vim-cmd", "net-stats", "esxcfg-vmknic", "esxcli", "vmware"}
 
 // Init lays out an ESXi root in dir for the scenario.
 func Init(root string, sc Scenario, o InitOptions) error {

@@ -220,6 +220,9 @@ type PortSpec struct {
 	Switch  string `json:"switch"`
 	MAC     string `json:"mac"`
 	Client  string `json:"client"` // "vmnic0", "vmk0"
+	// PortGroup is a VMkernel NIC's port group in esxcfg-vmknic -l;
+	// "" gives "Management Network" to the first, "VMkernel N" to others.
+	PortGroup string `json:"port_group,omitempty"`
 }
 
 // Noise is how many unrelated vmkernel lines appear.
@@ -538,7 +541,7 @@ func (sc *Scenario) Validate() error {
 }
 
 // faultCommands are the names a Fault's Command can match (faultCommand).
-var faultCommands = []string{"vsish", "vim-cmd", "net-stats", "esxcli", "vmware", "vpxa", "hostd"}
+var faultCommands = []string{"vsish", "vim-cmd", "net-stats", "esxcfg-vmknic", "esxcli", "vmware", "vpxa", "hostd"}
 
 func checkFault(f Fault) error {
 	if !slices.Contains(faultCommands, f.Command) {

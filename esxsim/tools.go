@@ -36,14 +36,15 @@ type toolFunc func(c *call) int
 // tools maps the called-as name to its implementation. "vpxa" and
 // "hostd" are /etc/init.d/*, "vmware-vpxa" is 4.x's /etc/opt/init.d script.
 var tools = map[string]toolFunc{
-	"vsish":       runVsish,
-	"vim-cmd":     runVimCmd,
-	"net-stats":   runNetStats,
-	"esxcli":      runEsxcli,
-	"vmware":      runVmware,
-	"vpxa":        runInitScript,
-	"hostd":       runInitScript,
-	"vmware-vpxa": runInitScript,
+	"vsish":         runVsish,
+	"vim-cmd":       runVimCmd,
+	"net-stats":     runNetStats,
+	"esxcfg-vmknic": runVmknic,
+	"esxcli":        runEsxcli,
+	"vmware":        runVmware,
+	"vpxa":          runInitScript,
+	"hostd":         runInitScript,
+	"vmware-vpxa":   runInitScript,
 	// /bin/busybox and /usr/lib/vmware/busybox/bin/busybox (services.go).
 	"busybox":        runBusybox,
 	"auto-backup.sh": runAutoBackup,

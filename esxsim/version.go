@@ -74,6 +74,13 @@ type Version struct {
 	// vmkernel-5x.log; 5.x Heap numbers from vmkernel-heap-maxed-kb.txt.
 	// unverified: the others are plausible values, not observed ones.
 	LineNetPortDisabled, LineNetPortEnabled, LineHeapMax, LineHeapAlign, LineUser, LineUserDump int
+	// VmknicNetStack: esxcfg-vmknic -l has the "Port Group/DVPort/Opaque
+	// Network" header and a NetStack column (samples
+	// esxcfg-vmknic-l-trailing-spaces.txt, -ipv6-dvport.txt); before, the
+	// "Port Group/DVPort" header and Type last (-no-netstack.txt).
+	// unverified: which release changed it (taken: 6.0, whose API added
+	// opaque networks), and 4.1's header (taken: the 5.x one).
+	VmknicNetStack bool
 }
 
 // LogPath is the vmkernel log on this version (host path).
@@ -154,22 +161,22 @@ var versions = []Version{
 	{Name: "5.5", VmwareBusybox: true, BinCrond: true, MaxHW: 10, Full: "5.5.0", Build: "1623387", Label: "VMware ESXi 5.5.0 Update 1", Update: 1,
 		Log: LogISO, Init: InitWatchdog, EsxcliPadded: true, WorldBase: 33000,
 		LineNetPortDisabled: 1632, LineNetPortEnabled: 1426, LineHeapMax: 2525, LineHeapAlign: 2900, LineUser: 2888, LineUserDump: 1820},
-	{Name: "6.0", VmwareBusybox: true, BinCrond: true, MaxHW: 11, Full: "6.0.0", Build: "2809209", Label: "VMware ESXi 6.0.0 GA",
+	{Name: "6.0", VmknicNetStack: true, VmwareBusybox: true, BinCrond: true, MaxHW: 11, Full: "6.0.0", Build: "2809209", Label: "VMware ESXi 6.0.0 GA",
 		Log: LogISO, Init: InitWatchdog, EsxcliPadded: true, WorldBase: 33000,
 		LineNetPortDisabled: 1763, LineNetPortEnabled: 1573, LineHeapMax: 3057, LineHeapAlign: 3481, LineUser: 2888, LineUserDump: 1820},
-	{Name: "6.5", VmwareBusybox: true, BinCrond: true, MaxHW: 13, Full: "6.5.0", Build: "5969303", Label: "VMware ESXi 6.5.0 Update 1", Update: 1,
+	{Name: "6.5", VmknicNetStack: true, VmwareBusybox: true, BinCrond: true, MaxHW: 13, Full: "6.5.0", Build: "5969303", Label: "VMware ESXi 6.5.0 Update 1", Update: 1,
 		Log: LogISO, Init: InitWatchdog, EsxcliPadded: true, WorldBase: 65500,
 		LineNetPortDisabled: 1879, LineNetPortEnabled: 1660, LineHeapMax: 3057, LineHeapAlign: 3481, LineUser: 3173, LineUserDump: 2072},
-	{Name: "6.7", VmwareBusybox: true, BinCrond: true, MaxHW: 14, Full: "6.7.0", Build: "8169922", Label: "VMware ESXi 6.7.0 GA",
+	{Name: "6.7", VmknicNetStack: true, VmwareBusybox: true, BinCrond: true, MaxHW: 14, Full: "6.7.0", Build: "8169922", Label: "VMware ESXi 6.7.0 GA",
 		Log: LogISO, Init: InitWatchdog, WorldBase: 2097000,
 		LineNetPortDisabled: 1879, LineNetPortEnabled: 1660, LineHeapMax: 3057, LineHeapAlign: 3481, LineUser: 3173, LineUserDump: 2072},
-	{Name: "7.0", VmwareBusybox: true, MaxHW: 19, Full: "7.0.3", Build: "21930508", Label: "VMware ESXi 7.0 Update 3", Update: 3, Patch: 95,
+	{Name: "7.0", VmknicNetStack: true, VmwareBusybox: true, MaxHW: 19, Full: "7.0.3", Build: "21930508", Label: "VMware ESXi 7.0 Update 3", Update: 3, Patch: 95,
 		Log: LogISO, Init: InitWatchdog, WorldBase: 2097000,
 		LineNetPortDisabled: 2156, LineNetPortEnabled: 1914, LineHeapMax: 3213, LineHeapAlign: 3649, LineUser: 3212, LineUserDump: 2096},
-	{Name: "8.0", VmwareBusybox: true, MaxHW: 21, Full: "8.0.3", Build: "24022510", Label: "VMware ESXi 8.0 Update 3", Update: 3, Patch: 35,
+	{Name: "8.0", VmknicNetStack: true, VmwareBusybox: true, MaxHW: 21, Full: "8.0.3", Build: "24022510", Label: "VMware ESXi 8.0 Update 3", Update: 3, Patch: 35,
 		Log: LogISO8x, Init: InitShort, WorldBase: 2097000,
 		LineNetPortDisabled: 2389, LineNetPortEnabled: 2127, LineHeapMax: 3305, LineHeapAlign: 3743, LineUser: 3479, LineUserDump: 2180},
-	{Name: "9.0", VmwareBusybox: true, MaxHW: 22, Full: "9.0.0", Build: "24755229", Label: "VMware ESXi 9.0 GA", Maintenance: true,
+	{Name: "9.0", VmknicNetStack: true, VmwareBusybox: true, MaxHW: 22, Full: "9.0.0", Build: "24755229", Label: "VMware ESXi 9.0 GA", Maintenance: true,
 		Log: LogISO8x, Init: InitShort, WorldBase: 131000,
 		LineNetPortDisabled: 2389, LineNetPortEnabled: 2127, LineHeapMax: 3305, LineHeapAlign: 3743, LineUser: 3479, LineUserDump: 2180},
 }

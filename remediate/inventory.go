@@ -200,6 +200,11 @@ type Inventory struct {
 	// can be confirmed (OwnerOf).
 	Ports    []NetPort `json:"ports,omitempty"`
 	PortsErr error     `json:"-"`
+	// Vmknics are the host's VMkernel NICs (esxcfg-vmknic -l), read only
+	// when the host has no port list; nil when unknown (not read, or
+	// VmknicsErr), and then no port is given to a VM by its MAC alone.
+	Vmknics    []Vmknic `json:"vmknics,omitempty"`
+	VmknicsErr error    `json:"-"`
 	// Notes are non-fatal problems met while building it.
 	Notes []string `json:"notes,omitempty"`
 
@@ -291,12 +296,14 @@ func (inv *Inventory) Declares(mac string) bool {
 	return ok && len(inv.claims(m)) > 0
 }
 
-// LoadInventory runs `vim-cmd vmsvc/getallvms` and `net-stats -l` and
-// joins them with the .vmx files under root ("" or "/" for the real host).
+// LoadInventory runs `vim-cmd vmsvc/getallvms` and `net-stats -l` (and,
+// on a host without net-stats, `esxcfg-vmknic -l`) and joins them with the
+// .vmx files under root ("" or "/" for the real host).
 // Each command gets timeout (0: GetAllVMsTimeout and NetStatsTimeout). A
 // failing or missing net-stats is noted, not fatal (see PortsErr). When
 // getallvms fails, the inventory of the .vmx files alone (no vmids, so
-// nothing can be powered off) comes with the error. When the .vmx files
+// nothing can be powered off) comes with the error, and so do unknown
+// VMkernel NICs (see Inventory.Vmknics). When the .vmx files
 // cannot be read within VMXScanTimeout, the registered VMs alone (no
 // MACs, so nothing maps to a VM) come with an error wrapping ErrVMXStalled.
 func LoadInventory(ctx context.Context, runner host.Runner, root string, timeout time.Duration) (Inventory, error) {
@@ -306,14 +313,28 @@ func LoadInventory(ctx context.Context, runner host.Runner, root string, timeout
 	if perr != nil {
 		notes = append(notes, perr.Error())
 	}
+	var (
+		vmknics []Vmknic
+		verr    error
+	)
+	if errors.Is(perr, ErrNoPortList) {
+		// Without a port list a MAC is all that ties a port to a VM, and
+		// the host's own VMkernel NICs have MACs too.
+		if vmknics, verr = LoadVmknics(ctx, runner, timeout); verr != nil {
+			notes = append(notes, verr.Error())
+		}
+	}
 	rows, gerr := ListVMs(ctx, runner, timeout)
 	inv, serr := boundedInventory(ctx, fsys, rows, ports, VMXScanTimeout)
 	inv.Notes = append(notes, inv.Notes...)
 	inv.PortsErr = portsFailed(ports, perr)
+	inv.Vmknics, inv.VmknicsErr = vmknics, verr
 	if gerr != nil {
 		gerr = fmt.Errorf("getallvms: %w", gerr)
 	}
-	if err := errors.Join(gerr, serr); err != nil {
+	// Unknown vmknics leave the inventory incomplete, so that a caller
+	// keeping it asks again soon rather than confirming nothing for long.
+	if err := errors.Join(gerr, serr, verr); err != nil {
 		return inv, fmt.Errorf("load inventory: %w", err)
 	}
 	return inv, nil

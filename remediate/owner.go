@@ -72,6 +72,9 @@ type PortOwner struct {
 	// Off is the port's only possible owner when it is confirmed powered
 	// off: the flaps are over, nothing is to be done.
 	Off *Claim `json:"off,omitempty"`
+	// Vmknic is the host's VMkernel NIC holding the MAC, on a host
+	// without a port list: the port is taken for the host's, never a VM's.
+	Vmknic *Vmknic `json:"vmknic,omitempty"`
 	// Ambiguous: more than one VM could own the port, and nothing live
 	// tells them apart.
 	Ambiguous bool   `json:"ambiguous,omitempty"`
@@ -113,9 +116,10 @@ func RunnerPower(runner host.Runner, timeout time.Duration) PowerReader {
 // MAC, its client ("<name>.eth<N>") must be exactly one registered VM's
 // present NIC using the MAC, and that VM must be powered on. On a host
 // without net-stats, the one registered, present, powered-on claimant is
-// the owner, and a second one makes the MAC ambiguous; a net-stats that
-// exists and failed confirms nothing. Power states are read only for
-// candidates.
+// the owner, and a second one makes the MAC ambiguous, unless the MAC is
+// a VMkernel NIC's (esxcfg-vmknic -l) or the VMkernel NICs are unknown:
+// then no VM owns the port. A net-stats that exists and failed confirms
+// nothing. Power states are read only for candidates.
 func (inv *Inventory) OwnerOf(ctx context.Context, port uint32, mac string, power PowerReader) PortOwner {
 	o := PortOwner{Port: port, LiveSource: inv.Ports != nil}
 	m, ok := NormalizeMAC(mac)
@@ -198,15 +202,19 @@ func (inv *Inventory) confirmLive(ctx context.Context, o *PortOwner, power Power
 }
 
 // pickClaimant is the rule without a live port list: the one registered
-// VM using the MAC on a present NIC, when it is powered on and every
-// registered VM's .vmx was read. Another registered claimant, even one
-// powered off, makes the MAC ambiguous: its port may be the one that
-// flapped.
+// VM using the MAC on a present NIC, when it is powered on, every
+// registered VM's .vmx was read, and no VMkernel NIC holds the MAC (nor
+// may: they were read). Another registered claimant, even one powered
+// off, makes the MAC ambiguous: its port may be the one that flapped.
 func (inv *Inventory) pickClaimant(ctx context.Context, o *PortOwner, power PowerReader) {
 	if vm, ok := inv.unread(func(InventoryVM) bool { return true }); ok {
 		o.Why = fmt.Sprintf("the .vmx of vmid %s (%q) could not be read and this host has no port list: it may use MAC %s too", vm.ID, vm.Name, o.MAC)
 		return
 	}
+	if inv.vmknicHolds(o) {
+		return
+	}
+	defer inv.unknownVmknics(o)
 	var cands []int
 	for i, c := range o.Claims {
 		if c.live() {

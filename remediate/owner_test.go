@@ -18,6 +18,10 @@ type ownerHost struct {
 	ports    []NetPort
 	portsErr error                 // net-stats failed (it exists)
 	power    map[string]PowerState // vmid -> state; absent: getstate fails
+	// vmknics are esxcfg-vmknic's NICs (nil: unknown), vmknicsErr why
+	// they are unknown.
+	vmknics    []Vmknic
+	vmknicsErr error
 }
 
 const (
@@ -57,7 +61,8 @@ func newOwnerHost() *ownerHost {
 			{PortNum: 0x3000006, Type: 5, SubType: 9, SwitchName: "vSwitch1", MAC: "00:50:56:84:5a:b2", ClientName: "DSVA02.eth2"},
 			{PortNum: flapPort, Type: 5, SubType: 9, SwitchName: "vSwitch1", MAC: flapMAC, ClientName: "DSVA03.eth2"},
 		},
-		power: map[string]PowerState{"2": PoweredOn, "3": PoweredOn},
+		power:   map[string]PowerState{"2": PoweredOn, "3": PoweredOn},
+		vmknics: []Vmknic{{Name: "vmk0", MAC: "00:25:b5:00:0a:1e"}},
 	}
 }
 
@@ -68,6 +73,7 @@ func (h *ownerHost) owner(t *testing.T) PortOwner {
 		fsys["vmfs/volumes/datastore1/"+dir+"/"+dir+".vmx"] = &fstest.MapFile{Data: []byte(text)}
 	}
 	inv := NewInventory(fsys, h.rows, h.ports).WithPorts(h.ports, h.portsErr)
+	inv.Vmknics, inv.VmknicsErr = h.vmknics, h.vmknicsErr
 	power := func(_ context.Context, vmid string) (PowerState, error) {
 		if st, ok := h.power[vmid]; ok {
 			return st, nil
@@ -86,6 +92,7 @@ func TestOwnerOf(t *testing.T) {
 		ambiguous  bool
 		why        string // part of Why when no owner
 		claimants  int
+		vmknic     string // the VMkernel NIC the port is taken for
 	}{
 		{name: "the incident: one claimant, confirmed live", owner: "3", claimants: 1},
 		// A .vmx edited after the flap began: DSVA02 also declares the MAC;
@@ -176,6 +183,41 @@ func TestOwnerOf(t *testing.T) {
 		{name: "a VM of the client's name has an unreadable .vmx", setup: func(h *ownerHost) {
 			h.rows = append(h.rows, VMRow{ID: "7", Name: "DSVA03", Datastore: "datastore1", Path: "gone/gone.vmx"})
 		}, why: "the .vmx of vmid 7 of that name could not be read", claimants: 1},
+		// Without a port list a VMkernel NIC's port cannot be told from a
+		// VM's by the log line: a vmknic holding the MAC makes the port the
+		// host's, and vmknics that are unknown leave it unconfirmed.
+		{name: "no port list, a vmknic holds the MAC a VM declares", setup: func(h *ownerHost) {
+			h.ports = nil
+			h.vmknics = append(h.vmknics, Vmknic{Name: "vmk1", MAC: flapMAC})
+		}, ambiguous: true, why: "MAC 00:50:56:84:5a:b4 is the host's VMkernel NIC vmk1 (esxcfg-vmknic -l) and 1 registered VM(s) declare it", claimants: 1, vmknic: "vmk1"},
+		{name: "no port list, a vmknic holds the MAC, no live claim", setup: func(h *ownerHost) {
+			h.ports = nil
+			h.vmx["DSVA03"] = vmxText("DSVA03", nic(2, false, flapMAC))
+			h.vmknics = append(h.vmknics, Vmknic{Name: "vmk1", MAC: flapMAC})
+		}, why: "is the host's VMkernel NIC vmk1 (esxcfg-vmknic -l): without a port list, port 0x3000007 is taken for vmk1's, never a VM's", claimants: 1, vmknic: "vmk1"},
+		{name: "no port list, a vmknic holds the MAC of a powered-off VM", setup: func(h *ownerHost) {
+			h.ports = nil
+			h.power["3"] = PoweredOff
+			h.vmknics = append(h.vmknics, Vmknic{Name: "vmk1", MAC: flapMAC})
+		}, ambiguous: true, why: "VMkernel NIC vmk1", claimants: 1, vmknic: "vmk1"},
+		{name: "no port list, esxcfg-vmknic failed", setup: func(h *ownerHost) {
+			h.ports = nil
+			h.vmknics, h.vmknicsErr = nil, errors.New("esxcfg-vmknic -l: exit status 1")
+		}, why: "the host's VMkernel NICs are unknown (esxcfg-vmknic -l: exit status 1) and this host has no port list: port 0x3000007 with MAC 00:50:56:84:5a:b4 may be a VMkernel NIC's", claimants: 1},
+		{name: "no port list, vmknics not read", setup: func(h *ownerHost) {
+			h.ports, h.vmknics = nil, nil
+		}, why: "the host's VMkernel NICs are unknown (esxcfg-vmknic -l was not read)", claimants: 1},
+		{name: "no port list, vmknics unknown, only claimant off", setup: func(h *ownerHost) {
+			h.ports, h.vmknics = nil, nil
+			h.power["3"] = PoweredOff
+		}, why: "may be a VMkernel NIC's", claimants: 1},
+		{name: "no port list, no vmknic at all", setup: func(h *ownerHost) {
+			h.ports, h.vmknics = nil, []Vmknic{}
+		}, owner: "3", claimants: 1},
+		// net-stats names the port's client: a vmknic's MAC does not matter.
+		{name: "port list settles a MAC a vmknic holds", setup: func(h *ownerHost) {
+			h.vmknics = append(h.vmknics, Vmknic{Name: "vmk1", MAC: flapMAC})
+		}, owner: "3", claimants: 1},
 		{name: "no port list and an unreadable .vmx", setup: func(h *ownerHost) {
 			h.ports = nil
 			h.rows = append(h.rows, VMRow{ID: "7", Name: "other", Datastore: "datastore1", Path: "gone/gone.vmx"})
@@ -226,6 +268,13 @@ func TestOwnerOf(t *testing.T) {
 			}
 			if (owner != "" || off != "") && o.Why != "" {
 				t.Errorf("a confirmed owner with a why: %q", o.Why)
+			}
+			var vmk string
+			if o.Vmknic != nil {
+				vmk = o.Vmknic.Name
+			}
+			if vmk != tc.vmknic {
+				t.Errorf("vmknic %q, want %q", vmk, tc.vmknic)
 			}
 			if len(o.Claimants()) != tc.claimants {
 				t.Errorf("claimants %q, want %d", o.Claimants(), tc.claimants)

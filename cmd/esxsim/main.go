@@ -1,6 +1,7 @@
 // Command esxsim is a simulated VMware ESXi host for tests and the demo;
 // installed under a root's bin/ and init.d/ it answers as vsish, vim-cmd,
-// net-stats, esxcli, vmware and the vpxa/hostd init scripts. See package
+// net-stats, esxcfg-vmknic, esxcli, vmware and the vpxa/hostd init
+// scripts. See package
 // esxsim.
 package main
 

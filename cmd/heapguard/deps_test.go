@@ -117,8 +117,9 @@ func TestLayers(t *testing.T) {
 
 // hostTools are the commands heapguard runs on an ESXi host. Only the
 // packages that own host commands name them: remediate (vim-cmd,
-// net-stats, esxcli, vmware, the init scripts) and heap (vsish).
-var hostTools = []string{"vim-cmd", "vsish", "net-stats", "esxcli", "vmware", "localcli", "/etc/init.d/", "/etc/opt/init.d/"}
+// net-stats, esxcfg-vmknic, esxcli, vmware, the init scripts) and heap
+// (vsish).
+var hostTools = []string{"vim-cmd", "vsish", "net-stats", "esxcfg-vmknic", "esxcli", "vmware", "localcli", "/etc/init.d/", "/etc/opt/init.d/"}
 
 // TestHostCommandsInOnePlace: no other production package builds an
 // argument vector for the host. In every non-test file outside remediate,

@@ -322,6 +322,13 @@ func randomIncident(seed int64) incident {
 		in.Faults = append(in.Faults, esxsim.Fault{Command: "vim-cmd", ArgsPrefix: []string{"vmsvc/getallvms"}, ExitCode: 1,
 			Stderr: "Failed to login", Times: 1 + r.IntN(5)})
 	}
+	// esxcfg-vmknic failing for a while, where it matters (no net-stats).
+	// Drawn from a stream of its own, so that the draws above, and the
+	// incidents the seeds of TestFindings stand for, stay as they were.
+	if v := rand.New(rand.NewPCG(uint64(seed), 0x766d6b6e6963)); in.NoNetStats && v.IntN(6) == 0 {
+		in.Faults = append(in.Faults, esxsim.Fault{Command: "esxcfg-vmknic", ExitCode: 1,
+			Stderr: "Error: Unable to get vmknic list", Times: 1 + v.IntN(6)})
+	}
 	in.Sc = sc
 	// Where the heap invariant applies, heapguard watches until the heap
 	// would have run out, and a little more.
