@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"go.uber.org/zap"
 
@@ -34,7 +35,8 @@ func (d *syslogDest) String() string {
 	case d.network == "unix" && d.addr == syslogfwd.LocalSocket:
 		return "true"
 	case d.network == "unix":
-		return "unix://" + d.addr
+		// Escaped, so that a path with %, ? or # reads back as itself.
+		return (&url.URL{Scheme: "unix", Path: d.addr}).String()
 	}
 	return d.network + "://" + d.addr
 }
@@ -75,8 +77,11 @@ func (d *syslogDest) Set(s string) error {
 		}
 		d.network, d.addr = u.Scheme, net.JoinHostPort(host, port)
 	case "unix":
-		if u.Host != "" || !strings.HasPrefix(u.Path, "/") || strings.ContainsRune(u.Path, 0) {
+		if u.Host != "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || !strings.HasPrefix(u.Path, "/") {
 			return fmt.Errorf("want unix:///PATH (an absolute socket path)")
+		}
+		if strings.IndexFunc(u.Path, unicode.IsControl) >= 0 {
+			return fmt.Errorf("unix socket path %q: has a control character", u.Path)
 		}
 		if len(u.Path) > 107 {
 			// sockaddr_un holds 108 bytes with the closing NUL.

@@ -357,6 +357,8 @@ func TestSyslogFlags(t *testing.T) {
 		{[]string{"check", "--syslog=tcp://collector:70000"}, `want tcp://HOST:PORT: port "70000" is not 1 to 65535`},
 		{[]string{"check", "--syslog=tcp://::"}, `want tcp://HOST:PORT: ":" is not a host name or IP address`},
 		{[]string{"check", "--syslog=unix://relative/log"}, `want unix:///PATH (an absolute socket path)`},
+		{[]string{"check", "--syslog=unix:///dev/log?facility=daemon"}, `want unix:///PATH (an absolute socket path)`},
+		{[]string{"check", "--syslog=unix:///dev/log%0A"}, `unix socket path "/dev/log\n": has a control character`},
 		{[]string{"run", "--syslog-format", "json"}, `heapguard run: invalid value "json" for flag -syslog-format: want 3164 or 5424`},
 	} {
 		code, _, stderr := runCLI(t, tc.args...)
@@ -369,7 +371,7 @@ func TestSyslogFlags(t *testing.T) {
 		t.Errorf("--syslog-format alone: exit %d, %q", code, out)
 	}
 	var d syslogDest
-	for in, want := range map[string]string{"true": "true", "udp://c:1514": "udp://c:1514", "tcp://[::1]": "tcp://[::1]:514", "unix:///var/run/log": "unix:///var/run/log", "false": ""} {
+	for in, want := range map[string]string{"true": "true", "udp://c:1514": "udp://c:1514", "tcp://[::1]": "tcp://[::1]:514", "unix:///var/run/log": "unix:///var/run/log", "unix:///tmp/a%25b%3Fc": "unix:///tmp/a%25b%3Fc", "false": ""} {
 		if err := d.Set(in); err != nil || d.String() != want {
 			t.Errorf("Set(%q): %q, %v; want %q", in, d.String(), err, want)
 		}
