@@ -76,10 +76,10 @@ func TestFlapTracker(t *testing.T) {
 			want:   []PortStatus{},
 		},
 		{
-			name:   "disabled lines only: seen, no cycles",
+			name:   "disabled lines only: seen, no cycles, down",
 			events: []Event{disabled(5, 0), disabled(5, time.Second), {Kind: KindHeapMaxed, Time: t0, Heap: "netGPHeap"}},
 			now:    2 * time.Second,
-			want:   []PortStatus{{Port: 5, First: t0, Last: t0.Add(time.Second)}},
+			want:   []PortStatus{{Port: 5, First: t0, Last: t0.Add(time.Second), Down: true, DownSince: t0.Add(time.Second)}},
 		},
 	}
 	for _, tt := range tests {
