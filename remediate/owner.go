@@ -118,9 +118,10 @@ func RunnerPower(runner host.Runner, timeout time.Duration) PowerReader {
 // without net-stats, the one registered, present, powered-on claimant is
 // the owner, and a second one makes the MAC ambiguous, unless the MAC is
 // a VMkernel NIC's (esxcfg-vmknic -l) or the VMkernel NICs are unknown:
-// then no VM owns the port. A net-stats that exists and failed confirms
-// nothing. Power states are read only for candidates.
-func (inv *Inventory) OwnerOf(ctx context.Context, port uint32, mac string, power PowerReader) PortOwner {
+// then no VM owns the port, nor when seen says the port is down or its MAC
+// came up on another port since (staleClaim). A net-stats that exists and
+// failed confirms nothing. Power states are read only for candidates.
+func (inv *Inventory) OwnerOf(ctx context.Context, port uint32, mac string, seen PortLog, power PowerReader) PortOwner {
 	o := PortOwner{Port: port, LiveSource: inv.Ports != nil}
 	m, ok := NormalizeMAC(mac)
 	if !ok {
@@ -137,6 +138,7 @@ func (inv *Inventory) OwnerOf(ctx context.Context, port uint32, mac string, powe
 		o.Why = fmt.Sprintf("the port list could not be read this poll (%v): port %s cannot be confirmed", inv.PortsErr, portText(o.Port))
 	default:
 		inv.pickClaimant(ctx, &o, power)
+		staleClaim(&o, seen)
 	}
 	return o
 }

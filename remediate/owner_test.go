@@ -22,6 +22,8 @@ type ownerHost struct {
 	// they are unknown.
 	vmknics    []Vmknic
 	vmknicsErr error
+	// seen is what the log says of the flapping port besides its flaps.
+	seen PortLog
 }
 
 const (
@@ -80,7 +82,7 @@ func (h *ownerHost) owner(t *testing.T) PortOwner {
 		}
 		return "", errors.New("vim-cmd: connection refused")
 	}
-	return inv.OwnerOf(context.Background(), flapPort, "00-50-56-84-5A-B4", power)
+	return inv.OwnerOf(context.Background(), flapPort, "00-50-56-84-5A-B4", h.seen, power)
 }
 
 func TestOwnerOf(t *testing.T) {
