@@ -244,6 +244,12 @@ func (inv *Inventory) pickClaimant(ctx context.Context, o *PortOwner, power Powe
 		o.Ambiguous = true
 		o.Why = fmt.Sprintf("%d VMs use MAC %s (%d confirmed on, %d of unknown power state) and this host has no port list to tell them apart",
 			len(cands), o.MAC, len(on), unknown)
+	case len(cands) > 1:
+		// None confirmed on, or one on beside an unreadable one: still
+		// several VMs whose port may be the one that flapped.
+		o.Ambiguous = true
+		o.Why = fmt.Sprintf("%d registered VMs use MAC %s on a present NIC (%d confirmed on, %d of unknown power state, the others off) and this host has no port list to tell whose port flapped",
+			len(cands), o.MAC, len(on), unknown)
 	case len(cands) == 1 && o.Claims[cands[0]].Power == PoweredOff:
 		off := o.Claims[cands[0]]
 		o.Off = &off

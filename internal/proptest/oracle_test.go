@@ -197,15 +197,16 @@ type violation struct {
 }
 
 // Findings of the property run, on a host without net-stats -l, where
-// heapguard joins a flapping port to a VM by MAC alone. Both are fixed and
+// heapguard joins a flapping port to a VM by MAC alone. All are fixed and
 // strict everywhere (invWrongVM, invHostPort, invVmknicNamed); no finding
 // is known now, so every violation fails. A finding the product cannot fix
 // at once gets a classifier setting violation.Known, and its seeds go to
 // TestFindings.
 const (
-	findingStaleClaim = "fixed: on a host without net-stats, a VM whose port never flapped was powered off for flaps of a MAC its .vmx declares: while the flapping VM is still registered (seeds 800091, 800364: another registered claimant makes the MAC ambiguous), and when the flapping VM is unregistered and its MAC moves to another VM while the old port's flaps are in the window (seed 800938: the old port's last line is a disable, so no VM is given the port)"
-	oracleOffClaimant = "oracle: without net-stats a registered claimant powered off makes the MAC ambiguous too, as heapguard's rule says; the oracle counted powered-on claimants only and expected a power-off heapguard rightly refused (seed 800213)"
-	findingVmknicMAC  = "fixed: on a host without net-stats, a VMkernel NIC's flapping port was blamed on a VM whose .vmx uses the same MAC, and that VM powered off (seeds 500242, 700109; 800642, where the VM's own NIC flapped too slowly to count, among twins of one name); heapguard reads esxcfg-vmknic -l"
+	findingStaleClaim    = "fixed: on a host without net-stats, a VM whose port never flapped was powered off for flaps of a MAC its .vmx declares: while the flapping VM is still registered (seeds 800091, 800364: another registered claimant makes the MAC ambiguous), and when the flapping VM is unregistered and its MAC moves to another VM while the old port's flaps are in the window (seed 800938: the old port's last line is a disable, so no VM is given the port)"
+	oracleOffClaimant    = "oracle: without net-stats a registered claimant powered off makes the MAC ambiguous too, as heapguard's rule says; the oracle counted powered-on claimants only and expected a power-off heapguard rightly refused (seed 800213)"
+	findingAmbOffUnknown = "fixed: on a host without net-stats, a flapping MAC declared by two registered VMs, one of unknown power state and the other off, was journaled as owned by no VM confirmed powered on, not as ambiguous naming both (seed 2000721)"
+	findingVmknicMAC     = "fixed: on a host without net-stats, a VMkernel NIC's flapping port was blamed on a VM whose .vmx uses the same MAC, and that VM powered off (seeds 500242, 700109; 800642, where the VM's own NIC flapped too slowly to count, among twins of one name); heapguard reads esxcfg-vmknic -l"
 )
 
 // Invariant names.

@@ -273,6 +273,7 @@ func TestFindings(t *testing.T) {
 		{700109, findingVmknicMAC},
 		{800642, findingVmknicMAC},
 		{800213, oracleOffClaimant},
+		{2000721, findingAmbOffUnknown},
 	} {
 		t.Run(strconv.FormatInt(tc.seed, 10), func(t *testing.T) {
 			t.Log(tc.why)
