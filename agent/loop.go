@@ -840,6 +840,7 @@ func (w *Watcher) vpxaStatus(ctx context.Context) policy.AgentObs {
 // commands, so it is only loaded when something flaps.
 func (w *Watcher) flapping(ctx context.Context, now time.Time) []policy.FlapObs {
 	var out []policy.FlapObs
+	var seen []remediate.PortLog // what the log says of out[i]'s port besides its flaps
 	for _, p := range w.tracker.Status(now) {
 		if !p.Flapping {
 			continue
@@ -849,6 +850,7 @@ func (w *Watcher) flapping(ctx context.Context, now time.Time) []policy.FlapObs 
 			f.MAC = p.MAC.String()
 		}
 		out = append(out, f)
+		seen = append(seen, remediate.PortLog{Down: p.Down, DownSince: p.DownSince, MovedTo: uint32(p.MovedTo), MovedAt: p.MovedAt})
 	}
 	if len(out) == 0 {
 		return nil
@@ -862,7 +864,7 @@ func (w *Watcher) flapping(ctx context.Context, now time.Time) []policy.FlapObs 
 			f.Unconfirmed = err.Error()
 			continue
 		}
-		o := inv.OwnerOf(ctx, uint32(port), f.MAC, power)
+		o := inv.OwnerOf(ctx, uint32(port), f.MAC, seen[i], power)
 		switch {
 		case o.Owner != nil:
 			f.VM = &policy.VMRef{ID: o.Owner.VMID, Name: o.Owner.Name, VMX: o.Owner.VMX, PoweredOn: true}

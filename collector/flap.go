@@ -48,7 +48,10 @@ type flapPort struct {
 	macKnown bool
 	first    time.Time // the port's first event in log order
 	last     time.Time // its newest event by time
-	times    []time.Time
+	// enabled and disabled are its newest enabled and disabled events by
+	// time: a disable with no enable at or after it is a port left down.
+	enabled, disabled time.Time
+	times             []time.Time
 	// since and until bound the current flapping run, for reporting only:
 	// whether the port flaps is counted afresh at each judgement.
 	since, until time.Time
@@ -66,7 +69,23 @@ type PortStatus struct {
 	Last          time.Time `json:"last"`
 	Flapping      bool      `json:"flapping"`
 	FlappingSince time.Time `json:"flapping_since,omitzero"`
+	// Down: the port's newest event is the disable at DownSince, with no
+	// enable at or after it. A flap's two lines are ~3 ms apart
+	// (vmkernel-4x-messages.log), so a port seen down is disconnected (its
+	// VM powered off or unregistered, its NIC removed) or read between the
+	// two lines of one cycle: either way not known to be up.
+	Down      bool      `json:"down,omitempty"`
+	DownSince time.Time `json:"down_since,omitzero"`
+	// MovedTo is the port that enabled this port's MAC last, at MovedAt,
+	// when that is another port and after this port's newest enable: the
+	// MAC came up elsewhere since (it moved to another NIC).
+	MovedTo Port      `json:"moved_to,omitempty"`
+	MovedAt time.Time `json:"moved_at,omitzero"`
 }
+
+// Moved says whether the port's MAC came up on another port since the
+// port's newest enable (MovedTo, MovedAt).
+func (s PortStatus) Moved() bool { return !s.MovedAt.IsZero() }
 
 // NewFlapTracker returns a tracker; cycles <= 0 and window <= 0 take the
 // defaults (10 cycles in 5 minutes).
@@ -98,6 +117,9 @@ func (t *FlapTracker) Observe(ev Event) {
 	if ev.Time.After(p.last) {
 		p.last = ev.Time
 	}
+	if ev.Kind == KindPortDisabled && ev.Time.After(p.disabled) {
+		p.disabled = ev.Time
+	}
 	if ev.Kind == KindPortEnabled {
 		if ev.MACKnown {
 			if p.macKnown && p.mac != ev.MAC {
@@ -106,6 +128,9 @@ func (t *FlapTracker) Observe(ev Event) {
 				*p = flapPort{first: ev.Time, last: ev.Time}
 			}
 			p.mac, p.macKnown = ev.MAC, true
+		}
+		if ev.Time.After(p.enabled) {
+			p.enabled = ev.Time
 		}
 		i, _ := slices.BinarySearchFunc(p.times, ev.Time, time.Time.Compare)
 		p.times = slices.Insert(p.times, i, ev.Time)
@@ -174,6 +199,12 @@ func (p *flapPort) dropAfter(limit time.Time) {
 	if p.last.After(limit) {
 		p.last = limit
 	}
+	if p.enabled.After(limit) {
+		p.enabled = limit
+	}
+	if p.disabled.After(limit) {
+		p.disabled = limit
+	}
 }
 
 // judge returns how many of p's newest cycle times at or before r are
@@ -230,10 +261,38 @@ func (t *FlapTracker) Status(now time.Time) []PortStatus {
 		if st.Cycles >= t.cycles {
 			st.Flapping, st.FlappingSince = true, p.since
 		}
+		if p.disabled.After(p.enabled) {
+			st.Down, st.DownSince = true, p.disabled
+		}
 		out = append(out, st)
 	}
+	t.moves(out)
 	slices.SortFunc(out, func(a, b PortStatus) int { return cmp.Compare(a.Port, b.Port) })
 	return out
+}
+
+// moves sets MovedTo and MovedAt of each port in out whose MAC another
+// tracked port enabled last, after the port's own newest enable.
+func (t *FlapTracker) moves(out []PortStatus) {
+	newest := map[MAC]Port{}
+	for _, st := range out {
+		if !st.MACKnown {
+			continue
+		}
+		if q, ok := newest[st.MAC]; !ok || t.ports[st.Port].enabled.After(t.ports[q].enabled) {
+			newest[st.MAC] = st.Port
+		}
+	}
+	for i := range out {
+		st := &out[i]
+		if !st.MACKnown {
+			continue
+		}
+		q := newest[st.MAC]
+		if at := t.ports[q].enabled; q != st.Port && at.After(t.ports[st.Port].enabled) {
+			st.MovedTo, st.MovedAt = q, at
+		}
+	}
 }
 
 // FlapState is a FlapTracker's saved state, for JSON.
@@ -257,6 +316,10 @@ type FlapPortState struct {
 	FlappingSince time.Time   `json:"flapping_since,omitzero"`
 	FlappingUntil time.Time   `json:"flapping_until,omitzero"`
 	CycleTimes    []time.Time `json:"cycle_times,omitempty"`
+	// Enabled and Disabled are the newest enable and disable; states
+	// saved without them take the newest cycle time as the enable.
+	Enabled  time.Time `json:"enabled,omitzero"`
+	Disabled time.Time `json:"disabled,omitzero"`
 }
 
 // Snapshot returns the state to save; ports whose newest event is stale at
@@ -268,6 +331,7 @@ func (t *FlapTracker) Snapshot() FlapState {
 		st.Ports = append(st.Ports, FlapPortState{
 			Port: id, MAC: p.mac, MACKnown: p.macKnown, First: p.first, Last: p.last,
 			FlappingSince: p.since, FlappingUntil: p.until, CycleTimes: slices.Clone(p.times),
+			Enabled: p.enabled, Disabled: p.disabled,
 		})
 	}
 	slices.SortFunc(st.Ports, func(a, b FlapPortState) int { return cmp.Compare(a.Port, b.Port) })
@@ -283,8 +347,11 @@ func RestoreFlapTracker(st FlapState) *FlapTracker {
 	t.logTime = st.LogTime
 	for _, ps := range st.Ports {
 		p := &flapPort{mac: ps.MAC, macKnown: ps.MACKnown, first: ps.First, last: ps.Last,
-			since: ps.FlappingSince, until: ps.FlappingUntil}
+			since: ps.FlappingSince, until: ps.FlappingUntil, enabled: ps.Enabled, disabled: ps.Disabled}
 		p.times = slices.SortedFunc(slices.Values(ps.CycleTimes), time.Time.Compare)
+		if n := len(p.times); n > 0 && p.times[n-1].After(p.enabled) {
+			p.enabled = p.times[n-1]
+		}
 		p.trim(t.logTime, t.cycles)
 		if p.until.IsZero() {
 			p.since = time.Time{}

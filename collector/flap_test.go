@@ -76,10 +76,10 @@ func TestFlapTracker(t *testing.T) {
 			want:   []PortStatus{},
 		},
 		{
-			name:   "disabled lines only: seen, no cycles",
+			name:   "disabled lines only: seen, no cycles, down",
 			events: []Event{disabled(5, 0), disabled(5, time.Second), {Kind: KindHeapMaxed, Time: t0, Heap: "netGPHeap"}},
 			now:    2 * time.Second,
-			want:   []PortStatus{{Port: 5, First: t0, Last: t0.Add(time.Second)}},
+			want:   []PortStatus{{Port: 5, First: t0, Last: t0.Add(time.Second), Down: true, DownSince: t0.Add(time.Second)}},
 		},
 	}
 	for _, tt := range tests {
@@ -762,6 +762,9 @@ func checkFlapSequence(t *testing.T, data []byte, cycles uint8, windowSec uint16
 	now := t0
 	inOrder := true // every event so far at or after the one before
 	var prev time.Time
+	// lastOn and lastOff are each port's newest enable and disable: in a
+	// log in order, a port is down when the disable is the newer.
+	lastOn, lastOff := map[Port]time.Time{}, map[Port]time.Time{}
 	for len(data) >= 4 {
 		kind, port := data[0]%8, Port(data[1]%8)
 		now = now.Add(time.Duration(int8(data[2])) * flapFuzzUnits[int(data[3])%len(flapFuzzUnits)])
@@ -778,6 +781,11 @@ func checkFlapSequence(t *testing.T, data []byte, cycles uint8, windowSec uint16
 				inOrder = false
 			}
 			prev = ev.Time
+			if ev.Kind == KindPortEnabled {
+				lastOn[ev.Port] = ev.Time
+			} else {
+				lastOff[ev.Port] = ev.Time
+			}
 			ft.Observe(ev)
 			ref.observe(ev)
 		case 6:
@@ -806,6 +814,12 @@ func checkFlapSequence(t *testing.T, data []byte, cycles uint8, windowSec uint16
 					t.Fatalf("port %v: flapping %t with %d cycles, threshold %d", st.Port, st.Flapping, st.Cycles, n)
 				case st.Flapping && (st.FlappingSince.IsZero() || st.FlappingSince.After(r)):
 					t.Fatalf("port %v flapping since %v, judged at %v", st.Port, st.FlappingSince, r)
+				case st.Down != !st.DownSince.IsZero():
+					t.Fatalf("port %v: down %t since %v", st.Port, st.Down, st.DownSince)
+				case inOrder && st.Down != lastOff[st.Port].After(lastOn[st.Port]):
+					t.Fatalf("port %v, log in order: down %t, newest enable %v, newest disable %v", st.Port, st.Down, lastOn[st.Port], lastOff[st.Port])
+				case st.Moved() && (st.MovedTo == st.Port || !st.MACKnown):
+					t.Fatalf("port %v moved to %v (MAC known %t)", st.Port, st.MovedTo, st.MACKnown)
 				}
 				p := ft.ports[st.Port]
 				if k := p.after(r); k > n || p.after(r.Add(flapSkew)) != len(p.times) {

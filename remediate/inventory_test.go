@@ -218,7 +218,7 @@ func TestInventoryAmbiguousMAC(t *testing.T) {
 	}
 	inv := NewInventory(fsys, rows, nil)
 	on := func(context.Context, string) (PowerState, error) { return PoweredOn, nil }
-	o := inv.OwnerOf(context.Background(), 0x3000007, "00:50:56:00:00:01", on)
+	o := inv.OwnerOf(context.Background(), 0x3000007, "00:50:56:00:00:01", PortLog{}, on)
 	if o.Owner != nil || !o.Ambiguous || len(o.Claims) != 2 || o.Claims[1].VMX != "/vmfs/volumes/v/b/b.vmx" {
 		t.Errorf("OwnerOf = %+v", o)
 	}

@@ -118,9 +118,10 @@ func RunnerPower(runner host.Runner, timeout time.Duration) PowerReader {
 // without net-stats, the one registered, present, powered-on claimant is
 // the owner, and a second one makes the MAC ambiguous, unless the MAC is
 // a VMkernel NIC's (esxcfg-vmknic -l) or the VMkernel NICs are unknown:
-// then no VM owns the port. A net-stats that exists and failed confirms
-// nothing. Power states are read only for candidates.
-func (inv *Inventory) OwnerOf(ctx context.Context, port uint32, mac string, power PowerReader) PortOwner {
+// then no VM owns the port, nor when seen says the port is down or its MAC
+// came up on another port since (staleClaim). A net-stats that exists and
+// failed confirms nothing. Power states are read only for candidates.
+func (inv *Inventory) OwnerOf(ctx context.Context, port uint32, mac string, seen PortLog, power PowerReader) PortOwner {
 	o := PortOwner{Port: port, LiveSource: inv.Ports != nil}
 	m, ok := NormalizeMAC(mac)
 	if !ok {
@@ -137,6 +138,7 @@ func (inv *Inventory) OwnerOf(ctx context.Context, port uint32, mac string, powe
 		o.Why = fmt.Sprintf("the port list could not be read this poll (%v): port %s cannot be confirmed", inv.PortsErr, portText(o.Port))
 	default:
 		inv.pickClaimant(ctx, &o, power)
+		staleClaim(&o, seen)
 	}
 	return o
 }
@@ -241,6 +243,12 @@ func (inv *Inventory) pickClaimant(ctx context.Context, o *PortOwner, power Powe
 	case len(on)+unknown > 1:
 		o.Ambiguous = true
 		o.Why = fmt.Sprintf("%d VMs use MAC %s (%d confirmed on, %d of unknown power state) and this host has no port list to tell them apart",
+			len(cands), o.MAC, len(on), unknown)
+	case len(cands) > 1:
+		// None confirmed on, or one on beside an unreadable one: still
+		// several VMs whose port may be the one that flapped.
+		o.Ambiguous = true
+		o.Why = fmt.Sprintf("%d registered VMs use MAC %s on a present NIC (%d confirmed on, %d of unknown power state, the others off) and this host has no port list to tell whose port flapped",
 			len(cands), o.MAC, len(on), unknown)
 	case len(cands) == 1 && o.Claims[cands[0]].Power == PoweredOff:
 		off := o.Claims[cands[0]]

@@ -22,6 +22,8 @@ type ownerHost struct {
 	// they are unknown.
 	vmknics    []Vmknic
 	vmknicsErr error
+	// seen is what the log says of the flapping port besides its flaps.
+	seen PortLog
 }
 
 const (
@@ -80,7 +82,7 @@ func (h *ownerHost) owner(t *testing.T) PortOwner {
 		}
 		return "", errors.New("vim-cmd: connection refused")
 	}
-	return inv.OwnerOf(context.Background(), flapPort, "00-50-56-84-5A-B4", power)
+	return inv.OwnerOf(context.Background(), flapPort, "00-50-56-84-5A-B4", h.seen, power)
 }
 
 func TestOwnerOf(t *testing.T) {
@@ -180,6 +182,20 @@ func TestOwnerOf(t *testing.T) {
 			h.vmx["DSVA02"] = vmxText("DSVA02", nic(2, true, flapMAC))
 			delete(h.power, "2")
 		}, ambiguous: true, why: "1 of unknown power state", claimants: 2},
+		// Property seed 2000721: one claimant's power state unreadable, the
+		// other off; neither may be blamed, and the alert must say
+		// ambiguous, naming both.
+		{name: "no port list, one power state unreadable, the other off", setup: func(h *ownerHost) {
+			h.ports = nil
+			h.vmx["DSVA02"] = vmxText("DSVA02", nic(2, true, flapMAC))
+			delete(h.power, "3")
+			h.power["2"] = PoweredOff
+		}, ambiguous: true, why: "2 registered VMs use MAC 00:50:56:84:5a:b4 on a present NIC (0 confirmed on, 1 of unknown power state, the others off)", claimants: 2},
+		{name: "no port list, two claimants, both off", setup: func(h *ownerHost) {
+			h.ports = nil
+			h.vmx["DSVA02"] = vmxText("DSVA02", nic(2, true, flapMAC))
+			h.power["2"], h.power["3"] = PoweredOff, PoweredOff
+		}, ambiguous: true, why: "(0 confirmed on, 0 of unknown power state, the others off)", claimants: 2},
 		{name: "a VM of the client's name has an unreadable .vmx", setup: func(h *ownerHost) {
 			h.rows = append(h.rows, VMRow{ID: "7", Name: "DSVA03", Datastore: "datastore1", Path: "gone/gone.vmx"})
 		}, why: "the .vmx of vmid 7 of that name could not be read", claimants: 1},

@@ -35,7 +35,7 @@ func TestLoadInventoryVmknics(t *testing.T) {
 		t.Errorf("vmknics (-want +got)\n%s", diff)
 	}
 	// The scenario's vmk1 MAC, declared by no VM: the host's.
-	o := inv.OwnerOf(ctx, 0x4000002, "00:50:56:6a:3c:91", nil)
+	o := inv.OwnerOf(ctx, 0x4000002, "00:50:56:6a:3c:91", PortLog{}, nil)
 	if o.Vmknic == nil || o.Vmknic.Name != "vmk1" || o.Owner != nil {
 		t.Errorf("vmk1's port: %+v", o)
 	}

@@ -197,35 +197,17 @@ type violation struct {
 }
 
 // Findings of the property run, on a host without net-stats -l, where
-// heapguard joins a flapping port to a VM by MAC alone. The stale claim is
-// still counted as known (not failed) outside TestFindings; the vmknic one
-// is fixed and strict everywhere (invWrongVM, invHostPort, invVmknicNamed).
+// heapguard joins a flapping port to a VM by MAC alone. All are fixed and
+// strict everywhere (invWrongVM, invHostPort, invVmknicNamed); no finding
+// is known now, so every violation fails. A finding the product cannot fix
+// at once gets a classifier setting violation.Known, and its seeds go to
+// TestFindings.
 const (
-	findingStaleClaim = "needs product fix: on a host without net-stats, a VM whose port never flapped is powered off for flaps of a MAC its .vmx declares; fixed where the flapping VM is still registered (seeds 800091, 800364: another registered claimant makes the MAC ambiguous), still seen when the flapping VM is unregistered and its MAC moves to another VM while the old port's flaps are in the window (seed 800938)"
-	oracleOffClaimant = "oracle: without net-stats a registered claimant powered off makes the MAC ambiguous too, as heapguard's rule says; the oracle counted powered-on claimants only and expected a power-off heapguard rightly refused (seed 800213)"
-	findingVmknicMAC  = "fixed: on a host without net-stats, a VMkernel NIC's flapping port was blamed on a VM whose .vmx uses the same MAC, and that VM powered off (seeds 500242, 700109; 800642, where the VM's own NIC flapped too slowly to count, among twins of one name); heapguard reads esxcfg-vmknic -l"
+	findingStaleClaim    = "fixed: on a host without net-stats, a VM whose port never flapped was powered off for flaps of a MAC its .vmx declares: while the flapping VM is still registered (seeds 800091, 800364: another registered claimant makes the MAC ambiguous), and when the flapping VM is unregistered and its MAC moves to another VM while the old port's flaps are in the window (seed 800938: the old port's last line is a disable, so no VM is given the port)"
+	oracleOffClaimant    = "oracle: without net-stats a registered claimant powered off makes the MAC ambiguous too, as heapguard's rule says; the oracle counted powered-on claimants only and expected a power-off heapguard rightly refused (seed 800213)"
+	findingAmbOffUnknown = "fixed: on a host without net-stats, a flapping MAC declared by two registered VMs, one of unknown power state and the other off, was journaled as owned by no VM confirmed powered on, not as ambiguous naming both (seed 2000721)"
+	findingVmknicMAC     = "fixed: on a host without net-stats, a VMkernel NIC's flapping port was blamed on a VM whose .vmx uses the same MAC, and that VM powered off (seeds 500242, 700109; 800642, where the VM's own NIC flapped too slowly to count, among twins of one name); heapguard reads esxcfg-vmknic -l"
 )
-
-// knownFinding says which known finding a wrong power-off of vmid at poll
-// p is an instance of, or "".
-func knownFinding(in incident, p poll, vmid int) string {
-	if !in.NoNetStats {
-		return ""
-	}
-	declared := vmxMACs(in, p.Moved)[vmid]
-	for _, f := range in.Sc.Flaps {
-		if f.VMID == 0 || f.VMID == vmid || f.Period.D() > fastMax || p.On[f.VMID] && p.Registered[f.VMID] {
-			continue
-		}
-		mac := realMAC(in, f.VMID, f.NIC, p.Moved)
-		for _, m := range declared {
-			if m == mac {
-				return findingStaleClaim
-			}
-		}
-	}
-	return ""
-}
 
 // Invariant names.
 const (
@@ -268,7 +250,6 @@ func check(r *run) []violation {
 		p := r.pollOf(a.Time)
 		if ok, why := mayPowerOff(in, p, id); !ok {
 			add(invWrongVM, "%s at %s on vmid %d: %s", a.Argv[1], a.Time.Format(time.RFC3339), id, why)
-			vs[len(vs)-1].Known = knownFinding(in, p, id)
 		}
 		if _, ok := first[id]; !ok {
 			first[id] = a.Time

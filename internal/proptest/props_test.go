@@ -268,10 +268,12 @@ func TestFindings(t *testing.T) {
 		why  string
 	}{
 		{800091, findingStaleClaim},
+		{800938, findingStaleClaim},
 		{500242, findingVmknicMAC},
 		{700109, findingVmknicMAC},
 		{800642, findingVmknicMAC},
 		{800213, oracleOffClaimant},
+		{2000721, findingAmbOffUnknown},
 	} {
 		t.Run(strconv.FormatInt(tc.seed, 10), func(t *testing.T) {
 			t.Log(tc.why)
@@ -284,7 +286,7 @@ func TestFindings(t *testing.T) {
 // esxcfg-vmknic fault, which would spare the VMs they catch wrongly
 // powered off for reasons of its own.
 func TestFindingsUnfaulted(t *testing.T) {
-	for _, seed := range []int64{500242, 700109, 800642} {
+	for _, seed := range []int64{500242, 700109, 800642, 800938} {
 		for _, f := range randomIncident(seed).Faults {
 			if f.Command == "esxcfg-vmknic" {
 				t.Errorf("seed %d draws an esxcfg-vmknic fault: pick the incident again", seed)
