@@ -12,6 +12,20 @@ import (
 // leaves either the old content or the new, never a torn file: a temporary
 // file in the same folder, fsync, rename, then fsync of the folder.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return replaceFile(path, data, perm, true)
+}
+
+// WriteFileReplace replaces path with data as WriteFileAtomic does, but
+// without the two fsyncs: a reader sees the old content or the new, never
+// a torn file, while the machine runs; after a power loss the file may be
+// old or empty. For files that are rewritten soon and that nothing relies
+// on after a crash (the metrics snapshot each poll writes), never for
+// state, guards or the journal.
+func WriteFileReplace(path string, data []byte, perm os.FileMode) error {
+	return replaceFile(path, data, perm, false)
+}
+
+func replaceFile(path string, data []byte, perm os.FileMode, durable bool) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -22,7 +36,7 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	if err == nil {
 		err = f.Chmod(perm)
 	}
-	if err == nil {
+	if err == nil && durable {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -34,6 +48,9 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	if err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if !durable {
+		return nil
 	}
 	if err := SyncDir(dir); err != nil {
 		return fmt.Errorf("write %s: sync folder: %w", path, err)

@@ -7,10 +7,20 @@ import (
 )
 
 func TestWriteFileAtomic(t *testing.T) {
+	for name, write := range map[string]func(string, []byte, os.FileMode) error{
+		"WriteFileAtomic": WriteFileAtomic, "WriteFileReplace": WriteFileReplace,
+	} {
+		t.Run(name, func(t *testing.T) { testReplace(t, write) })
+	}
+}
+
+// testReplace checks what both writers promise: the old content or the
+// new, the mode, no temporary file left, errors rather than panics.
+func testReplace(t *testing.T, write func(string, []byte, os.FileMode) error) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "state.json")
 	for _, content := range []string{"first\n", "second, longer\n", ""} {
-		if err := WriteFileAtomic(p, []byte(content), 0o600); err != nil {
+		if err := write(p, []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		got, err := os.ReadFile(p)
@@ -26,13 +36,13 @@ func TestWriteFileAtomic(t *testing.T) {
 		t.Errorf("temporary files left behind: %v", entries)
 	}
 	// A folder that is not there: an error naming the file, no panic.
-	if err := WriteFileAtomic(filepath.Join(dir, "no", "such", "x"), []byte("x"), 0o600); err == nil {
+	if err := write(filepath.Join(dir, "no", "such", "x"), []byte("x"), 0o600); err == nil {
 		t.Error("want an error for a missing folder")
 	}
 	// The target is a folder: the rename fails and the old folder stays.
 	sub := filepath.Join(dir, "sub")
 	os.Mkdir(sub, 0o755)
-	if err := WriteFileAtomic(sub, []byte("x"), 0o600); err == nil {
+	if err := write(sub, []byte("x"), 0o600); err == nil {
 		t.Error("want an error when the target is a folder")
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
