@@ -91,7 +91,11 @@ func TestWriteLocalGOROOT(t *testing.T) {
 		t.Errorf("overlay path = %s, want %s", path, want)
 	}
 	ov := readOverlay(t, path)
-	if got, want := len(ov.Replace), 1+len(added); got != want {
+	editedFiles := map[string]bool{}
+	for _, e := range edits {
+		editedFiles[e.file] = true
+	}
+	if got, want := len(ov.Replace), len(editedFiles)+len(added); got != want {
 		t.Errorf("overlay has %d entries, want %d: %v", got, want, ov.Replace)
 	}
 	isAdded := map[string]bool{}
@@ -117,21 +121,25 @@ func TestWriteLocalGOROOT(t *testing.T) {
 		}
 	}
 
+	for _, e := range edits {
+		b, err := os.ReadFile(filepath.Join(out, filepath.FromSlash(e.file)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := string(b)
+		if strings.Contains(got, e.old) {
+			t.Errorf("patched %s still contains %q", e.file, e.old)
+		}
+		if !strings.Contains(got, e.new) {
+			t.Errorf("patched %s lacks %q", e.file, e.new)
+		}
+		if !strings.HasSuffix(got, patchedMarker) {
+			t.Errorf("patched %s does not end with the marker", e.file)
+		}
+	}
 	b, err := os.ReadFile(filepath.Join(out, filepath.FromSlash(netpollFile)))
 	if err != nil {
 		t.Fatal(err)
-	}
-	got := string(b)
-	for _, e := range edits {
-		if strings.Contains(got, e.old) {
-			t.Errorf("patched %s still contains %q", netpollFile, e.old)
-		}
-		if !strings.Contains(got, e.new) {
-			t.Errorf("patched %s lacks %q", netpollFile, e.new)
-		}
-	}
-	if !strings.HasSuffix(got, patchedMarker) {
-		t.Errorf("patched %s does not end with the marker", netpollFile)
 	}
 
 	// Running again over the same folder gives the same result.
@@ -171,6 +179,16 @@ func TestPatchRefusesChangedSource(t *testing.T) {
 				})
 			},
 			want: []string{netpollFile, "found 2 times", "EpollCreate1"},
+		},
+		{
+			name: "sysmon anchor missing",
+			file: sysmonEdit.file,
+			breakIt: func(root string) {
+				editFile(t, filepath.Join(root, "src", filepath.FromSlash(sysmonEdit.file)), func(s string) string {
+					return strings.Replace(s, sysmonEdit.old, "\t\t} else if idle > 60 {\n", 1)
+				})
+			},
+			want: []string{sysmonEdit.file, "found 0 times", "idle > 50"},
 		},
 		{
 			name: "required helper gone",
