@@ -44,7 +44,11 @@ for pkg in $($GO list $PKGS); do
 		t1=$(date +%s.%N)
 		secs=$(awk "BEGIN{print $t1 - $t0}")
 		# The last progress line: "fuzz: elapsed: 12s, execs: 34567 (2880/sec), new interesting: ..."
-		execs=$(printf '%s\n' "$out" | sed -n 's/.*fuzz: elapsed: [^,]*, execs: \([0-9]*\).*/\1/p' | tail -1)
+		# or, when the count is reached while the corpus (seeds and the
+		# cache of earlier runs) is still being run, "fuzz: elapsed: 6s,
+		# gathering baseline coverage: 500/575 completed".
+		execs=$(printf '%s\n' "$out" | sed -n -e 's/.*fuzz: elapsed: [^,]*, execs: \([0-9]*\).*/\1/p' \
+			-e 's/.*fuzz: elapsed: [^,]*, gathering baseline coverage: \([0-9]*\)\/[0-9]* completed.*/\1/p' | tail -1)
 		execs=${execs:-0}
 		rate=$(awk "BEGIN{printf \"%d\", $execs / ($secs > 0 ? $secs : 1)}")
 		printf '%-44s %-24s %12d %8.1f %9d\n' "${pkg#github.com/heapguard/heapguard/}" "$t" "$execs" "$secs" "$rate"
