@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -428,4 +429,74 @@ func TestHostileNetStatsFails(t *testing.T) {
 	if !journalAlertNames(t, r, "port list could not be read") {
 		t.Error("no alert says the port list could not be read")
 	}
+}
+
+// TestHostileMACMovedSameSecond41 is TestHostileMACMoved on a 4.1 host
+// without net-stats, whose syslog stamps have whole seconds: DSVA03 is
+// unregistered in the second of its port's last enable, or a later one.
+// Log order, not the stamps, says the port went down: mon-01 is never
+// powered off.
+func TestHostileMACMovedSameSecond41(t *testing.T) {
+	t.Parallel()
+	for _, sameSecond := range []bool{true, false} {
+		t.Run(map[bool]string{true: "same second", false: "later second"}[sameSecond], func(t *testing.T) {
+			t.Parallel()
+			h := newSim(t, "seed-incident", esxsim.WithVersion("4.1"))
+			if p := h.Bin("net-stats"); p != "" {
+				os.Remove(p)
+			}
+			h.Advance(112 * time.Minute)
+			found := false
+			for range 100 {
+				st := h.State()
+				var next time.Time
+				for _, f := range st.Flappers {
+					if f.VMID == 3 {
+						next = f.Next
+					}
+				}
+				at := next.Add(10 * time.Millisecond)
+				if !sameSecond {
+					at = next.Add(1100 * time.Millisecond)
+				}
+				h.Advance(at.Sub(st.Now))
+				if next.Truncate(time.Second).Equal(at.Truncate(time.Second)) == sameSecond {
+					found = true
+					break
+				}
+			}
+			if !found {
+				t.Fatal("no flap of DSVA03 to unregister at")
+			}
+			h.Unregister(3)
+			h.Mutate(func(st *esxsim.State) { st.VMByName("mon-01").NICs[0].MAC = macDSVA03 })
+			h.RenderVMX("mon-01")
+			r := watch(t, h, 3*time.Minute, func(o *Options) {
+				o.Policy.PowerOffAllow, o.Policy.HoldPolls = []string{"DSVA*", "mon-01"}, 1
+			})
+			wantPowerOps(t, h, r.before, []string{"DSVA01", "DSVA04"}, []string{"mon-01"})
+		})
+	}
+}
+
+// TestHostileMACMovedAfterClockStep: the host's clock steps back 3 min
+// (NTP) 40 s before DSVA03 is unregistered and its MAC given to mon-01,
+// on a host without net-stats: lines stamped before older ones still
+// say the port went down, and mon-01 is never powered off.
+func TestHostileMACMovedAfterClockStep(t *testing.T) {
+	t.Parallel()
+	h := newSim(t, "seed-incident")
+	if err := os.Remove(h.Bin("net-stats")); err != nil {
+		t.Fatal(err)
+	}
+	h.Advance(112 * time.Minute)
+	h.StepClock(-3 * time.Minute)
+	h.Advance(40 * time.Second)
+	h.Unregister(3)
+	h.Mutate(func(st *esxsim.State) { st.VMByName("mon-01").NICs[0].MAC = macDSVA03 })
+	h.RenderVMX("mon-01")
+	r := watch(t, h, 3*time.Minute, func(o *Options) {
+		o.Policy.PowerOffAllow, o.Policy.HoldPolls = []string{"DSVA*", "mon-01"}, 1
+	})
+	wantPowerOps(t, h, r.before, []string{"DSVA01", "DSVA04"}, []string{"mon-01"})
 }

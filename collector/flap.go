@@ -2,6 +2,7 @@ package collector
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 	"sort"
 	"time"
@@ -41,6 +42,7 @@ type FlapTracker struct {
 	ports    map[Port]*flapPort
 	logTime  time.Time // the last line's time, in log order
 	observed int
+	seq      uint64 // port lines observed: their place in the log
 }
 
 type flapPort struct {
@@ -48,9 +50,14 @@ type flapPort struct {
 	macKnown bool
 	first    time.Time // the port's first event in log order
 	last     time.Time // its newest event by time
-	// enabled and disabled are its newest enabled and disabled events by
-	// time: a disable with no enable at or after it is a port left down.
+	// down: its newest line in log order is a disable (at disabled).
+	// enabled is the time of its newest enable in log order, enabledSeq
+	// that enable's place in the log (FlapTracker.seq). Log order, not
+	// time: 4.x syslog stamps have whole seconds, and a clock stepped back
+	// stamps newer lines earlier.
+	down              bool
 	enabled, disabled time.Time
+	enabledSeq        uint64
 	times             []time.Time
 	// since and until bound the current flapping run, for reporting only:
 	// whether the port flaps is counted afresh at each judgement.
@@ -117,8 +124,9 @@ func (t *FlapTracker) Observe(ev Event) {
 	if ev.Time.After(p.last) {
 		p.last = ev.Time
 	}
-	if ev.Kind == KindPortDisabled && ev.Time.After(p.disabled) {
-		p.disabled = ev.Time
+	t.seq++
+	if ev.Kind == KindPortDisabled {
+		p.down, p.disabled = true, ev.Time
 	}
 	if ev.Kind == KindPortEnabled {
 		if ev.MACKnown {
@@ -129,9 +137,7 @@ func (t *FlapTracker) Observe(ev Event) {
 			}
 			p.mac, p.macKnown = ev.MAC, true
 		}
-		if ev.Time.After(p.enabled) {
-			p.enabled = ev.Time
-		}
+		p.down, p.enabled, p.enabledSeq = false, ev.Time, t.seq
 		i, _ := slices.BinarySearchFunc(p.times, ev.Time, time.Time.Compare)
 		p.times = slices.Insert(p.times, i, ev.Time)
 		p.trim(ev.Time, t.cycles)
@@ -261,7 +267,7 @@ func (t *FlapTracker) Status(now time.Time) []PortStatus {
 		if st.Cycles >= t.cycles {
 			st.Flapping, st.FlappingSince = true, p.since
 		}
-		if p.disabled.After(p.enabled) {
+		if p.down {
 			st.Down, st.DownSince = true, p.disabled
 		}
 		out = append(out, st)
@@ -272,14 +278,15 @@ func (t *FlapTracker) Status(now time.Time) []PortStatus {
 }
 
 // moves sets MovedTo and MovedAt of each port in out whose MAC another
-// tracked port enabled last, after the port's own newest enable.
+// tracked port enabled last, after the port's own newest enable in log
+// order.
 func (t *FlapTracker) moves(out []PortStatus) {
 	newest := map[MAC]Port{}
 	for _, st := range out {
 		if !st.MACKnown {
 			continue
 		}
-		if q, ok := newest[st.MAC]; !ok || t.ports[st.Port].enabled.After(t.ports[q].enabled) {
+		if q, ok := newest[st.MAC]; !ok || t.ports[st.Port].enabledSeq > t.ports[q].enabledSeq {
 			newest[st.MAC] = st.Port
 		}
 	}
@@ -289,8 +296,8 @@ func (t *FlapTracker) moves(out []PortStatus) {
 			continue
 		}
 		q := newest[st.MAC]
-		if at := t.ports[q].enabled; q != st.Port && at.After(t.ports[st.Port].enabled) {
-			st.MovedTo, st.MovedAt = q, at
+		if q != st.Port && t.ports[q].enabledSeq > t.ports[st.Port].enabledSeq {
+			st.MovedTo, st.MovedAt = q, t.ports[q].enabled
 		}
 	}
 }
@@ -301,8 +308,11 @@ type FlapState struct {
 	Window time.Duration `json:"window_ns"`
 	// LogTime is the last line's time in log order. States saved without
 	// it leave R to the caller's clock until the next line.
-	LogTime time.Time       `json:"log_time,omitzero"`
-	Ports   []FlapPortState `json:"ports"`
+	LogTime time.Time `json:"log_time,omitzero"`
+	// Seq counts the port lines observed, in log order (see
+	// FlapPortState.EnabledSeq); states saved without it have none.
+	Seq   uint64          `json:"seq,omitempty"`
+	Ports []FlapPortState `json:"ports"`
 }
 
 // FlapPortState is one port in a FlapState. CycleTimes are the kept cycle
@@ -316,22 +326,25 @@ type FlapPortState struct {
 	FlappingSince time.Time   `json:"flapping_since,omitzero"`
 	FlappingUntil time.Time   `json:"flapping_until,omitzero"`
 	CycleTimes    []time.Time `json:"cycle_times,omitempty"`
-	// Enabled and Disabled are the newest enable and disable; states
-	// saved without them take the newest cycle time as the enable.
-	Enabled  time.Time `json:"enabled,omitzero"`
-	Disabled time.Time `json:"disabled,omitzero"`
+	// Enabled is the newest enable in log order, EnabledSeq its place in
+	// the log; Down says the newest line is a disable, at Disabled.
+	// States saved without them are judged by time (RestoreFlapTracker).
+	Enabled    time.Time `json:"enabled,omitzero"`
+	EnabledSeq uint64    `json:"enabled_seq,omitempty"`
+	Down       bool      `json:"down,omitempty"`
+	Disabled   time.Time `json:"disabled,omitzero"`
 }
 
 // Snapshot returns the state to save; ports whose newest event is stale at
 // the last log time are left out.
 func (t *FlapTracker) Snapshot() FlapState {
 	t.forget(t.logTime)
-	st := FlapState{Cycles: t.cycles, Window: t.window, LogTime: t.logTime, Ports: []FlapPortState{}}
+	st := FlapState{Cycles: t.cycles, Window: t.window, LogTime: t.logTime, Seq: t.seq, Ports: []FlapPortState{}}
 	for id, p := range t.ports {
 		st.Ports = append(st.Ports, FlapPortState{
 			Port: id, MAC: p.mac, MACKnown: p.macKnown, First: p.first, Last: p.last,
 			FlappingSince: p.since, FlappingUntil: p.until, CycleTimes: slices.Clone(p.times),
-			Enabled: p.enabled, Disabled: p.disabled,
+			Enabled: p.enabled, EnabledSeq: p.enabledSeq, Down: p.down, Disabled: p.disabled,
 		})
 	}
 	slices.SortFunc(st.Ports, func(a, b FlapPortState) int { return cmp.Compare(a.Port, b.Port) })
@@ -344,13 +357,14 @@ func (t *FlapTracker) Snapshot() FlapState {
 // run without an end is kept only while the newest cycles still flap.
 func RestoreFlapTracker(st FlapState) *FlapTracker {
 	t := NewFlapTracker(st.Cycles, st.Window)
-	t.logTime = st.LogTime
+	t.logTime, t.seq = st.LogTime, st.Seq
 	for _, ps := range st.Ports {
 		p := &flapPort{mac: ps.MAC, macKnown: ps.MACKnown, first: ps.First, last: ps.Last,
-			since: ps.FlappingSince, until: ps.FlappingUntil, enabled: ps.Enabled, disabled: ps.Disabled}
+			since: ps.FlappingSince, until: ps.FlappingUntil, enabled: ps.Enabled, disabled: ps.Disabled,
+			down: ps.Down, enabledSeq: min(ps.EnabledSeq, st.Seq)}
 		p.times = slices.SortedFunc(slices.Values(ps.CycleTimes), time.Time.Compare)
-		if n := len(p.times); n > 0 && p.times[n-1].After(p.enabled) {
-			p.enabled = p.times[n-1]
+		if st.Seq == 0 {
+			oldState(p, ps)
 		}
 		p.trim(t.logTime, t.cycles)
 		if p.until.IsZero() {
@@ -364,5 +378,38 @@ func RestoreFlapTracker(st FlapState) *FlapTracker {
 		}
 		t.ports[ps.Port] = p
 	}
+	if st.Seq == 0 {
+		t.orderEnables()
+	}
 	return t
+}
+
+// oldState judges by time a port saved without log order: its newest
+// enable is the newest of Enabled and the cycle times, and it is down
+// when a disable, or a line newer than every enable (only port lines move
+// Last; states saved before Enabled and Disabled), came after it.
+func oldState(p *flapPort, ps FlapPortState) {
+	if n := len(p.times); n > 0 && p.times[n-1].After(p.enabled) {
+		p.enabled = p.times[n-1]
+	}
+	switch {
+	case ps.Disabled.After(p.enabled):
+		p.down = true
+	case ps.Enabled.IsZero() && ps.Disabled.IsZero() && ps.Last.After(p.enabled):
+		p.down, p.disabled = true, ps.Last
+	}
+}
+
+// orderEnables gives the ports of a state saved without log order their
+// enables' places by time; equal times share one, so that neither port
+// is taken for the MAC's newer holder.
+func (t *FlapTracker) orderEnables() {
+	ports := slices.Collect(maps.Values(t.ports))
+	slices.SortFunc(ports, func(a, b *flapPort) int { return a.enabled.Compare(b.enabled) })
+	for i, p := range ports {
+		if i == 0 || p.enabled.After(ports[i-1].enabled) {
+			t.seq++
+		}
+		p.enabledSeq = t.seq
+	}
 }

@@ -98,3 +98,99 @@ func TestRestoreFlapTrackerWithoutEnableTimes(t *testing.T) {
 		t.Errorf("status %+v: want flapping, up", st)
 	}
 }
+
+// parse4x parses a 4.x /var/log/messages line (whole-second stamps).
+func parse4x(t *testing.T, p *Parser, line string) Event {
+	t.Helper()
+	ev, err := p.Parse([]byte(line))
+	if err != nil {
+		t.Fatalf("%q: %v", line, err)
+	}
+	return ev
+}
+
+// TestFlapTrackerSameSecond: 4.x stamps have whole seconds, so a port's
+// last disable, and its MAC coming up on another port, often share the
+// second of its last enable: log order tells them, not time.
+func TestFlapTrackerSameSecond(t *testing.T) {
+	p := NewParser(2012, time.Time{})
+	tr := NewFlapTracker(10, 5*time.Minute)
+	base := time.Date(2012, 7, 26, 1, 26, 29, 0, time.UTC)
+	var stamp string
+	for i := range 12 {
+		stamp = base.Add(time.Duration(i*3) * time.Second).Format(time.Stamp)
+		tr.Observe(parse4x(t, p, stamp+" vmkernel: 7:21:06:14.107 cpu10:202157)NetPort: 1165: disabled port 0x3000007"))
+		tr.Observe(parse4x(t, p, stamp+" vmkernel: 7:21:06:14.110 cpu10:202157)NetPort: 982: enabled port 0x3000007 with mac 00:50:56:84:5a:b4"))
+	}
+	r := base.Add(40 * time.Second)
+	if st := tr.Status(r); st[0].Down || st[0].Moved() {
+		t.Fatalf("after a cycle's enable: %+v: want up, not moved", st[0])
+	}
+	tr.Observe(parse4x(t, p, stamp+" vmkernel: 7:21:06:14.900 cpu10:202157)NetPort: 1165: disabled port 0x3000007"))
+	if st := tr.Status(r); !st[0].Down {
+		t.Errorf("a disable in the last enable's second, after it in the log: %+v: want down", st[0])
+	}
+	tr.Observe(parse4x(t, p, stamp+" vmkernel: 7:21:06:14.950 cpu10:202158)NetPort: 982: enabled port 0x3000009 with mac 00:50:56:84:5a:b4"))
+	if st := tr.Status(r); st[0].MovedTo != 0x3000009 {
+		t.Errorf("the MAC enabled on 0x3000009 in the same second, after the port's lines: %+v: want moved there", st[0])
+	}
+}
+
+// TestFlapTrackerDownAfterClockStepBack: after the log clock steps back, a newer
+// line stamped earlier is still the newest.
+func TestFlapTrackerDownAfterClockStepBack(t *testing.T) {
+	tr := NewFlapTracker(10, 5*time.Minute)
+	for _, ev := range every(0x11, 200*time.Second, 3*time.Second, 12) {
+		tr.Observe(ev)
+	}
+	tr.Status(t0.Add(240 * time.Second))
+	for _, ev := range every(0x11, 60*time.Second, 3*time.Second, 12) { // 3 min back
+		tr.Observe(ev)
+	}
+	tr.Observe(disabled(0x11, 100*time.Second))
+	if st := tr.Status(t0.Add(101 * time.Second)); !st[0].Down {
+		t.Errorf("last line a disable after a clock step back: %+v: want down", st[0])
+	}
+	moved := enabled(0x12, 101*time.Second)
+	moved.MAC = enabled(0x11, 0).MAC
+	tr.Observe(moved)
+	if st := tr.Status(t0.Add(102 * time.Second)); st[0].MovedTo != 0x12 {
+		t.Errorf("MAC enabled on 0x12 after a clock step back: %+v: want moved there", st[0])
+	}
+}
+
+// TestRestoreFlapTrackerOldStateDown: a state saved before the tracker
+// kept log order (no seq, enabled, disabled) whose port's last line was a
+// disable: its Last, newer than every enable, says so.
+func TestRestoreFlapTrackerOldStateDown(t *testing.T) {
+	tr := NewFlapTracker(10, 5*time.Minute)
+	for _, ev := range every(0x11, 0, 3*time.Second, 12) {
+		tr.Observe(ev)
+	}
+	tr.Observe(disabled(0x11, 40*time.Second))
+	b, err := json.Marshal(tr.Snapshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	delete(m, "seq")
+	for _, p := range m["ports"].([]any) {
+		for _, k := range []string{"enabled", "enabled_seq", "down", "disabled"} {
+			delete(p.(map[string]any), k)
+		}
+	}
+	if b, err = json.Marshal(m); err != nil {
+		t.Fatal(err)
+	}
+	var old FlapState
+	if err := json.Unmarshal(b, &old); err != nil {
+		t.Fatal(err)
+	}
+	st := RestoreFlapTracker(old).Status(t0.Add(50 * time.Second))
+	if !st[0].Down || !st[0].DownSince.Equal(t0.Add(40*time.Second)) {
+		t.Errorf("restored from an old state: %+v: want down since 40s", st[0])
+	}
+}
