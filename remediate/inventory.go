@@ -333,8 +333,15 @@ func LoadInventory(ctx context.Context, runner host.Runner, root string, timeout
 		gerr = fmt.Errorf("getallvms: %w", gerr)
 	}
 	// Unknown vmknics leave the inventory incomplete, so that a caller
-	// keeping it asks again soon rather than confirming nothing for long.
-	if err := errors.Join(gerr, serr, verr); err != nil {
+	// keeping it asks again soon rather than confirming nothing for long;
+	// not on a host without esxcfg-vmknic, which asking again would only
+	// load whole every 30 s (VmknicsErr still says why nothing is
+	// confirmed by MAC alone).
+	retry := verr
+	if errors.Is(verr, ErrNoVmknicList) {
+		retry = nil
+	}
+	if err := errors.Join(gerr, serr, retry); err != nil {
 		return inv, fmt.Errorf("load inventory: %w", err)
 	}
 	return inv, nil

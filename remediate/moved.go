@@ -40,7 +40,7 @@ func staleClaim(o *PortOwner, seen PortLog) {
 			o.MAC, portText(seen.MovedTo), seen.MovedAt.UTC().Format(time.RFC3339), portText(o.Port), c)
 	case seen.Down:
 		o.Owner = nil
-		o.Why = fmt.Sprintf("port %s was disabled at %s and not enabled since (its VM powered off, unregistered or moved): the VM whose port flapped is gone or unknown, and %s, which declares MAC %s, is not known to have flapped; this host has no port list to tell",
+		o.Why = fmt.Sprintf("port %s was disabled at %s and not enabled since (its VM powered off, unregistered or moved, or this poll read between a flap's two lines: the next poll tells): the VM whose port flapped is gone or unknown, and %s, which declares MAC %s, is not known to have flapped; this host has no port list to tell",
 			portText(o.Port), seen.DownSince.UTC().Format(time.RFC3339), c, o.MAC)
 	}
 }
