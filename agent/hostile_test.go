@@ -104,13 +104,11 @@ func TestHostileVMXEditedClaim(t *testing.T) {
 	}
 }
 
-// TestHostileMACMoved: DSVA03 was unregistered (its port went away) and
-// its MAC given to mon-01, while the old port's flaps are still in the
-// window: mon-01 is never powered off for them.
-func TestHostileMACMoved(t *testing.T) {
-	t.Parallel()
-	h := newSim(t, "seed-incident")
-	h.Advance(112 * time.Minute)
+// moveDSVA03MACToMon01 unregisters DSVA03 and gives its MAC to mon-01
+// while the old port's flaps are in the window, watches 3 minutes with
+// mon-01 allowed, and checks that only DSVA01 and DSVA04 were powered off.
+func moveDSVA03MACToMon01(t *testing.T, h *esxsim.Host) *simRun {
+	t.Helper()
 	h.Unregister(3)
 	h.Mutate(func(st *esxsim.State) { st.VMByName("mon-01").NICs[0].MAC = macDSVA03 })
 	h.RenderVMX("mon-01")
@@ -118,6 +116,17 @@ func TestHostileMACMoved(t *testing.T) {
 		o.Policy.PowerOffAllow, o.Policy.HoldPolls = []string{"DSVA*", "mon-01"}, 1
 	})
 	wantPowerOps(t, h, r.before, []string{"DSVA01", "DSVA04"}, []string{"mon-01"})
+	return r
+}
+
+// TestHostileMACMoved: DSVA03 was unregistered (its port went away) and
+// its MAC given to mon-01, while the old port's flaps are still in the
+// window: mon-01 is never powered off for them.
+func TestHostileMACMoved(t *testing.T) {
+	t.Parallel()
+	h := newSim(t, "seed-incident")
+	h.Advance(112 * time.Minute)
+	r := moveDSVA03MACToMon01(t, h)
 	if !journalAlertNames(t, r, "0x3000007", "does not list port 0x3000007", `"mon-01"`) {
 		t.Error("no alert says port 0x3000007 is gone and names mon-01")
 	}
@@ -468,13 +477,7 @@ func TestHostileMACMovedSameSecond41(t *testing.T) {
 			if !found {
 				t.Fatal("no flap of DSVA03 to unregister at")
 			}
-			h.Unregister(3)
-			h.Mutate(func(st *esxsim.State) { st.VMByName("mon-01").NICs[0].MAC = macDSVA03 })
-			h.RenderVMX("mon-01")
-			r := watch(t, h, 3*time.Minute, func(o *Options) {
-				o.Policy.PowerOffAllow, o.Policy.HoldPolls = []string{"DSVA*", "mon-01"}, 1
-			})
-			wantPowerOps(t, h, r.before, []string{"DSVA01", "DSVA04"}, []string{"mon-01"})
+			moveDSVA03MACToMon01(t, h)
 		})
 	}
 }
@@ -492,11 +495,5 @@ func TestHostileMACMovedAfterClockStep(t *testing.T) {
 	h.Advance(112 * time.Minute)
 	h.StepClock(-3 * time.Minute)
 	h.Advance(40 * time.Second)
-	h.Unregister(3)
-	h.Mutate(func(st *esxsim.State) { st.VMByName("mon-01").NICs[0].MAC = macDSVA03 })
-	h.RenderVMX("mon-01")
-	r := watch(t, h, 3*time.Minute, func(o *Options) {
-		o.Policy.PowerOffAllow, o.Policy.HoldPolls = []string{"DSVA*", "mon-01"}, 1
-	})
-	wantPowerOps(t, h, r.before, []string{"DSVA01", "DSVA04"}, []string{"mon-01"})
+	moveDSVA03MACToMon01(t, h)
 }
