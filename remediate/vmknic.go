@@ -35,6 +35,11 @@ func LoadVmknics(ctx context.Context, runner host.Runner, timeout time.Duration)
 	if err != nil {
 		return nil, fmt.Errorf("esxcfg-vmknic -l: %w", err)
 	}
+	if len(nics) == 0 {
+		// ESXi is managed through a VMkernel NIC (vmk0): a list without
+		// one is not the host's whole list.
+		return nil, fmt.Errorf("esxcfg-vmknic -l: no VMkernel NIC listed, not even vmk0: %w", ErrBadOutput)
+	}
 	return nics, nil
 }
 

@@ -70,6 +70,10 @@ func TestLoadVmknics(t *testing.T) {
 	if err != nil || len(nics) != 3 || r.tmo["esxcfg-vmknic -l"] != VmknicTimeout {
 		t.Errorf("nics %v, err %v, timeout %v", nics, err, r.tmo)
 	}
+	r = &invRunner{out: map[string]string{"esxcfg-vmknic -l": "Interface  Port Group/DVPort   IP Family IP Address\n"}}
+	if nics, err = LoadVmknics(ctx, r, 0); nics != nil || !errors.Is(err, ErrBadOutput) {
+		t.Errorf("header only: nics %v, err %v; want unknown (every host has vmk0)", nics, err)
+	}
 	r = &invRunner{out: map[string]string{"esxcfg-vmknic -l": "Interface\nvmk0 Mgmt 00:50:56:7c:ec:ca 1500\nvmk1 garbled\n"}}
 	nics, err = LoadVmknics(ctx, r, 0)
 	if nics != nil || !errors.Is(err, ErrBadOutput) {
