@@ -6,10 +6,10 @@ import (
 	"time"
 )
 
-// TestOwnerOfMovedMAC is property seed 800938 on a host without a port
-// list: DSVA03's port 0x3000007 flapped, DSVA03 was unregistered (its
-// port's last line "disabled port 0x3000007") and its MAC given to
-// DSVA02, powered on, whose port never flapped. The flaps stay in the
+// TestOwnerOfMovedMAC: on a host without a port list, DSVA03's port
+// 0x3000007 flapped, DSVA03 was unregistered (its port's last line
+// "disabled port 0x3000007") and its MAC given to DSVA02, powered on,
+// whose port never flapped. The flaps stay in the
 // 5-minute window, and DSVA02 is now the MAC's only live claimant: by the
 // .vmx alone it would be powered off.
 func TestOwnerOfMovedMAC(t *testing.T) {

@@ -182,9 +182,8 @@ func TestOwnerOf(t *testing.T) {
 			h.vmx["DSVA02"] = vmxText("DSVA02", nic(2, true, flapMAC))
 			delete(h.power, "2")
 		}, ambiguous: true, why: "1 of unknown power state", claimants: 2},
-		// Property seed 2000721: one claimant's power state unreadable, the
-		// other off; neither may be blamed, and the alert must say
-		// ambiguous, naming both.
+		// One claimant's power state unreadable, the other off; neither
+		// may be blamed, and the alert must say ambiguous, naming both.
 		{name: "no port list, one power state unreadable, the other off", setup: func(h *ownerHost) {
 			h.ports = nil
 			h.vmx["DSVA02"] = vmxText("DSVA02", nic(2, true, flapMAC))

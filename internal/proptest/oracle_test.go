@@ -196,17 +196,16 @@ type violation struct {
 	Known string
 }
 
-// Findings of the property run, on a host without net-stats -l, where
-// heapguard joins a flapping port to a VM by MAC alone. All are fixed and
-// strict everywhere (invWrongVM, invHostPort, invVmknicNamed); no finding
-// is known now, so every violation fails. A finding the product cannot fix
-// at once gets a classifier setting violation.Known, and its seeds go to
-// TestFindings.
+// What the seeds TestFindings replays check, all on a host without
+// net-stats -l, where heapguard joins a flapping port to a VM by MAC
+// alone. Every violation fails (invWrongVM, invHostPort, invVmknicNamed);
+// a finding the product cannot fix at once gets a classifier setting
+// violation.Known, and its seeds go to TestFindings.
 const (
-	findingStaleClaim    = "fixed: on a host without net-stats, a VM whose port never flapped was powered off for flaps of a MAC its .vmx declares: while the flapping VM is still registered (seeds 800091, 800364: another registered claimant makes the MAC ambiguous), and when the flapping VM is unregistered and its MAC moves to another VM while the old port's flaps are in the window (seed 800938: the old port's last line is a disable, so no VM is given the port)"
-	oracleOffClaimant    = "oracle: without net-stats a registered claimant powered off makes the MAC ambiguous too, as heapguard's rule says; the oracle counted powered-on claimants only and expected a power-off heapguard rightly refused (seed 800213)"
-	findingAmbOffUnknown = "fixed: on a host without net-stats, a flapping MAC declared by two registered VMs, one of unknown power state and the other off, was journaled as owned by no VM confirmed powered on, not as ambiguous naming both (seed 2000721)"
-	findingVmknicMAC     = "fixed: on a host without net-stats, a VMkernel NIC's flapping port was blamed on a VM whose .vmx uses the same MAC, and that VM powered off (seeds 500242, 700109; 800642, where the VM's own NIC flapped too slowly to count, among twins of one name); heapguard reads esxcfg-vmknic -l"
+	findingStaleClaim    = "a VM whose port never flapped is not powered off for flaps of a MAC its .vmx declares: while the flapping VM is still registered, another registered claimant makes the MAC ambiguous (800091); when the flapping VM is unregistered and its MAC moves to another VM while the old port's flaps are in the window, the old port's last line is a disable, so no VM is given the port (800938)"
+	oracleOffClaimant    = "the oracle, as heapguard's rule, takes a registered claimant powered off as making the MAC ambiguous, and expects no power-off"
+	findingAmbOffUnknown = "a flapping MAC declared by two registered VMs, one of unknown power state and the other off, is ambiguous, naming both"
+	findingVmknicMAC     = "a VMkernel NIC's flapping port is the host's (esxcfg-vmknic -l), never a VM's whose .vmx uses the same MAC (800642: that VM's own NIC flaps too slowly to count, among twins of one name)"
 )
 
 // Invariant names.

@@ -258,8 +258,8 @@ func TestProps(t *testing.T) {
 	fmt.Printf("props: %s\n", st)
 }
 
-// TestFindings replays the incidents that found the known findings, with
-// every invariant: each fails until its finding is fixed. Seeds are tied
+// TestFindings replays incidents that once broke an invariant, with every
+// invariant, as regression cases. Seeds are tied
 // to the generator: a change to randomIncident draws other incidents from
 // them (search again with HEAPGUARD_PROP_N and pick new seeds).
 func TestFindings(t *testing.T) {
