@@ -134,17 +134,30 @@ func (a *Crash) join(b *Crash) {
 // crashLookBack is how many recent crashes a new line is matched against.
 const crashLookBack = 8
 
-// addCrash counts c, joining it to a recent crash it reports.
+// addCrash counts c, joining it to a recent crash it reports: one of the
+// newest crashLookBack, listed or dropped.
 func (s *Summary) addCrash(c Crash) {
-	for i := len(s.Crashes) - 1; i >= 0 && i >= len(s.Crashes)-crashLookBack; i-- {
+	n := 0
+	for i := len(s.droppedTail) - 1; i >= 0 && n < crashLookBack; i, n = i-1, n+1 {
+		if sameCrash(&s.droppedTail[i], &c) {
+			s.droppedTail[i].join(&c)
+			return
+		}
+	}
+	for i := len(s.Crashes) - 1; i >= 0 && n < crashLookBack; i, n = i-1, n+1 {
 		if sameCrash(&s.Crashes[i], &c) {
 			s.Crashes[i].join(&c)
 			return
 		}
 	}
-	if len(s.Crashes) >= maxCrashes {
-		s.CrashesDropped++
+	if len(s.Crashes) < maxCrashes {
+		s.Crashes = append(s.Crashes, c)
 		return
 	}
-	s.Crashes = append(s.Crashes, c)
+	s.CrashesDropped++
+	if len(s.droppedTail) == crashLookBack {
+		copy(s.droppedTail, s.droppedTail[1:])
+		s.droppedTail = s.droppedTail[:crashLookBack-1]
+	}
+	s.droppedTail = append(s.droppedTail, c)
 }

@@ -44,6 +44,9 @@ type Summary struct {
 	// Crash), in log order; CrashesDropped counts those past maxCrashes.
 	Crashes        []Crash `json:"crashes"`
 	CrashesDropped int     `json:"crashes_dropped,omitempty"`
+	// droppedTail holds the newest dropped crashes, so that a dropped
+	// crash's second line joins it instead of counting as one more.
+	droppedTail []Crash
 }
 
 // PortSummary is one port seen in a disabled or enabled line. A cycle is one
@@ -371,7 +374,13 @@ func (s *Summary) appendSummary(o *Summary) {
 		c.Processes = slices.Clone(c.Processes)
 		s.addCrash(c)
 	}
-	s.CrashesDropped += o.CrashesDropped
+	// o's newest dropped crashes are added again, to join or be counted
+	// here; its older ones only add to the count.
+	s.CrashesDropped += o.CrashesDropped - len(o.droppedTail)
+	for _, c := range o.droppedTail {
+		c.Processes = slices.Clone(c.Processes)
+		s.addCrash(c)
+	}
 }
 
 func (s *Summary) appendPort(p, o *PortSummary) {
