@@ -14,6 +14,7 @@ import (
 
 	"github.com/heapguard/heapguard/esxsim"
 	"github.com/heapguard/heapguard/host"
+	"github.com/heapguard/heapguard/policy"
 )
 
 // heapPoller polls a simulated host with one watcher, as the daemon does,
@@ -25,7 +26,8 @@ type heapPoller struct {
 	counter *argvCounter
 }
 
-// argvCounter counts the commands it runs by their first three words.
+// argvCounter counts the commands it runs by their first three words, and
+// by all of them.
 type argvCounter struct {
 	host.Runner
 	mu sync.Mutex
@@ -35,6 +37,9 @@ type argvCounter struct {
 func (c *argvCounter) Run(ctx context.Context, timeout time.Duration, argv ...string) (host.Result, error) {
 	c.mu.Lock()
 	c.n[strings.Join(argv[:min(len(argv), 3)], " ")]++
+	if len(argv) > 3 {
+		c.n[strings.Join(argv, " ")]++
+	}
 	c.mu.Unlock()
 	return c.Runner.Run(ctx, timeout, argv...)
 }
@@ -92,8 +97,9 @@ func simHeaps(h *esxsim.Host) []string {
 }
 
 // TestHeapListReused: on a steady host the heaps are listed about once a
-// minute, not at every 10 s poll, and every heap's stats are read at
-// every poll.
+// minute, not at every 10 s poll; the watched heap's stats are read at
+// every poll and another heap's once a minute, and every heap is in the
+// metrics of every poll.
 func TestHeapListReused(t *testing.T) {
 	t.Parallel()
 	p := newHeapPoller(t, "healthy")
@@ -109,8 +115,73 @@ func TestHeapListReused(t *testing.T) {
 	if maxLists := polls/6 + 1; lists < 1 || lists > maxLists {
 		t.Errorf("vsish ls ran %d times in %d polls, want 1 to %d", lists, polls, maxLists)
 	}
-	if want := polls * len(simHeaps(p.h)); reads != want {
-		t.Errorf("vsish cat ran %d times in %d polls, want %d: the stats must be read at every poll", reads, polls, want)
+	for _, name := range simHeaps(p.h) {
+		n := p.count("vsish -e cat /system/heaps/" + name + "/stats")
+		if strings.HasPrefix(name, "netGPHeap-") {
+			if n != polls {
+				t.Errorf("watched %s read %d times in %d polls, want at every poll", name, n, polls)
+			}
+		} else if n < polls/6 || n > polls/6+1 {
+			t.Errorf("%s, not watched, read %d times in %d polls, want once a minute (%d or %d)", name, n, polls, polls/6, polls/6+1)
+		}
+	}
+}
+
+// TestOtherHeapLowReadEveryPoll: a heap that is not watched, once read
+// low, is read at every poll, so its level moves at the pace of the
+// watched one (HoldPolls polls, not minutes), and back to once a minute
+// when it is OK again.
+func TestOtherHeapLowReadEveryPoll(t *testing.T) {
+	t.Parallel()
+	p := newHeapPoller(t, "healthy")
+	const other = "vmfs3"
+	var full string
+	setFree := func(pct int64) {
+		p.h.Mutate(func(st *esxsim.State) {
+			for i := range st.Heaps {
+				if hp := &st.Heaps[i]; hp.Name == other {
+					hp.Allocated = hp.Max - hp.Max*pct/100
+					full = hp.FullName()
+				}
+			}
+		})
+	}
+	reads := func() int { return p.count("vsish -e cat /system/heaps/" + full + "/stats") }
+	level := func() policy.Level { return p.w.st.Policy.Heaps[full].Level }
+	setFree(50)
+	p.poll(t)
+	setFree(5)
+	// Read low within a minute, then at every poll: CRITICAL HoldPolls
+	// polls after the first low read.
+	polls := 0
+	for p.w.st.Policy.Heaps[full].CritPolls == 0 {
+		if polls++; polls > 6 {
+			t.Fatalf("%s at 5%% free not read low in %d polls", other, polls)
+		}
+		p.poll(t)
+	}
+	hold := p.w.opt.Policy.HoldPolls
+	before := reads()
+	for range hold - 1 {
+		p.poll(t)
+	}
+	if got := reads() - before; got != hold-1 || level() != policy.Crit {
+		t.Fatalf("%d polls after the first low read: %s read %d times, level %v; want %d and CRITICAL", hold-1, other, got, level(), hold-1)
+	}
+	// Back to OK after HoldPolls clear reads, then once a minute.
+	setFree(50)
+	for range hold {
+		p.poll(t)
+	}
+	if level() != policy.OK {
+		t.Fatalf("%s at 50%% free: level %v after %d polls, want OK", other, level(), hold)
+	}
+	before = reads()
+	for range 6 {
+		p.poll(t)
+	}
+	if got := reads() - before; got != 1 {
+		t.Errorf("%s OK again: read %d times in 6 polls, want once", other, got)
 	}
 }
 
@@ -258,5 +329,31 @@ func TestStateSavedWhileFlapping(t *testing.T) {
 	const polls = 12
 	if got := p.saves(t, polls); got != polls {
 		t.Errorf("state saved after %d of %d polls while ports flap, want every one", got, polls)
+	}
+}
+
+// TestOtherHeapRanOutReadAtOnce: the log saying a heap that is not watched
+// ran out makes the next poll read it, so the evidence reaches the policy
+// (CRITICAL at once) instead of being dropped with the poll's sample.
+func TestOtherHeapRanOutReadAtOnce(t *testing.T) {
+	t.Parallel()
+	p := newHeapPoller(t, "healthy")
+	var full string
+	for _, hp := range p.h.State().Heaps {
+		if hp.Name == "vmfs3" {
+			full = hp.FullName()
+		}
+	}
+	reads := func() int { return p.count("vsish -e cat /system/heaps/" + full + "/stats") }
+	p.poll(t)
+	p.poll(t)
+	before := reads()
+	if err := p.clock.Sleep(context.Background(), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	p.h.Allocate("vmfs3", 1<<40) // fails: the log gets "already at its maximum size"
+	p.poll(t)
+	if got, hs := reads()-before, p.w.st.Policy.Heaps[full]; got != 1 || hs.Level != policy.Crit {
+		t.Fatalf("the poll after vmfs3 ran out: read %d times, level %v; want read once and CRITICAL", got, hs.Level)
 	}
 }

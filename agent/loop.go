@@ -142,14 +142,19 @@ type Watcher struct {
 	// reading the log met (rotations, gaps, oversized lines), for the logs.
 	lines, unparsed int64
 	logStats        follow.Stats
-	// heapMetrics are the heaps the last poll sampled and logErr what
-	// reading the log last met, for the metrics.
+	// heapMetrics are the heaps of the last poll and logErr what reading
+	// the log last met, for the metrics.
 	heapMetrics []metrics.Heap
 	logErr      string
 	// heaps is the last listing of the heaps, made at heapsAt (host
 	// time): readHeaps uses it for heapsListed.
 	heaps   []heap.Entry
 	heapsAt time.Time
+	// readAt is when each listed heap was last read (host time) and
+	// lastMetric its figures then: a quiet heap that is not watched is
+	// read once per otherHeapsEvery (readDue).
+	readAt     map[string]time.Time
+	lastMetric map[string]metrics.Heap
 	// savedAt (host time), savedPolicy and savedTextfileErrors are what
 	// the last saveState wrote, for quiet.
 	savedAt             time.Time
@@ -681,6 +686,7 @@ func (w *Watcher) sampleHeaps(ctx context.Context, now time.Time) ([]policy.Heap
 	var out []policy.HeapObs
 	var problems []string
 	sawWatched := false
+	metricOf := make(map[string]metrics.Heap, len(entries))
 	for _, e := range entries {
 		if !w.sampled(e) {
 			continue
@@ -688,7 +694,17 @@ func (w *Watcher) sampleHeaps(ctx context.Context, now time.Time) ([]policy.Heap
 		if w.opt.Policy.Watched(e.Full, e.Base) {
 			sawWatched = true
 		}
-		s, err := reads[e.Full].sample, reads[e.Full].err
+		r, read := reads[e.Full]
+		if !read {
+			// Not due this poll (readDue): its figures of the last read
+			// stay in the metrics, and the policy keeps its state.
+			if m, ok := w.lastMetric[e.Full]; ok {
+				metricOf[e.Full] = m
+				w.heapMetrics = append(w.heapMetrics, m)
+			}
+			continue
+		}
+		s, err := r.sample, r.err
 		if err != nil {
 			if w.opt.Policy.Watched(e.Full, e.Base) {
 				problems = append(problems, err.Error())
@@ -716,8 +732,12 @@ func (w *Watcher) sampleHeaps(ctx context.Context, now time.Time) ([]policy.Heap
 			obs.TimeToExhaustion = tr.TimeToExhaustion
 		}
 		out = append(out, obs)
-		w.heapMetrics = append(w.heapMetrics, heapMetric(obs, s))
+		m := heapMetric(obs, s)
+		metricOf[e.Full] = m
+		w.heapMetrics = append(w.heapMetrics, m)
 	}
+	// Only heaps still listed are kept.
+	w.lastMetric = metricOf
 	if !sawWatched {
 		// A listing without the watched heap (renamed on this build, or
 		// filtered out by --heaps) must not read as "all is well".
@@ -737,11 +757,16 @@ func (w *Watcher) sampled(e heap.Entry) bool {
 // heapsListed is how long (host time) a listing of the heaps is used
 // before `vsish -e ls` is run again: the list only changes when a heap is
 // created or destroyed, and each command costs a fork and an exec on the
-// host at every poll. The stats are read fresh at every poll; a listed
-// heap that cannot be read (destroyed, or renamed with a new address
-// suffix) makes the poll list again at once, so only a new heap waits,
-// for heapsListed at most, to be sampled.
+// host at every poll. A listed heap that cannot be read (destroyed, or
+// renamed with a new address suffix) makes the poll list again at once,
+// so only a new heap waits, for heapsListed at most, to be sampled.
 const heapsListed = time.Minute
+
+// otherHeapsEvery is how often (host time) a heap that is not watched is
+// read while it is quiet: such a heap only informs (its level never makes
+// the status nor an action), and reading each one costs a vsish command
+// per poll. A watched heap is read at every poll.
+const otherHeapsEvery = time.Minute
 
 // heapRead is one heap's stats at this poll, or why they could not be read.
 type heapRead struct {
@@ -749,27 +774,61 @@ type heapRead struct {
 	err    error
 }
 
+// readDue tells whether a heap that --heaps asks for is read at this poll:
+// a watched heap always; another one when it was not read for
+// otherHeapsEvery (or the clock went back), when its level is not OK or
+// on its way to change, or when the log says it ran out since the last
+// sample (that evidence is used by the next sample).
+func (w *Watcher) readDue(e heap.Entry, now time.Time) bool {
+	if w.opt.Policy.Watched(e.Full, e.Base) {
+		return true
+	}
+	at, ok := w.readAt[e.Full]
+	if age := now.Sub(at); !ok || age < 0 || age >= otherHeapsEvery {
+		return true
+	}
+	if hs, ok := w.st.Policy.Heaps[e.Full]; ok && (hs.Level != policy.OK || hs.CritPolls > 0 || hs.WarnPolls > 0) {
+		return true
+	}
+	return w.st.Exhausted[e.Base] != nil
+}
+
 // readHeaps returns the listing this poll goes by and the stats of the
-// heaps of it that --heaps asks for, each read once. A recent listing is
+// heaps of it that are due (readDue), each read once. A recent listing is
 // used first; at the first heap it cannot read, or when it has no watched
 // heap, the heaps are listed again and the rest read from the new listing,
 // so the poll judges the same heaps as with a fresh listing.
 func (w *Watcher) readHeaps(ctx context.Context, now time.Time) ([]heap.Entry, map[string]heapRead, error) {
 	reads := map[string]heapRead{}
-	if age := now.Sub(w.heapsAt); w.heaps != nil && age >= 0 && age < heapsListed && w.listsWatched(w.heaps) {
-		stale := false
-		for _, e := range w.heaps {
-			if !w.sampled(e) {
+	readAt := map[string]time.Time{}
+	read := func(entries []heap.Entry) (failed bool) {
+		for _, e := range entries {
+			if _, done := reads[e.Full]; done || !w.sampled(e) || !w.readDue(e, now) {
 				continue
 			}
 			s, err := heap.Read(ctx, w.opt.Runner, e)
-			reads[e.Full] = heapRead{s, err}
+			reads[e.Full], readAt[e.Full] = heapRead{s, err}, now
 			if err != nil {
-				stale = true
-				break
+				return true
 			}
 		}
-		if !stale {
+		return false
+	}
+	// keep records the reads of this poll and forgets heaps no longer
+	// listed.
+	keep := func(entries []heap.Entry) {
+		for _, e := range entries {
+			if _, now := readAt[e.Full]; !now {
+				if at, ok := w.readAt[e.Full]; ok {
+					readAt[e.Full] = at
+				}
+			}
+		}
+		w.readAt = readAt
+	}
+	if age := now.Sub(w.heapsAt); w.heaps != nil && age >= 0 && age < heapsListed && w.listsWatched(w.heaps) {
+		if !read(w.heaps) {
+			keep(w.heaps)
 			return w.heaps, reads, nil
 		}
 	}
@@ -779,13 +838,10 @@ func (w *Watcher) readHeaps(ctx context.Context, now time.Time) ([]heap.Entry, m
 		return nil, nil, err
 	}
 	w.heaps, w.heapsAt = entries, now
-	for _, e := range entries {
-		if _, done := reads[e.Full]; done || !w.sampled(e) {
-			continue
-		}
-		s, err := heap.Read(ctx, w.opt.Runner, e)
-		reads[e.Full] = heapRead{s, err}
+	for read(entries) {
+		// One heap could not be read: the others still are.
 	}
+	keep(entries)
 	return entries, reads, nil
 }
 

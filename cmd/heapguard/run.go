@@ -23,7 +23,8 @@ func init() {
 		noArgs:  true,
 		usage:   "[flags]",
 		help: `The daemon. It waits --interval, reads the vmkernel log from where it stopped (across
-rotations; no inotify needed), samples the heaps and tracks flapping ports, and when a watched heap (netGPHeap) is
+rotations; no inotify needed), samples the heaps (a watched heap at every poll, another one once a
+minute while it is OK) and tracks flapping ports, and when a watched heap (netGPHeap) is
 CRITICAL while ports flap, powers off the flapping VMs that --power-off-allow names, restarts
 vpxa and verifies. Every decision and action goes to <state-dir>/journal.jsonl first.
 Stops cleanly on SIGTERM or SIGINT, finishing the action under way.
