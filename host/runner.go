@@ -62,10 +62,10 @@ type Runner interface {
 	Run(ctx context.Context, timeout time.Duration, argv ...string) (Result, error)
 }
 
-// Exec runs commands on this machine. With a Root other than "" or "/", the
-// root's bin folders come first in PATH, so a simulated host's vsish,
-// vim-cmd, … are the ones found, and absolute command paths are resolved
-// under the root.
+// Exec runs commands on this machine. The root's bin folders (/bin, /sbin,
+// /usr/bin, /usr/sbin, under Root when it is not "" or "/") come before
+// the inherited PATH, so a simulated host's vsish, vim-cmd, … are the ones
+// found, and absolute command paths are resolved under the root.
 type Exec struct {
 	Root string
 	// Env is added to the inherited environment (KEY=VALUE).
@@ -127,11 +127,11 @@ func (x Exec) Run(ctx context.Context, timeout time.Duration, argv ...string) (R
 	return res, cerr
 }
 
-// binDirs are the root's command folders, searched before the inherited PATH.
+// binDirs are the root's command folders, searched before the inherited
+// PATH, on the real root too: cron and inetd start heapguard with a PATH
+// that may lack /sbin (esxcfg-vmknic), and a root daemon should not run
+// whatever an inherited PATH names first.
 func (x Exec) binDirs() []string {
-	if IsRealRoot(x.Root) {
-		return nil
-	}
 	return []string{Path(x.Root, "/bin"), Path(x.Root, "/sbin"), Path(x.Root, "/usr/bin"), Path(x.Root, "/usr/sbin")}
 }
 
@@ -153,20 +153,20 @@ func (x Exec) lookPath(name string) (string, error) {
 	return exec.LookPath(name)
 }
 
+// environ is this process's environment with binDirs first in PATH, so
+// the commands' own children (an init script's) find the same ones.
 func (x Exec) environ() []string {
 	env := os.Environ()
-	if dirs := x.binDirs(); dirs != nil {
-		prefix := strings.Join(dirs, ":")
-		replaced := false
-		for i, kv := range env {
-			if strings.HasPrefix(kv, "PATH=") {
-				env[i] = "PATH=" + prefix + ":" + kv[len("PATH="):]
-				replaced = true
-			}
+	prefix := strings.Join(x.binDirs(), ":")
+	replaced := false
+	for i, kv := range env {
+		if strings.HasPrefix(kv, "PATH=") {
+			env[i] = "PATH=" + prefix + ":" + kv[len("PATH="):]
+			replaced = true
 		}
-		if !replaced {
-			env = append(env, "PATH="+prefix)
-		}
+	}
+	if !replaced {
+		env = append(env, "PATH="+prefix)
 	}
 	return append(env, x.Env...)
 }

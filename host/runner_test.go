@@ -171,3 +171,34 @@ func TestExecCancel(t *testing.T) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 }
+
+// TestExecRealRootSystemFolders: on the real root a bare name is found in
+// /sbin and /usr/sbin though the inherited PATH lacks them (cron, inetd),
+// and they come first in the command's PATH.
+func TestExecRealRootSystemFolders(t *testing.T) {
+	sbin := ""
+	for _, p := range []string{"/sbin/ldconfig", "/usr/sbin/ldconfig"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
+			sbin = p
+			break
+		}
+	}
+	if sbin == "" {
+		t.Skip("no ldconfig in /sbin or /usr/sbin here")
+	}
+	t.Setenv("PATH", t.TempDir())
+	x := Exec{Root: "/"}
+	got, err := x.lookPath("ldconfig")
+	if err != nil || got != sbin {
+		t.Fatalf("lookPath(ldconfig) with PATH lacking /sbin = %q, %v; want %s", got, err, sbin)
+	}
+	var path string
+	for _, kv := range x.environ() {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+		}
+	}
+	if !strings.HasPrefix(path, "/bin:/sbin:/usr/bin:/usr/sbin:") {
+		t.Errorf("the command's PATH is %q, want the system folders first", path)
+	}
+}
