@@ -906,7 +906,7 @@ func unconfirmedText(f FlapObs) string {
 	default:
 		s += "; MAC declared by " + strings.Join(f.Claimants, ", ")
 	}
-	return s + ": find it by hand (net-stats -l, .vmx files)"
+	return s + ": find it by hand (net-stats -l where the host has it, the .vmx files)"
 }
 
 // restart plans a vpxa restart unless one was planned less than
