@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/heapguard/heapguard/internal/testtool"
+
 	"github.com/heapguard/heapguard/esxsim"
 	"github.com/heapguard/heapguard/internal/deploytest"
 )
@@ -326,28 +328,27 @@ func TestParseDF(t *testing.T) {
 // of a folder and checks the figure against statfs.
 func TestParseDFRealTools(t *testing.T) {
 	dir := t.TempDir()
-	for _, argv := range [][]string{{"df", "-k", dir}, {"busybox", "df", "-k", dir}} {
-		if _, err := exec.LookPath(argv[0]); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s not found: CI must install it (.ci/run: busybox-static)", argv[0])
+	for _, tool := range []struct{ pkg, name string }{{"coreutils", "df"}, {"busybox-static", "busybox"}} {
+		t.Run(tool.name, func(t *testing.T) {
+			argv := []string{testtool.Need(t, tool.pkg, tool.name), "-k", dir}
+			if tool.name == "busybox" {
+				argv = slices.Insert(argv, 1, "df")
 			}
-			t.Logf("skipping %s: not installed", argv[0])
-			continue
-		}
-		out, err := exec.Command(argv[0], argv[1:]...).Output()
-		if err != nil {
-			t.Fatalf("%q: %v", argv, err)
-		}
-		var st syscall.Statfs_t
-		if err := syscall.Statfs(dir, &st); err != nil {
-			t.Fatal(err)
-		}
-		want := int64(st.Bavail) * st.Bsize
-		row, err := ParseDF(string(out))
-		// The file system is in use: allow 64 MiB of drift.
-		if err != nil || row.Available < want-64<<20 || row.Available > want+64<<20 || !strings.HasPrefix(dir, row.MountedOn) {
-			t.Errorf("%q said\n%s\nParseDF = %+v, %v; statfs says %d bytes available", argv, out, row, err, want)
-		}
+			out, err := exec.Command(argv[0], argv[1:]...).Output()
+			if err != nil {
+				t.Fatalf("%q: %v", argv, err)
+			}
+			var st syscall.Statfs_t
+			if err := syscall.Statfs(dir, &st); err != nil {
+				t.Fatal(err)
+			}
+			want := int64(st.Bavail) * st.Bsize
+			row, err := ParseDF(string(out))
+			// The file system is in use: allow 64 MiB of drift.
+			if err != nil || row.Available < want-64<<20 || row.Available > want+64<<20 || !strings.HasPrefix(dir, row.MountedOn) {
+				t.Errorf("%q said\n%s\nParseDF = %+v, %v; statfs says %d bytes available", argv, out, row, err, want)
+			}
+		})
 	}
 }
 

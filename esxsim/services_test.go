@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/heapguard/heapguard/internal/testtool"
 )
 
 func TestBootScriptPerVersion(t *testing.T) {
@@ -159,13 +161,7 @@ func FuzzInetdServiceLines(f *testing.F) {
 // multi-call binary; it skips without a static busybox (fails under CI).
 func busyboxHost(t *testing.T, version string) *Host {
 	t.Helper()
-	bb := "/bin/busybox"
-	if _, err := os.Stat(bb); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("busybox not found: CI must install busybox-static (.ci/run)")
-		}
-		t.Skip("busybox not found (apt-get install busybox-static)")
-	}
+	bb := testtool.Need(t, "busybox-static", "/bin/busybox")
 	h := New(t, Incident(), WithVersion(version))
 	h.InstallBinary(os.Args[0])
 	if err := InstallBusybox(h.Root(), os.Args[0], bb); err != nil {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heapguard/heapguard/internal/testtool"
+
 	"github.com/heapguard/heapguard/esxsim"
 	"github.com/heapguard/heapguard/policy"
 	"github.com/heapguard/heapguard/remediate"
@@ -189,13 +191,7 @@ func journalWhole(t *testing.T, stateDir string) []remediate.Entry {
 // out (same state folder or another one: the host lock), act on the
 // seed incident once, and leave no lock file behind when it stops.
 func TestFaultMatrixNoFlock(t *testing.T) {
-	strace, err := exec.LookPath("strace")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("strace is not installed (CI=true: .ci/run installs the Debian package strace)")
-		}
-		t.Skip("strace is not installed")
-	}
+	strace := testtool.Need(t, "strace", "strace")
 	bin := heapguardBin(t)
 	h := simHost(t, "seed-incident")
 	h.Advance(108 * time.Minute) // the first poll acts
@@ -245,7 +241,7 @@ func TestFaultMatrixNoFlock(t *testing.T) {
 			t.Errorf("second instance (state %s) while the first runs: %v, want refused as held\n%s", dir, err, out)
 		}
 	}
-	err = <-firstDone
+	err := <-firstDone
 	firstDone <- err // for the cleanup
 	if err != nil {
 		t.Fatalf("first run: %v\n%s", err, firstErr.String())

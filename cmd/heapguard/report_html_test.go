@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heapguard/heapguard/internal/testtool"
+
 	"github.com/google/go-cmp/cmp"
 	"github.com/heapguard/heapguard/host"
 )
@@ -24,16 +26,7 @@ const chromiumTimeout = 20 * time.Second
 // .ci/run installs it.
 func findChromium(t *testing.T) string {
 	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium is not installed (CI=true: .ci/run installs the Debian package chromium)")
-	}
-	t.Skip("chromium is not installed (Debian package chromium); the page is not checked in a browser")
-	return ""
+	return testtool.Need(t, "chromium", "chromium", "chromium-browser")
 }
 
 // runChromium runs the browser headless on a file with args, its own

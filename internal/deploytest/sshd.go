@@ -28,6 +28,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heapguard/heapguard/internal/testtool"
+
 	"golang.org/x/crypto/ssh"
 )
 
@@ -61,19 +63,7 @@ type Options struct {
 // fails when CI=true (CI installs openssh-server).
 func Path(t testing.TB) string {
 	t.Helper()
-	for _, p := range []string{"/usr/sbin/sshd", "/usr/local/sbin/sshd"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("sshd"); err == nil {
-		return p
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("sshd not found: CI must install openssh-server (.ci/run)")
-	}
-	t.Skip("sshd not found (apt-get install openssh-server)")
-	return ""
+	return testtool.Need(t, "openssh-server", "/usr/sbin/sshd", "/usr/local/sbin/sshd", "sshd")
 }
 
 // Start runs sshd -D -e on a free loopback port.

@@ -5,23 +5,18 @@ package promtest
 import (
 	"bytes"
 	"context"
-	"os"
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/heapguard/heapguard/internal/testtool"
 )
 
 // Check runs `promtool check metrics` on out. A missing promtool skips
 // the test locally (call Check last) and fails it under CI=true.
 func Check(t testing.TB, out []byte) {
 	t.Helper()
-	path, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("promtool not installed (Debian package prometheus)")
-		}
-		t.Skip("promtool not installed (Debian package prometheus)")
-	}
+	path := testtool.Need(t, "prometheus", "promtool")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, "check", "metrics")

@@ -10,18 +10,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/heapguard/heapguard/internal/testtool"
 )
 
 // TestInitScript runs the init script under busybox sh (ESXi's shell) with
 // a stand-in binary that records its arguments and sleeps.
 func TestInitScript(t *testing.T) {
-	bb, err := exec.LookPath("busybox")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("busybox not found: CI must install it (.ci/run: busybox-static)")
-		}
-		t.Skip("busybox not installed")
-	}
+	bb := testtool.Need(t, "busybox-static", "busybox")
 	dir := t.TempDir()
 	script := filepath.Join(dir, "heapguard.init")
 	if err := os.WriteFile(script, []byte(InitScript), 0o755); err != nil {

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/heapguard/heapguard/internal/testtool"
 )
 
 var testDate = time.Date(2026, 12, 1, 10, 20, 30, 0, time.UTC)
@@ -107,13 +109,7 @@ func TestVIBArLayout(t *testing.T) {
 // TestVIBBusyboxAr reads the VIB with busybox's ar, an implementation
 // other than this package's.
 func TestVIBBusyboxAr(t *testing.T) {
-	bb, err := exec.LookPath("busybox")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("busybox not found: CI must install it (.ci/run: busybox-static)")
-		}
-		t.Skip("busybox not installed")
-	}
+	bb := testtool.Need(t, "busybox-static", "busybox")
 	built := mustBuild(t, testSpec())
 	p := filepath.Join(t.TempDir(), built.VIBName)
 	if err := os.WriteFile(p, built.VIB, 0o644); err != nil {

@@ -5,10 +5,11 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/heapguard/heapguard/internal/testtool"
 )
 
 // TestMutationsApply keeps the list in step with the code: every original
@@ -90,13 +91,7 @@ func TestApplyExactlyOnce(t *testing.T) {
 // TestRunOnAModule runs the tool on a small module: one mutation its test
 // catches, one it cannot (an equivalent one), and a stale entry.
 func TestRunOnAModule(t *testing.T) {
-	goCmd, err := exec.LookPath("go")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("go not found")
-		}
-		t.Skip("go not found")
-	}
+	goCmd := testtool.Need(t, "golang-go", "go")
 	dir := t.TempDir()
 	files := map[string]string{
 		"go.mod":      "module example.com/m\n\ngo 1.22\n",
