@@ -195,7 +195,11 @@ func readGuardState(p string) (guardState, error) {
 		return st, fmt.Errorf("%w: read %s: %w", ErrGuardState, p, err)
 	}
 	st = guardState{}
-	if err := json.Unmarshal(b, &st); err != nil {
+	err = checkKeys(b, st)
+	if err == nil {
+		err = json.Unmarshal(b, &st)
+	}
+	if err != nil {
 		return st, fmt.Errorf("%w: parse %s (fix or remove it: without it the budgets spent are rebuilt from the journal and the circuit breaker starts closed): %w", ErrGuardState, p, err)
 	}
 	// "{}" or another program's JSON is not an empty budget.

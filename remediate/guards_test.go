@@ -178,6 +178,46 @@ func TestGuardsCorruptStateRefuses(t *testing.T) {
 	}
 }
 
+// TestGuardsLooseKeysRefused: a guards file whose keys json.Unmarshal
+// would read loosely (another letter case, a key twice) is refused as
+// damaged, never read as a smaller spend; a key heapguard does not know
+// (a newer version's) is not.
+func TestGuardsLooseKeysRefused(t *testing.T) {
+	at := func(d time.Duration) string { return `"` + t0.Add(-d).Format(time.RFC3339) + `"` }
+	spent := `"power_offs":[` + at(3*time.Minute) + `,` + at(2*time.Minute) + `,` + at(time.Minute) + `]`
+	for _, tt := range []struct {
+		name, file string
+		refused    bool
+	}{
+		{"as written", `{"version":1,` + spent + `}`, false},
+		{"unknown key", `{"version":1,` + spent + `,"new_field":2}`, false},
+		{"key in other case", `{"vErsion":1,` + spent + `}`, true},
+		{"Kelvin sign for k", `{"version":1,` + spent + `,"brea\u212aer_open":false}`, true},
+		{"long s for s", `{"version":1,"power_off\u017f":[]}`, true},
+		{"spend given twice", `{"version":1,` + spent + `,"power_offs":[]}`, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, GuardsFile), []byte(tt.file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			g, err := OpenHostGuards(dir, "", GuardLimits{})
+			if tt.refused {
+				if !errors.Is(err, ErrGuardState) {
+					t.Fatalf("%s: got %v, want ErrGuardState", tt.file, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if left := g.Status(t0).PowerOffsLeft(); left != 0 {
+				t.Errorf("%d power-offs left after 3 spent at t0, want 0", left)
+			}
+		})
+	}
+}
+
 func TestGuardsPersistFailure(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
 	os.Mkdir(dir, 0o755)
