@@ -374,12 +374,16 @@ func (s *Summary) appendSummary(o *Summary) {
 		c.Processes = slices.Clone(c.Processes)
 		s.addCrash(c)
 	}
-	// o's newest dropped crashes are added again, to join or be counted
-	// here; its older ones only add to the count.
-	s.CrashesDropped += o.CrashesDropped - len(o.droppedTail)
+	// o's dropped crashes come after its maxCrashes listed ones, so s is
+	// full by now and they stay dropped; they were joined within o. Its
+	// newest become s's, for the lines that follow.
+	s.CrashesDropped += o.CrashesDropped
 	for _, c := range o.droppedTail {
 		c.Processes = slices.Clone(c.Processes)
-		s.addCrash(c)
+		s.droppedTail = append(s.droppedTail, c)
+	}
+	if n := len(s.droppedTail) - crashLookBack; n > 0 {
+		s.droppedTail = slices.Delete(s.droppedTail, 0, n)
 	}
 }
 
@@ -464,6 +468,10 @@ func (s *Summary) clone() *Summary {
 	c.Crashes = slices.Clone(s.Crashes)
 	for i := range c.Crashes {
 		c.Crashes[i].Processes = slices.Clone(c.Crashes[i].Processes)
+	}
+	c.droppedTail = slices.Clone(s.droppedTail)
+	for i := range c.droppedTail {
+		c.droppedTail[i].Processes = slices.Clone(c.droppedTail[i].Processes)
 	}
 	return &c
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -385,6 +386,60 @@ func TestCrashesPastCap(t *testing.T) {
 				t.Errorf("cut at %d and %d: %d crashes listed, %d dropped; want %d and %d", cut1, cut2, len(s.Crashes), s.CrashesDropped, maxCrashes, crashes-maxCrashes)
 			}
 		}
+	}
+}
+
+// TestCrashesPastCapMergedAsWhole: a summary merged into an empty one has
+// the crashes of the whole: a dropped crash's line is not joined to a
+// listed crash that lies more than crashLookBack crashes before it.
+func TestCrashesPastCapMergedAsWhole(t *testing.T) {
+	t0 := time.Date(2012, 10, 4, 8, 2, 38, 0, time.UTC)
+	var evs []Event
+	at := t0
+	for i := range maxCrashes - 1 {
+		at = at.Add(time.Second)
+		evs = append(evs, Event{Kind: KindCoreDump, Process: "vpxa", World: uint32(1000 + i), Time: at})
+	}
+	x := at.Add(time.Second)
+	evs = append(evs, Event{Kind: KindCoreDump, Process: "vpxa", Time: x}) // no world
+	for i := range 12 {
+		w, at := uint32(5000+i), x.Add(time.Duration(i+1)*time.Second)
+		evs = append(evs, Event{Kind: KindCoreDump, Process: "hostd-worker", World: w, Time: at},
+			Event{Kind: KindUserDump, Process: "hostd-worker", World: w, Time: at})
+	}
+	evs = append(evs, Event{Kind: KindUserDump, Process: "vpxa-worker", Time: x.Add(2 * time.Minute)})
+	whole := NewSummary(0, 0)
+	for i := range evs {
+		whole.add(&evs[i])
+	}
+	merged := NewSummary(0, 0)
+	merged.appendSummary(whole)
+	if diff := cmp.Diff(whole.Crashes, merged.Crashes, ignoreState); diff != "" || merged.CrashesDropped != whole.CrashesDropped {
+		t.Errorf("merged into an empty summary: %d dropped, whole %d; crashes (-whole +merged):\n%s", merged.CrashesDropped, whole.CrashesDropped, diff)
+	}
+}
+
+// TestMergeLeavesOtherAlone: Merge of an earlier summary past maxCrashes
+// does not change it (its dropped crashes are copied, not shared).
+func TestMergeLeavesOtherAlone(t *testing.T) {
+	t0 := time.Date(2012, 10, 4, 8, 2, 38, 0, time.UTC)
+	early, late := NewSummary(0, 0), NewSummary(0, 0)
+	for i := range maxCrashes + 20 {
+		ev := Event{Kind: KindCoreDump, Process: "vpxa", World: uint32(1000 + i), Time: t0.Add(time.Duration(i) * time.Second)}
+		early.add(&ev)
+	}
+	before := slices.Clone(early.droppedTail)
+	for i := range before {
+		before[i].Processes = slices.Clone(before[i].Processes)
+	}
+	for i := range 20 {
+		w := uint32(1000 + maxCrashes + 20 - crashLookBack + i%crashLookBack)
+		ev := Event{Kind: KindUserDump, Process: "vpxa-worker", World: w, Time: t0.Add(time.Duration(maxCrashes+30) * time.Second)}
+		late.add(&ev)
+	}
+	late.Merge(early)
+	if diff := cmp.Diff(before, early.droppedTail, cmp.AllowUnexported(Crash{})); diff != "" {
+		t.Errorf("Merge changed the other summary's dropped crashes (-before +after):\n%s", diff)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/heapguard/heapguard/internal/testtool"
 )
 
 // helpers are failure modes the test binary plays when re-executed under
@@ -184,7 +186,7 @@ func TestExecRealRootSystemFolders(t *testing.T) {
 		}
 	}
 	if sbin == "" {
-		t.Skip("no ldconfig in /sbin or /usr/sbin here")
+		testtool.Missing(t, "/sbin/ldconfig", "libc-bin")
 	}
 	t.Setenv("PATH", t.TempDir())
 	x := Exec{Root: "/"}
