@@ -32,6 +32,8 @@ type argvCounter struct {
 	host.Runner
 	mu sync.Mutex
 	n  map[string]int
+	// failNext makes the next command whose words contain it fail.
+	failNext string
 }
 
 func (c *argvCounter) Run(ctx context.Context, timeout time.Duration, argv ...string) (host.Result, error) {
@@ -39,6 +41,11 @@ func (c *argvCounter) Run(ctx context.Context, timeout time.Duration, argv ...st
 	c.n[strings.Join(argv[:min(len(argv), 3)], " ")]++
 	if len(argv) > 3 {
 		c.n[strings.Join(argv, " ")]++
+	}
+	if c.failNext != "" && strings.Contains(strings.Join(argv, " "), c.failNext) {
+		c.failNext = ""
+		c.mu.Unlock()
+		return host.Result{Argv: argv, ExitCode: -1}, &host.CommandError{Argv: argv, ExitCode: -1, Err: host.ErrTimeout}
 	}
 	c.mu.Unlock()
 	return c.Runner.Run(ctx, timeout, argv...)
@@ -61,7 +68,8 @@ func newHeapPoller(t *testing.T, scenario string) *heapPoller {
 }
 
 // poll waits one interval and polls; it returns the plan's heap error and
-// the full names of the heaps the poll sampled.
+// the full names of the heaps in the poll's metrics. Every heap in the
+// metrics must be in the plan too.
 func (p *heapPoller) poll(t *testing.T) (heapErr string, sampled []string) {
 	t.Helper()
 	ctx := context.Background()
@@ -76,6 +84,14 @@ func (p *heapPoller) poll(t *testing.T) (heapErr string, sampled []string) {
 		sampled = append(sampled, m.Name)
 	}
 	slices.Sort(sampled)
+	var planned []string
+	for _, v := range res.Plan.Heaps {
+		planned = append(planned, v.Name)
+	}
+	slices.Sort(planned)
+	if res.Plan.HeapErr == "" && !slices.Equal(planned, sampled) {
+		t.Fatalf("the plan judges heaps %v, the metrics show %v: want the same", planned, sampled)
+	}
 	return res.Plan.HeapErr, sampled
 }
 
@@ -329,6 +345,48 @@ func TestStateSavedWhileFlapping(t *testing.T) {
 	const polls = 12
 	if got := p.saves(t, polls); got != polls {
 		t.Errorf("state saved after %d of %d polls while ports flap, want every one", got, polls)
+	}
+}
+
+// TestOtherHeapBlindPollReadAgain: a heap that is not watched, read at a
+// poll that could not judge (the watched heap's read failed), is read
+// again at the next poll rather than a minute later, so going low then is
+// counted at once.
+func TestOtherHeapBlindPollReadAgain(t *testing.T) {
+	t.Parallel()
+	p := newHeapPoller(t, "healthy")
+	var full string
+	p.h.Mutate(func(st *esxsim.State) {
+		for i := range st.Heaps {
+			if hp := &st.Heaps[i]; hp.Name == "vmfs3" {
+				full = hp.FullName()
+			}
+		}
+	})
+	reads := func() int { return p.count("vsish -e cat /system/heaps/" + full + "/stats") }
+	p.poll(t) // every heap read
+	for range 5 {
+		p.poll(t)
+	}
+	// The next poll is a minute after the first: vmfs3 is due. It is low
+	// now, but the watched heap's read fails.
+	p.h.Mutate(func(st *esxsim.State) {
+		for i := range st.Heaps {
+			if hp := &st.Heaps[i]; hp.Name == "vmfs3" {
+				hp.Allocated = hp.Max - hp.Max*5/100
+			}
+		}
+	})
+	p.counter.mu.Lock()
+	p.counter.failNext = "/system/heaps/netGPHeap-"
+	p.counter.mu.Unlock()
+	before := reads()
+	if herr, _ := p.poll(t); herr == "" {
+		t.Fatal("the watched heap's read failed: want a heap error")
+	}
+	p.poll(t)
+	if got, hs := reads()-before, p.w.st.Policy.Heaps[full]; got != 2 || hs.CritPolls != 1 {
+		t.Fatalf("the blind poll and the next: vmfs3 read %d times, %d CRITICAL polls; want read at both, 1", got, hs.CritPolls)
 	}
 }
 

@@ -150,11 +150,15 @@ type Watcher struct {
 	// time): readHeaps uses it for heapsListed.
 	heaps   []heap.Entry
 	heapsAt time.Time
-	// readAt is when each listed heap was last read (host time) and
-	// lastMetric its figures then: a quiet heap that is not watched is
-	// read once per otherHeapsEvery (readDue).
-	readAt     map[string]time.Time
-	lastMetric map[string]metrics.Heap
+	// readAt is when each listed heap was last read (host time) at a poll
+	// that judged it, lastObs and lastMetric its figures then: a quiet
+	// heap that is not watched is read once per otherHeapsEvery
+	// (readDue), and judged on its last figures in between. A poll's
+	// nextReadAt and nextObs replace them once the poll is judged.
+	readAt           map[string]time.Time
+	lastObs, nextObs map[string]policy.HeapObs
+	lastMetric       map[string]metrics.Heap
+	nextReadAt       map[string]time.Time
 	// savedAt (host time), savedPolicy and savedTextfileErrors are what
 	// the last saveState wrote, for quiet.
 	savedAt             time.Time
@@ -663,6 +667,9 @@ func materialPolicy(st policy.State) ([]byte, error) {
 // after: they count no more.
 func (w *Watcher) judged(now time.Time, outs []remediate.Outcome) {
 	w.st.LastSample, w.st.Exhausted = now, nil
+	// The heaps read at this poll were judged: only now do they wait
+	// otherHeapsEvery (a blind poll reads them again at the next one).
+	w.readAt, w.lastObs = w.nextReadAt, w.nextObs
 	if remediate.Ran(outs) > 0 {
 		w.st.LastSample = w.opt.Clock.Now()
 	}
@@ -687,6 +694,7 @@ func (w *Watcher) sampleHeaps(ctx context.Context, now time.Time) ([]policy.Heap
 	var problems []string
 	sawWatched := false
 	metricOf := make(map[string]metrics.Heap, len(entries))
+	obsOf := make(map[string]policy.HeapObs, len(entries))
 	for _, e := range entries {
 		if !w.sampled(e) {
 			continue
@@ -696,8 +704,14 @@ func (w *Watcher) sampleHeaps(ctx context.Context, now time.Time) ([]policy.Heap
 		}
 		r, read := reads[e.Full]
 		if !read {
-			// Not due this poll (readDue): its figures of the last read
-			// stay in the metrics, and the policy keeps its state.
+			// Not due this poll (readDue): quiet at its last read, whose
+			// figures the policy and the metrics go by again (the policy
+			// judges them as before: OK, no count moves; the trend is
+			// not fed the same sample twice).
+			if o, ok := w.lastObs[e.Full]; ok {
+				obsOf[e.Full] = o
+				out = append(out, o)
+			}
 			if m, ok := w.lastMetric[e.Full]; ok {
 				metricOf[e.Full] = m
 				w.heapMetrics = append(w.heapMetrics, m)
@@ -732,12 +746,13 @@ func (w *Watcher) sampleHeaps(ctx context.Context, now time.Time) ([]policy.Heap
 			obs.TimeToExhaustion = tr.TimeToExhaustion
 		}
 		out = append(out, obs)
+		obsOf[e.Full] = obs
 		m := heapMetric(obs, s)
 		metricOf[e.Full] = m
 		w.heapMetrics = append(w.heapMetrics, m)
 	}
 	// Only heaps still listed are kept.
-	w.lastMetric = metricOf
+	w.lastMetric, w.nextObs = metricOf, obsOf
 	if !sawWatched {
 		// A listing without the watched heap (renamed on this build, or
 		// filtered out by --heaps) must not read as "all is well".
@@ -763,9 +778,10 @@ func (w *Watcher) sampled(e heap.Entry) bool {
 const heapsListed = time.Minute
 
 // otherHeapsEvery is how often (host time) a heap that is not watched is
-// read while it is quiet: such a heap only informs (its level never makes
-// the status nor an action), and reading each one costs a vsish command
-// per poll. A watched heap is read at every poll.
+// read while it is quiet: such a heap never leads to a power-off or a
+// restart (only to an alert and the status), and reading each one costs a
+// vsish command per poll. The cost: going low just after a read, it is
+// CRITICAL up to this much later. A watched heap is read at every poll.
 const otherHeapsEvery = time.Minute
 
 // heapRead is one heap's stats at this poll, or why they could not be read.
@@ -824,7 +840,7 @@ func (w *Watcher) readHeaps(ctx context.Context, now time.Time) ([]heap.Entry, m
 				}
 			}
 		}
-		w.readAt = readAt
+		w.nextReadAt = readAt
 	}
 	if age := now.Sub(w.heapsAt); w.heaps != nil && age >= 0 && age < heapsListed && w.listsWatched(w.heaps) {
 		if !read(w.heaps) {
