@@ -29,7 +29,8 @@ import (
 //     has held for HoldPolls polls. Between the thresholds a heap keeps its
 //     level: a CRITICAL heap that climbs to 15 % stays CRITICAL until it is
 //     above ClearAbove (the leak is rarely given back, and it is the VMs that
-//     still flap that matter).
+//     still flap that matter). Polls blind to the heaps neither count nor
+//     break the run, but a heap not sampled for forgetAfter starts afresh.
 //   - prediction is held like the thresholds: one noisy trend sample does
 //     not make a heap CRITICAL, but a leak predicted to exhaust the heap
 //     within Predict for HoldPolls polls does, even at 60 % free.
@@ -398,8 +399,14 @@ func Resume(st State, cfg Config, now time.Time, started []Started) State {
 }
 
 // forgetAfter drops the state of a heap not sampled for this long (its
-// address changed after a reboot, or it was removed).
+// address changed after a reboot, or it was removed, or the heaps could
+// not be read).
 const forgetAfter = time.Hour
+
+// forgotten tells whether a heap's state is older than forgetAfter.
+func forgotten(now time.Time, hs HeapState) bool {
+	return !hs.LastSeen.IsZero() && now.Sub(hs.LastSeen) > forgetAfter
+}
 
 // maxCount caps the poll counters so that they cannot overflow.
 const maxCount = 1 << 30
@@ -513,7 +520,10 @@ func (d *decision) heaps() {
 		}
 		seen[h.Name] = true
 		hs, known := d.next.Heaps[h.Name]
-		if !known {
+		if !known || forgotten(d.now, hs) {
+			// Counts held over a gap of forgetAfter (the heaps could not
+			// be read) are not consecutive polls: start afresh, as prune
+			// would have at a blind poll.
 			hs = HeapState{Level: OK}
 		}
 		v := HeapVerdict{
@@ -990,7 +1000,7 @@ func (d *decision) verify() {
 // is over, so the state stays small.
 func (d *decision) prune() {
 	for k, hs := range d.next.Heaps {
-		if !hs.LastSeen.IsZero() && d.now.Sub(hs.LastSeen) > forgetAfter {
+		if forgotten(d.now, hs) {
 			delete(d.next.Heaps, k)
 		}
 	}

@@ -845,6 +845,30 @@ func TestDecideForgetsStaleHeaps(t *testing.T) {
 	}
 }
 
+// TestDecideHoldNotAcrossGap: CRITICAL counts held before a gap of more
+// than forgetAfter without a sample (the heaps unreadable for an hour) are
+// not consecutive with a sample after it, blind polls in between or not:
+// the heap must be held low anew before anything is powered off.
+func TestDecideHoldNotAcrossGap(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.HoldPolls, cfg.PowerOffAllow = 3, []string{"DSVA*"}
+	flaps := []FlapObs{flap("0x3000007", "00:50:56:84:5a:b4", vm("3", "DSVA03", true))}
+	st := State{}
+	for i := range 2 {
+		_, st = Decide(cfg, st, Observations{Time: time.Unix(int64(10*i), 0), Heaps: []HeapObs{hobs("netGPHeap", 3)}, Flapping: flaps, Vpxa: running})
+	}
+	for _, blind := range []bool{false, true} {
+		st := st.clone()
+		if blind {
+			_, st = Decide(cfg, st, Observations{Time: time.Unix(1800, 0), HeapErr: "vsish timed out", Flapping: flaps, Vpxa: running})
+		}
+		p, next := Decide(cfg, st, Observations{Time: time.Unix(3700, 0), Heaps: []HeapObs{hobs("netGPHeap", 3)}, Flapping: flaps, Vpxa: running})
+		if hs := next.Heaps["netGPHeap"]; hs.CritPolls != 1 || len(p.LiveActions()) != 0 {
+			t.Errorf("blind poll between: %v: after an hour without a sample, %d CRITICAL polls and actions %v; want 1 and none", blind, hs.CritPolls, p.LiveActions())
+		}
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -974,8 +998,14 @@ func FuzzDecide(f *testing.F) {
 				if p.Status != want {
 					t.Fatalf("poll %d: heap error, %s, but status %v", poll, vpxaText(obs.Vpxa), p.Status)
 				}
-				// It may only forget marks whose settle time is over.
+				// It may only forget marks whose settle time is over, and
+				// heaps not seen for forgetAfter.
 				kept := st.clone()
+				for k, hs := range kept.Heaps {
+					if !hs.LastSeen.IsZero() && now.Sub(hs.LastSeen) > forgetAfter {
+						delete(kept.Heaps, k)
+					}
+				}
 				if !within(now, kept.RestartPlannedAt, cfg.RestartSettle) {
 					kept.RestartPlannedAt = time.Time{}
 				}
