@@ -30,7 +30,8 @@ import (
 //     level: a CRITICAL heap that climbs to 15 % stays CRITICAL until it is
 //     above ClearAbove (the leak is rarely given back, and it is the VMs that
 //     still flap that matter). Polls blind to the heaps neither count nor
-//     break the run, but a heap not sampled for forgetAfter starts afresh.
+//     break the run, nor forget a heap: counts held across any gap are
+//     what lets `check` from an hourly cron job hold a level.
 //   - prediction is held like the thresholds: one noisy trend sample does
 //     not make a heap CRITICAL, but a leak predicted to exhaust the heap
 //     within Predict for HoldPolls polls does, even at 60 % free.
@@ -398,15 +399,9 @@ func Resume(st State, cfg Config, now time.Time, started []Started) State {
 	return next
 }
 
-// forgetAfter drops the state of a heap not sampled for this long (its
-// address changed after a reboot, or it was removed, or the heaps could
-// not be read).
+// forgetAfter drops the state of a heap not sampled for this long while
+// others are (its address changed after a reboot, or it was removed).
 const forgetAfter = time.Hour
-
-// forgotten tells whether a heap's state is older than forgetAfter.
-func forgotten(now time.Time, hs HeapState) bool {
-	return !hs.LastSeen.IsZero() && now.Sub(hs.LastSeen) > forgetAfter
-}
 
 // maxCount caps the poll counters so that they cannot overflow.
 const maxCount = 1 << 30
@@ -462,15 +457,17 @@ func Decide(cfg Config, st State, obs Observations) (Plan, State) {
 		}
 	}
 	if obs.HeapErr != "" {
+		// A poll that saw no heap forgets none: the next one that does
+		// judges them on the counts they had.
 		d.blind()
 		d.verify()
-		d.prune()
+		d.prune(false)
 		return d.plan, next
 	}
 	d.heaps()
 	d.status()
 	d.act()
-	d.prune()
+	d.prune(true)
 	return d.plan, next
 }
 
@@ -520,10 +517,7 @@ func (d *decision) heaps() {
 		}
 		seen[h.Name] = true
 		hs, known := d.next.Heaps[h.Name]
-		if !known || forgotten(d.now, hs) {
-			// Counts held over a gap of forgetAfter (the heaps could not
-			// be read) are not consecutive polls: start afresh, as prune
-			// would have at a blind poll.
+		if !known {
 			hs = HeapState{Level: OK}
 		}
 		v := HeapVerdict{
@@ -996,11 +990,11 @@ func (d *decision) verify() {
 	d.add(a)
 }
 
-// prune forgets heaps not seen for forgetAfter and power-offs whose wait
-// is over, so the state stays small.
-func (d *decision) prune() {
+// prune forgets power-offs and a restart whose wait is over and, with
+// heaps, heaps not seen for forgetAfter, so the state stays small.
+func (d *decision) prune(heaps bool) {
 	for k, hs := range d.next.Heaps {
-		if forgotten(d.now, hs) {
+		if heaps && !hs.LastSeen.IsZero() && d.now.Sub(hs.LastSeen) > forgetAfter {
 			delete(d.next.Heaps, k)
 		}
 	}

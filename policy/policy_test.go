@@ -845,27 +845,24 @@ func TestDecideForgetsStaleHeaps(t *testing.T) {
 	}
 }
 
-// TestDecideHoldNotAcrossGap: CRITICAL counts held before a gap of more
-// than forgetAfter without a sample (the heaps unreadable for an hour) are
-// not consecutive with a sample after it, blind polls in between or not:
-// the heap must be held low anew before anything is powered off.
-func TestDecideHoldNotAcrossGap(t *testing.T) {
+// TestDecideBlindForgetsNoHeap: a poll that cannot read the heaps keeps
+// every heap's counts, however long since it was sampled (an hourly cron
+// job, then an hour of unreadable heaps), so the next poll that reads
+// them judges them on those counts.
+func TestDecideBlindForgetsNoHeap(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.HoldPolls, cfg.PowerOffAllow = 3, []string{"DSVA*"}
-	flaps := []FlapObs{flap("0x3000007", "00:50:56:84:5a:b4", vm("3", "DSVA03", true))}
+	cfg.HoldPolls = 3
 	st := State{}
 	for i := range 2 {
-		_, st = Decide(cfg, st, Observations{Time: time.Unix(int64(10*i), 0), Heaps: []HeapObs{hobs("netGPHeap", 3)}, Flapping: flaps, Vpxa: running})
+		_, st = Decide(cfg, st, Observations{Time: time.Unix(int64(3600*i), 0), Heaps: []HeapObs{hobs("netGPHeap", 3)}, Vpxa: running})
 	}
-	for _, blind := range []bool{false, true} {
-		st := st.clone()
-		if blind {
-			_, st = Decide(cfg, st, Observations{Time: time.Unix(1800, 0), HeapErr: "vsish timed out", Flapping: flaps, Vpxa: running})
-		}
-		p, next := Decide(cfg, st, Observations{Time: time.Unix(3700, 0), Heaps: []HeapObs{hobs("netGPHeap", 3)}, Flapping: flaps, Vpxa: running})
-		if hs := next.Heaps["netGPHeap"]; hs.CritPolls != 1 || len(p.LiveActions()) != 0 {
-			t.Errorf("blind poll between: %v: after an hour without a sample, %d CRITICAL polls and actions %v; want 1 and none", blind, hs.CritPolls, p.LiveActions())
-		}
+	_, st = Decide(cfg, st, Observations{Time: time.Unix(3*3600, 0), HeapErr: "vsish timed out", Vpxa: running})
+	if hs, ok := st.Heaps["netGPHeap"]; !ok || hs.CritPolls != 2 {
+		t.Fatalf("after a blind poll 2 h after the last sample: netGPHeap %+v (kept %v), want its 2 CRITICAL polls kept", hs, ok)
+	}
+	p, _ := Decide(cfg, st, Observations{Time: time.Unix(4*3600, 0), Heaps: []HeapObs{hobs("netGPHeap", 3)}, Vpxa: running})
+	if p.Status != Crit {
+		t.Errorf("the third low sample, an hour later: %v, want CRITICAL", p.Status)
 	}
 }
 
@@ -998,14 +995,8 @@ func FuzzDecide(f *testing.F) {
 				if p.Status != want {
 					t.Fatalf("poll %d: heap error, %s, but status %v", poll, vpxaText(obs.Vpxa), p.Status)
 				}
-				// It may only forget marks whose settle time is over, and
-				// heaps not seen for forgetAfter.
+				// It may only forget marks whose settle time is over.
 				kept := st.clone()
-				for k, hs := range kept.Heaps {
-					if !hs.LastSeen.IsZero() && now.Sub(hs.LastSeen) > forgetAfter {
-						delete(kept.Heaps, k)
-					}
-				}
 				if !within(now, kept.RestartPlannedAt, cfg.RestartSettle) {
 					kept.RestartPlannedAt = time.Time{}
 				}
