@@ -195,6 +195,8 @@ func TestGuardsLooseKeysRefused(t *testing.T) {
 		{"Kelvin sign for k", `{"version":1,` + spent + `,"brea\u212aer_open":false}`, true},
 		{"long s for s", `{"version":1,"power_off\u017f":[]}`, true},
 		{"spend given twice", `{"version":1,` + spent + `,"power_offs":[]}`, true},
+		{"restart given twice", `{"version":1,` + spent + `,"agent_restarts":{"vpxa":` + at(time.Minute) + `,"vpxa":"2000-01-01T00:00:00Z"}}`, true},
+		{"restarts of two agents", `{"version":1,` + spent + `,"agent_restarts":{"vpxa":` + at(time.Minute) + `,"hostd":` + at(time.Minute) + `}}`, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
