@@ -10,6 +10,9 @@
 #     full read of the log, the first allocations), over AGENT_POLLS polls:
 #       steady RSS  median of the samples (anonymous and file-backed shown);
 #       growth      median of the last quarter minus that of the first;
+#       working set the pages touched over the polls (accessed bits cleared
+#                   after warm-up, smaps' Referenced at the end), file-backed
+#                   and anonymous;
 #       CPU         the agent's own user+system time per poll, as a share
 #                   of one core at a real 10 s interval.
 #     Targets (issue 17): steady RSS <= 6 MB, growth < 1 MB, CPU <= 0.05 %.
@@ -82,6 +85,13 @@ for _ in $(seq "$WARM"); do
 	last=$(next_poll "$hg" "$state" "$last") || { echo "steady state: the agent stopped polling during warm-up" >&2; tail -5 "$work/idle.log" >&2; exit 1; }
 done
 t0=$(cpu_ticks "$hg")
+# The pages the agent touches from here on (the working set): the
+# accessed bits are cleared now and read back at the end. VmRSS counts
+# more: on a read fault Linux also maps the neighbouring pages of the
+# executable already in the page cache (fault-around, 64 kB), so most of
+# a 10 MB binary shows as resident though a poll runs a small part of it.
+clear_refs=0
+echo 1 >"/proc/$hg/clear_refs" 2>/dev/null && clear_refs=1
 : >"$work/rss"
 for _ in $(seq "$POLLS"); do
 	last=$(next_poll "$hg" "$state" "$last") || { echo "steady state: the agent stopped polling" >&2; tail -5 "$work/idle.log" >&2; exit 1; }
@@ -89,6 +99,9 @@ for _ in $(seq "$POLLS"); do
 done
 t1=$(cpu_ticks "$hg")
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$hg/status")
+# working set: kB referenced in mappings of a file (inode not 0) and in
+# anonymous ones.
+wset=$(awk '/^[0-9a-f]+-[0-9a-f]+ / {file = ($5 != 0)} /^Referenced:/ {if (file) f += $2; else a += $2} END {print f + 0, a + 0}' "/proc/$hg/smaps")
 kill "$hg" 2>/dev/null || true
 # median: the median of the first column of stdin (kB).
 median() { sort -n | awk '{v[NR] = $1} END {print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
@@ -110,6 +123,12 @@ awk -v t0="$t0" -v t1="$t1" -v hz="$ticks" -v polls="$POLLS" -v hwm="$hwm" \
 		printf "rss growth %+.2f MB over %d polls (median of the last quarter minus the first; target < 1 MB: %s)\n",
 			growth, NR, (growth < 1 ? "met" : "NOT met")
 	}' "$work/rss"
+if [ "$clear_refs" = 1 ]; then
+	read -r wfile wanon <<<"$wset"
+	awk -v f="$wfile" -v a="$wanon" -v polls="$POLLS" 'BEGIN {
+		printf "working set %.2f MB (pages touched over the %d polls: file-backed %.2f MB, anonymous %.2f MB; VmRSS above also counts pages mapped by fault-around)\n",
+			(f + a) / 1024, polls, f / 1024, a / 1024 }'
+fi
 
 # react HOLD: prints the delay from crossing 10% to the first action.
 react() {
