@@ -834,7 +834,7 @@ func (w *Watcher) readHeaps(ctx context.Context, now time.Time) ([]heap.Entry, m
 	// listed.
 	keep := func(entries []heap.Entry) {
 		for _, e := range entries {
-			if _, now := readAt[e.Full]; !now {
+			if _, readNow := readAt[e.Full]; !readNow {
 				if at, ok := w.readAt[e.Full]; ok {
 					readAt[e.Full] = at
 				}
