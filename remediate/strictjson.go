@@ -3,6 +3,7 @@ package remediate
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -25,52 +26,66 @@ func checkKeys(b []byte, v any) error {
 		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
-	// One frame per open object or array: the keys seen in an object, nil
-	// for an array. A key is a string token read where a key is expected.
-	type frame struct{ keys map[string]bool }
-	var stack []frame
-	wantKey := false
-	for {
-		tok, err := dec.Token()
-		if err != nil {
+	err := walkKeys(dec, func(depth int, key string) error {
+		if depth > 0 {
 			return nil
 		}
-		switch tok {
-		case json.Delim('{'):
-			stack = append(stack, frame{keys: map[string]bool{}})
-			wantKey = true
-			continue
-		case json.Delim('['):
-			stack = append(stack, frame{})
-			wantKey = false
-			continue
-		case json.Delim('}'), json.Delim(']'):
-			stack = stack[:len(stack)-1]
-			if len(stack) == 0 {
-				return nil
-			}
-			wantKey = stack[len(stack)-1].keys != nil
-			continue
-		}
-		if !wantKey {
-			// A value: in an object, a key comes next.
-			wantKey = len(stack) > 0 && stack[len(stack)-1].keys != nil
-			continue
-		}
-		key, _ := tok.(string)
-		top := stack[len(stack)-1]
-		if top.keys[key] {
-			return fmt.Errorf("key %q given twice", key)
-		}
-		top.keys[key] = true
-		if len(stack) == 1 {
-			for _, name := range names {
-				// EqualFold folds as Unmarshal does ("ſ" is "s", "K" is "k").
-				if key != name && strings.EqualFold(key, name) {
-					return fmt.Errorf("key %q is not %q", key, name)
-				}
+		for _, name := range names {
+			// EqualFold folds as Unmarshal does ("ſ" is "s", "K" is "k").
+			if key != name && strings.EqualFold(key, name) {
+				return fmt.Errorf("key %q is not %q", key, name)
 			}
 		}
-		wantKey = false
+		return nil
+	}, 0)
+	if errors.Is(err, errNotJSON) {
+		return nil
 	}
+	return err
+}
+
+// errNotJSON stops walkKeys at what does not parse: Unmarshal says why.
+var errNotJSON = errors.New("not JSON")
+
+// walkKeys reads one JSON value from dec, calling check with each object
+// key and the object's depth (0 for the top level), and refuses a key
+// given twice in one object.
+func walkKeys(dec *json.Decoder, check func(depth int, key string) error, depth int) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return errNotJSON
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				return errNotJSON
+			}
+			key, _ := tok.(string)
+			if seen[key] {
+				return fmt.Errorf("key %q given twice", key)
+			}
+			seen[key] = true
+			if err := check(depth, key); err != nil {
+				return err
+			}
+			if err := walkKeys(dec, check, depth+1); err != nil {
+				return err
+			}
+		}
+	case json.Delim('['):
+		for dec.More() {
+			if err := walkKeys(dec, check, depth+1); err != nil {
+				return err
+			}
+		}
+	default:
+		return nil
+	}
+	if _, err := dec.Token(); err != nil { // the closing } or ]
+		return errNotJSON
+	}
+	return nil
 }
