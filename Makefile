@@ -50,11 +50,13 @@ esxi-test: build build-stock ## run the binaries under an emulated ESXi syscall 
 vulncheck: $(GOCMD) ## govulncheck, its database taken as a Go module; fails on vulnerable code heapguard calls
 	GO=$(GO) scripts/vulncheck.sh
 
-bench: build ## benchmarks that print figures (report speed, agent RSS/CPU, serve latency, deploy to 20 hosts, binary size)
-	$(GO) test -run '^$$' -bench . -benchmem ./collector/ ./heap/
+bench: build ## benchmarks that print figures (report speed, agent RSS/CPU and its floor, serve latency, deploy to 20 hosts, binary size)
+	$(GO) test -run '^$$' -bench . -benchmem ./collector/ ./collector/follow/ ./heap/
 	scripts/bench-profile.sh
 	HEAPGUARD=bin/heapguard scripts/bench-report.sh
 	HEAPGUARD=bin/heapguard ESXSIM=bin/esxsim scripts/bench-agent.sh
+	AGENT_SPEED=1 AGENT_REACT=0 HEAPGUARD=bin/heapguard ESXSIM=bin/esxsim scripts/bench-agent.sh
+	GO=$(GO) HEAPGUARD=bin/heapguard ESXSIM=bin/esxsim scripts/bench-rss-floor.sh
 	HEAPGUARD=bin/heapguard ESXSIM=bin/esxsim scripts/bench-serve.sh
 	HEAPGUARD=bin/heapguard scripts/bench-deploy.sh
 	@printf 'binary size: bin/heapguard %s bytes (target <= 8 MB = 8388608)\n' $$(stat -c %s bin/heapguard)
