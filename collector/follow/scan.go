@@ -18,9 +18,23 @@ type scanner struct {
 	skipping  bool // inside a line already known to be too long
 }
 
-func newScanner(r io.Reader, off int64, max int) *scanner {
-	return &scanner{br: bufio.NewReaderSize(r, 64<<10), off: off, lineStart: off, max: max}
+// bufSize is the scanner's read buffer for a stream of unknown length.
+const bufSize = 64 << 10
+
+func newScanner(r io.Reader, off int64, maxLine int) *scanner {
+	size := bufSize
+	// The daemon reads the live log's new bytes every poll, mostly none or
+	// a few lines: a 64 KB buffer each time would be most of what a poll
+	// allocates, zeroed and faulted in anew. A line longer than the buffer
+	// is still read whole (keep).
+	if sized, ok := r.(interface{ Size() int64 }); ok {
+		size = int(min(int64(bufSize), max(sized.Size(), minBufSize)))
+	}
+	return &scanner{br: bufio.NewReaderSize(r, size), off: off, lineStart: off, max: maxLine}
 }
+
+// minBufSize keeps a short read from going through the buffer in pieces.
+const minBufSize = 512
 
 // next returns the next complete line without its '\n', and the offset just
 // after it. skipped counts too-long lines passed on the way. At the end of
