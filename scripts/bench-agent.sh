@@ -46,6 +46,10 @@ trap cleanup EXIT
 
 ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# faults PID: minor and major page faults so far. A major fault means the
+# page cache lost part of the binary meanwhile: a poll then costs more for
+# reasons outside heapguard.
+faults() { awk '{print $10, $12}' "/proc/$1/stat"; }
 SPEED=${AGENT_SPEED:-10}
 WARM=${AGENT_WARM:-5}
 
@@ -91,6 +95,7 @@ for _ in $(seq "$WARM"); do
 	last=$(next_poll "$hg" "$state" "$last") || { echo "steady state: the agent stopped polling during warm-up" >&2; tail -5 "$work/idle.log" >&2; exit 1; }
 done
 t0=$(cpu_ticks "$hg")
+f0=$(faults "$hg")
 # The pages the agent touches from here on (the working set): the
 # accessed bits are cleared now and read back at the end. VmRSS counts
 # more: on a read fault Linux also maps the neighbouring pages of the
@@ -104,6 +109,7 @@ for _ in $(seq "$POLLS"); do
 	awk '/^VmRSS/ {r = $2} /^RssAnon/ {a = $2} /^RssFile/ {f = $2} END {print r, a, f}' "/proc/$hg/status" >>"$work/rss"
 done
 t1=$(cpu_ticks "$hg")
+f1=$(faults "$hg")
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$hg/status")
 # working set: kB referenced in mappings of a file (inode not 0) and in
 # anonymous ones.
@@ -129,6 +135,10 @@ awk -v t0="$t0" -v t1="$t1" -v hz="$ticks" -v polls="$POLLS" -v hwm="$hwm" \
 		printf "rss growth %+.2f MB over %d polls (median of the last quarter minus the first; target < 1 MB: %s)\n",
 			growth, NR, (growth < 1 ? "met" : "NOT met")
 	}' "$work/rss"
+read -r min0 maj0 <<<"$f0"
+read -r min1 maj1 <<<"$f1"
+awk -v min="$((min1 - min0))" -v maj="$((maj1 - maj0))" -v polls="$POLLS" 'BEGIN {
+	printf "page faults %.1f minor and %.2f major per poll\n", min / polls, maj / polls }'
 if [ "$clear_refs" = 1 ]; then
 	read -r wfile wanon <<<"$wset"
 	awk -v f="$wfile" -v a="$wanon" -v polls="$POLLS" 'BEGIN {
