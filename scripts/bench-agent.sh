@@ -19,7 +19,8 @@
 #     The children (vsish, the init script: esxsim here) are not counted;
 #     starting them is. At 10x the agent follows the simulator's clock
 #     (HEAPGUARD_TEST_CLOCK=sim), which it re-reads from a file several
-#     times a poll: a test-only cost, about 1.5 ms per poll. AGENT_SPEED=1
+#     times a poll: a test-only cost, about a tenth of its CPU (perf,
+#     2026-12). AGENT_SPEED=1
 #     runs the agent on the system clock, as on a host, and also leaves
 #     the work that goes by the wall clock between polls (the scavenger,
 #     sysmon, the forced GC every 2 minutes) at its real pace: the targets
@@ -46,9 +47,8 @@ trap cleanup EXIT
 
 ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# faults PID: minor and major page faults so far. A major fault means the
-# page cache lost part of the binary meanwhile: a poll then costs more for
-# reasons outside heapguard.
+# faults PID: minor and major page faults so far. A major fault reads a
+# page back from disk: the page cache lost part of the binary meanwhile.
 faults() { awk '{print $10, $12}' "/proc/$1/stat"; }
 SPEED=${AGENT_SPEED:-10}
 WARM=${AGENT_WARM:-5}
