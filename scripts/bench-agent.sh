@@ -24,7 +24,7 @@
 #     runs the agent on the system clock, as on a host, and also leaves
 #     the work that goes by the wall clock between polls (the scavenger,
 #     sysmon, the forced GC every 2 minutes) at its real pace: the targets
-#     are judged on that run (10 minutes).
+#     are judged on that run (11 minutes).
 #  2. Reaction: the seed incident a little above the 10 % threshold, the
 #     simulation at real speed, `heapguard run --interval 10s`; the delay
 #     from the heap crossing 10 % free of max (sampled every 0.2 s with
@@ -48,7 +48,8 @@ trap cleanup EXIT
 ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # faults PID: minor and major page faults so far. A major fault reads a
-# page back from disk: the page cache lost part of the binary meanwhile.
+# page from disk or swap, in steady state most likely part of the binary
+# the page cache let go.
 faults() { awk '{print $10, $12}' "/proc/$1/stat"; }
 SPEED=${AGENT_SPEED:-10}
 WARM=${AGENT_WARM:-5}
@@ -83,7 +84,7 @@ echo "== steady state: healthy host, --interval 10s, $WARM polls of warm-up then
 pids+=($!)
 sleep 0.5
 state=$work/idle-state
-# At real speed the system clock keeps time with the simulator's.
+# At real speed the system clock keeps pace with the simulator's.
 clock=sim
 [ "$SPEED" = 1 ] && clock=
 HEAPGUARD_TEST_CLOCK=$clock "$HEAPGUARD" run --root "$work/idle" --state-dir "$state" --interval 10s \

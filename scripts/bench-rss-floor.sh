@@ -41,17 +41,22 @@ sleep 0.5
 measure() {
 	local name=$1 bin=$2
 	shift 2
-	HEAPGUARD_TEST_CLOCK=sim "$bin" "$@" >/dev/null 2>"$work/$name.log" &
+	# TMPDIR: the programs are killed, so their own folders stay under $work.
+	HEAPGUARD_TEST_CLOCK=sim TMPDIR=$work "$bin" "$@" >/dev/null 2>"$work/$name.log" &
 	local pid=$!
 	pids+=("$pid")
 	sleep "$WAIT"
-	kill -0 "$pid" 2>/dev/null || { echo "bench-rss-floor: $name stopped:" >&2; tail -5 "$work/$name.log" >&2; exit 1; }
+	local status
+	status=$(cat "/proc/$pid/status" 2>/dev/null) || status=""
+	kill "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	# A program that exited (a zombie too) has no VmRSS line.
+	grep -q '^VmRSS' <<<"$status" ||
+		{ echo "bench-rss-floor: $name stopped:" >&2; tail -5 "$work/$name.log" >&2; exit 1; }
 	awk -v name="$name" -v size="$(stat -c %s "$bin")" '
 		/^VmRSS/ {r = $2} /^RssAnon/ {a = $2} /^RssFile/ {f = $2}
 		END {printf "%-10s binary %5.2f MB  rss %5.2f MB (anonymous %.2f MB, file-backed %.2f MB)\n",
-			name, size / 1048576, r / 1024, a / 1024, f / 1024}' "/proc/$pid/status"
-	kill "$pid"
-	wait "$pid" 2>/dev/null || true
+			name, size / 1048576, r / 1024, a / 1024, f / 1024}' <<<"$status"
 }
 
 echo "== resident size after ${WAIT} s of polls (target of the daemon: <= 6 MB)"

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestScannerBufferFitsStream: a stream that says its length gets a read
@@ -42,6 +44,43 @@ func TestScannerBufferFitsStream(t *testing.T) {
 		if err != nil || string(line) != want {
 			t.Fatalf("line %.20q… (%d bytes), %v; want %d bytes", line, len(line), err, len(want))
 		}
+	}
+	// Through the smallest buffer and the full one, the same lines, ends
+	// and skipped too-long lines (max 2000 bytes), and the same partial
+	// last line left.
+	var text strings.Builder
+	for i, n := range []int{100, 600, 1500, 3000, 10, 2000, 2001, 700} {
+		text.WriteString(strings.Repeat(string(rune('a'+i)), n) + "\n")
+	}
+	text.WriteString("partial")
+	type step struct {
+		Line      string
+		End       int64
+		Skipped   int
+		Err       string
+		LineStart int64
+	}
+	scan := func(r io.Reader) (steps []step) {
+		s := newScanner(r, 7, 2000)
+		for {
+			line, end, skipped, err := s.next()
+			st := step{Line: string(line), End: end, Skipped: skipped, LineStart: s.lineStart}
+			if err != nil {
+				st.Err = err.Error()
+			}
+			steps = append(steps, st)
+			if err != nil {
+				return steps
+			}
+		}
+	}
+	small := scan(sizedReader{strings.NewReader(text.String()), 0})
+	full := scan(io.MultiReader(strings.NewReader(text.String())))
+	if diff := cmp.Diff(full, small); diff != "" {
+		t.Errorf("a 512 B buffer reads otherwise than a 64 KB one (-64 KB +512 B):\n%s", diff)
+	}
+	if len(full) != 7 || full[6].LineStart != 7+int64(len(text.String())-len("partial")) {
+		t.Errorf("%d steps, partial line at %d; want 7 steps (6 lines and the end)", len(full), full[len(full)-1].LineStart)
 	}
 }
 

@@ -1,6 +1,7 @@
-// Command agent is `heapguard run` with its defaults and nothing else:
-// the daemon as a program of its own, without the other commands
-// (deploy's SSH client, serve, the reports) that bin/heapguard carries.
+// Command agent is the daemon's loop (agent.Watcher.Run) with `heapguard
+// run`'s defaults and a plain zap logger: the daemon as a program of its
+// own, without the other commands (deploy's SSH client, serve, the
+// reports) that bin/heapguard carries.
 //
 //	agent ROOT STATE-DIR
 package main
