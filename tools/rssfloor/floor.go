@@ -24,13 +24,13 @@ func Tune() {
 
 // Poll runs, every second until the process is killed: the command true,
 // a JSON snapshot written over a file of a temporary folder, then log.
+// The folder outlives the process: the caller's TMPDIR decides where.
 func Poll(log func(n int)) {
 	dir, err := os.MkdirTemp("", "rssfloor")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	defer os.RemoveAll(dir)
 	for n := 0; ; n++ {
 		out, err := exec.Command("true").Output()
 		b, _ := json.Marshal(struct {
